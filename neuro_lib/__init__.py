@@ -1,0 +1,1 @@
+"""neuro_lib: a research workbook for small language models."""

@@ -1,0 +1,140 @@
+"""Corpus registry and the train/validation split.
+
+Corpora are named by a spec string:
+
+- ``stdlib-docs``: English prose built deterministically from the documentation that
+  ships with Python (pydoc topics, then module/class/function docstrings read with
+  ``ast`` from the standard library's sources in sorted order, tests excluded). Same
+  bytes on every machine with the same Python version. Cached in ``data/cache/``.
+- ``text:PATH``: any file, read as raw bytes (invalid UTF-8 allowed).
+
+The split is contiguous: the last 10 % of bytes is validation (DESIGN.md).
+
+    neuro data stats stdlib-docs
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sys
+import sysconfig
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuro_lib.errors import NeuroError
+
+VAL_FRACTION = 0.10
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = Path(os.environ.get("NEURO_CACHE", REPO_ROOT / "data" / "cache"))
+
+# Folders of the stdlib that are not documentation or differ between distributions.
+_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "lib2to3",
+              "turtledemo", "ensurepip", "config-3.11-x86_64-linux-gnu"}
+
+
+@dataclass
+class Corpus:
+    spec: str
+    data: bytes
+
+    @property
+    def split_index(self) -> int:
+        return int(len(self.data) * (1 - VAL_FRACTION))
+
+    @property
+    def train(self) -> bytes:
+        return self.data[: self.split_index]
+
+    @property
+    def val(self) -> bytes:
+        return self.data[self.split_index:]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _docstrings(tree: ast.Module) -> list[str]:
+    out = []
+    for node in [tree, *ast.walk(tree)]:
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=True)
+            if doc and len(doc) > 40:  # skip one-word docstrings
+                out.append(doc)
+    return out
+
+
+def build_stdlib_docs() -> bytes:
+    """Concatenate Python's own documentation into one deterministic text."""
+    import pydoc_data.topics
+
+    parts = [f"{name}\n\n{text.strip()}\n" for name, text in sorted(pydoc_data.topics.topics.items())]
+    seen = set()  # nested ast.walk revisits nodes; keep each docstring once per module
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.rglob("*.py") if not (set(p.relative_to(root).parts[:-1]) & _SKIP_DIRS))
+    for path in files:
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError):
+            continue
+        seen.clear()
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        docs = [d for d in _docstrings(tree) if not (d in seen or seen.add(d))]
+        if docs:
+            parts.append(f"{module}\n\n" + "\n\n".join(docs) + "\n")
+    return "\n".join(parts).encode("utf-8")
+
+
+def load_corpus(spec: str) -> Corpus:
+    """Load a corpus by spec; raises NeuroError with one clear sentence on bad input."""
+    if spec == "stdlib-docs":
+        ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+        path = CACHE_DIR / f"stdlib-docs-py{ver}.txt"
+        if not path.exists():
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(build_stdlib_docs())
+            tmp.replace(path)
+        data = path.read_bytes()
+    elif spec.startswith("text:"):
+        path = Path(spec[5:]).expanduser()
+        if not spec[5:]:
+            raise NeuroError("corpus 'text:' needs a path, e.g. text:data/my.txt")
+        if not path.is_file():
+            raise NeuroError(f"corpus file {path} does not exist")
+        data = path.read_bytes()
+    else:
+        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs' or 'text:PATH'")
+    if len(data) < 20:
+        raise NeuroError(f"corpus {spec!r} is empty or too small ({len(data)} bytes) to split into train and validation")
+    return Corpus(spec, data)
+
+
+def corpus_stats(corpus: Corpus) -> dict:
+    """Size, byte-histogram summary and the split, as a plain dict."""
+    counts = Counter(corpus.data)
+    total = len(corpus.data)
+    import math
+
+    entropy = -sum(c / total * math.log2(c / total) for c in counts.values())
+    try:
+        corpus.data.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    top = [(bytes([b]).decode("latin-1"), round(c / total, 4)) for b, c in counts.most_common(10)]
+    return {
+        "spec": corpus.spec,
+        "bytes": total,
+        "sha256": corpus.sha256[:16],
+        "distinct_bytes": len(counts),
+        "unigram_entropy_bits": round(entropy, 4),
+        "ascii_fraction": round(sum(c for b, c in counts.items() if b < 128) / total, 4),
+        "valid_utf8": utf8,
+        "top_bytes": top,
+        "train_bytes": len(corpus.train),
+        "val_bytes": len(corpus.val),
+        "split_at": corpus.split_index,
+    }

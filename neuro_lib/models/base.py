@@ -1,0 +1,48 @@
+"""The language-model interface every model in neuro_lib implements (DESIGN.md).
+
+    forward(tokens[B,T]) -> logits[B,T,V]
+    init_state(batch_size) -> state;  step(tokens[B,t], state) -> (logits[B,t,V], state)
+    compute_loss(batch) -> (loss, parts)   # the one place auxiliary losses enter
+    config (a JSON-serialisable dataclass), num_params(), max_len (None = unbounded)
+
+`compute_loss` takes a batch dict with "tokens" and "targets" (B, T) and optionally
+"loss_mask" (B, T; 1 where the target counts). Models with auxiliary heads override it
+and return their extra terms in `parts` (floats for logging); the Trainer only ever
+calls this method, so every model trains with the same loop.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None):
+    """Mean next-token cross-entropy in nats over positions where mask is 1."""
+    losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="none")
+    if mask is None:
+        return losses.mean()
+    mask = mask.reshape(-1).to(losses.dtype)
+    return (losses * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class LanguageModel(nn.Module):
+    config: object
+    max_len: int | None = None
+
+    def num_params(self, exclude_embeddings: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
+        return n
+
+    def compute_loss(self, batch: dict):
+        logits = self(batch["tokens"])
+        loss = masked_cross_entropy(logits, batch["targets"], batch.get("loss_mask"))
+        return loss, {"lm_loss": loss.item()}
+
+    def init_state(self, batch_size: int):
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor, state):
+        raise NotImplementedError

@@ -1,0 +1,118 @@
+"""GPT baseline: NanoRAG's model (seeds/nanorag.md), a pre-norm decoder-only transformer.
+
+Learned absolute positions, pre-norm LayerNorm, residuals, causal self-attention via
+scaled_dot_product_attention, a GELU MLP, a final LayerNorm and an LM head tied to the
+token embedding. NanoConfig's defaults are kept as this config's defaults (vocab 10 000,
+hidden 384, 6 layers, 6 heads, FFN 1 536, max length 512); the small CPU sizes live in
+profiles.py.
+
+    neuro train --arch gpt --corpus stdlib-docs --time-budget 120 --out runs/gpt
+Tests: tests/test_gpt.py (KV-cache decoding equals the full forward pass).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from neuro_lib.infer.kv_cache import KVCache
+from neuro_lib.models.base import LanguageModel
+from neuro_lib.models.layers import CausalSelfAttention
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 10_000   # NanoConfig.vocab_size
+    n_embd: int = 384          # hidden size
+    n_layer: int = 6
+    n_head: int = 6
+    n_inner: int = 1536        # FFN intermediate size
+    block_size: int = 512      # max sequence length (learned positions)
+    dropout: float = 0.1
+    bias: bool = True
+    tie_weights: bool = True   # LM head shares the token embedding matrix
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        for name in ("vocab_size", "n_embd", "n_layer", "n_head", "n_inner", "block_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.n_embd, cfg.n_inner, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.n_inner, cfg.n_embd, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(torch.nn.functional.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, bias=cfg.bias, dropout=cfg.dropout)
+        self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cache=None, layer=0):
+        x = x + self.drop(self.attn(self.ln1(x), cache, layer))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(LanguageModel):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.max_len = config.block_size
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith(("out_proj.weight", "mlp.proj.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    def _run(self, tokens, cache=None):
+        """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""
+        B, T = tokens.shape
+        pos = cache.pos if cache is not None else 0
+        if pos + T > self.config.block_size:
+            raise ValueError(f"sequence of {pos + T} tokens exceeds block_size {self.config.block_size}")
+        positions = torch.arange(pos, pos + T, device=tokens.device)
+        x = self.drop(self.tok_emb(tokens) + self.pos_emb(positions))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.advance(T)
+        return self.lm_head(self.ln_f(x))
+
+    def forward(self, tokens):
+        return self._run(tokens)
+
+    def init_state(self, batch_size: int) -> KVCache:
+        c = self.config
+        p = next(self.parameters())
+        return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, c.block_size, p.dtype, p.device)
+
+    def step(self, tokens, state: KVCache):
+        return self._run(tokens, state), state

@@ -1,0 +1,71 @@
+"""Sizes, in one place.
+
+`smoke` makes every notebook finish in about a minute on 2 CPU cores (nbval, CI);
+`full` is the overnight run (hours; a GPU or many cores welcome). Notebooks and the
+CLI read sizes from here and nowhere else:
+
+    from neuro_lib.profiles import get_profile
+    p = get_profile("smoke"); p.model("gpt"); p.train.time_budget_s
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainSizes:
+    batch_size: int
+    block_size: int
+    time_budget_s: float
+    eval_every: int
+    eval_bytes: int          # bytes of the validation split scored for bpb (0 = all)
+    lr: float = 2e-3
+    warmup_steps: int = 50
+
+
+@dataclass
+class Profile:
+    name: str
+    train: TrainSizes
+    models: dict = field(default_factory=dict)  # arch -> dict of config overrides
+    tokenizer_vocab: list = field(default_factory=list)
+
+    def model(self, arch: str) -> dict:
+        """Config overrides for `arch` under this profile (a fresh copy)."""
+        if arch not in self.models:
+            raise KeyError(f"profile {self.name!r} has no sizes for arch {arch!r}; known: {sorted(self.models)}")
+        return copy.deepcopy(self.models[arch])
+
+
+# The default small GPT for CPU, tuned for `neuro bench lm` (see docs/LOG.md).
+GPT_CPU = dict(vocab_size=256, n_embd=256, n_layer=4, n_head=4, n_inner=1024, block_size=128, dropout=0.0)
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
+        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64)},
+        tokenizer_vocab=[512, 1024],
+    ),
+    "bench": Profile(
+        name="bench",
+        train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
+        models={"gpt": dict(GPT_CPU)},
+        tokenizer_vocab=[1024, 4096, 8192],
+    ),
+    "full": Profile(
+        name="full",
+        train=TrainSizes(batch_size=64, block_size=256, time_budget_s=3600, eval_every=500, eval_bytes=0, lr=1e-3,
+                         warmup_steps=200),
+        models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
+                            dropout=0.1)},
+        tokenizer_vocab=[1024, 4096, 8192],
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]

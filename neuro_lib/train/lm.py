@@ -1,0 +1,96 @@
+"""Train a language model on a corpus in one call: the path shared by the CLI
+(`neuro train`, `neuro bench lm`) and the notebooks.
+
+    result = train_lm("gpt", "stdlib-docs", profile="smoke", out_dir="runs/gpt")
+    result.val_bpb, result.history, result.model
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from neuro_lib.data.batching import encode_to_array
+from neuro_lib.data.corpus import CACHE_DIR, Corpus, load_corpus
+from neuro_lib.errors import NeuroError
+from neuro_lib.models import build_model
+from neuro_lib.profiles import get_profile
+from neuro_lib.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
+from neuro_lib.train.evaluate import evaluate_bpb
+from neuro_lib.train.trainer import TrainConfig, Trainer
+
+
+def get_tokenizer(spec: str, corpus: Corpus) -> Tokenizer:
+    """A tokenizer for `spec` trained on the corpus's training split, cached in data/cache/tokenizers/."""
+    kind, _ = parse_spec(spec)
+    if kind == "byte":
+        return train_tokenizer(spec, corpus.train)
+    key = hashlib.sha256(corpus.train).hexdigest()[:16]
+    path = CACHE_DIR / "tokenizers" / f"{spec.replace(':', '-')}-{key}"
+    if (path / "tokenizer_meta.json").exists():
+        return load_tokenizer(path)
+    tok = train_tokenizer(spec, corpus.train)
+    tok.save(path)
+    return tok
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    history: list = field(default_factory=list)
+    out_dir: Path | None = None
+
+    @property
+    def val_bpb(self) -> float:
+        vals = [r["val_bpb"] for r in self.history if r.get("kind") == "val"]
+        return vals[-1] if vals else float("nan")
+
+    @property
+    def train_seconds(self) -> float:
+        return max((r["elapsed_s"] for r in self.history), default=0.0)
+
+    @property
+    def tokens_per_s(self) -> float:
+        rates = [r["tokens_per_s"] for r in self.history if r.get("kind") == "train"]
+        rates = rates[len(rates) // 5:] or rates  # skip warm-up steps
+        return sorted(rates)[len(rates) // 2] if rates else float("nan")
+
+
+def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str = "byte", profile: str = "smoke",
+             out_dir=None, model_overrides: dict | None = None, train_overrides: dict | None = None,
+             callback=None) -> TrainResult:
+    """Build tokenizer + model from the profile's sizes, train under its budget, return the result."""
+    prof = get_profile(profile)
+    corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
+    tok = get_tokenizer(tokenizer, corpus)
+    mcfg = prof.model(arch) if arch in prof.models else {}
+    mcfg.update(model_overrides or {})
+    mcfg["vocab_size"] = tok.vocab_size
+    t = prof.train
+    tcfg = dict(batch_size=t.batch_size, block_size=mcfg.get("block_size", t.block_size), lr=t.lr,
+                warmup_steps=t.warmup_steps, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
+                eval_bytes=t.eval_bytes)
+    tcfg.update(train_overrides or {})
+    if tcfg.get("max_steps"):
+        tcfg.setdefault("time_budget_s", 0)
+    config = TrainConfig(**tcfg)
+    if "block_size" in mcfg and config.block_size > mcfg["block_size"]:
+        raise NeuroError(f"training block_size {config.block_size} exceeds the model's {mcfg['block_size']}")
+    model = build_model(arch, **mcfg)
+    train_ids = encode_to_array(tok, corpus.train)
+
+    def batches(step):
+        x, y = train_ids.batch(config.batch_size, config.block_size, config.seed, step)
+        return {"tokens": x, "targets": y}
+
+    def evaluate(m):
+        r = evaluate_bpb(m, tok, corpus.val, config.block_size, max_bytes=config.eval_bytes)
+        return {"val_bpb": r["bpb"], "val_bytes": r["bytes"]}
+
+    trainer = Trainer(model, tok, config, batches, evaluate, out_dir=out_dir,
+                      extra_config={"corpus": corpus.spec, "profile": profile})
+    history = trainer.fit(callback=callback)
+    return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None)
