@@ -152,6 +152,8 @@ class Trainer:
         """Train until the budget is spent. `stop_after_steps` simulates an interruption (tests)."""
         c = self.config
         resumed = self.try_resume()
+        if resumed and self._done():
+            return self.history  # finished run: nothing to do, nothing rewritten
         if not resumed:
             seed_everything(c.seed)
         self.model.train()
