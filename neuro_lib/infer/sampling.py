@@ -35,7 +35,9 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if generator is not None:  # a CPU generator keeps seeded sampling identical on every device
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+    return torch.multinomial(probs, 1).squeeze(-1)
 
 
 @torch.no_grad()
@@ -48,8 +50,9 @@ def generate(model, tokenizer, prompt: str | bytes, max_new_tokens: int = 200, t
     max_len = getattr(model, "max_len", None)
     if max_len:
         ids = ids[-(max_len - 1):]
+    device = next(model.parameters()).device
     state = model.init_state(1)
-    logits, state = model.step(torch.tensor([ids]), state)
+    logits, state = model.step(torch.tensor([ids], device=device), state)
     out: list[int] = []
     stop = [as_bytes(s) for s in (stop or [])]
     for _ in range(max_new_tokens):
@@ -64,7 +67,7 @@ def generate(model, tokenizer, prompt: str | bytes, max_new_tokens: int = 200, t
         if max_len and getattr(state, "pos", 0) + 1 > max_len:
             keep = context[-(max_len // 2):]  # re-prefill with the recent half-window
             state = model.init_state(1)
-            logits, state = model.step(torch.tensor([keep]), state)
+            logits, state = model.step(torch.tensor([keep], device=device), state)
         else:
-            logits, state = model.step(torch.tensor([[nxt]]), state)
+            logits, state = model.step(torch.tensor([[nxt]], device=device), state)
     return tokenizer.decode(out)
