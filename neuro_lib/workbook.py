@@ -83,8 +83,8 @@ def write_metrics(run_dir: str, metrics: dict) -> Path:
     return path
 
 
-def list_notebooks(only=None) -> list[Path]:
-    books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+def list_notebooks(only=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    books = sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
     if only:
         picked = [b for b in books if any(b.stem == o or b.stem.startswith(f"{o}_") or b.stem.startswith(o)
                                           for o in only)]
@@ -93,7 +93,7 @@ def list_notebooks(only=None) -> list[Path]:
             raise NeuroError(f"no notebook matches {missing}; have {[b.stem for b in books]}")
         books = picked
     if not books:
-        raise NeuroError(f"no notebooks found in {NOTEBOOK_DIR}")
+        raise NeuroError(f"no notebooks found in {notebook_dir}")
     return books
 
 
@@ -130,7 +130,7 @@ def run_one(notebook: Path, run_root: Path, params: dict) -> NotebookRun:
     print(f"[report] {notebook.stem}: running", flush=True)
     t0 = time.time()
     try:
-        pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(NOTEBOOK_DIR), log_output=True,
+        pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent), log_output=True,
                             kernel_name="python3", progress_bar=False)
         rec.status = "ok"
     except pm.PapermillExecutionError as e:
@@ -170,7 +170,7 @@ torch {env['torch']}; {env['cpu']}, {env['cores']} cores</p>
 
 
 def run_workbook(profile: str = "smoke", only=None, jobs: int = 1, params: dict | None = None,
-                 out_root=None) -> list[str]:
+                 out_root=None, notebook_dir=NOTEBOOK_DIR) -> list[str]:
     """Run the notebooks; returns the names of those that failed."""
     from neuro_lib.profiles import get_profile
 
@@ -178,7 +178,7 @@ def run_workbook(profile: str = "smoke", only=None, jobs: int = 1, params: dict 
         get_profile(profile)
     except ValueError as e:
         raise NeuroError(str(e)) from None
-    books = list_notebooks(only)
+    books = list_notebooks(only, notebook_dir)
     params = {"profile": profile, **(params or {})}
     for nb in books:
         check_parameters(nb, params)
