@@ -1,8 +1,9 @@
 """Training curves and bpb comparisons.
 
 `LiveCurve` is a Trainer callback that redraws a plotly learning curve in place while a
-notebook trains (an IPython display handle, no widgets needed, throttled to one redraw
-every few seconds); the last drawing is what papermill saves and the HTML shows.
+notebook trains in JupyterLab (an IPython display handle, no widgets needed, throttled
+to one redraw every few seconds). Headless (papermill, nbval) nobody watches and display
+updates would pile up as extra outputs, so it draws once, when `show()` is called.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from neuro_lib.envinfo import REPO_ROOT
+from neuro_lib.progress import progress_mode
 
 
 class LiveCurve:
@@ -19,13 +21,14 @@ class LiveCurve:
         self.title, self.every_s, self.label = title, every_s, label
         self.train, self.val = [], []
         self._handle, self._last = None, 0.0
+        self.live = progress_mode() == "bar"
 
     def __call__(self, rec: dict) -> None:
         if rec.get("kind") == "train":
             self.train.append((rec["step"], rec["loss"] / 0.6931471805599453))  # nats -> bits per token
         elif rec.get("kind") == "val" and "val_bpb" in rec:
             self.val.append((rec["step"], rec["val_bpb"]))
-        if time.time() - self._last >= self.every_s:
+        if self.live and time.time() - self._last >= self.every_s:
             self.show()
 
     def figure(self) -> go.Figure:
