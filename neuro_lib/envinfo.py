@@ -40,8 +40,9 @@ def machine() -> dict:
     import torch
 
     dev = "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    # the load average flags timings taken while other work shared the cores
     return {"host": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "device": dev}
+            "torch_threads": torch.get_num_threads(), "device": dev, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def environment_record() -> dict:

@@ -24,5 +24,6 @@ def format_table(report: dict) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     m = report["machine"]
-    title = f"bench {report['suite']} — {m['cpu']} ({m['cores']} cores, {m['torch_threads']} threads), git {report['git']['sha']}"
+    title = (f"bench {report['suite']} — {m['cpu']} ({m['cores']} cores, {m['torch_threads']} threads, "
+             f"load {m['load_avg_1m']} at start), git {report['git']['sha']}")
     return title + "\n" + "\n".join(lines)
