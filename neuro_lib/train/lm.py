@@ -65,14 +65,18 @@ class TrainResult:
         return sorted(rates)[len(rates) // 2] if rates else float("nan")
 
 
-def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str = "byte", profile: str = "smoke",
+def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | Tokenizer = "byte", profile: str = "smoke",
              out_dir=None, model_overrides: dict | None = None, train_overrides: dict | None = None,
              callback=None, tokenizer_train: dict | None = None) -> TrainResult:
     """Build tokenizer + model from the profile's sizes, train under its budget, return the result.
     `tokenizer_train` overrides the profile's tokenizer training arguments (see get_tokenizer)."""
     prof = get_profile(profile)
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None else tokenizer_train)
+    if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
+        tok = tokenizer
+    else:
+        tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None
+                            else tokenizer_train)
     mcfg = prof.model(arch) if arch in prof.models else {}
     mcfg.update(model_overrides or {})
     mcfg["vocab_size"] = tok.vocab_size
