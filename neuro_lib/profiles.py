@@ -51,7 +51,7 @@ PROFILES = {
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
         models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64)},
         tokenizer_vocab=[512, 1024],
-        tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 150, "batch_size": 512}}},
+        tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
     ),
     "bench": Profile(
