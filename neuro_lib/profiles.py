@@ -31,6 +31,9 @@ class Profile:
     train: TrainSizes
     models: dict = field(default_factory=dict)  # arch -> dict of config overrides
     tokenizer_vocab: list = field(default_factory=list)
+    # notebook 01 / `neuro bench tokenizers`: "text_bytes" of the corpus used (0 = all), "train": kind ->
+    # arguments of that kind's train() (also used by train_lm), "lm_specs"/"lm_budget_s": the LM comparison
+    tokenizers: dict = field(default_factory=dict)
 
     def model(self, arch: str) -> dict:
         """Config overrides for `arch` under this profile (a fresh copy)."""
@@ -48,12 +51,16 @@ PROFILES = {
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
         models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64)},
         tokenizer_vocab=[512, 1024],
+        tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
+                        lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
     ),
     "bench": Profile(
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
         models={"gpt": dict(GPT_CPU)},
         tokenizer_vocab=[1024, 4096, 8192],
+        tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
+                        lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
     ),
     "full": Profile(
         name="full",
@@ -62,6 +69,8 @@ PROFILES = {
         models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
                             dropout=0.1)},
         tokenizer_vocab=[1024, 4096, 8192],
+        tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
+                        lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),
     ),
 }
 

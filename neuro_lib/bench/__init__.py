@@ -8,8 +8,9 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import lm
+from neuro_lib.bench import lm, tokenizers
 
 SUITES = {
     "lm": lm,
+    "tokenizers": tokenizers,
 }

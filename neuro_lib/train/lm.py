@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,16 +23,21 @@ from neuro_lib.train.evaluate import evaluate_bpb
 from neuro_lib.train.trainer import TrainConfig, Trainer
 
 
-def get_tokenizer(spec: str, corpus: Corpus) -> Tokenizer:
-    """A tokenizer for `spec` trained on the corpus's training split, cached in data/cache/tokenizers/."""
+def get_tokenizer(spec: str, corpus: Corpus, train_kwargs: dict | None = None) -> Tokenizer:
+    """A tokenizer for `spec` trained on the corpus's training split, cached in data/cache/tokenizers/.
+    `train_kwargs` maps a kind to extra arguments of its train() (profiles.py: tokenizers["train"]),
+    e.g. {"vq": {"train": {"steps": 300}}}; they are part of the cache key."""
     kind, _ = parse_spec(spec)
+    kwargs = (train_kwargs or {}).get(kind, {})
     if kind == "byte":
         return train_tokenizer(spec, corpus.train)
-    key = hashlib.sha256(corpus.train).hexdigest()[:16]
-    path = CACHE_DIR / "tokenizers" / f"{spec.replace(':', '-')}-{key}"
+    h = hashlib.sha256(corpus.train)
+    if kwargs:
+        h.update(json.dumps(kwargs, sort_keys=True).encode())
+    path = CACHE_DIR / "tokenizers" / f"{spec.replace(':', '-')}-{h.hexdigest()[:16]}"
     if (path / "tokenizer_meta.json").exists():
         return load_tokenizer(path)
-    tok = train_tokenizer(spec, corpus.train)
+    tok = train_tokenizer(spec, corpus.train, **kwargs)
     tok.save(path)
     return tok
 
@@ -59,13 +65,18 @@ class TrainResult:
         return sorted(rates)[len(rates) // 2] if rates else float("nan")
 
 
-def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str = "byte", profile: str = "smoke",
+def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | Tokenizer = "byte", profile: str = "smoke",
              out_dir=None, model_overrides: dict | None = None, train_overrides: dict | None = None,
-             callback=None) -> TrainResult:
-    """Build tokenizer + model from the profile's sizes, train under its budget, return the result."""
+             callback=None, tokenizer_train: dict | None = None) -> TrainResult:
+    """Build tokenizer + model from the profile's sizes, train under its budget, return the result.
+    `tokenizer_train` overrides the profile's tokenizer training arguments (see get_tokenizer)."""
     prof = get_profile(profile)
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    tok = get_tokenizer(tokenizer, corpus)
+    if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
+        tok = tokenizer
+    else:
+        tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None
+                            else tokenizer_train)
     mcfg = prof.model(arch) if arch in prof.models else {}
     mcfg.update(model_overrides or {})
     mcfg["vocab_size"] = tok.vocab_size
