@@ -40,18 +40,23 @@ class Profile:
 
 # The default small GPT for CPU, tuned for `neuro bench lm` (see docs/LOG.md).
 GPT_CPU = dict(vocab_size=256, n_embd=256, n_layer=4, n_head=4, n_inner=1024, block_size=128, dropout=0.0)
+# Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).
+MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, block_size=128)
+RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
 
 PROFILES = {
     "smoke": Profile(
         name="smoke",
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
-        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64)},
+        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64),
+                "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
+                "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_plan=96, hrm_steps=3, d_dec=128)},
         tokenizer_vocab=[512, 1024],
     ),
     "bench": Profile(
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
-        models={"gpt": dict(GPT_CPU)},
+        models={"gpt": dict(GPT_CPU), "mamba": dict(MAMBA_CPU), "rnk": dict(RNK_CPU)},
         tokenizer_vocab=[1024, 4096, 8192],
     ),
     "full": Profile(
@@ -59,7 +64,9 @@ PROFILES = {
         train=TrainSizes(batch_size=64, block_size=256, time_budget_s=3600, eval_every=500, eval_bytes=0, lr=1e-3,
                          warmup_steps=200),
         models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
-                            dropout=0.1)},
+                            dropout=0.1),
+                "mamba": dict(MAMBA_CPU, d_model=384, n_layer=8, block_size=256),
+                "rnk": dict(RNK_CPU, d_model=384, n_layer=6, d_plan=384, d_dec=512)},
         tokenizer_vocab=[1024, 4096, 8192],
     ),
 }

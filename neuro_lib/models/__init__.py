@@ -6,9 +6,11 @@ import dataclasses
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.base import LanguageModel
 from neuro_lib.models.gpt import GPT, GPTConfig
+from neuro_lib.models.mamba import Mamba, MambaConfig
 
 ARCHS: dict[str, tuple[type, type]] = {
     "gpt": (GPTConfig, GPT),
+    "mamba": (MambaConfig, Mamba),
 }
 
 
