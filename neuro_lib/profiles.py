@@ -50,7 +50,7 @@ PROFILES = {
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
         models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64),
                 "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
-                "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_plan=96, hrm_steps=3, d_dec=128)},
+                "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128)},
         tokenizer_vocab=[512, 1024],
     ),
     "bench": Profile(

@@ -139,10 +139,10 @@ class _ChunkedScan(torch.autograd.Function):
 
 def chunked_scan(a: torch.Tensor, v: torch.Tensor, chunk: int = 8, block: int = 128) -> torch.Tensor:
     """The fast scan: a (log-decays), v (inputs): (B, L, E, N) -> h (B, L, E, N). Closed form inside
-    chunks of `chunk` steps (<= 8 keeps e^{±16 chunk/2} inside float32), recursive across chunks,
+    chunks of `chunk` steps (2..8; <= 8 keeps e^{±16 chunk/2} inside float32), recursive across chunks,
     a loop across blocks of `block` steps so the working set stays in cache."""
-    if not 1 <= chunk <= 8:
-        raise ValueError(f"chunk must be in 1..8 to stay inside float32 range, got {chunk}")
+    if not 2 <= chunk <= 8:
+        raise ValueError(f"chunk must be in 2..8 (at least 2 to shrink, at most 8 for float32 range), got {chunk}")
     if block < chunk:
         raise ValueError(f"block ({block}) must be at least chunk ({chunk})")
     return _ChunkedScan.apply(a, v, chunk, block)
