@@ -30,6 +30,7 @@ class Profile:
     train: TrainSizes
     models: dict = field(default_factory=dict)  # arch -> dict of config overrides
     tokenizer_vocab: list = field(default_factory=list)
+    tasks: dict = field(default_factory=dict)   # task -> sizes of a task-specific run (e.g. "rnk_chat")
 
     def model(self, arch: str) -> dict:
         """Config overrides for `arch` under this profile (a fresh copy)."""
@@ -52,12 +53,14 @@ PROFILES = {
                 "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
                 "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128)},
         tokenizer_vocab=[512, 1024],
+        tasks={"rnk_chat": dict(steps=150, batch_size=16, lr=3e-3, n_train=3000, n_eval=140, n_decode=42)},
     ),
     "bench": Profile(
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
         models={"gpt": dict(GPT_CPU), "mamba": dict(MAMBA_CPU), "rnk": dict(RNK_CPU)},
         tokenizer_vocab=[1024, 4096, 8192],
+        tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140)},
     ),
     "full": Profile(
         name="full",
@@ -68,6 +71,7 @@ PROFILES = {
                 "mamba": dict(MAMBA_CPU, d_model=384, n_layer=8, block_size=256),
                 "rnk": dict(RNK_CPU, d_model=384, n_layer=6, d_plan=384, d_dec=512)},
         tokenizer_vocab=[1024, 4096, 8192],
+        tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700)},
     ),
 }
 

@@ -4,7 +4,7 @@ decoder (seeds/rnk.md), built for real and measured.
     bytes (B, T) ─ embed ─ Mamba layers ─ H (B, T, D)          causal, O(T)
     every P = chunk_len bytes: summary s_c = H at the chunk's last byte
     HRM planner: per chunk, K high-level steps, each after `hrm_low_steps` low-level steps
-        z_L <- GRU_L([W s_c, z_H], z_L);  z_H <- GRU_H(z_L, z_H);  plan p_c = z_H   (carried across chunks)
+        z_L <- GRU_L([W s_c, z_H], z_L);  z_H <- GRU_H(z_L, z_H);  plan p_c = W s_c + z_H  (z carried)
     heads on p_c: intent (7), answerable (1), stop (1: "the next chunk ends the reply")
     NS refiner, rule R1 "unanswerable => refusal": π' = a π + (1 - a) e_refusal, a = σ(answerable)
         p'_c = p_c + MLP([p_c, π', a])
@@ -19,7 +19,7 @@ Loss (compute_loss) = token + 0.5 stop + 0.2 intent + 0.3 answerable + 0.1 contr
 (weights in RNKConfig); a batch without chat labels trains the token loss alone (train_lm).
 The contrastive term is InfoNCE between the prompt plan and the reply's last plan.
 
-Ablations: use_hrm=False (plan = tanh(W s_c), no multi-step refinement, no carry),
+Ablations: use_hrm=False (plan = W s_c, no multi-step refinement, no carry across chunks),
 use_refiner=False (no R1, no R2), w_contrastive=0.
 
     neuro bench rnk --steps 300
@@ -92,13 +92,13 @@ class HRMPlanner(nn.Module):
         self.high = nn.GRUCell(cfg.d_plan, cfg.d_plan)
 
     def forward(self, x, z):
-        """x (B, d_plan) the chunk summary, z = (z_L, z_H) -> (plan (B, d_plan), new z)."""
+        """x (B, d_plan) the chunk summary, z = (z_L, z_H) -> (plan = x + z_H (B, d_plan), new z)."""
         z_L, z_H = z
         for _ in range(self.cfg.hrm_steps):
             for _ in range(self.cfg.hrm_low_steps):
                 z_L = self.low(torch.cat([x, z_H], -1), z_L)
             z_H = self.high(z_L, z_H)
-        return z_H, (z_L, z_H)
+        return x + z_H, (z_L, z_H)
 
 
 class NSRefiner(nn.Module):
@@ -146,7 +146,7 @@ class RNK(LanguageModel):
         if self.planner is not None:
             plan, z = self.planner(x, z)
         else:
-            plan = torch.tanh(x)
+            plan = x
         heads = {"intent": self.intent_head(plan), "answerable": self.answerable_head(plan).squeeze(-1),
                  "stop": self.stop_head(plan).squeeze(-1), "plan": plan}
         if self.refiner is not None:
