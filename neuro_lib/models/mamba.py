@@ -16,7 +16,7 @@ One layer (MambaBlock), for input u (B, L, d_model):
     out = u + out_proj(y ⊙ SiLU(z))
 
 The recurrence h_t = exp(a_t) h_{t-1} + v_t (a = Δ A the log-decay, v = Δ B x) is
-computed by one of two scans over the same numbers:
+computed by one of two scans over the same numbers (MambaConfig.scan; "auto" picks by length):
 
 - `sequential_scan`: the plain loop over time, the reference.
 - `chunked_scan`: the fast one on CPU. Time is cut into chunks of Q steps. Inside a chunk
@@ -149,6 +149,15 @@ def chunked_scan(a: torch.Tensor, v: torch.Tensor, chunk: int = 8, block: int = 
 
 
 SCANS = {"sequential": sequential_scan, "chunked": chunked_scan}
+AUTO_CHUNKED_FROM = 512  # "auto": the chunked scan from this length on (measured: docs/LOG.md, bench scan)
+
+
+def run_scan(kind: str, a: torch.Tensor, v: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Dispatch on MambaConfig.scan: "sequential", "chunked" or "auto" (chunked for L >= AUTO_CHUNKED_FROM;
+    on 2 CPU cores the loop is as fast or faster for shorter sequences and for large batches)."""
+    if kind == "auto":
+        kind = "chunked" if a.size(1) >= AUTO_CHUNKED_FROM else "sequential"
+    return chunked_scan(a, v, chunk) if kind == "chunked" else sequential_scan(a, v)
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,7 +175,7 @@ class MambaConfig:
     dt_rank: int = 0           # R, rank of the Δ projection (0 = ceil(d_model / 16))
     dt_min: float = 1e-3       # initial Δ range (log-uniform)
     dt_max: float = 1e-1
-    scan: str = "chunked"      # "chunked" (fast) or "sequential" (reference)
+    scan: str = "auto"         # "chunked" (fast on long sequences), "sequential" (reference) or "auto"
     chunk: int = 8             # Q, steps per chunk of the chunked scan
     block_size: int = 256      # training window (the model itself has no length limit)
 
@@ -174,8 +183,8 @@ class MambaConfig:
         for name in ("vocab_size", "d_model", "n_layer", "d_state", "d_conv", "expand", "block_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"MambaConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.scan not in SCANS:
-            raise ValueError(f"MambaConfig.scan must be one of {sorted(SCANS)}, got {self.scan!r}")
+        if self.scan not in (*SCANS, "auto"):
+            raise ValueError(f"MambaConfig.scan must be one of {[*SCANS, 'auto']}, got {self.scan!r}")
         if self.dt_rank == 0:
             self.dt_rank = math.ceil(self.d_model / 16)
 
@@ -231,11 +240,11 @@ class MambaBlock(nn.Module):
         if state is not None:  # fold the carried state into the first input: h_1 = e^{a_1} h_0 + v_1
             h0 = state[1] * torch.exp(a[:, 0].clamp_min(LOG_DECAY_FLOOR))
             v = torch.cat([(v[:, 0] + h0).unsqueeze(1), v[:, 1:]], dim=1)
-        scan = SCANS[cfg.scan]
-        h = scan(a, v, cfg.chunk) if cfg.scan == "chunked" else scan(a, v)  # (B, L, E, N)
+        h = run_scan(cfg.scan, a, v, cfg.chunk)                             # (B, L, E, N)
         y = (h @ Cm.unsqueeze(-1)).squeeze(-1) + self.D * x                 # (B, L, E)
         out = u + self.out_proj(y * F.silu(z))
-        return out, (x_pad[:, :, x_pad.size(2) - (K - 1):], h[:, -1])
+        # clones, so a decoding state does not keep the whole (B, L, E, N) tensor of states alive
+        return out, (x_pad[:, :, x_pad.size(2) - (K - 1):].clone(), h[:, -1].clone())
 
 
 class Mamba(LanguageModel):

@@ -49,7 +49,7 @@ class RNKConfig:
     d_state: int = 16           # Mamba N
     d_conv: int = 4
     expand: int = 2
-    scan: str = "chunked"
+    scan: str = "auto"          # Mamba scan (models/mamba.py)
     chunk_len: int = 32         # P, bytes per chunk
     d_plan: int = 256           # latent plan width (HRM z_L, z_H)
     hrm_steps: int = 5          # K, high-level planning steps per chunk
