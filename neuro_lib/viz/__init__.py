@@ -1,0 +1,1 @@
+"""Plots for the notebooks: matplotlib for static figures, plotly for interactive ones."""
