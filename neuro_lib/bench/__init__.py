@@ -8,8 +8,11 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import lm
+from neuro_lib.bench import lm, rnk, scaling, scan
 
 SUITES = {
     "lm": lm,
+    "scan": scan,
+    "scaling": scaling,
+    "rnk": rnk,
 }
