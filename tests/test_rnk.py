@@ -134,15 +134,17 @@ def _scripted(model, script: bytes):
     return model
 
 
-@pytest.mark.parametrize("use_refiner,expected", [(True, "12 * 7 = 84."), (False, "12 * 7 = 99.")])
-def test_calculator_rule_in_chat(use_refiner, expected):
+@pytest.mark.parametrize("use_refiner,script,expected", [(True, b"12 * 7 = 99.", "12 * 7 = 84."),
+                                                         (False, b"12 * 7 = 99.", "12 * 7 = 99."),
+                                                         (True, b"12 * 7 = 999.", "12 * 7 = 84")])
+def test_calculator_rule_in_chat(use_refiner, script, expected):
     assert solve_arithmetic("What is 12 * 7?") == "84" and solve_arithmetic("Compute 3 - 10.") == "-7"
     assert solve_arithmetic("Hello!") is None
     model = tiny(use_refiner=use_refiner)
     with torch.no_grad():  # make the intent head say "math"
         model.intent_head.bias.fill_(-50.0)
         model.intent_head.bias[INTENTS.index("math")] = 50.0
-    r = chat_reply(_scripted(model, b"12 * 7 = 99."), "What is 12 * 7?")
+    r = chat_reply(_scripted(model, script), "What is 12 * 7?")
     assert r["intent"] == "math" and r["reply"] == expected
     assert r["calculator"] == ("84" if use_refiner else None)
 

@@ -10,7 +10,8 @@ the end of the chunk after the stop head fires, or after `max_new_bytes`.
 With the NS refiner on (RNKConfig.use_refiner), its rule R2 acts here: when the intent
 head says "math", the calculator (models.rnk.solve_arithmetic) evaluates the expression
 in the prompt, and once the reply reaches "= " its digits are emitted instead of the
-network's guess. Rule R1 (unanswerable => refusal) lives inside the model's refiner.
+network's guess, and no further digit may follow them. Rule R1 (unanswerable => refusal)
+lives inside the model's refiner.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import torch
 from neuro_lib.data.chat import INTENTS, MODEL, PAD, prompt_bytes
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.rnk import RNK, solve_arithmetic
+
+DIGITS = list(b"0123456789")
 
 
 @torch.no_grad()
@@ -43,7 +46,14 @@ def chat_reply(model: RNK, user: str, max_new_bytes: int = 96) -> dict:
     for _ in range(max_new_bytes):
         if answer is not None and not used and reply.endswith(b"= "):
             queue, used = list(answer.encode()), True
-        b = queue.pop(0) if queue else int(logits[0, -1].argmax())
+        if queue:
+            b = queue.pop(0)
+        else:
+            nxt = logits[0, -1]
+            if used and reply[-1:].isdigit():  # R2: the calculator's number is complete, no digit may follow
+                nxt = nxt.clone()
+                nxt[DIGITS] = float("-inf")
+            b = int(nxt.argmax())
         if b in (PAD, ord("\n")):
             stopped_by = "newline" if b != PAD else "pad"
             break
