@@ -60,7 +60,8 @@ def cmd_train(a):
 
         if a.arch != "rnk":
             raise NeuroError("--task chat trains the rnk architecture; add --arch rnk")
-        res = train_rnk(a.profile, overrides=_parse_overrides(a.model), steps=a.steps, seed=a.seed, out_dir=out)
+        res = train_rnk(a.profile, overrides=_parse_overrides(a.model), steps=a.steps, seed=a.seed, out_dir=out,
+                        chat_data=a.chat_data)
         val = [r for r in res.history if r.get("kind") == "val"][-1]
         print(f"rnk: {res.model.num_params():,} params, held-out loss {val['val_loss']:.4f}, checkpoint in {out}")
         return
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model config overrides, e.g. n_layer=6")
     t.add_argument("--task", choices=["lm", "chat"], default="lm",
                    help="lm: next-byte on a corpus; chat: RNK on synthetic chat (data/chat.py)")
+    t.add_argument("--chat-data", help="with --task chat: a JSONL file of chat records instead of generated ones")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="bits per byte of a checkpoint on a corpus's validation split")

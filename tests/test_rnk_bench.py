@@ -9,7 +9,7 @@ from neuro_lib.bench import SUITES
 from neuro_lib.bench.rnk import head_metrics, reply_metrics
 from neuro_lib.bench.scaling import measure_scaling
 from neuro_lib.cli import main
-from neuro_lib.data.chat import generate_chat
+from neuro_lib.data.chat import generate_chat, write_chat_jsonl
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import build_model
 
@@ -59,3 +59,9 @@ def test_chat_cli_round_trip(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out)
     assert set(r) >= {"reply", "intent", "answerable"}
     assert main(["train", "--arch", "gpt", "--task", "chat", "--steps", "2", "--out", str(tmp_path / "g")]) == 2
+    bad = tmp_path / "bad.jsonl"
+    write_chat_jsonl(bad, generate_chat(2))
+    bad.write_text(bad.read_text() + '{"user": "Hi", "model": "Yo", "intent": "greeting"}\n')
+    assert main(["train", "--arch", "rnk", "--task", "chat", "--chat-data", str(bad), "--steps", "1",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "chat record 3 lacks" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat
+from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat, read_chat_jsonl
 from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import ByteTokenizer
@@ -25,15 +25,16 @@ def rnk_sizes(profile: str) -> dict:
 
 
 def train_rnk(profile: str = "smoke", overrides: dict | None = None, steps: int | None = None, seed: int = 0,
-              out_dir=None, callback=None, eval_every: int = 50) -> TrainResult:
-    """Build RNK from the profile's sizes (+ overrides), train on generated chat, return the result."""
+              out_dir=None, callback=None, eval_every: int = 50, chat_data=None) -> TrainResult:
+    """Build RNK from the profile's sizes (+ overrides), train on generated chat (or on the records of the
+    JSONL file `chat_data`, data/chat.py format), validate on generated held-out phrasings, return the result."""
     sizes = rnk_sizes(profile)
     cfg = get_profile(profile).model("rnk")
     cfg.update(overrides or {})
     torch.manual_seed(seed)
     model = build_model("rnk", **cfg)
     P = model.config.chunk_len
-    train = generate_chat(sizes["n_train"], seed=seed, split="train")
+    train = read_chat_jsonl(chat_data) if chat_data else generate_chat(sizes["n_train"], seed=seed, split="train")
     val_batch = collate_chat(generate_chat(sizes["n_eval"], seed=seed + 1, split="heldout"), P)
     config = TrainConfig(batch_size=sizes["batch_size"], block_size=P, lr=sizes["lr"], warmup_steps=20,
                          max_steps=steps or sizes["steps"], eval_every=eval_every, log_every=10, seed=seed)
