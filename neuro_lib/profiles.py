@@ -54,7 +54,7 @@ PROFILES = {
                 "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
                 "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128)},
         tokenizer_vocab=[512, 1024],
-        tasks={"rnk_chat": dict(steps=150, batch_size=16, lr=3e-3, n_train=3000, n_eval=140, n_decode=42)},
+        tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28)},
     ),
     "bench": Profile(
         name="bench",

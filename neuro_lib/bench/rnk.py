@@ -77,16 +77,18 @@ def reply_metrics(model, examples) -> tuple[dict, list[dict]]:
                                        lambda r: r["reply"].startswith(REFUSAL_PREFIX))}, rows
 
 
-def evaluate_rnk(model, profile: str = "smoke", seed: int = 1) -> tuple[dict, list[dict]]:
-    """All metrics on held-out templates (sizes from the profile) -> (metrics, decoded rows)."""
+def evaluate_rnk(model, profile: str = "smoke", seed: int = 1, n_eval: int = 0, n_decode: int = 0):
+    """All metrics on held-out templates -> (metrics, decoded rows). n_eval prompts for the heads and
+    the first n_decode of them decoded (0 = the profile's sizes)."""
     sizes = rnk_sizes(profile)
-    held = generate_chat(sizes["n_eval"], seed=seed, split="heldout")
-    decode = held[: sizes["n_decode"]]
+    held = generate_chat(n_eval or sizes["n_eval"], seed=seed, split="heldout")
+    decode = held[: n_decode or sizes["n_decode"]]
     replies, rows = reply_metrics(model, decode)
     return {**head_metrics(model, held), **replies}, rows
 
 
-def run_variants(variants, profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None) -> dict:
+def run_variants(variants, profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None,
+                 n_eval: int = 0, n_decode: int = 0) -> dict:
     """Train each named ablation at the same step budget -> {name: {"metrics", "history", "rows", "model", ...}}."""
     out = {}
     for name in variants:
@@ -96,7 +98,7 @@ def run_variants(variants, profile: str = "smoke", steps: int | None = None, see
         res = train_rnk(profile, overrides=ABLATIONS[name], steps=steps, seed=seed,
                         callback=(lambda rec, n=name: callback(n, rec)) if callback else None)
         train_s = time.time() - t0
-        metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1)
+        metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
         out[name] = {"metrics": metrics, "history": res.history, "rows": rows, "model": res.model,
                      "train_s": train_s, "params": res.model.num_params()}
     return out
@@ -106,6 +108,8 @@ def add_arguments(p):
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rnk_chat'])")
     p.add_argument("--steps", type=int, default=0, help="optimiser steps per variant (0 = the profile's)")
     p.add_argument("--ablations", action="store_true", help="also train no_hrm, no_refiner, no_contrastive")
+    p.add_argument("--n-eval", type=int, default=0, help="held-out prompts for the head metrics (0 = profile's)")
+    p.add_argument("--n-decode", type=int, default=0, help="of those, prompts decoded for reply metrics")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -113,12 +117,13 @@ def add_arguments(p):
 def run(args) -> dict:
     from neuro_lib.bench.report import make_report
 
-    if args.steps < 0:
-        raise NeuroError(f"--steps must be non-negative, got {args.steps}")
+    if min(args.steps, args.n_eval, args.n_decode) < 0:
+        raise NeuroError("--steps, --n-eval and --n-decode must be non-negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = list(ABLATIONS) if args.ablations else ["full"]
-    res = run_variants(variants, args.profile, args.steps or None, args.seed)
+    res = run_variants(variants, args.profile, args.steps or None, args.seed, n_eval=args.n_eval,
+                       n_decode=args.n_decode)
     results = []
     for name, r in res.items():
         units = {"acc": "fraction", "f1": "F1", "exact": "fraction", "rate": "fraction"}
@@ -127,6 +132,8 @@ def run(args) -> dict:
             results.append({"name": f"{name} {k}", "value": round(v, 4), "unit": unit})
         results.append({"name": f"{name} params", "value": r["params"], "unit": "params"})
         results.append({"name": f"{name} train time", "value": round(r["train_s"], 1), "unit": "s"})
-    config = {"profile": args.profile, "steps": args.steps or rnk_sizes(args.profile)["steps"], "seed": args.seed,
+    sizes = rnk_sizes(args.profile)
+    config = {"profile": args.profile, "steps": args.steps or sizes["steps"], "seed": args.seed,
+              "n_eval": args.n_eval or sizes["n_eval"], "n_decode": args.n_decode or sizes["n_decode"],
               "variants": variants, "intents": list(INTENTS), "eval": "held-out templates"}
     return make_report("rnk", config, results)
