@@ -3,6 +3,7 @@
     neuro train --arch gpt --corpus stdlib-docs --time-budget 120 --out runs/x
     neuro eval runs/x --corpus stdlib-docs
     neuro generate runs/x --prompt "The module"
+    neuro train --arch rnk --task chat --steps 300 --out runs/rnk && neuro chat runs/rnk --prompt "Hello!"
     neuro bench lm --arch gpt --corpus text:FILE --time-budget 200 --json
     neuro report --profile smoke --only 00 --jobs 2
     neuro data stats stdlib-docs
@@ -54,6 +55,16 @@ def cmd_train(a):
         raise NeuroError(f"--out {out} is a file, not a run directory")
     if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
         raise NeuroError(f"--out {out} already holds other files; choose a new or empty directory")
+    if a.task == "chat":
+        from neuro_lib.train.chat import train_rnk
+
+        if a.arch != "rnk":
+            raise NeuroError("--task chat trains the rnk architecture; add --arch rnk")
+        res = train_rnk(a.profile, overrides=_parse_overrides(a.model), steps=a.steps, seed=a.seed, out_dir=out,
+                        chat_data=a.chat_data)
+        val = [r for r in res.history if r.get("kind") == "val"][-1]
+        print(f"rnk: {res.model.num_params():,} params, held-out loss {val['val_loss']:.4f}, checkpoint in {out}")
+        return
     train = {"seed": a.seed}
     if a.steps:
         train.update(max_steps=a.steps, time_budget_s=0)
@@ -84,6 +95,18 @@ def cmd_generate(a):
     out = generate(model, tok, a.prompt, a.max_new_tokens, a.temperature, a.top_k, a.top_p,
                    stop=[s.encode().decode("unicode_escape").encode() for s in a.stop], seed=a.seed)
     print(a.prompt + out.decode("utf-8", errors="replace"))  # bytes that are not UTF-8 show as U+FFFD
+
+
+def cmd_chat(a):
+    from neuro_lib.infer.chat import chat_loop, chat_reply
+    from neuro_lib.train.checkpoint import load_checkpoint
+
+    model, _, _ = load_checkpoint(a.checkpoint)
+    if a.prompt is not None:
+        r = chat_reply(model, a.prompt, a.max_new_bytes)
+        print(json.dumps(r) if a.json else r["reply"])
+    else:
+        chat_loop(model, max_new_bytes=a.max_new_bytes)
 
 
 def cmd_bench(a):
@@ -175,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (resumed if it holds this same run)")
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model config overrides, e.g. n_layer=6")
+    t.add_argument("--task", choices=["lm", "chat"], default="lm",
+                   help="lm: next-byte on a corpus; chat: RNK on synthetic chat (data/chat.py)")
+    t.add_argument("--chat-data", help="with --task chat: a JSONL file of chat records instead of generated ones")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="bits per byte of a checkpoint on a corpus's validation split")
@@ -194,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable; \\n escapes allowed)")
     g.add_argument("--seed", type=int)
     g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("chat", help="talk to an RNK checkpoint (stdin loop, or one turn with --prompt)")
+    c.add_argument("checkpoint")
+    c.add_argument("--prompt", help="one user turn; prints the reply and exits")
+    c.add_argument("--max-new-bytes", type=_positive(int), default=96)
+    c.add_argument("--json", action="store_true", help="with --prompt: print reply, intent, answerable as JSON")
+    c.set_defaults(func=cmd_chat)
 
     b = sub.add_parser("bench", help="run a benchmark suite")
     bsub = b.add_subparsers(dest="suite", required=True)

@@ -34,6 +34,7 @@ class Profile:
     # notebook 01 / `neuro bench tokenizers`: "text_bytes" of the corpus used (0 = all), "train": kind ->
     # arguments of that kind's train() (also used by train_lm), "lm_specs"/"lm_budget_s": the LM comparison
     tokenizers: dict = field(default_factory=dict)
+    tasks: dict = field(default_factory=dict)   # task -> sizes of a task-specific run (e.g. "rnk_chat")
 
     def model(self, arch: str) -> dict:
         """Config overrides for `arch` under this profile (a fresh copy)."""
@@ -44,33 +45,43 @@ class Profile:
 
 # The default small GPT for CPU, tuned for `neuro bench lm` (see docs/LOG.md).
 GPT_CPU = dict(vocab_size=256, n_embd=256, n_layer=4, n_head=4, n_inner=1024, block_size=128, dropout=0.0)
+# Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).
+MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, block_size=128)
+RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
 
 PROFILES = {
     "smoke": Profile(
         name="smoke",
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
-        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64)},
+        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64),
+                "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
+                "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128)},
         tokenizer_vocab=[512, 1024],
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
+        tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28)},
     ),
     "bench": Profile(
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
-        models={"gpt": dict(GPT_CPU)},
+        models={"gpt": dict(GPT_CPU), "mamba": dict(MAMBA_CPU), "rnk": dict(RNK_CPU)},
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
+        tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140)},
     ),
     "full": Profile(
         name="full",
         train=TrainSizes(batch_size=64, block_size=256, time_budget_s=3600, eval_every=500, eval_bytes=0, lr=1e-3,
                          warmup_steps=200, precision="bf16"),
         models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
-                            dropout=0.1)},
+                            dropout=0.1),
+                "mamba": dict(MAMBA_CPU, d_model=384, n_layer=8, block_size=256),
+                "rnk": dict(RNK_CPU, d_model=384, n_layer=6, d_plan=384, d_dec=512)},
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),
+        tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700)},
     ),
 }
 

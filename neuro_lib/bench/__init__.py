@@ -8,9 +8,12 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import lm, tokenizers
+from neuro_lib.bench import lm, rnk, scaling, scan, tokenizers
 
 SUITES = {
     "lm": lm,
     "tokenizers": tokenizers,
+    "scan": scan,
+    "scaling": scaling,
+    "rnk": rnk,
 }

@@ -6,9 +6,13 @@ import dataclasses
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.base import LanguageModel
 from neuro_lib.models.gpt import GPT, GPTConfig
+from neuro_lib.models.mamba import Mamba, MambaConfig
+from neuro_lib.models.rnk import RNK, RNKConfig
 
 ARCHS: dict[str, tuple[type, type]] = {
     "gpt": (GPTConfig, GPT),
+    "mamba": (MambaConfig, Mamba),
+    "rnk": (RNKConfig, RNK),
 }
 
 

@@ -1,0 +1,139 @@
+"""`neuro bench rnk`: RNK trained on synthetic chat, measured on held-out templates.
+
+    neuro bench rnk --profile smoke --ablations --json
+
+Head metrics come from one teacher-forced pass over `n_eval` held-out examples: intent
+accuracy (7 classes, read at the last prompt chunk), answerable F1 (positive class:
+answerable) and stop accuracy (per chunk, threshold 0.5). Reply metrics come from greedy
+chat decoding (infer/chat.py) of `n_decode` held-out prompts: exact match on math and on
+fact replies (intents question and fact), math result accuracy (the number after "="
+is right), and the refusal rate on unanswerable questions (reply starts "I do not know").
+With --ablations the same budget trains no_hrm, no_refiner and no_contrastive variants.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import torch
+
+from neuro_lib.data.chat import INTENTS, collate_chat, generate_chat
+from neuro_lib.errors import NeuroError
+from neuro_lib.infer.chat import chat_reply
+from neuro_lib.train.chat import rnk_sizes, train_rnk
+
+ABLATIONS = {"full": {}, "no_hrm": {"use_hrm": False}, "no_refiner": {"use_refiner": False},
+             "no_contrastive": {"w_contrastive": 0.0}}
+REFUSAL_PREFIX = "I do not know"
+
+
+def _f1(pred: torch.Tensor, gold: torch.Tensor) -> float:
+    tp = (pred & gold).sum().item()
+    fp, fn = (pred & ~gold).sum().item(), (~pred & gold).sum().item()
+    return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+@torch.no_grad()
+def head_metrics(model, examples) -> dict:
+    """Intent accuracy, answerable F1 and stop accuracy from one teacher-forced pass."""
+    model.eval()
+    batch = collate_chat(examples, model.config.chunk_len)
+    _, heads = model.run(batch["tokens"])
+    rows, pc = torch.arange(len(examples)), batch["prompt_chunk"]
+    intent_pred = heads["intent"][rows, pc].argmax(-1)
+    ans_pred = heads["answerable"][rows, pc] > 0
+    stop_pred = (heads["stop"] > 0).float()
+    m = batch["stop_mask"].bool()
+    return {"intent_acc": (intent_pred == batch["intent"]).float().mean().item(),
+            "answerable_f1": _f1(ans_pred, batch["answerable"].bool()),
+            "stop_acc": (stop_pred[m] == batch["stop_target"][m]).float().mean().item()}
+
+
+def reply_metrics(model, examples) -> tuple[dict, list[dict]]:
+    """Exact match on math and fact replies, math result accuracy, refusal rate on unanswerable prompts."""
+    rows = []
+    for e in examples:
+        r = chat_reply(model, e.user)
+        rows.append({"user": e.user, "expected": e.reply, "reply": r["reply"], "intent_gold": e.intent,
+                     "intent_pred": r["intent"], "answerable": r["answerable"], "calculator": r["calculator"]})
+
+    def rate(sel, ok):
+        sel = [r for r in rows if sel(r)]
+        return sum(ok(r) for r in sel) / len(sel) if sel else float("nan")
+
+    def result(text):
+        m = re.search(r"=\s*(-?\d+)", text)
+        return m.group(1) if m else None
+
+    return {"math_exact": rate(lambda r: r["intent_gold"] == "math", lambda r: r["reply"] == r["expected"]),
+            "math_result_acc": rate(lambda r: r["intent_gold"] == "math",
+                                    lambda r: result(r["reply"]) is not None
+                                    and result(r["reply"]) == result(r["expected"])),
+            "fact_exact": rate(lambda r: r["intent_gold"] in ("question", "fact"),
+                               lambda r: r["reply"] == r["expected"]),
+            "refusal_rate_unanswerable": rate(lambda r: r["intent_gold"] == "refusal",
+                                              lambda r: r["reply"].startswith(REFUSAL_PREFIX)),
+            "false_refusal_rate": rate(lambda r: r["intent_gold"] != "refusal",
+                                       lambda r: r["reply"].startswith(REFUSAL_PREFIX))}, rows
+
+
+def evaluate_rnk(model, profile: str = "smoke", seed: int = 1, n_eval: int = 0, n_decode: int = 0):
+    """All metrics on held-out templates -> (metrics, decoded rows). n_eval prompts for the heads and
+    the first n_decode of them decoded (0 = the profile's sizes)."""
+    sizes = rnk_sizes(profile)
+    held = generate_chat(n_eval or sizes["n_eval"], seed=seed, split="heldout")
+    decode = held[: n_decode or sizes["n_decode"]]
+    replies, rows = reply_metrics(model, decode)
+    return {**head_metrics(model, held), **replies}, rows
+
+
+def run_variants(variants, profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None,
+                 n_eval: int = 0, n_decode: int = 0) -> dict:
+    """Train each named ablation at the same step budget -> {name: {"metrics", "history", "rows", "model", ...}}."""
+    out = {}
+    for name in variants:
+        if name not in ABLATIONS:
+            raise NeuroError(f"unknown RNK variant {name!r}; choose from {sorted(ABLATIONS)}")
+        t0 = time.time()
+        res = train_rnk(profile, overrides=ABLATIONS[name], steps=steps, seed=seed,
+                        callback=(lambda rec, n=name: callback(n, rec)) if callback else None)
+        train_s = time.time() - t0
+        metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
+        out[name] = {"metrics": metrics, "history": res.history, "rows": rows, "model": res.model,
+                     "train_s": train_s, "params": res.model.num_params()}
+    return out
+
+
+def add_arguments(p):
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rnk_chat'])")
+    p.add_argument("--steps", type=int, default=0, help="optimiser steps per variant (0 = the profile's)")
+    p.add_argument("--ablations", action="store_true", help="also train no_hrm, no_refiner, no_contrastive")
+    p.add_argument("--n-eval", type=int, default=0, help="held-out prompts for the head metrics (0 = profile's)")
+    p.add_argument("--n-decode", type=int, default=0, help="of those, prompts decoded for reply metrics")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> dict:
+    from neuro_lib.bench.report import make_report
+
+    if min(args.steps, args.n_eval, args.n_decode) < 0:
+        raise NeuroError("--steps, --n-eval and --n-decode must be non-negative")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = list(ABLATIONS) if args.ablations else ["full"]
+    res = run_variants(variants, args.profile, args.steps or None, args.seed, n_eval=args.n_eval,
+                       n_decode=args.n_decode)
+    results = []
+    for name, r in res.items():
+        units = {"acc": "fraction", "f1": "F1", "exact": "fraction", "rate": "fraction"}
+        for k, v in r["metrics"].items():
+            unit = next((u for key, u in units.items() if key in k), "")
+            results.append({"name": f"{name} {k}", "value": round(v, 4), "unit": unit})
+        results.append({"name": f"{name} params", "value": r["params"], "unit": "params"})
+        results.append({"name": f"{name} train time", "value": round(r["train_s"], 1), "unit": "s"})
+    sizes = rnk_sizes(args.profile)
+    config = {"profile": args.profile, "steps": args.steps or sizes["steps"], "seed": args.seed,
+              "n_eval": args.n_eval or sizes["n_eval"], "n_decode": args.n_decode or sizes["n_decode"],
+              "variants": variants, "intents": list(INTENTS), "eval": "held-out templates"}
+    return make_report("rnk", config, results)

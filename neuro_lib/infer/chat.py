@@ -1,0 +1,85 @@
+"""Chat with an RNK checkpoint: one reply per user turn, greedy, through the model's step().
+
+    reply = chat_reply(model, "What is 12 * 7?")      # {"reply", "intent", "answerable", "calculator", ...}
+    neuro chat runs/rnk --prompt "Hello!"              # one-shot; without --prompt, a stdin loop
+
+The prompt is laid out exactly as in training (data/chat.py): "User: ...\\n" padded to a
+chunk boundary, then "Model: ". Decoding stops at the reply's newline (or a PAD byte), at
+the end of the chunk after the stop head fires, or after `max_new_bytes`.
+
+With the NS refiner on (RNKConfig.use_refiner), its rule R2 acts here: when the intent
+head says "math", the calculator (models.rnk.solve_arithmetic) evaluates the expression
+in the prompt, and once the reply reaches "= " its digits are emitted instead of the
+network's guess, and no further digit may follow them. Rule R1 (unanswerable => refusal)
+lives inside the model's refiner.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from neuro_lib.data.chat import INTENTS, MODEL, PAD, prompt_bytes
+from neuro_lib.errors import NeuroError
+from neuro_lib.models.rnk import RNK, solve_arithmetic
+
+DIGITS = list(b"0123456789")
+
+
+@torch.no_grad()
+def chat_reply(model: RNK, user: str, max_new_bytes: int = 96) -> dict:
+    """Greedy reply to one user turn -> {"reply", "intent", "answerable", "calculator", "stopped_by"}."""
+    if not isinstance(model, RNK):
+        raise NeuroError(f"chat needs an RNK model, got {type(model).__name__}")
+    if not user.strip() or "\n" in user:
+        raise NeuroError("a chat turn must be one non-empty line")
+    model.eval()
+    P = model.config.chunk_len
+    prompt = prompt_bytes(user, P)
+    state = model.init_state(1)
+    logits, state = model.step(torch.tensor([list(prompt)]), state)
+    heads = state["heads"]  # the last prompt chunk's heads ("Model: " is shorter than a chunk)
+    intent = INTENTS[int(heads["intent"][0].argmax())]
+    answerable = float(torch.sigmoid(heads["answerable"][0]))
+    answer = solve_arithmetic(user) if model.config.use_refiner and intent == "math" else None
+    reply, queue, used, last_chunk, stopped_by = bytearray(), [], False, None, "max_new_bytes"
+    for _ in range(max_new_bytes):
+        if answer is not None and not used and reply.endswith(b"= "):
+            queue, used = list(answer.encode()), True
+        if queue:
+            b = queue.pop(0)
+        else:
+            nxt = logits[0, -1]
+            if used and reply[-1:].isdigit():  # R2: the calculator's number is complete, no digit may follow
+                nxt = nxt.clone()
+                nxt[DIGITS] = float("-inf")
+            b = int(nxt.argmax())
+        if b in (PAD, ord("\n")):
+            stopped_by = "newline" if b != PAD else "pad"
+            break
+        reply.append(b)
+        logits, state = model.step(torch.tensor([[b]]), state)
+        if state["pos"] % P == 0:  # a chunk completed: the stop head plans whether the next one is the last
+            chunk = state["pos"] // P
+            if last_chunk is not None and chunk > last_chunk:
+                stopped_by = "stop_head"
+                break
+            if last_chunk is None and float(torch.sigmoid(state["heads"]["stop"][0])) > 0.5:
+                last_chunk = chunk + 1
+    return {"reply": reply.decode("utf-8", errors="replace"), "intent": intent, "answerable": round(answerable, 3),
+            "calculator": answer, "stopped_by": stopped_by}
+
+
+def chat_loop(model: RNK, stdin=None, stdout=None, max_new_bytes: int = 96) -> int:
+    """Read user turns line by line until EOF or an empty line; print each reply. Returns the turns answered."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    turns = 0
+    for line in stdin:
+        line = line.strip()
+        if not line:
+            break
+        r = chat_reply(model, line, max_new_bytes)
+        print(f"{MODEL.decode()}{r['reply']}   [intent={r['intent']} answerable={r['answerable']}]", file=stdout,
+              flush=True)
+        turns += 1
+    return turns

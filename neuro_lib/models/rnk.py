@@ -1,0 +1,227 @@
+"""RNK: a byte-level Mamba with chunked latent planning, a neuro-symbolic refiner and a GRU
+decoder (seeds/rnk.md), built for real and measured.
+
+    bytes (B, T) ─ embed ─ Mamba layers ─ H (B, T, D)          causal, O(T)
+    every P = chunk_len bytes: summary s_c = H at the chunk's last byte
+    HRM planner: per chunk, K high-level steps, each after `hrm_low_steps` low-level steps
+        z_L <- GRU_L([W s_c, z_H], z_L);  z_H <- GRU_H(z_L, z_H);  plan p_c = W s_c + z_H  (z carried)
+    heads on p_c: intent (7), answerable (1), stop (1: "the next chunk ends the reply")
+    NS refiner, rule R1 "unanswerable => refusal": π' = a π + (1 - a) e_refusal, a = σ(answerable)
+        p'_c = p_c + MLP([p_c, π', a])
+        rule R2 "math => digits a calculator confirms" acts at decoding (infer/chat.py) through
+        `solve_arithmetic`: after "= " the calculator's result is emitted, not the network's guess.
+    GRU decoder: the bytes of chunk c+1 from h_0 = tanh(W p'_c + E π'_c), input [embed(x_t), H_t] at each byte
+    logits (B, T, 256): next-byte prediction, so RNK is an ordinary LM too (forward, init_state, step).
+
+Intent and answerable are read from the plan of the last prompt chunk; prompts are padded
+to a chunk boundary (data/chat.py), and everything is causal, so they cannot see the reply.
+Loss (compute_loss) = token + 0.5 stop + 0.2 intent + 0.3 answerable + 0.1 contrastive
+(weights in RNKConfig); a batch without chat labels trains the token loss alone (train_lm).
+The contrastive term is InfoNCE between the prompt plan and the reply's last plan.
+
+Ablations: use_hrm=False (plan = W s_c, no multi-step refinement, no carry across chunks),
+use_refiner=False (no R1, no R2), w_contrastive=0.
+
+    neuro bench rnk --steps 300
+Tests: tests/test_rnk.py.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from neuro_lib.data.chat import INTENTS, OPS
+from neuro_lib.models.base import LanguageModel, masked_cross_entropy
+from neuro_lib.models.mamba import Mamba, MambaConfig
+
+REFUSAL = INTENTS.index("refusal")
+
+
+@dataclass
+class RNKConfig:
+    vocab_size: int = 256       # raw bytes, no tokenizer
+    d_model: int = 256          # byte embedding and Mamba width
+    n_layer: int = 4            # Mamba layers
+    d_state: int = 16           # Mamba N
+    d_conv: int = 4
+    expand: int = 2
+    scan: str = "auto"          # Mamba scan (models/mamba.py)
+    chunk_len: int = 32         # P, bytes per chunk
+    d_plan: int = 256           # latent plan width (HRM z_L, z_H)
+    hrm_steps: int = 5          # K, high-level planning steps per chunk
+    hrm_low_steps: int = 2      # low-level steps per high-level step
+    d_dec: int = 384            # GRU decoder hidden size
+    n_intents: int = len(INTENTS)
+    use_hrm: bool = True        # ablation switch
+    use_refiner: bool = True    # ablation switch (rules R1 and R2)
+    w_stop: float = 0.5         # loss weights (seed: token + 0.5 stop + 0.2 intent + 0.3 answerable + 0.1 contr.)
+    w_intent: float = 0.2
+    w_answerable: float = 0.3
+    w_contrastive: float = 0.1
+    temperature: float = 0.1    # InfoNCE temperature
+    block_size: int = 256       # training window when used as a plain LM
+
+    def __post_init__(self):
+        for name in ("vocab_size", "d_model", "n_layer", "chunk_len", "d_plan", "hrm_steps", "hrm_low_steps",
+                     "d_dec", "block_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"RNKConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.n_intents != len(INTENTS):
+            raise ValueError(f"RNKConfig.n_intents must be {len(INTENTS)} (the intents of data/chat.py)")
+        if min(self.w_stop, self.w_intent, self.w_answerable, self.w_contrastive) < 0:
+            raise ValueError("RNKConfig loss weights must be non-negative")
+
+
+def solve_arithmetic(text: str) -> str | None:
+    """The refiner's calculator (rule R2): the first `a op b` in text, evaluated exactly; None if none."""
+    m = re.search(r"(-?\d+)\s*([-+*])\s*(-?\d+)", text)
+    return str(OPS[m.group(2)](int(m.group(1)), int(m.group(3)))) if m else None
+
+
+class HRMPlanner(nn.Module):
+    """Hierarchical planner: a fast low-level GRU and a slow high-level GRU refine the plan K times per chunk."""
+
+    def __init__(self, cfg: RNKConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.low = nn.GRUCell(2 * cfg.d_plan, cfg.d_plan)
+        self.high = nn.GRUCell(cfg.d_plan, cfg.d_plan)
+
+    def forward(self, x, z):
+        """x (B, d_plan) the chunk summary, z = (z_L, z_H) -> (plan = x + z_H (B, d_plan), new z)."""
+        z_L, z_H = z
+        for _ in range(self.cfg.hrm_steps):
+            for _ in range(self.cfg.hrm_low_steps):
+                z_L = self.low(torch.cat([x, z_H], -1), z_L)
+            z_H = self.high(z_L, z_H)
+        return x + z_H, (z_L, z_H)
+
+
+class NSRefiner(nn.Module):
+    """Rule R1 as a projection of the intent distribution, then a residual MLP on the plan."""
+
+    def __init__(self, cfg: RNKConfig):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_plan + cfg.n_intents + 1, 2 * cfg.d_plan), nn.GELU(),
+                                 nn.Linear(2 * cfg.d_plan, cfg.d_plan))
+
+    def forward(self, plan, intent_logits, answerable_logit):
+        """plan (..., d_plan), intent_logits (..., 7), answerable_logit (...) -> (p', π')."""
+        a = torch.sigmoid(answerable_logit).unsqueeze(-1)                  # (..., 1)
+        refusal = F.one_hot(torch.tensor(REFUSAL), intent_logits.size(-1)).to(plan.dtype)
+        pi = a * intent_logits.softmax(-1) + (1 - a) * refusal             # R1: unanswerable => refusal
+        return plan + self.mlp(torch.cat([plan, pi, a], -1)), pi
+
+
+class RNK(LanguageModel):
+    def __init__(self, config: RNKConfig):
+        super().__init__()
+        c = self.config = config
+        self.max_len = None
+        self.backbone = Mamba(MambaConfig(vocab_size=c.vocab_size, d_model=c.d_model, n_layer=c.n_layer,
+                                          d_state=c.d_state, d_conv=c.d_conv, expand=c.expand, scan=c.scan,
+                                          block_size=c.block_size))
+        self.summary = nn.Linear(c.d_model, c.d_plan)
+        self.planner = HRMPlanner(c) if c.use_hrm else None
+        self.intent_head = nn.Linear(c.d_plan, c.n_intents)
+        self.answerable_head = nn.Linear(c.d_plan, 1)
+        self.stop_head = nn.Linear(c.d_plan, 1)
+        self.refiner = NSRefiner(c) if c.use_refiner else None
+        self.dec_init = nn.Linear(c.d_plan, c.d_dec)
+        self.intent_emb = nn.Linear(c.n_intents, c.d_dec, bias=False)
+        self.start_h = nn.Parameter(torch.zeros(c.d_dec))                  # decoder state for the first chunk
+        self.decoder = nn.GRU(2 * c.d_model, c.d_dec, batch_first=True)
+        self.out_head = nn.Linear(c.d_dec, c.vocab_size)
+        self.proj_prompt = nn.Linear(c.d_plan, c.d_plan)                   # contrastive projections
+        self.proj_reply = nn.Linear(c.d_plan, c.d_plan)
+
+    # -- pieces shared by forward and step -------------------------------------------------
+    def _plan(self, s, z):
+        """Chunk summary s (B, D) and planner state -> (plan, heads dict, decoder h0 (B, d_dec), new z)."""
+        x = self.summary(s)
+        if self.planner is not None:
+            plan, z = self.planner(x, z)
+        else:
+            plan = x
+        heads = {"intent": self.intent_head(plan), "answerable": self.answerable_head(plan).squeeze(-1),
+                 "stop": self.stop_head(plan).squeeze(-1), "plan": plan}
+        if self.refiner is not None:
+            refined, pi = self.refiner(plan, heads["intent"], heads["answerable"])
+        else:
+            refined, pi = plan, heads["intent"].softmax(-1)
+        heads["intent_refined"] = pi
+        return heads, torch.tanh(self.dec_init(refined) + self.intent_emb(pi)), z
+
+    def _zero_z(self, batch_size: int, like: torch.Tensor):
+        z = like.new_zeros(batch_size, self.config.d_plan)
+        return (z, z)
+
+    # -- full sequence ---------------------------------------------------------------------
+    def run(self, tokens: torch.Tensor):
+        """tokens (B, T) -> (logits (B, T, V), heads: dict of (B, C, ...) per chunk, C = ceil(T / P))."""
+        c, (B, T) = self.config, tokens.shape
+        P = c.chunk_len
+        C = -(-T // P)
+        x = F.pad(tokens, (0, C * P - T))                                   # (B, C*P) right-padded
+        emb = self.backbone.tok_emb(x)                                      # (B, C*P, D)
+        H, _ = self.backbone.hidden(x)                                      # (B, C*P, D)
+        summaries = H[:, P - 1::P]                                          # (B, C, D)
+        z, per_chunk, h0s = self._zero_z(B, H), [], []
+        for ci in range(C):
+            heads, h0, z = self._plan(summaries[:, ci], z)
+            per_chunk.append(heads)
+            h0s.append(h0)
+        heads = {k: torch.stack([h[k] for h in per_chunk], 1) for k in per_chunk[0]}
+        start = torch.tanh(self.start_h).expand(B, 1, -1)
+        h0 = torch.cat([start, torch.stack(h0s[:-1], 1)], 1)               # (B, C, d_dec): chunk c uses plan c-1
+        inp = torch.cat([emb, H], -1).view(B * C, P, -1)                   # (B*C, P, 2D)
+        out, _ = self.decoder(inp, h0.reshape(1, B * C, -1))               # (B*C, P, d_dec)
+        logits = self.out_head(out).view(B, C * P, -1)[:, :T]              # (B, T, V)
+        return logits, heads
+
+    def forward(self, tokens):
+        return self.run(tokens)[0]
+
+    def compute_loss(self, batch: dict):
+        c = self.config
+        logits, heads = self.run(batch["tokens"])
+        token = masked_cross_entropy(logits, batch["targets"], batch.get("loss_mask"))
+        if "intent" not in batch:  # plain byte-LM batch (train_lm): token loss only
+            return token, {"token_loss": token.item()}
+        rows, pc, rc = torch.arange(len(batch["intent"])), batch["prompt_chunk"], batch["response_chunk"]
+        intent = F.cross_entropy(heads["intent"][rows, pc], batch["intent"])
+        answerable = F.binary_cross_entropy_with_logits(heads["answerable"][rows, pc], batch["answerable"])
+        stop_all = F.binary_cross_entropy_with_logits(heads["stop"], batch["stop_target"], reduction="none")
+        stop = (stop_all * batch["stop_mask"]).sum() / batch["stop_mask"].sum().clamp_min(1.0)
+        q = F.normalize(self.proj_prompt(heads["plan"][rows, pc]), dim=-1)
+        r = F.normalize(self.proj_reply(heads["plan"][rows, rc]), dim=-1)
+        sim = q @ r.T / c.temperature                                       # (B, B)
+        contrastive = 0.5 * (F.cross_entropy(sim, rows) + F.cross_entropy(sim.T, rows))
+        loss = (token + c.w_stop * stop + c.w_intent * intent + c.w_answerable * answerable
+                + c.w_contrastive * contrastive)
+        return loss, {"token_loss": token.item(), "stop_loss": stop.item(), "intent_loss": intent.item(),
+                      "answerable_loss": answerable.item(), "contrastive_loss": contrastive.item()}
+
+    # -- incremental decoding --------------------------------------------------------------
+    def init_state(self, batch_size: int) -> dict:
+        p = next(self.parameters())
+        return {"pos": 0, "mamba": self.backbone.init_state(batch_size), "z": self._zero_z(batch_size, p),
+                "h": torch.tanh(self.start_h).expand(batch_size, -1).contiguous(), "heads": None}
+
+    def step(self, tokens, state: dict):
+        """tokens (B, t) -> (logits (B, t, V), state). state["heads"] holds the last completed chunk's heads."""
+        P, outs = self.config.chunk_len, []
+        for i in range(tokens.size(1)):
+            x = tokens[:, i:i + 1]                                          # (B, 1)
+            H, state["mamba"] = self.backbone.hidden(x, state["mamba"])     # (B, 1, D)
+            inp = torch.cat([self.backbone.tok_emb(x), H], -1)              # (B, 1, 2D)
+            out, h = self.decoder(inp, state["h"].unsqueeze(0))
+            outs.append(self.out_head(out))
+            state["h"], state["pos"] = h[0], state["pos"] + 1
+            if state["pos"] % P == 0:  # chunk complete: plan, heads, refine, reset the decoder
+                state["heads"], state["h"], state["z"] = self._plan(H[:, 0], state["z"])
+        return torch.cat(outs, 1), state

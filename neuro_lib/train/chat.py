@@ -1,0 +1,51 @@
+"""Train RNK on synthetic chat (data/chat.py) with the shared Trainer, sizes from profiles.py.
+
+    result = train_rnk(profile="smoke", overrides={"use_hrm": False}, out_dir="runs/rnk-nohrm")
+    result.model, result.history   # history records carry token/stop/intent/answerable/contrastive losses
+
+Budgets are in optimiser steps (profile.tasks["rnk_chat"]["steps"]), so ablations compare
+at equal budget and runs are reproducible. Validation on held-out templates reports the
+same loss terms (`val_*`). Plain byte-LM pre-training of RNK goes through train_lm
+("rnk" in ARCHS): a batch without chat labels trains the token loss alone.
+"""
+from __future__ import annotations
+
+import torch
+
+from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat, read_chat_jsonl
+from neuro_lib.models import build_model
+from neuro_lib.profiles import get_profile
+from neuro_lib.tokenizers import ByteTokenizer
+from neuro_lib.train.lm import TrainResult
+from neuro_lib.train.trainer import TrainConfig, Trainer
+
+
+def rnk_sizes(profile: str) -> dict:
+    return dict(get_profile(profile).tasks["rnk_chat"])
+
+
+def train_rnk(profile: str = "smoke", overrides: dict | None = None, steps: int | None = None, seed: int = 0,
+              out_dir=None, callback=None, eval_every: int = 50, chat_data=None) -> TrainResult:
+    """Build RNK from the profile's sizes (+ overrides), train on generated chat (or on the records of the
+    JSONL file `chat_data`, data/chat.py format), validate on generated held-out phrasings, return the result."""
+    sizes = rnk_sizes(profile)
+    cfg = get_profile(profile).model("rnk")
+    cfg.update(overrides or {})
+    torch.manual_seed(seed)
+    model = build_model("rnk", **cfg)
+    P = model.config.chunk_len
+    train = read_chat_jsonl(chat_data) if chat_data else generate_chat(sizes["n_train"], seed=seed, split="train")
+    val_batch = collate_chat(generate_chat(sizes["n_eval"], seed=seed + 1, split="heldout"), P)
+    config = TrainConfig(batch_size=sizes["batch_size"], block_size=P, lr=sizes["lr"], warmup_steps=20,
+                         max_steps=steps or sizes["steps"], eval_every=eval_every, log_every=10, seed=seed)
+
+    @torch.no_grad()
+    def evaluate(m):
+        m.eval()
+        loss, parts = m.compute_loss(val_batch)
+        return {"val_loss": loss.item(), **{f"val_{k}": v for k, v in parts.items()}}
+
+    trainer = Trainer(model, ByteTokenizer(), config, chat_batches(train, config.batch_size, P, seed), evaluate,
+                      out_dir=out_dir, extra_config={"task": "rnk_chat", "profile": profile})
+    history = trainer.fit(callback=callback)
+    return TrainResult(model.eval(), ByteTokenizer(), history, out_dir)
