@@ -4,11 +4,13 @@ from __future__ import annotations
 import dataclasses
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.models.aeron import Aeron, AeronConfig
 from neuro_lib.models.base import LanguageModel
 from neuro_lib.models.gpt import GPT, GPTConfig
 
 ARCHS: dict[str, tuple[type, type]] = {
     "gpt": (GPTConfig, GPT),
+    "aeron": (AeronConfig, Aeron),
 }
 
 
