@@ -40,18 +40,25 @@ class Profile:
 
 # The default small GPT for CPU, tuned for `neuro bench lm` (see docs/LOG.md).
 GPT_CPU = dict(vocab_size=256, n_embd=256, n_layer=4, n_head=4, n_inner=1024, block_size=128, dropout=0.0)
+# Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 2/3 * 1024
+# (so the feed-forward matches GPT's), a context 8x the training block for the RoPE extrapolation check.
+AERON_CPU = dict(vocab_size=256, d_model=256, nhead=4, num_kv_heads=2, num_encoder_layers=0, num_decoder_layers=4,
+                 dim_feedforward=1024, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
+                 mode="decoder")
 
 PROFILES = {
     "smoke": Profile(
         name="smoke",
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
-        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64)},
+        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64),
+                "aeron": dict(AERON_CPU, d_model=128, num_decoder_layers=2, dim_feedforward=512,
+                              max_position_embeddings=512)},
         tokenizer_vocab=[512, 1024],
     ),
     "bench": Profile(
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
-        models={"gpt": dict(GPT_CPU)},
+        models={"gpt": dict(GPT_CPU), "aeron": dict(AERON_CPU)},
         tokenizer_vocab=[1024, 4096, 8192],
     ),
     "full": Profile(
@@ -59,7 +66,9 @@ PROFILES = {
         train=TrainSizes(batch_size=64, block_size=256, time_budget_s=3600, eval_every=500, eval_bytes=0, lr=1e-3,
                          warmup_steps=200),
         models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
-                            dropout=0.1)},
+                            dropout=0.1),
+                "aeron": dict(AERON_CPU, d_model=384, nhead=6, num_kv_heads=2, num_decoder_layers=6,
+                              dim_feedforward=1536, max_position_embeddings=2048, dropout=0.1)},
         tokenizer_vocab=[1024, 4096, 8192],
     ),
 }
