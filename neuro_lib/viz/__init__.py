@@ -1,0 +1,1 @@
+"""Plots and architecture graphs for the notebooks (matplotlib, plotly, networkx)."""
