@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import ARCHS, build_model
 from neuro_lib.models.aeron import Aeron, AeronConfig, preset
-from neuro_lib.models.aeron.budget import kv_bytes_per_token, meta_model, param_breakdown, param_budget, with_kv_heads
+from neuro_lib.models.aeron.budget import kv_bytes_per_token, meta_model, component_counts, param_budget, with_kv_heads
 from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding
 from neuro_lib.profiles import PROFILES
 
@@ -205,7 +205,7 @@ def test_tied_embeddings_share_storage_and_survive_a_checkpoint(tmp_path):
 def test_meta_parameter_count_equals_real_count():
     cfg = preset("aeron-small")
     model = Aeron(cfg)
-    real = param_breakdown(model)
+    real = component_counts(model)
     assert param_budget(cfg) == real
     assert next(meta_model(cfg).parameters()).device.type == "meta"
     parts = [v for k, v in real.items() if k not in ("encoder stack", "decoder stack", "total")]

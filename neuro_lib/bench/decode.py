@@ -97,6 +97,39 @@ def time_decode(model, prompt: torch.Tensor, new_tokens: int, method: str, block
             "cache_mib": cache_bytes / 2**20, "peak_rss_mib": _peak_rss_mib(), "tokens": seq}
 
 
+def default_contexts(max_len: int, new_tokens: int) -> list[int]:
+    """1/8, 1/2 and all of the room a model's context leaves for `new_tokens`."""
+    room = max_len - new_tokens
+    return sorted({max(1, room // 8), max(1, room // 2), room})
+
+
+def decode_table(model, contexts: list[int], new_tokens: int, batch_size: int = 1, block_size: int = 16,
+                 seed: int = 0) -> list[dict]:
+    """Every method at every prompt length -> result rows; "same tokens" checks that the
+    cached methods generate exactly what the uncached forward pass generates."""
+    max_len = model.max_len or max(contexts) + new_tokens
+    if min(contexts) < 1 or max(contexts) + new_tokens > max_len:
+        raise NeuroError(f"prompt lengths {contexts} plus {new_tokens} new tokens must fit the model's "
+                         f"context of {max_len} tokens")
+    methods = [m for m in METHODS if m != "paged" or supports_paged(model)]
+    vocab = model.config.vocab_size
+    gen = torch.Generator().manual_seed(seed)
+    time_decode(model, torch.randint(0, vocab, (1, 4), generator=gen), 4, "no-cache")  # warm-up
+    results = []
+    for ctx in contexts:
+        prompt = torch.randint(0, vocab, (batch_size, ctx), generator=gen)
+        outputs = {}
+        for method in methods:
+            r = time_decode(model, prompt, new_tokens, method, block_size)
+            outputs[method] = r.pop("tokens")
+            results.append({"name": f"{method} ctx={ctx}", "value": round(r["tokens_per_s"], 1), "unit": "tokens/s",
+                            "method": method, "context": ctx, "prefill_ms": round(r["prefill_ms"], 1),
+                            "cache_mib": round(r["cache_mib"], 3), "peak_rss_mib": round(r["peak_rss_mib"], 1)})
+        same = all(torch.equal(outputs[m], outputs["no-cache"]) for m in methods)
+        results.append({"name": f"same tokens ctx={ctx}", "value": int(same), "unit": "bool", "context": ctx})
+    return results
+
+
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,28 +137,9 @@ def run(args) -> dict:
         raise NeuroError("--new-tokens and --batch-size must be positive")
     torch.manual_seed(args.seed)
     model = build_model(args.arch, **get_profile(args.profile).model(args.arch)).eval()
-    max_len = model.max_len or 4096
-    room = max_len - args.new_tokens
     contexts = ([int(c) for c in args.contexts.split(",") if c.strip()] if args.contexts
-                else sorted({max(1, room // 8), max(1, room // 2), room}))
-    if room < 1 or max(contexts) > room or min(contexts) < 1:
-        raise NeuroError(f"prompt lengths {contexts} plus {args.new_tokens} new tokens must fit the model's "
-                         f"context of {max_len} tokens")
-    methods = [m for m in METHODS if m != "paged" or supports_paged(model)]
-    vocab = model.config.vocab_size
-    time_decode(model, torch.randint(0, vocab, (1, 4)), 4, "no-cache")  # warm-up
-    results = []
-    for ctx in contexts:
-        prompt = torch.randint(0, vocab, (args.batch_size, ctx))
-        outputs = {}
-        for method in methods:
-            r = time_decode(model, prompt, args.new_tokens, method, args.block_size)
-            outputs[method] = r.pop("tokens")
-            results.append({"name": f"{method} ctx={ctx}", "value": round(r["tokens_per_s"], 1), "unit": "tokens/s",
-                            "method": method, "context": ctx, "prefill_ms": round(r["prefill_ms"], 1),
-                            "cache_mib": round(r["cache_mib"], 3), "peak_rss_mib": round(r["peak_rss_mib"], 1)})
-        same = all(torch.equal(outputs[m], outputs["no-cache"]) for m in methods)
-        results.append({"name": f"same tokens ctx={ctx}", "value": int(same), "unit": "bool", "context": ctx})
+                else default_contexts(model.max_len or 4096, args.new_tokens))
+    results = decode_table(model, contexts, args.new_tokens, args.batch_size, args.block_size, args.seed)
     config = {"arch": args.arch, "profile": args.profile, "contexts": contexts, "new_tokens": args.new_tokens,
               "batch_size": args.batch_size, "block_size": args.block_size, "seed": args.seed,
               "threads": torch.get_num_threads(), "params": model.num_params(),

@@ -1,1 +1,1 @@
-"""Plots and architecture graphs for the notebooks (matplotlib, plotly, networkx)."""
+"""Plots for the notebooks: matplotlib for static figures, plotly for interactive ones."""

@@ -108,8 +108,12 @@ class Aeron(LanguageModel):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.tok_emb.weight
+        if self.tok_emb.weight.device.type != "meta":  # a meta model (budget.py) has shapes, nothing to fill
+            self._init_weights()
+
+    def _init_weights(self):
         self.apply(self._init)
-        depth = config.num_encoder_layers + config.num_decoder_layers
+        depth = self.config.num_encoder_layers + self.config.num_decoder_layers
         for name, p in self.named_parameters():  # scale residual-branch outputs by depth (GPT-2)
             if name.endswith(("out_proj.weight", "ffn.down.weight")):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * depth))
