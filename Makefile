@@ -27,7 +27,7 @@ overnight: venv
 
 test: venv
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+	NEURO_PROGRESS=log $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" tests

@@ -22,6 +22,7 @@ class TrainSizes:
     eval_bytes: int          # bytes of the validation split scored for bpb (0 = all)
     lr: float = 2e-3
     warmup_steps: int = 50
+    precision: str = "fp32"  # bf16 autocast pays off on GPUs (and CPUs with AMX; see docs/LOG.md)
 
 
 @dataclass
@@ -64,7 +65,7 @@ PROFILES = {
     "full": Profile(
         name="full",
         train=TrainSizes(batch_size=64, block_size=256, time_budget_s=3600, eval_every=500, eval_bytes=0, lr=1e-3,
-                         warmup_steps=200),
+                         warmup_steps=200, precision="bf16"),
         models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
                             dropout=0.1),
                 "aeron": dict(AERON_CPU, d_model=384, nhead=6, num_kv_heads=2, num_decoder_layers=6,

@@ -11,19 +11,20 @@ import sys
 import time
 
 
-def _mode() -> str:
+def progress_mode() -> str:
+    """bar (someone watches), log (headless) or off."""
     forced = os.environ.get("NEURO_PROGRESS")
     if forced:
         return forced
-    if os.environ.get("PAPERMILL_EXECUTION") or os.environ.get("CI") or "PYTEST_CURRENT_TEST" in os.environ:
+    # the report runner and `make test` export NEURO_PROGRESS=log for the kernels they start
+    if os.environ.get("CI") or "PYTEST_CURRENT_TEST" in os.environ:
         return "log"
     try:
         from IPython import get_ipython
 
         ip = get_ipython()
         if ip is not None and "IPKernelApp" in ip.config and sys.stdout.isatty() is False:
-            # A kernel: JupyterLab shows widgets; papermill sets PAPERMILL_EXECUTION above.
-            return "bar"
+            return "bar"  # a Jupyter kernel someone is looking at: tqdm's widget
     except ImportError:
         pass
     return "bar" if sys.stderr.isatty() else "log"
@@ -33,7 +34,7 @@ class Progress:
     """`with Progress(total, desc) as p: p.update(n, loss=...)`; log lines at most every `every_s` seconds."""
 
     def __init__(self, total: float | None, desc: str = "", unit: str = "it", every_s: float = 10.0):
-        self.mode, self.total, self.desc, self.every_s = _mode(), total, desc, every_s
+        self.mode, self.total, self.desc, self.every_s = progress_mode(), total, desc, every_s
         self.n, self._start = 0.0, time.time()
         self._last = self._start
         self.bar = None

@@ -26,6 +26,19 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
     return (losses * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def param_breakdown(model: nn.Module) -> dict[str, int]:
+    """Parameters per top-level child module (shared tensors counted once, where first seen)."""
+    seen, out = set(), {}
+    for name, child in model.named_children():
+        n = 0
+        for p in child.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                n += p.numel()
+        out[name] = n
+    return out
+
+
 class LanguageModel(nn.Module):
     config: object
     max_len: int | None = None

@@ -71,7 +71,7 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str = "
     mcfg["vocab_size"] = tok.vocab_size
     t = prof.train
     tcfg = dict(batch_size=t.batch_size, block_size=mcfg.get("block_size", t.block_size), lr=t.lr,
-                warmup_steps=t.warmup_steps, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
+                warmup_steps=t.warmup_steps, precision=t.precision, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
                 eval_bytes=t.eval_bytes)
     tcfg.update(train_overrides or {})
     if tcfg.get("max_steps"):

@@ -47,6 +47,8 @@ class TrainConfig:
     ckpt_every: int = 0           # steps between checkpoints (0 = only at the end)
     log_every: int = 10
     seed: int = 1337
+    device: str = "auto"          # auto = cuda when available, else cpu
+    precision: str = "fp32"       # fp32 | bf16 (autocast; matmuls in bfloat16, loss in float32)
 
     def __post_init__(self):
         if self.max_steps < 0 or self.time_budget_s < 0:
@@ -55,10 +57,19 @@ class TrainConfig:
             raise NeuroError("give a positive training budget: max_steps or time_budget_s")
         if self.batch_size <= 0 or self.block_size <= 0:
             raise NeuroError("batch_size and block_size must be positive")
+        if self.precision not in ("fp32", "bf16"):
+            raise NeuroError(f"precision must be fp32 or bf16, got {self.precision!r}")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     def schedule_key(self) -> dict:
-        """The fields that define a run; a resume must match them."""
-        return dataclasses.asdict(self)
+        """The fields that define a run; a resume must match them (the device may change)."""
+        key = dataclasses.asdict(self)
+        key.pop("device")
+        return key
 
 
 def seed_everything(seed: int) -> None:
@@ -72,7 +83,8 @@ class Trainer:
                  evaluate: Callable[[torch.nn.Module], dict] | None = None, out_dir=None, extra_config=None):
         """`batches(step) -> {"tokens", "targets", ...}` must be deterministic in step;
         `evaluate(model) -> {"val_bpb": ..., ...}` runs at each validation."""
-        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.device = config.torch_device()
+        self.model, self.tokenizer, self.config = model.to(self.device), tokenizer, config
         self.batches, self.evaluate = batches, evaluate
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config = extra_config or {}
@@ -115,7 +127,7 @@ class Trainer:
         state = load_train_state(self.out_dir)
         if state is None:
             raise NeuroError(f"{self.out_dir} holds a finished model without train_state.pt; choose a new --out")
-        load_model(self.model, str(self.out_dir / "model.safetensors"), strict=False)
+        load_model(self.model, str(self.out_dir / "model.safetensors"), strict=False, device=str(self.device))
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.elapsed, self.tokens_seen = state["step"], state["elapsed"], state["tokens_seen"]
         torch.set_rng_state(state["torch_rng"])
@@ -152,6 +164,8 @@ class Trainer:
         """Train until the budget is spent. `stop_after_steps` simulates an interruption (tests)."""
         c = self.config
         resumed = self.try_resume()
+        if resumed and self._done():
+            return self.history  # finished run: nothing to do, nothing rewritten
         if not resumed:
             seed_everything(c.seed)
         self.model.train()
@@ -169,8 +183,9 @@ class Trainer:
                 lr = c.lr * warmup_cosine(self._progress(), self.step, c.warmup_steps, c.min_lr_ratio)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
-                batch = self.batches(self.step)
-                loss, parts = self.model.compute_loss(batch)
+                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in self.batches(self.step).items()}
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                    loss, parts = self.model.compute_loss(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip).item()

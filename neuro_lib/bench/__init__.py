@@ -1,0 +1,16 @@
+"""Benchmark suites. Each suite is a module with `add_arguments(parser)` and
+`run(args) -> dict`; the dict follows DESIGN.md:
+
+    {"suite", "machine", "git", "config", "results": [{"name", "value", "unit", ...}]}
+
+`neuro bench SUITE [--json] [--out FILE]` prints a table (and JSON when asked).
+Register a suite by adding its module to SUITES.
+"""
+from __future__ import annotations
+
+from neuro_lib.bench import decode, lm
+
+SUITES = {
+    "lm": lm,
+    "decode": decode,
+}

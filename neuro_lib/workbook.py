@@ -1,0 +1,193 @@
+"""The report runner: execute the numbered notebooks with papermill into HTML.
+
+    neuro report --profile smoke [--only 00 03] [--jobs 2] [-p name value ...]
+    make report        # smoke profile
+    make overnight     # full profile
+
+Each run writes `papermill_runs/<UTC stamp>-<profile>/`:
+
+    index.html                       every notebook: status, duration, headline metrics, links
+    NN_name/NN_name.ipynb            the executed notebook (a failure keeps its traceback)
+    NN_name/NN_name.html             nbconvert export; plotly figures embedded, works offline
+    NN_name/parameters.json          the parameters injected
+    NN_name/environment.json         Python, torch, threads, git sha + dirty flag
+    NN_name/metrics.json             headline numbers, written by the notebook itself
+
+Unknown parameter names are rejected before anything runs (papermill would only warn).
+Notebooks execute with the `notebooks/` folder as working directory and stream their
+output. A failing notebook does not stop the others; the run reports the failures.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuro_lib.envinfo import REPO_ROOT, environment_record
+from neuro_lib.errors import NeuroError
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+RUNS_DIR = REPO_ROOT / "papermill_runs"
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+    metrics: dict | None = None
+
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def strip_notebook(nb) -> None:
+    """nbstripout semantics, except cells marked NBVAL_CHECK_OUTPUT keep output and count
+    (nbval compares those). Kernelspec normalised to python3."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if CHECK_MARK not in cell.source:
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def freeze_notebook(path) -> Path:
+    """Execute a notebook in place (smoke defaults) and save it stripped but for its checked cells."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(str(path), as_version=4)
+    os.environ.setdefault("NEURO_PROGRESS", "log")
+    NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+                   timeout=1800).execute()
+    strip_notebook(nb)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def write_metrics(run_dir: str, metrics: dict) -> Path:
+    """Called by each notebook: its headline numbers, into its run folder (or the cwd)."""
+    path = Path(run_dir or ".") / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2, default=float))
+    return path
+
+
+def list_notebooks(only=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    books = sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        picked = [b for b in books if any(b.stem == o or b.stem.startswith(f"{o}_") or b.stem.startswith(o)
+                                          for o in only)]
+        missing = [o for o in only if not any(b.stem.startswith(o) for b in books)]
+        if missing:
+            raise NeuroError(f"no notebook matches {missing}; have {[b.stem for b in books]}")
+        books = picked
+    if not books:
+        raise NeuroError(f"no notebooks found in {notebook_dir}")
+    return books
+
+
+def check_parameters(notebook: Path, params: dict) -> None:
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(notebook))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise NeuroError(f"{notebook.name} has no parameter(s) {unknown}; it declares {sorted(declared)}")
+
+
+def export_html(ipynb: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    out = ipynb.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def run_one(notebook: Path, run_root: Path, params: dict) -> NotebookRun:
+    import papermill as pm
+
+    rec = NotebookRun(notebook.stem)
+    folder = run_root / notebook.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / notebook.name
+    params = {**params, "run_dir": str(folder.resolve())}
+    (folder / "parameters.json").write_text(json.dumps(params, indent=2))
+    (folder / "environment.json").write_text(json.dumps(environment_record(), indent=2))
+    print(f"[report] {notebook.stem}: running", flush=True)
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(notebook), str(out), parameters=params, cwd=str(notebook.parent), log_output=True,
+                            kernel_name="python3", progress_bar=False)
+        rec.status = "ok"
+    except pm.PapermillExecutionError as e:
+        rec.status, rec.error = "failed", f"{e.ename}: {e.evalue}"
+    except Exception as e:  # a kernel that died, a notebook that cannot be read: recorded, run goes on
+        rec.status, rec.error = "failed", f"{type(e).__name__}: {e}"
+    rec.seconds = time.time() - t0
+    if out.exists():
+        export_html(out)
+    metrics = folder / "metrics.json"
+    if metrics.exists():
+        rec.metrics = json.loads(metrics.read_text())
+    print(f"[report] {notebook.stem}: {rec.status} in {rec.seconds:.0f}s {rec.error}", flush=True)
+    return rec
+
+
+def write_index(run_root: Path, runs: list[NotebookRun], profile: str) -> Path:
+    rows = []
+    for r in runs:
+        link = f'<a href="{r.name}/{r.name}.html">{r.name}</a>'
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in (r.metrics or {}).items())
+        colour = "#2e7d32" if r.status == "ok" else "#c62828"
+        rows.append(f"<tr><td>{link}</td><td style='color:{colour}'>{r.status}</td><td>{r.seconds:.0f}s</td>"
+                    f"<td>{html.escape(metrics)}</td><td>{html.escape(r.error)}</td></tr>")
+    env = environment_record()
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>neuro_lib report {run_root.name}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}</style>
+</head><body><h1>neuro_lib workbook — {html.escape(run_root.name)}</h1>
+<p>profile <b>{profile}</b>; git {env['git']['sha']}{' (dirty)' if env['git']['dirty'] else ''};
+torch {env['torch']}; {env['cpu']}, {env['cores']} cores</p>
+<table><tr><th>notebook</th><th>status</th><th>duration</th><th>headline metrics</th><th>error</th></tr>
+{''.join(rows)}</table></body></html>"""
+    index = run_root / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def run_workbook(profile: str = "smoke", only=None, jobs: int = 1, params: dict | None = None,
+                 out_root=None, notebook_dir=NOTEBOOK_DIR) -> list[str]:
+    """Run the notebooks; returns the names of those that failed."""
+    from neuro_lib.profiles import get_profile
+
+    try:
+        get_profile(profile)
+    except ValueError as e:
+        raise NeuroError(str(e)) from None
+    books = list_notebooks(only, notebook_dir)
+    params = {"profile": profile, **(params or {})}
+    for nb in books:
+        check_parameters(nb, params)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_root = Path(out_root or RUNS_DIR) / f"{stamp}-{profile}"
+    run_root.mkdir(parents=True, exist_ok=False)
+    os.environ.setdefault("NEURO_PROGRESS", "log")  # kernels inherit it: log lines, no widgets
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(lambda nb: run_one(nb, run_root, params), books))
+    index = write_index(run_root, runs, profile)
+    print(f"[report] {sum(r.status == 'ok' for r in runs)}/{len(runs)} notebooks ok; open {index}", flush=True)
+    return [r.name for r in runs if r.status != "ok"]
