@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import ARCHS, build_model
 from neuro_lib.models.aeron import Aeron, AeronConfig, preset
-from neuro_lib.models.aeron.budget import kv_bytes_per_token, meta_model, component_counts, param_budget, with_kv_heads
+from neuro_lib.models.aeron.budget import (component_counts, kv_bytes_per_token, meta_model, param_budget,
+                                          with_kv_heads)
 from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding
 from neuro_lib.profiles import PROFILES
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -275,3 +277,26 @@ def test_scaled_dot_product_attention_gqa_flag_matches_repeat():
     a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     b = F.scaled_dot_product_attention(q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1), is_causal=True)
     torch.testing.assert_close(a, b)
+
+
+def test_decode_bench_rows_cover_every_method_and_agree():
+    from neuro_lib.bench.decode import decode_table
+
+    rows = decode_table(tiny("decoder"), [5, 20], new_tokens=4, block_size=4)
+    speed = [r for r in rows if r["unit"] == "tokens/s"]
+    assert {(r["method"], r["context"]) for r in speed} == {(m, c) for m in ("no-cache", "contiguous", "paged")
+                                                            for c in (5, 20)}
+    assert all(r["value"] > 0 for r in speed)
+    assert [r["value"] for r in rows if r["unit"] == "bool"] == [1, 1]  # same greedy tokens every way
+    with pytest.raises(NeuroError, match="must fit"):
+        decode_table(tiny("decoder"), [62], new_tokens=4)
+
+
+def test_module_tree_collapses_repeats_and_marks_tied_weights():
+    from neuro_lib.viz.module_graph import module_tree, plot_module_tree
+
+    g = module_tree(meta_model(preset("aeron-3.85b")), max_depth=2)
+    assert g.nodes["decoder.0"]["repeat"] == 32 and "decoder.1" not in g
+    assert g.nodes["lm_head"]["shared"] and not g.nodes["tok_emb"]["shared"]
+    assert g.nodes[""]["params"] == param_budget(preset("aeron-3.85b"))["total"]
+    assert len(plot_module_tree(g).data) == 2

@@ -99,7 +99,8 @@ SEED_BUDGET_M = {
 
 
 def preset(name: str, **overrides) -> AeronConfig:
-    """A fresh copy of a named preset with fields replaced, e.g. preset("aeron-small", mode="decoder", num_encoder_layers=0)."""
+    """A fresh copy of a named preset with fields replaced, e.g.
+    preset("aeron-small", mode="decoder", num_encoder_layers=0)."""
     if name not in PRESETS:
         raise ValueError(f"unknown Aeron preset {name!r}; choose one of {sorted(PRESETS)}")
     if "dim_feedforward" in overrides:
