@@ -48,6 +48,11 @@ GPT_CPU = dict(vocab_size=256, n_embd=256, n_layer=4, n_head=4, n_inner=1024, bl
 # Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).
 MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, block_size=128)
 RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
+# Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 2/3 * 1024
+# (so the feed-forward matches GPT's), a context 8x the training block for the RoPE extrapolation check.
+AERON_CPU = dict(vocab_size=256, d_model=256, nhead=4, num_kv_heads=2, num_encoder_layers=0, num_decoder_layers=4,
+                 dim_feedforward=1024, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
+                 mode="decoder")
 
 PROFILES = {
     "smoke": Profile(
@@ -55,7 +60,9 @@ PROFILES = {
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
         models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64),
                 "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
-                "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128)},
+                "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128),
+                "aeron": dict(AERON_CPU, d_model=128, num_decoder_layers=2, dim_feedforward=512,
+                              max_position_embeddings=512)},
         tokenizer_vocab=[512, 1024],
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
@@ -64,7 +71,7 @@ PROFILES = {
     "bench": Profile(
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
-        models={"gpt": dict(GPT_CPU), "mamba": dict(MAMBA_CPU), "rnk": dict(RNK_CPU)},
+        models={"gpt": dict(GPT_CPU), "mamba": dict(MAMBA_CPU), "rnk": dict(RNK_CPU), "aeron": dict(AERON_CPU)},
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
@@ -77,7 +84,9 @@ PROFILES = {
         models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
                             dropout=0.1),
                 "mamba": dict(MAMBA_CPU, d_model=384, n_layer=8, block_size=256),
-                "rnk": dict(RNK_CPU, d_model=384, n_layer=6, d_plan=384, d_dec=512)},
+                "rnk": dict(RNK_CPU, d_model=384, n_layer=6, d_plan=384, d_dec=512),
+                "aeron": dict(AERON_CPU, d_model=384, nhead=6, num_kv_heads=2, num_decoder_layers=6,
+                              dim_feedforward=1536, max_position_embeddings=2048, dropout=0.1)},
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),

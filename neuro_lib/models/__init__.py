@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.models.aeron import Aeron, AeronConfig
 from neuro_lib.models.base import LanguageModel
 from neuro_lib.models.gpt import GPT, GPTConfig
 from neuro_lib.models.mamba import Mamba, MambaConfig
@@ -13,6 +14,7 @@ ARCHS: dict[str, tuple[type, type]] = {
     "gpt": (GPTConfig, GPT),
     "mamba": (MambaConfig, Mamba),
     "rnk": (RNKConfig, RNK),
+    "aeron": (AeronConfig, Aeron),
 }
 
 

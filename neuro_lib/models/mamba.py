@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuro_lib.models.base import LanguageModel
+from neuro_lib.models.layers import RMSNorm
 
 LOG_DECAY_FLOOR = -16.0
 
@@ -191,16 +192,6 @@ class MambaConfig:
     @property
     def d_inner(self) -> int:
         return self.expand * self.d_model
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
 class MambaBlock(nn.Module):

@@ -1,0 +1,6 @@
+"""Aeron backbone: config + presets (config.py), the model (model.py), parameter and
+KV-cache accounting against the seed's claims (budget.py)."""
+from neuro_lib.models.aeron.config import PRESETS, AeronConfig, preset
+from neuro_lib.models.aeron.model import Aeron, AeronState
+
+__all__ = ["Aeron", "AeronConfig", "AeronState", "PRESETS", "preset"]

@@ -1,0 +1,202 @@
+"""Aeron backbone (seeds/aeron.md): a pre-norm transformer with grouped-query attention,
+rotary positions, SwiGLU feed-forwards, RMSNorm and tied input/output embeddings.
+
+Two layouts behind the same language-model interface (models/base.py):
+
+- `mode="decoder"` (default, for text): token embedding -> N decoder blocks
+  [RMSNorm -> causal GQA self-attention with RoPE -> residual; RMSNorm -> SwiGLU ->
+  residual] -> RMSNorm -> tied output projection.
+- `mode="encoder-decoder"` (the seed's layout, for seq2seq such as text-to-JSON): the
+  source goes through encoder blocks (bidirectional GQA self-attention with RoPE, SwiGLU)
+  and an RMSNorm; each decoder block adds RMSNorm -> GQA cross-attention (no RoPE) ->
+  residual between its self-attention and its feed-forward. The source is passed as
+  `forward(tokens, src=src_ids, src_mask=None)` or, for decoding,
+  `init_state(batch_size, src=src_ids)`, which encodes it once and projects every
+  decoder layer's cross-attention keys/values once; `step()` reuses them.
+  `src_mask` (B, S) bool marks real source tokens (False = padding); for training,
+  the batch dict carries "src" / "src_mask" next to "tokens" / "targets".
+
+Incremental decoding caches only the H_kv key/value heads: a contiguous `KVCache` or a
+`PagedKVCache` (`init_state(..., cache="paged")`), which give the same logits.
+The seed's reasoning engine, memories and uncertainty heads are not part of this file.
+
+    from neuro_lib.models.aeron import Aeron, preset
+    model = Aeron(preset("aeron-small", mode="decoder", num_encoder_layers=0))
+Tests: tests/test_aeron.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from neuro_lib.infer.kv_cache import KVCache
+from neuro_lib.infer.paged_cache import PagedKVCache
+from neuro_lib.models.aeron.config import AeronConfig
+from neuro_lib.models.base import LanguageModel, masked_cross_entropy
+from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU
+
+CACHE_KINDS = ("contiguous", "paged")
+
+
+@dataclass
+class AeronState:
+    """Decoding state: the decoder's self-attention cache and, in encoder-decoder mode, the
+    per-layer cross-attention (k, v) of the encoded source with its padding mask."""
+    cache: KVCache | PagedKVCache
+    cross_kv: list | None = None           # [(k, v)] per decoder layer, each (B, H_kv, S, D)
+    src_mask: torch.Tensor | None = None   # (B, S) bool
+
+    @property
+    def pos(self) -> int:
+        return self.cache.pos
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, cfg: AeronConfig):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = CausalSelfAttention(cfg.d_model, cfg.nhead, cfg.num_kv_heads, bias=False, dropout=cfg.dropout,
+                                        causal=False)
+        self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = SwiGLU(cfg.d_model, cfg.ffn_hidden, dropout=cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rotary, src_mask=None):
+        x = x + self.drop(self.attn(self.norm1(x), rotary=rotary, key_mask=src_mask))
+        return x + self.ffn(self.norm2(x))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, cfg: AeronConfig, cross: bool):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.self_attn = CausalSelfAttention(cfg.d_model, cfg.nhead, cfg.num_kv_heads, bias=False,
+                                             dropout=cfg.dropout)
+        if cross:
+            self.norm_cross = RMSNorm(cfg.d_model, cfg.norm_eps)
+            self.cross_attn = CrossAttention(cfg.d_model, cfg.nhead, cfg.num_kv_heads, bias=False,
+                                             dropout=cfg.dropout)
+        self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = SwiGLU(cfg.d_model, cfg.ffn_hidden, dropout=cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rotary, cache=None, layer=0, cross_kv=None, src_mask=None):
+        x = x + self.drop(self.self_attn(self.norm1(x), cache, layer, rotary))
+        if cross_kv is not None:
+            x = x + self.drop(self.cross_attn(self.norm_cross(x), cross_kv, src_mask))
+        return x + self.ffn(self.norm2(x))
+
+
+class Aeron(LanguageModel):
+    def __init__(self, config: AeronConfig):
+        super().__init__()
+        self.config = config
+        self.max_len = config.max_position_embeddings
+        self.encoder_decoder = config.mode == "encoder-decoder"
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
+        if self.encoder_decoder:
+            self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.num_encoder_layers))
+            self.encoder_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.decoder = nn.ModuleList(DecoderBlock(config, self.encoder_decoder)
+                                     for _ in range(config.num_decoder_layers))
+        self.decoder_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        if self.tok_emb.weight.device.type != "meta":  # a meta model (budget.py) has shapes, nothing to fill
+            self._init_weights()
+
+    def _init_weights(self):
+        self.apply(self._init)
+        depth = self.config.num_encoder_layers + self.config.num_decoder_layers
+        for name, p in self.named_parameters():  # scale residual-branch outputs by depth (GPT-2)
+            if name.endswith(("out_proj.weight", "ffn.down.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * depth))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    # -- encoder (encoder-decoder mode) ----------------------------------------------------------
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """src (B, S) ids -> encoder output (B, S, C)."""
+        if not self.encoder_decoder:
+            raise ValueError("this Aeron is decoder-only (mode='decoder'); it takes no source")
+        if src.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(f"source of {src.shape[1]} tokens exceeds max_position_embeddings "
+                             f"{self.config.max_position_embeddings}")
+        x = self.drop(self.tok_emb(src))  # (B, S, C)
+        for block in self.encoder:
+            x = block(x, self.rotary, src_mask)
+        return self.encoder_norm(x)
+
+    def cross_kv(self, memory: torch.Tensor) -> list:
+        """Encoder output (B, S, C) -> every decoder layer's cross-attention (k, v)."""
+        return [block.cross_attn.project_kv(memory) for block in self.decoder]
+
+    def _source(self, src, src_mask):
+        """Check the source against the mode; -> (cross_kv or None, src_mask as bool or None)."""
+        if self.encoder_decoder and src is None:
+            raise ValueError("encoder-decoder Aeron needs a source: pass src=(B, S) token ids")
+        if src is None:
+            if src_mask is not None:
+                raise ValueError("src_mask given without src")
+            return None, None
+        if src_mask is not None:
+            src_mask = src_mask.bool()
+            if src_mask.shape != src.shape:
+                raise ValueError(f"src_mask shape {tuple(src_mask.shape)} must equal src shape {tuple(src.shape)}")
+        return self.cross_kv(self.encode(src, src_mask)), src_mask
+
+    # -- decoder --------------------------------------------------------------------------------
+    def _decode(self, tokens, cache=None, cross_kv=None, src_mask=None):
+        """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""
+        B, T = tokens.shape
+        pos = cache.pos if cache is not None else 0
+        if pos + T > self.config.max_position_embeddings:
+            raise ValueError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
+                             f"{self.config.max_position_embeddings}")
+        x = self.drop(self.tok_emb(tokens))  # (B, T, C); no absolute positions, RoPE is inside attention
+        for i, block in enumerate(self.decoder):
+            x = block(x, self.rotary, cache, i, cross_kv[i] if cross_kv is not None else None, src_mask)
+        if cache is not None:
+            cache.advance(T)
+        return self.lm_head(self.decoder_norm(x))
+
+    def forward(self, tokens, src=None, src_mask=None):
+        """tokens (B, T) [, src (B, S), src_mask (B, S)] -> logits (B, T, V)."""
+        cross_kv, src_mask = self._source(src, src_mask)
+        return self._decode(tokens, None, cross_kv, src_mask)
+
+    def compute_loss(self, batch: dict):
+        logits = self(batch["tokens"], batch.get("src"), batch.get("src_mask"))
+        loss = masked_cross_entropy(logits, batch["targets"], batch.get("loss_mask"))
+        return loss, {"lm_loss": loss.item()}
+
+    # -- incremental decoding -------------------------------------------------------------------
+    def init_state(self, batch_size: int, src=None, src_mask=None, cache: str = "contiguous",
+                   block_size: int = 16) -> AeronState:
+        """A state for `step()`: an empty KV cache of max_position_embeddings positions (only the
+        H_kv heads), `cache="paged"` for a PagedKVCache of `block_size`-token blocks; in
+        encoder-decoder mode `src` is encoded here, once."""
+        if cache not in CACHE_KINDS:
+            raise ValueError(f"cache must be one of {CACHE_KINDS}, got {cache!r}")
+        if src is not None and src.shape[0] != batch_size:
+            raise ValueError(f"src has batch size {src.shape[0]}, expected {batch_size}")
+        c = self.config
+        p = next(self.parameters())
+        args = (c.num_decoder_layers, batch_size, c.num_kv_heads, c.head_dim, c.max_position_embeddings)
+        kv = (PagedKVCache(*args, block_size=block_size, dtype=p.dtype, device=p.device) if cache == "paged"
+              else KVCache(*args, dtype=p.dtype, device=p.device))
+        cross_kv, src_mask = self._source(src, src_mask)
+        return AeronState(kv, cross_kv, src_mask)
+
+    def step(self, tokens, state: AeronState):
+        """tokens (B, t) continuing the state's sequence -> (logits (B, t, V), state)."""
+        return self._decode(tokens, state.cache, state.cross_kv, state.src_mask), state
