@@ -177,7 +177,7 @@ class RNK(LanguageModel):
             h0s.append(h0)
         heads = {k: torch.stack([h[k] for h in per_chunk], 1) for k in per_chunk[0]}
         start = torch.tanh(self.start_h).expand(B, 1, -1)
-        h0 = torch.cat([start, torch.stack(h0s[:-1], 1)], 1)               # (B, C, d_dec): chunk c uses plan c-1
+        h0 = torch.cat([start, *(h.unsqueeze(1) for h in h0s[:-1])], 1)     # (B, C, d_dec): chunk c uses plan c-1
         inp = torch.cat([emb, H], -1).view(B * C, P, -1)                   # (B*C, P, 2D)
         out, _ = self.decoder(inp, h0.reshape(1, B * C, -1))               # (B*C, P, d_dec)
         logits = self.out_head(out).view(B, C * P, -1)[:, :T]              # (B, T, V)
