@@ -5,12 +5,12 @@
 CLI read sizes from here and nowhere else:
 
     from neuro_lib.profiles import get_profile
-    p = get_profile("smoke"); p.model("gpt"); p.train.time_budget_s
+    p = get_profile("smoke"); p.model("gpt"); p.train_sizes("gpt").time_budget_s
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -22,7 +22,7 @@ class TrainSizes:
     eval_bytes: int          # bytes of the validation split scored for bpb (0 = all)
     lr: float = 2e-3
     warmup_steps: int = 50
-    precision: str = "fp32"  # bf16 autocast pays off on GPUs (and CPUs with AMX; see docs/LOG.md)
+    precision: str = "fp32"  # bf16 autocast pays off on GPUs; on CPU not at these sizes (see docs/LOG.md)
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Profile:
     name: str
     train: TrainSizes
     models: dict = field(default_factory=dict)  # arch -> dict of config overrides
+    arch_train: dict = field(default_factory=dict)  # arch -> TrainSizes overrides (an arch's tuned optimiser)
     tokenizer_vocab: list = field(default_factory=list)
     # notebook 01 / `neuro bench tokenizers`: "text_bytes" of the corpus used (0 = all), "train": kind ->
     # arguments of that kind's train() (also used by train_lm), "lm_specs"/"lm_budget_s": the LM comparison
@@ -42,14 +43,20 @@ class Profile:
             raise KeyError(f"profile {self.name!r} has no sizes for arch {arch!r}; known: {sorted(self.models)}")
         return copy.deepcopy(self.models[arch])
 
+    def train_sizes(self, arch: str) -> TrainSizes:
+        """The training sizes for `arch`: the profile's, with that arch's overrides."""
+        return replace(self.train, **self.arch_train.get(arch, {}))
 
-# The default small GPT for CPU, tuned for `neuro bench lm` (see docs/LOG.md).
-GPT_CPU = dict(vocab_size=256, n_embd=256, n_layer=4, n_head=4, n_inner=1024, block_size=128, dropout=0.0)
+
+# The default small GPT for CPU, tuned for `neuro bench lm` (200 s on 2 cores; docs/LOG.md 2026-11-24): at that
+# budget a narrow model that sees more bytes beats a wider one (d128: 2.44 bpb, d192: 2.51, d256: 2.60).
+GPT_CPU = dict(vocab_size=256, n_embd=128, n_layer=4, n_head=4, n_inner=512, block_size=128, dropout=0.0)
+GPT_CPU_TRAIN = dict(batch_size=16, lr=6e-3, warmup_steps=30)
 # Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).
 MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, block_size=128)
 RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
-# Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 2/3 * 1024
-# (so the feed-forward matches GPT's), a context 8x the training block for the RoPE extrapolation check.
+# Aeron decoder-only, 256 wide and 4 deep: GQA 4 query / 2 KV heads, SwiGLU hidden 2/3 * 1024 (the
+# feed-forward of a 256-wide GPT), a context 8x the training block for the RoPE extrapolation check.
 AERON_CPU = dict(vocab_size=256, d_model=256, nhead=4, num_kv_heads=2, num_encoder_layers=0, num_decoder_layers=4,
                  dim_feedforward=1024, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
                  mode="decoder")
@@ -58,7 +65,7 @@ PROFILES = {
     "smoke": Profile(
         name="smoke",
         train=TrainSizes(batch_size=16, block_size=64, time_budget_s=20, eval_every=100, eval_bytes=20_000),
-        models={"gpt": dict(GPT_CPU, n_embd=128, n_layer=2, n_head=4, n_inner=512, block_size=64),
+        models={"gpt": dict(GPT_CPU, n_layer=2, block_size=64),
                 "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
                 "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128),
                 "aeron": dict(AERON_CPU, d_model=128, num_decoder_layers=2, dim_feedforward=512,
@@ -72,6 +79,7 @@ PROFILES = {
         name="bench",
         train=TrainSizes(batch_size=32, block_size=128, time_budget_s=200, eval_every=250, eval_bytes=0),
         models={"gpt": dict(GPT_CPU), "mamba": dict(MAMBA_CPU), "rnk": dict(RNK_CPU), "aeron": dict(AERON_CPU)},
+        arch_train={"gpt": GPT_CPU_TRAIN},
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),

@@ -80,7 +80,7 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     mcfg = prof.model(arch) if arch in prof.models else {}
     mcfg.update(model_overrides or {})
     mcfg["vocab_size"] = tok.vocab_size
-    t = prof.train
+    t = prof.train_sizes(arch)
     tcfg = dict(batch_size=t.batch_size, block_size=mcfg.get("block_size", t.block_size), lr=t.lr,
                 warmup_steps=t.warmup_steps, precision=t.precision, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
                 eval_bytes=t.eval_bytes)
