@@ -1,10 +1,11 @@
-"""Mamba: the chunked scan equals the sequential loop (outputs, final state, gradients) and
+"""Mamba: the chunked and fused scans equal the sequential loop (outputs, final state, gradients) and
 mambapy's parallel scan; recurrent step() decoding equals the full forward pass."""
 import pytest
 import torch
 
 from neuro_lib.models import build_model
-from neuro_lib.models.mamba import LOG_DECAY_FLOOR, MambaConfig, chunked_scan, sequential_scan
+from neuro_lib.models.fused_scan import fused_scan
+from neuro_lib.models.mamba import LOG_DECAY_FLOOR, SCANS, MambaConfig, chunked_scan, run_scan, sequential_scan
 
 TINY = dict(vocab_size=256, d_model=32, n_layer=2, d_state=4, expand=2, block_size=64)
 
@@ -36,21 +37,43 @@ def test_chunked_scan_matches_sequential(L, chunk, block):
     torch.testing.assert_close(gv2, gv1, rtol=1e-4, atol=1e-4)
 
 
-def test_chunked_scan_strong_decay_stays_finite():
-    """Log-decays far below the floor (Δ·A ≈ -50 per step) must not overflow the closed form."""
+@pytest.mark.parametrize("L", [1, 2, 9, 300])
+@pytest.mark.parametrize("E,N", [(6, 4), (300, 5)])  # E*N = 1500 spans two of the kernel's channel tiles
+def test_fused_scan_matches_sequential(L, E, N):
+    a, v, grad = _inputs(L, E=E, N=N)
+    h1, ga1, gv1 = _run(sequential_scan, a, v, grad)
+    h2, ga2, gv2 = _run(SCANS["fused"], a, v, grad)
+    torch.testing.assert_close(h2, h1, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ga2, ga1, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gv2, gv1, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_scan_rejects_what_it_cannot_run_and_auto_falls_back():
+    a, v, grad = _inputs(20)
+    with pytest.raises(ValueError, match="float32 CPU"):
+        fused_scan(a.double(), v.double(), LOG_DECAY_FLOOR)
+    h = run_scan("auto", a.detach().double(), v.detach().double())  # auto: float64 goes to a pure-PyTorch scan
+    torch.testing.assert_close(h.float(), sequential_scan(a, v).detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scan", ["chunked", "fused"])
+def test_fast_scans_strong_decay_stay_finite(scan):
+    """Log-decays far below the floor (Δ·A ≈ -50 per step) must not overflow, and get no gradient."""
     a, v, grad = _inputs(100, low=-50.0)
     h1, ga1, gv1 = _run(sequential_scan, a, v, grad)
-    h2, ga2, gv2 = _run(chunked_scan, a, v, grad)
+    h2, ga2, gv2 = _run(SCANS[scan], a, v, grad)
     assert torch.isfinite(h2).all() and torch.isfinite(ga2).all()
     torch.testing.assert_close(h2, h1, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gv2, gv1, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ga2, ga1, rtol=1e-4, atol=1e-4)
     assert (ga2[a.detach() < LOG_DECAY_FLOOR] == 0).all()
 
 
-def test_chunked_scan_matches_mambapy_pscan():
+@pytest.mark.parametrize("scan", ["chunked", "fused"])
+def test_fast_scans_match_mambapy_pscan(scan):
     pscan = pytest.importorskip("mambapy.pscan").pscan
     a, v, grad = _inputs(100, B=2, E=8, N=4)
-    h1, ga1, gv1 = _run(chunked_scan, a, v, grad)
+    h1, ga1, gv1 = _run(SCANS[scan], a, v, grad)
     h2, ga2, gv2 = _run(lambda a, v: pscan(torch.exp(a), v), a, v, grad)
     torch.testing.assert_close(h1, h2, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(ga1, ga2, rtol=1e-4, atol=1e-4)
@@ -68,7 +91,7 @@ def test_model_scans_agree_and_step_equals_forward():
     model = build_model("mamba", **TINY).eval()
     x = torch.randint(0, 256, (2, 45))
     with torch.no_grad():
-        full = model(x)
+        full = model(x)  # "auto": the fused scan here (float32 on the CPU)
         model.config.scan = "sequential"
         torch.testing.assert_close(model(x), full, rtol=1e-4, atol=1e-4)
         model.config.scan = "chunked"
@@ -87,13 +110,14 @@ def test_model_gradients_agree_between_scans():
     model = build_model("mamba", **TINY)
     x = torch.randint(0, 256, (2, 33))
     grads = []
-    for scan in ("sequential", "chunked"):
+    for scan in ("sequential", "chunked", "fused"):
         model.zero_grad()
         model.config.scan = scan
         loss, _ = model.compute_loss({"tokens": x[:, :-1], "targets": x[:, 1:]})
         loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+    for g in grads[1:]:
+        torch.testing.assert_close(g, grads[0], rtol=1e-4, atol=1e-5)
 
 
 def test_config_rejects_bad_values():

@@ -7,6 +7,7 @@ shape (batch, L, E, N) (models/mamba.py) is run by
 
 - `sequential`: the plain loop over time (models.mamba.sequential_scan),
 - `chunked`: closed form inside chunks, recursive across chunks (models.mamba.chunked_scan),
+- `fused`: the loop compiled by numba, channels in parallel (models.fused_scan),
 - `mambapy`: the log-depth Blelloch scan of the mambapy package (mambapy.pscan.pscan),
 
 and timed as forward + backward of sum(h * g) (one warm-up, then the median and the
@@ -23,7 +24,7 @@ import time
 import torch
 
 from neuro_lib.errors import NeuroError
-from neuro_lib.models.mamba import chunked_scan, sequential_scan
+from neuro_lib.models.mamba import SCANS
 
 
 def _mambapy_scan(a, v):
@@ -32,7 +33,7 @@ def _mambapy_scan(a, v):
     return pscan(torch.exp(a), v)
 
 
-SCAN_FNS = {"sequential": sequential_scan, "chunked": chunked_scan, "mambapy": _mambapy_scan}
+SCAN_FNS = {**SCANS, "mambapy": _mambapy_scan}
 
 
 def saved_bytes(fn, *inputs) -> tuple[torch.Tensor, int]:
@@ -72,7 +73,7 @@ def time_scan(fn, a, v, grad, repeats: int) -> dict:
     return {"median_ms": statistics.median(times), "min_ms": min(times), "saved_mb": mem / 2**20}
 
 
-def measure_scans(lengths, batch=1, d_inner=256, d_state=16, repeats=5, scans=("sequential", "chunked", "mambapy"),
+def measure_scans(lengths, batch=1, d_inner=256, d_state=16, repeats=5, scans=("sequential", "chunked", "fused", "mambapy"),
                   max_sequential=4096) -> list[dict]:
     """One row per (scan, length): the timings of time_scan plus the speed-up of each scan over `sequential`."""
     rows = []
@@ -112,7 +113,7 @@ def run(args) -> dict:
         raise NeuroError("--lengths must be positive and --repeats at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    scans = ("sequential", "chunked") if args.no_mambapy else ("sequential", "chunked", "mambapy")
+    scans = ("sequential", "chunked", "fused") + (() if args.no_mambapy else ("mambapy",))
     rows = measure_scans(lengths, args.batch, args.d_inner, args.d_state, args.repeats, scans)
     results = []
     for r in rows:

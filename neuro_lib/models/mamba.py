@@ -16,10 +16,13 @@ One layer (MambaBlock), for input u (B, L, d_model):
     out = u + out_proj(y ⊙ SiLU(z))
 
 The recurrence h_t = exp(a_t) h_{t-1} + v_t (a = Δ A the log-decay, v = Δ B x) is
-computed by one of two scans over the same numbers (MambaConfig.scan; "auto" picks by length):
+computed by one of three scans over the same numbers (MambaConfig.scan; "auto" picks):
 
 - `sequential_scan`: the plain loop over time, the reference.
-- `chunked_scan`: the fast one on CPU. Time is cut into chunks of Q steps. Inside a chunk
+- `fused_scan` (models/fused_scan.py): the same loop compiled by numba, channels in parallel,
+  forward and adjoint backward; the fastest on CPU at every shape measured (docs/LOG.md).
+- `chunked_scan`: the fastest in pure PyTorch on long sequences, and the one for GPUs and
+  low precision. Time is cut into chunks of Q steps. Inside a chunk
   the states have a closed form through cumulative sums of log-decays,
   h_t = e^{S_t - m} · Σ_{s<=t} e^{m - S_s} v_s (S the within-chunk cumsum of a, m its value
   at the chunk's middle, which keeps both exponentials in float32 range); the state
@@ -29,13 +32,13 @@ computed by one of two scans over the same numbers (MambaConfig.scan; "auto" pic
   adjoint recurrence, a reverse scan through the same function (a custom autograd
   Function), so autograd stores two tensors per layer, not every intermediate.
 
-Both clamp the per-step log-decay at LOG_DECAY_FLOOR = -16: a decay factor below
+All three clamp the per-step log-decay at LOG_DECAY_FLOOR = -16: a decay factor below
 e^-16 ≈ 1e-7 is below float32 resolution relative to the incoming term, so the clamp
 changes nothing measurable and bounds the exponentials of the closed form.
 
     neuro train --arch mamba --corpus stdlib-docs --time-budget 60 --out runs/mamba
     neuro bench scan
-Tests: tests/test_mamba.py (scans agree on outputs, final state and gradients, also with
+Tests: tests/test_mamba.py (the scans agree on outputs, final state and gradients, also with
 mambapy.pscan; step() equals forward()).
 """
 from __future__ import annotations
@@ -48,6 +51,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuro_lib.models.base import LanguageModel
+from neuro_lib.models.fused_scan import fused_scan
 from neuro_lib.models.layers import RMSNorm
 
 LOG_DECAY_FLOOR = -16.0
@@ -149,16 +153,20 @@ def chunked_scan(a: torch.Tensor, v: torch.Tensor, chunk: int = 8, block: int = 
     return _ChunkedScan.apply(a, v, chunk, block)
 
 
-SCANS = {"sequential": sequential_scan, "chunked": chunked_scan}
-AUTO_CHUNKED_FROM = 512  # "auto": the chunked scan from this length on (measured: docs/LOG.md, bench scan)
+SCANS = {"sequential": sequential_scan, "chunked": chunked_scan,
+         "fused": lambda a, v: fused_scan(a, v, LOG_DECAY_FLOOR)}
+AUTO_CHUNKED_FROM = 512  # "auto" off the fused scan: the chunked scan from this length on (docs/LOG.md, bench scan)
 
 
 def run_scan(kind: str, a: torch.Tensor, v: torch.Tensor, chunk: int = 8) -> torch.Tensor:
-    """Dispatch on MambaConfig.scan: "sequential", "chunked" or "auto" (chunked for L >= AUTO_CHUNKED_FROM;
-    on 2 CPU cores the loop is as fast or faster for shorter sequences and for large batches)."""
+    """Dispatch on MambaConfig.scan: "sequential", "chunked", "fused" or "auto": fused for float32 CPU
+    tensors; elsewhere (GPU, bf16) chunked for L >= AUTO_CHUNKED_FROM, else the loop."""
     if kind == "auto":
-        kind = "chunked" if a.size(1) >= AUTO_CHUNKED_FROM else "sequential"
-    return chunked_scan(a, v, chunk) if kind == "chunked" else sequential_scan(a, v)
+        if a.device.type == "cpu" and a.dtype == torch.float32 and v.dtype == torch.float32:
+            kind = "fused"
+        else:
+            kind = "chunked" if a.size(1) >= AUTO_CHUNKED_FROM else "sequential"
+    return chunked_scan(a, v, chunk) if kind == "chunked" else SCANS[kind](a, v)
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,7 +184,7 @@ class MambaConfig:
     dt_rank: int = 0           # R, rank of the Δ projection (0 = ceil(d_model / 16))
     dt_min: float = 1e-3       # initial Δ range (log-uniform)
     dt_max: float = 1e-1
-    scan: str = "auto"         # "chunked" (fast on long sequences), "sequential" (reference) or "auto"
+    scan: str = "auto"         # "fused" (compiled, CPU), "chunked", "sequential" (reference) or "auto"
     chunk: int = 8             # Q, steps per chunk of the chunked scan
     block_size: int = 256      # training window (the model itself has no length limit)
 
