@@ -92,3 +92,20 @@ def test_batches_deterministic_in_seed_and_step():
     x3, _ = ids.batch(4, 8, seed=1, step=6)
     assert torch.equal(x1, x2) and torch.equal(y1, y2) and not torch.equal(x1, x3)
     assert torch.equal(y1[:, :-1], x1[:, 1:])
+
+
+@pytest.mark.parametrize("arch,lr,batch", [("gpt", 6e-3, 16), ("mamba", 2e-3, 32)])
+def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
+    """The bench profile's GPT has its own tuned optimiser (Profile.arch_train); Mamba keeps the profile's."""
+    import json
+
+    from neuro_lib.profiles import get_profile
+    from neuro_lib.train.lm import train_lm
+
+    text = tmp_path / "corpus.txt"
+    text.write_bytes(ENGLISH * 20)
+    assert get_profile("bench").train_sizes(arch).lr == lr
+    train_lm(arch, f"text:{text}", profile="bench", out_dir=tmp_path / "run",
+             train_overrides={"max_steps": 1, "eval_bytes": 256})
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (lr, batch)

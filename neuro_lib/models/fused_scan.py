@@ -71,7 +71,7 @@ def _as_blm(x: torch.Tensor) -> np.ndarray:
     return x.detach().contiguous().view(x.shape[0], x.shape[1], -1).numpy()
 
 
-def _set_threads():
+def set_threads():
     """Use as many threads as torch does (torch.set_num_threads is the one knob)."""
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
@@ -79,7 +79,7 @@ def _set_threads():
 class _FusedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, v, floor):
-        _set_threads()
+        set_threads()
         v = v.contiguous()
         h = torch.empty_like(v)
         _forward(_as_blm(a.clamp_min(floor).exp_()), _as_blm(v), _as_blm(h))
@@ -93,7 +93,7 @@ class _FusedScan(torch.autograd.Function):
         g = g.contiguous()
         gv = torch.empty_like(h)
         ga = a.clamp_min(ctx.floor).exp_()  # the decays, recomputed (cheaper than saving them); da in place
-        _set_threads()
+        set_threads()
         _backward(_as_blm(a), _as_blm(ga), _as_blm(h), _as_blm(g), _as_blm(gv), np.float32(ctx.floor))
         return ga, gv, None
 

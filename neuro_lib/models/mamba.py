@@ -1,4 +1,4 @@
-"""Mamba: a selective state-space language model in pure PyTorch, with two scans.
+"""Mamba: a selective state-space language model in PyTorch, with three scans and a fused SSM.
 
 References: Gu & Dao, "Mamba: Linear-Time Sequence Modeling with Selective State
 Spaces" (2023), section 3 and algorithm 2. The RNK seed (seeds/rnk.md) stacks these
@@ -20,7 +20,7 @@ computed by one of three scans over the same numbers (MambaConfig.scan; "auto" p
 
 - `sequential_scan`: the plain loop over time, the reference.
 - `fused_scan` (models/fused_scan.py): the same loop compiled by numba, channels in parallel,
-  forward and adjoint backward; the fastest on CPU at every shape measured (docs/LOG.md).
+  forward and adjoint backward; the fastest recurrence on CPU at every shape measured.
 - `chunked_scan`: the fastest in pure PyTorch on long sequences, and the one for GPUs and
   low precision. Time is cut into chunks of Q steps. Inside a chunk
   the states have a closed form through cumulative sums of log-decays,
@@ -32,7 +32,12 @@ computed by one of three scans over the same numbers (MambaConfig.scan; "auto" p
   adjoint recurrence, a reverse scan through the same function (a custom autograd
   Function), so autograd stores two tensors per layer, not every intermediate.
 
-All three clamp the per-step log-decay at LOG_DECAY_FLOOR = -16: a decay factor below
+The layer itself (`selective_ssm`) builds a and v as (B, L, E, N) tensors and scans them,
+except with scan="fused" ("auto" on a CPU in float32), where the whole SSM, decays, inputs,
+recurrence and the C contraction, is one compiled loop that never builds them
+(models/selective_scan.py); docs/LOG.md has the timings.
+
+All scans clamp the per-step log-decay at LOG_DECAY_FLOOR = -16: a decay factor below
 e^-16 ≈ 1e-7 is below float32 resolution relative to the incoming term, so the clamp
 changes nothing measurable and bounds the exponentials of the closed form.
 
@@ -53,6 +58,7 @@ import torch.nn.functional as F
 from neuro_lib.models.base import LanguageModel
 from neuro_lib.models.fused_scan import fused_scan
 from neuro_lib.models.layers import RMSNorm
+from neuro_lib.models.selective_scan import selective_scan
 
 LOG_DECAY_FLOOR = -16.0
 
@@ -155,18 +161,41 @@ def chunked_scan(a: torch.Tensor, v: torch.Tensor, chunk: int = 8, block: int = 
 
 SCANS = {"sequential": sequential_scan, "chunked": chunked_scan,
          "fused": lambda a, v: fused_scan(a, v, LOG_DECAY_FLOOR)}
-AUTO_CHUNKED_FROM = 512  # "auto" off the fused scan: the chunked scan from this length on (docs/LOG.md, bench scan)
+AUTO_CHUNKED_FROM = 512  # "auto" off the CPU: the chunked scan from this length on (docs/LOG.md, bench scan)
+
+
+def resolve_scan(kind: str, x: torch.Tensor) -> str:
+    """MambaConfig.scan for input x: "auto" is "fused" for float32 CPU tensors; elsewhere (GPU, bf16)
+    "chunked" for sequences of AUTO_CHUNKED_FROM steps or more, else "sequential"."""
+    if kind != "auto":
+        return kind
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        return "fused"
+    return "chunked" if x.size(1) >= AUTO_CHUNKED_FROM else "sequential"
 
 
 def run_scan(kind: str, a: torch.Tensor, v: torch.Tensor, chunk: int = 8) -> torch.Tensor:
-    """Dispatch on MambaConfig.scan: "sequential", "chunked", "fused" or "auto": fused for float32 CPU
-    tensors; elsewhere (GPU, bf16) chunked for L >= AUTO_CHUNKED_FROM, else the loop."""
-    if kind == "auto":
-        if a.device.type == "cpu" and a.dtype == torch.float32 and v.dtype == torch.float32:
-            kind = "fused"
-        else:
-            kind = "chunked" if a.size(1) >= AUTO_CHUNKED_FROM else "sequential"
+    """The recurrence alone, by MambaConfig.scan: a, v (B, L, E, N) -> h (B, L, E, N)."""
+    kind = resolve_scan(kind, v)
     return chunked_scan(a, v, chunk) if kind == "chunked" else SCANS[kind](a, v)
+
+
+def selective_ssm(kind: str, x, dt, A, Bm, Cm, h0=None, chunk: int = 8):
+    """The SSM of one layer: h_t = e^{max(Δ_t A, floor)} h_{t-1} + Δ_t x_t B_t and y_t = C_t · h_t.
+    x, dt (B, L, E); A (E, N); Bm, Cm (B, L, N); h0 (B, E, N) or None -> (y (B, L, E), h_L (B, E, N)).
+    "fused" runs it as one compiled loop (models/selective_scan.py); the others build the
+    (B, L, E, N) log-decays and inputs in PyTorch and scan them."""
+    kind = resolve_scan(kind, x)
+    if kind == "fused":
+        h0 = x.new_zeros(x.size(0), *A.shape) if h0 is None else h0
+        return selective_scan(x, dt, A, Bm, Cm, h0, LOG_DECAY_FLOOR)
+    a = dt.unsqueeze(-1) * A                                            # (B, L, E, N) log-decay
+    v = (dt * x).unsqueeze(-1) * Bm.unsqueeze(2)                        # (B, L, E, N)
+    if h0 is not None:  # fold the carried state into the first input: h_1 = e^{a_1} h_0 + v_1
+        v = torch.cat([(v[:, 0] + h0 * torch.exp(a[:, 0].clamp_min(LOG_DECAY_FLOOR))).unsqueeze(1), v[:, 1:]], dim=1)
+    h = run_scan(kind, a, v, chunk)                                     # (B, L, E, N)
+    # the last state cloned, so a decoding state does not keep the whole (B, L, E, N) tensor alive
+    return (h @ Cm.unsqueeze(-1)).squeeze(-1), h[:, -1].clone()
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,16 +263,10 @@ class MambaBlock(nn.Module):
         dt, Bm, Cm = self.x_proj(x).split([cfg.dt_rank, N, N], dim=-1)     # (B, L, R), (B, L, N) x2
         dt = F.softplus(self.dt_proj(dt))                                   # (B, L, E)
         A = -torch.exp(self.A_log)                                          # (E, N)
-        a = dt.unsqueeze(-1) * A                                            # (B, L, E, N) log-decay
-        v = (dt * x).unsqueeze(-1) * Bm.unsqueeze(2)                        # (B, L, E, N)
-        if state is not None:  # fold the carried state into the first input: h_1 = e^{a_1} h_0 + v_1
-            h0 = state[1] * torch.exp(a[:, 0].clamp_min(LOG_DECAY_FLOOR))
-            v = torch.cat([(v[:, 0] + h0).unsqueeze(1), v[:, 1:]], dim=1)
-        h = run_scan(cfg.scan, a, v, cfg.chunk)                             # (B, L, E, N)
-        y = (h @ Cm.unsqueeze(-1)).squeeze(-1) + self.D * x                 # (B, L, E)
+        y, h_last = selective_ssm(cfg.scan, x, dt, A, Bm, Cm, None if state is None else state[1], cfg.chunk)
+        y = y + self.D * x                                                  # (B, L, E)
         out = u + self.out_proj(y * F.silu(z))
-        # clones, so a decoding state does not keep the whole (B, L, E, N) tensor of states alive
-        return out, (x_pad[:, :, x_pad.size(2) - (K - 1):].clone(), h[:, -1].clone())
+        return out, (x_pad[:, :, x_pad.size(2) - (K - 1):].clone(), h_last)
 
 
 class Mamba(LanguageModel):
