@@ -57,7 +57,7 @@ MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, b
 RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
 # Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 2/3 * 512 (so the
 # feed-forward matches GPT's), a context 8x the training block for the RoPE extrapolation check. Trained with
-# CPU_LM_TRAIN it reaches 2.335 bpb in 200 s on the play corpus; at 256 wide with the old optimiser 2.527.
+# CPU_LM_TRAIN it reaches 2.333 bpb in 200 s on the play corpus; at 256 wide with the old optimiser 2.527.
 AERON_CPU = dict(vocab_size=256, d_model=128, nhead=4, num_kv_heads=2, num_encoder_layers=0, num_decoder_layers=4,
                  dim_feedforward=512, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
                  mode="decoder")
