@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from neuro_lib.models.mamba import chunked_scan, sequential_scan
+from neuro_lib.models.scans import chunked_scan, sequential_scan
 
 
 def scan_picture(length: int = 24, chunk: int = 4, block: int = 12, seed: int = 0):
