@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuro_lib.envinfo import REPO_ROOT, environment_record
+from neuro_lib.envinfo import environment_record
+from neuro_lib.paths import REPO_ROOT
 from neuro_lib.errors import NeuroError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"

@@ -1,9 +1,8 @@
 """environment.yml (conda route) lists the same packages as pyproject.toml."""
 import re
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from neuro_lib.paths import REPO_ROOT as ROOT
 
 
 def _norm(req: str) -> str:

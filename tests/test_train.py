@@ -7,7 +7,7 @@ from neuro_lib.data.batching import TokenArray
 from neuro_lib.models import build_model
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.evaluate import bits_per_byte, evaluate_bpb, score_windows
-from neuro_lib.train.optim import warmup_cosine
+from neuro_lib.optim import warmup_cosine
 from neuro_lib.train.trainer import TrainConfig, Trainer
 from tests.conftest import ENGLISH
 

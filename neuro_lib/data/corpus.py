@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.paths import REPO_ROOT
 
 VAL_FRACTION = 0.10
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("NEURO_CACHE", REPO_ROOT / "data" / "cache"))
 
 # Folders of the stdlib that are not documentation or differ between distributions.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat, read_chat_jsonl
+from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat, model_sizes, read_chat_jsonl
 from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import ByteTokenizer
@@ -29,8 +29,7 @@ def train_rnk(profile: str = "smoke", overrides: dict | None = None, steps: int 
     """Build RNK from the profile's sizes (+ overrides), train on generated chat (or on the records of the
     JSONL file `chat_data`, data/chat.py format), validate on generated held-out phrasings, return the result."""
     sizes = rnk_sizes(profile)
-    cfg = get_profile(profile).model("rnk")
-    cfg.update(overrides or {})
+    cfg = {**model_sizes(), **get_profile(profile).model("rnk"), **(overrides or {})}
     torch.manual_seed(seed)
     model = build_model("rnk", **cfg)
     P = model.config.chunk_len

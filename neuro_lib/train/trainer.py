@@ -27,7 +27,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.models import arch_of
 from neuro_lib.progress import Progress
 from neuro_lib.train.checkpoint import load_train_state, read_config, save_checkpoint
-from neuro_lib.train.optim import make_adamw, warmup_cosine
+from neuro_lib.optim import make_adamw, warmup_cosine
 
 
 @dataclass
