@@ -27,6 +27,7 @@ Tests: tests/test_rnk.py.
 """
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 
@@ -34,7 +35,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuro_lib.data.chat import OPS  # the calculator's operators; leave with solve_arithmetic (branch c-tools)
 from neuro_lib.models.base import LanguageModel, check_positive, masked_cross_entropy
 from neuro_lib.models.mamba import Mamba, MambaConfig
 
@@ -77,7 +77,8 @@ class RNKConfig:
 def solve_arithmetic(text: str) -> str | None:
     """The refiner's calculator (rule R2): the first `a op b` in text, evaluated exactly; None if none."""
     m = re.search(r"(-?\d+)\s*([-+*])\s*(-?\d+)", text)
-    return str(OPS[m.group(2)](int(m.group(1)), int(m.group(3)))) if m else None
+    op = {"+": operator.add, "-": operator.sub, "*": operator.mul}[m.group(2)] if m else None
+    return str(op(int(m.group(1)), int(m.group(3)))) if m else None
 
 
 class HRMPlanner(nn.Module):
