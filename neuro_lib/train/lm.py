@@ -20,7 +20,7 @@ from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
 from neuro_lib.train.evaluate import evaluate_bpb
-from neuro_lib.train.trainer import TrainConfig, Trainer
+from neuro_lib.train.trainer import TrainConfig, Trainer, check_run_folder, seed_everything
 
 
 def get_tokenizer(spec: str, corpus: Corpus, train_kwargs: dict | None = None) -> Tokenizer:
@@ -72,14 +72,10 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     `tokenizer_train` overrides the profile's tokenizer training arguments (see get_tokenizer)."""
     prof = get_profile(profile)
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
-        tok = tokenizer
-    else:
-        tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None
-                            else tokenizer_train)
+    if out_dir is not None:
+        check_run_folder(out_dir)  # before any work: a bad --out fails in a second, not after the tokenizer
     mcfg = prof.model(arch) if arch in prof.models else {}
     mcfg.update(model_overrides or {})
-    mcfg["vocab_size"] = tok.vocab_size
     t = prof.train_sizes(arch)
     tcfg = dict(batch_size=t.batch_size, block_size=mcfg.get("block_size", t.block_size), lr=t.lr,
                 warmup_steps=t.warmup_steps, precision=t.precision, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
@@ -90,8 +86,20 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     config = TrainConfig(**tcfg)
     if "block_size" in mcfg and config.block_size > mcfg["block_size"]:
         raise NeuroError(f"training block_size {config.block_size} exceeds the model's {mcfg['block_size']}")
+    if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
+        tok = tokenizer
+    else:
+        tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None
+                            else tokenizer_train)
+    mcfg["vocab_size"] = tok.vocab_size
+    seed_everything(config.seed)  # before the model is built: the seed fixes the initial weights
     model = build_model(arch, **mcfg)
     train_ids = encode_to_array(tok, corpus.train)
+    if len(train_ids) <= config.block_size + 1:
+        raise NeuroError(f"corpus {corpus.spec!r} has {len(train_ids)} training tokens, fewer than one window of "
+                         f"{config.block_size + 1}; use a longer corpus or a smaller block_size")
+    if len(tok.encode(corpus.val[:4096])) < 2:
+        raise NeuroError(f"corpus {corpus.spec!r} has a validation split of fewer than two tokens; use a longer corpus")
 
     def batches(step):
         x, y = train_ids.batch(config.batch_size, config.block_size, config.seed, step)
@@ -102,6 +110,6 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
         return {"val_bpb": r["bpb"], "val_bytes": r["bytes"]}
 
     trainer = Trainer(model, tok, config, batches, evaluate, out_dir=out_dir,
-                      extra_config={"corpus": corpus.spec, "profile": profile})
+                      extra_config={"corpus": corpus.spec, "corpus_sha256": corpus.sha256, "profile": profile})
     history = trainer.fit(callback=callback)
     return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None)
