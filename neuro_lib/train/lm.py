@@ -110,6 +110,6 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
         return {"val_bpb": r["bpb"], "val_bytes": r["bytes"]}
 
     trainer = Trainer(model, tok, config, batches, evaluate, out_dir=out_dir,
-                      extra_config={"corpus": corpus.spec, "corpus_sha256": corpus.sha256, "profile": profile})
+                      extra_config={"corpus_sha256": corpus.sha256, "profile": profile}, info={"corpus": corpus.spec})
     history = trainer.fit(callback=callback)
     return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None)

@@ -107,14 +107,16 @@ def seed_everything(seed: int) -> None:
 
 class Trainer:
     def __init__(self, model, tokenizer, config: TrainConfig, batches: Callable[[int], dict],
-                 evaluate: Callable[[torch.nn.Module], dict] | None = None, out_dir=None, extra_config=None):
+                 evaluate: Callable[[torch.nn.Module], dict] | None = None, out_dir=None, extra_config=None,
+                 info=None):
         """`batches(step) -> {"tokens", "targets", ...}` must be deterministic in step;
-        `evaluate(model) -> {"val_bpb": ..., ...}` runs at each validation."""
+        `evaluate(model) -> {"val_bpb": ..., ...}` runs at each validation. `extra_config` is part of the
+        run's identity (e.g. the corpus hash); `info` is only recorded (e.g. the corpus path, which may move)."""
         self.device = config.torch_device()
         self.model, self.tokenizer, self.config = model.to(self.device), tokenizer, config
         self.batches, self.evaluate = batches, evaluate
         self.out_dir = Path(out_dir) if out_dir else None
-        self.extra_config = extra_config or {}
+        self.extra_config, self.info = extra_config or {}, info or {}
         self.optimizer = make_adamw(model, config.lr, config.weight_decay, betas=(0.9, config.beta2))
         self.step, self.elapsed, self.history = 0, 0.0, []
         self.tokens_seen = 0
@@ -145,7 +147,7 @@ class Trainer:
             return
         try:
             save_checkpoint(self.out_dir, self.model, self.tokenizer, self.config.schedule_key(), self._train_state(),
-                            extra=self.extra_config)
+                            extra={**self.info, **self.extra_config})
         except NeuroError as e:
             raise NeuroError(f"{e} at step {self.step}; {self._resume_hint()}") from None
         self._last_save = time.monotonic()
