@@ -239,3 +239,163 @@ def _assert_same_weights(a, b):
     wa, wb = load_checkpoint(a)[0].state_dict(), load_checkpoint(b)[0].state_dict()
     for k in wa:
         assert torch.allclose(wa[k], wb[k], rtol=1e-5, atol=1e-7), k
+
+
+# -- real interruptions: subprocesses killed with SIGKILL, then the same command again ----------------
+WRAPPER = r"""
+import os, pathlib, signal, sys, time
+import torch
+import neuro_lib.train.checkpoint as ck
+from neuro_lib.cli import main
+
+point, n = sys.argv[1], int(sys.argv[2])
+calls = 0
+
+def arm(owner, name, torn=False):
+    orig = getattr(owner, name)
+    def wrapped(*args, **kwargs):
+        global calls
+        calls += 1
+        if point == "slow":
+            time.sleep(n / 1000)
+        elif point == "hold" and calls == n:  # hold step n until the test says go
+            hold = pathlib.Path(os.environ["NEURO_TEST_HOLD"])
+            hold.with_suffix(".held").touch()
+            while not hold.with_suffix(".go").exists():
+                time.sleep(0.02)
+        elif calls == n:
+            if torn:
+                orig(args[0], args[1][: len(args[1]) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return orig(*args, **kwargs)
+    setattr(owner, name, wrapped)
+
+if point in ("step", "slow", "hold"):
+    arm(torch.optim.AdamW, "step")        # the n-th call: after backward, before the update
+elif point == "fsync":
+    arm(ck, "fsync_file")                 # inside a save, between two files
+elif point == "pointer":
+    arm(ck, "write_atomic")               # the n-th save: its folder complete, the pointer not swapped
+elif point == "garbage":
+    arm(ck, "collect_garbage")            # the n-th save: pointer swapped, the old folder still there
+elif point == "torn":
+    arm(pathlib.Path, "write_bytes", torn=True)  # half a file written
+sys.exit(main(sys.argv[3:]))
+"""
+KILL_STEPS = "24"
+
+
+def _train_cmd(corpus, out):
+    return ["train", "--corpus", f"text:{corpus}", "--steps", KILL_STEPS, "--ckpt-every", "3", "--out", str(out),
+            *TINY]
+
+
+def _spawn(point, n, argv, **env):
+    env = {**os.environ, "NEURO_PROGRESS": "off", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.Popen([sys.executable, "-c", WRAPPER, point, str(n), *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def _records(run):
+    """metrics.jsonl without wall-clock fields: what an unbroken run and a resumed one must share."""
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("elapsed_s", "tokens_per_s", "eval_s")} for r in recs]
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unbroken")
+    (root / "corpus.txt").write_bytes(ENGLISH)
+    code, _, err = _finish(_spawn("none", 0, _train_cmd(root / "corpus.txt", root / "run")))
+    assert code == 0, err
+    return root
+
+
+def _resume(unbroken, run):
+    load_checkpoint(run)  # right after the kill the folder already holds one complete checkpoint
+    return _spawn("none", 0, _train_cmd(unbroken / "corpus.txt", run))
+
+
+def _compare(unbroken, run):
+    _only_one_checkpoint(run)
+    assert read_config(run)["step"] == int(KILL_STEPS)
+    got, want = _records(run), _records(unbroken / "run")
+    assert [(r["step"], r["kind"]) for r in got] == [(r["step"], r["kind"]) for r in want]  # no gap, no duplicate
+    assert [r.get("loss", r.get("val_bpb")) for r in got] == pytest.approx(
+        [r.get("loss", r.get("val_bpb")) for r in want], rel=1e-5)
+    _assert_same_weights(run, unbroken / "run")
+
+
+def _resume_and_compare(unbroken, run):
+    code, _, err = _finish(_resume(unbroken, run))
+    assert code == 0, err
+    _compare(unbroken, run)
+
+
+KILL_AT = {"mid-step": ("step", 12), "mid-save, between files": ("fsync", 15), "mid-save, half a file": ("torn", 7),
+           "before the pointer swap": ("pointer", 4), "after the swap, before cleanup": ("garbage", 4)}
+
+
+@pytest.mark.slow
+def test_sigkill_then_same_command_equals_unbroken_run(unbroken, tmp_path):
+    """Five runs killed at five moments (in parallel, to save wall clock), each resumed by the same command."""
+    runs = {name: tmp_path / f"run{i}" for i, name in enumerate(KILL_AT)}
+    killed = {name: _spawn(*KILL_AT[name], _train_cmd(unbroken / "corpus.txt", runs[name])) for name in KILL_AT}
+    for name, proc in killed.items():
+        code, _, err = _finish(proc)
+        assert code == -signal.SIGKILL, (name, err)
+    resumed = {name: _resume(unbroken, runs[name]) for name in KILL_AT}
+    for name, proc in resumed.items():
+        code, _, err = _finish(proc)
+        assert code == 0, (name, err)
+        _compare(unbroken, runs[name])
+
+
+def _wait_for(predicate, proc, timeout=60):
+    t0 = time.time()
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def _saved_step(run):
+    try:
+        return json.loads((run / "checkpoint.json").read_text())["step"]
+    except (OSError, ValueError):
+        return -1
+
+
+@pytest.mark.slow
+def test_sigkill_from_outside_mid_run(unbroken, tmp_path):
+    run = tmp_path / "run"
+    proc = _spawn("slow", 40, _train_cmd(unbroken / "corpus.txt", run))  # 40 ms a step: a target to hit
+    _wait_for(lambda: _saved_step(run) >= 6, proc)
+    proc.kill()
+    assert _finish(proc)[0] == -signal.SIGKILL
+    _resume_and_compare(unbroken, run)
+
+
+@pytest.mark.slow
+def test_two_trainers_then_sigterm_then_resume(unbroken, tmp_path):
+    """A second trainer is refused naming the first; SIGTERM stops the first after its step and a save."""
+    run, hold = tmp_path / "run", tmp_path / "hold"
+    first = _spawn("hold", 8, _train_cmd(unbroken / "corpus.txt", run), NEURO_TEST_HOLD=str(hold))
+    _wait_for(lambda: hold.with_suffix(".held").exists(), first)  # inside step 8, holding the lock
+    code, _, err = _finish(_spawn("none", 0, _train_cmd(unbroken / "corpus.txt", run)))
+    assert code == 2 and err.count("\n") == 1 and f"is in use by pid {first.pid} on " in err, err
+    first.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    hold.with_suffix(".go").touch()
+    code, _, err = _finish(first)
+    assert code == 128 + signal.SIGTERM, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("neuro: stopped by SIGTERM at step 8; checkpoint saved in "), last
+    assert last.endswith("run the same command again to resume"), last
+    assert read_config(run)["step"] == 8
+    _resume_and_compare(unbroken, run)
