@@ -235,6 +235,43 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, text_corpus, capsys, 
     _assert_same_weights(run, tmp_path / "unbroken")
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(kib) -> a real tmpfs of that size (root only; skipped elsewhere), unmounted afterwards."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+
+    def mount(kib):
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mnt)], capture_output=True)
+        if r.returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root); test_full_disk_keeps_the_previous_checkpoint "
+                        "simulates ENOSPC instead")
+        return mnt
+
+    yield mount
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_real_full_disk(tmp_path, text_corpus, capsys, small_disk):
+    """A tmpfs with room for one checkpoint and a half: a later save fills it. One sentence, the previous
+    checkpoint intact, nothing partial left; moved to a roomier disk, the same command finishes the run."""
+    argv = ["train", "--corpus", text_corpus, "--steps", "8", "--ckpt-every", "2", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "unbroken")]) == 0
+    folder = pathlib.Path(read_config(tmp_path / "unbroken")["folder"])
+    pages = sum(-(-p.stat().st_size // 4096) for p in folder.rglob("*") if p.is_file())
+    run = small_disk(pages * 4 * 3 // 2 + 8) / "run"
+    code, _, err = _main(capsys, [*argv, "--out", str(run)])
+    assert code == 2 and err.count("\n") == 1 and "no space left on device" in err, err
+    kept = int(err.split("the checkpoint of step ")[1].split(" ")[0])
+    assert read_config(run)["step"] == kept < 8
+    _only_one_checkpoint(run)
+    capsys.readouterr()
+    shutil.copytree(run, tmp_path / "moved")
+    assert main([*argv, "--out", str(tmp_path / "moved")]) == 0
+    assert _steps_logged(tmp_path / "moved") == _steps_logged(tmp_path / "unbroken")
+    _assert_same_weights(tmp_path / "moved", tmp_path / "unbroken")
+
+
 def _assert_same_weights(a, b):
     wa, wb = load_checkpoint(a)[0].state_dict(), load_checkpoint(b)[0].state_dict()
     for k in wa:

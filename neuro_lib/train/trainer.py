@@ -293,6 +293,9 @@ def check_run_folder(run_dir) -> None:
         raise NeuroError(f"{run_dir} cannot be created: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise NeuroError(f"{existing} is not writable (read-only disk or no permission)")
+    if (run_dir / "config.json").is_file() and not (run_dir / POINTER).exists():
+        raise NeuroError(f"{run_dir} holds a checkpoint in the single-folder format of before 2026-11-25, which "
+                         "cannot resume; choose a new folder")
     if run_dir.is_dir():
         other = sorted(p.name for p in run_dir.iterdir()
                        if p.name not in (LOCK, METRICS, POINTER) and not CKPT_RE.fullmatch(p.name)
