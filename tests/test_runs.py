@@ -241,8 +241,9 @@ def small_disk(tmp_path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
 
-    def mount(kib):
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mnt)], capture_output=True)
+    def mount(kib, options=""):
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k{options}", "tmpfs", str(mnt)],
+                           capture_output=True)
         if r.returncode:
             pytest.skip("cannot mount a tmpfs here (needs root); test_full_disk_keeps_the_previous_checkpoint "
                         "simulates ENOSPC instead")
@@ -270,6 +271,12 @@ def test_real_full_disk(tmp_path, text_corpus, capsys, small_disk):
     assert main([*argv, "--out", str(tmp_path / "moved")]) == 0
     assert _steps_logged(tmp_path / "moved") == _steps_logged(tmp_path / "unbroken")
     _assert_same_weights(tmp_path / "moved", tmp_path / "unbroken")
+
+
+def test_read_only_disk_is_refused_before_any_work(text_corpus, capsys, small_disk):
+    disk = small_disk(64, ",ro")
+    code, _, err = _main(capsys, ["train", "--corpus", text_corpus, "--steps", "2", "--out", str(disk / "run"), *TINY])
+    assert code == 2 and err.count("\n") == 1 and "is not writable" in err, err
 
 
 def _assert_same_weights(a, b):
