@@ -24,7 +24,7 @@ from neuro_lib.cli import _stop_bytes, main
 from neuro_lib.train.checkpoint import load_checkpoint, read_config
 from tests.conftest import ENGLISH
 
-TINY = ["--model", "n_embd=8", "n_layer=1", "n_head=2", "n_inner=16", "block_size=16"]
+TINY = ["--model", "d_model=8", "n_layer=1", "n_head=2", "d_ff=16", "block_size=16"]
 STEPS = "24"
 
 
@@ -72,7 +72,7 @@ def _corrupt(ws, what):
         (folder / "tokenizer" / "tokenizer_meta.json").write_text("{not json")
     elif what == "config":
         cfg = json.loads((folder / "config.json").read_text())
-        cfg["model"]["n_embd"] = "wide"
+        cfg["model"]["d_model"] = "wide"
         (folder / "config.json").write_text(json.dumps(cfg))
     elif what == "pointer":
         (run / "checkpoint.json").write_text('{"checkpoint": 7}')
@@ -95,7 +95,7 @@ BAD = {
     "unknown profile": (["train", "--profile", "huge", "--out", "{ws}/new"], "unknown profile"),
     "unknown arch": (["train", "--arch", "lstm", "--out", "{ws}/new"], "unknown arch"),
     "unknown model field": (["train", "--corpus", "text:{ws}/corpus.txt", "--steps", "1", "--out", "{ws}/new",
-                             "--model", "n_embdd=8"], "no field"),
+                             "--model", "d_modell=8"], "no field"),
     "corpus too short": (["train", "--corpus", "text:{ws}/short.txt", "--steps", "1", "--out", "{ws}/new",
                           *TINY[:-1], "block_size=32"],
                          "fewer than one window"),

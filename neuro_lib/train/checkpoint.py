@@ -39,7 +39,7 @@ from safetensors.torch import save as save_safetensors
 
 from neuro_lib.atomic import DISK_ERRNOS, disk_error, fsync_dir, fsync_file, write_atomic
 from neuro_lib.errors import NeuroError
-from neuro_lib.models import ARCHS, arch_of, build_model
+from neuro_lib.models import ARCHS, arch_of, build_model, upgrade_config
 from neuro_lib.tokenizers import load_tokenizer
 
 FORMAT = 2
@@ -174,16 +174,19 @@ def read_config(path) -> dict:
         raise NeuroError(f"{cfg_path} is corrupt (not valid JSON)") from None
     if not isinstance(cfg, dict) or "arch" not in cfg or "model" not in cfg:
         raise NeuroError(f"{cfg_path} is not a neuro_lib checkpoint config (needs 'arch' and 'model')")
-    types = {"arch": str, "model": dict, "tokenizer": str, "train": dict, "files": dict, "step": int}
-    bad = [k for k, t in types.items() if not isinstance(cfg.get(k), t) or isinstance(cfg.get(k), bool)]
+    formats = {"arch": str, "model": dict, "tokenizer": str, "train": dict}
+    if cfg.get("format", 1) >= 2:  # format 1 (one flat folder, before 2026-11-25) had no hashes and no step
+        formats.update(files=dict, step=int)
+    bad = [k for k, t in formats.items() if not isinstance(cfg.get(k), t) or isinstance(cfg.get(k), bool)]
     if bad:
         raise NeuroError(f"{cfg_path} has missing or mistyped field(s) {bad}")
     if ptr is not None and ptr["step"] != cfg["step"]:
         raise NeuroError(f"{cfg_path} is of step {cfg['step']} but {POINTER} says {ptr['step']}")
-    for rel, digest in cfg["files"].items():
+    for rel, digest in cfg.get("files", {}).items():
         f = folder / rel
         if not f.is_file() or sha256_file(f) != digest:
             raise NeuroError(f"checkpoint {folder} is corrupt: {rel} is missing or does not match its recorded hash")
+    cfg["model"] = upgrade_config(cfg["arch"], cfg["model"]) if cfg["arch"] in ARCHS else cfg["model"]  # former names
     cfg["folder"] = str(folder)
     return cfg
 
