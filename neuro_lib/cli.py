@@ -1,6 +1,6 @@
 """`neuro`: the command line.
 
-    neuro train --arch gpt --corpus stdlib-docs --time-budget 120 --out runs/x
+    neuro train --arch gpt --corpus stdlib-docs --time-budget 120 --out runs/x   # again: resumes runs/x
     neuro eval runs/x --corpus stdlib-docs
     neuro generate runs/x --prompt "The module"
     neuro train --arch rnk --task chat --steps 300 --out runs/rnk && neuro chat runs/rnk --prompt "Hello!"
@@ -9,8 +9,9 @@
     neuro data stats stdlib-docs
     neuro doctor
 
-Bad input gets one sentence on stderr and exit status 2; nothing on disk is
-overwritten by a failed command.
+Bad input gets one sentence on stderr and exit status 2, before any work starts;
+nothing on disk is changed by a failed command. SIGINT/SIGTERM stop `train` after a
+step and a checkpoint (exit 128 + signal). Tests: tests/test_cli.py, tests/test_runs.py.
 """
 from __future__ import annotations
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from neuro_lib.atomic import disk_error
 from neuro_lib.data.batching import encode_to_array
 from neuro_lib.data.corpus import CACHE_DIR, Corpus, load_corpus
 from neuro_lib.errors import NeuroError
@@ -38,7 +41,14 @@ def get_tokenizer(spec: str, corpus: Corpus, train_kwargs: dict | None = None) -
     if (path / "tokenizer_meta.json").exists():
         return load_tokenizer(path)
     tok = train_tokenizer(spec, corpus.train, **kwargs)
-    tok.save(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # saved aside, then renamed: never half a cache entry
+    try:
+        tok.save(tmp)
+        tmp.rename(path)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (path / "tokenizer_meta.json").exists():  # else another process cached the same tokenizer first
+            raise disk_error(e, path) from None
     return tok
 
 
