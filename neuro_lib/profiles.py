@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
+from neuro_lib.errors import NeuroError
+
 
 @dataclass
 class TrainSizes:
@@ -105,5 +107,5 @@ PROFILES = {
 
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+        raise NeuroError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]

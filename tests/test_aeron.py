@@ -231,8 +231,8 @@ def test_checkpoint_saved_under_the_seed_names_still_loads(tmp_path):
 
     torch.manual_seed(0)
     model = build_model("aeron", **dict(TINY, vocab_size=256)).eval()
-    save_checkpoint(tmp_path / "ck", model, ByteTokenizer())
-    path = tmp_path / "ck" / "config.json"
+    folder = save_checkpoint(tmp_path / "ck", model, ByteTokenizer())  # the ckpt-* folder, loadable by itself
+    path = folder / "config.json"
     cfg = json.loads(path.read_text())
     m = cfg["model"]
     old = {"nhead": m.pop("n_head"), "num_kv_heads": m.pop("n_kv_head"), "num_encoder_layers": m.pop("n_encoder_layer"),
@@ -240,7 +240,7 @@ def test_checkpoint_saved_under_the_seed_names_still_loads(tmp_path):
            "max_position_embeddings": m.pop("block_size"), "tie_word_embeddings": m.pop("tie_weights")}
     cfg["model"] = {**m, **old}
     path.write_text(json.dumps(cfg))
-    loaded, _, saved = load_checkpoint(tmp_path / "ck")
+    loaded, _, saved = load_checkpoint(folder)
     assert loaded.config == model.config and saved["model"] == dataclasses.asdict(model.config)
     x = torch.randint(0, 256, (2, 9))
     with torch.no_grad():
