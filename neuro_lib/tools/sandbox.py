@@ -32,6 +32,7 @@ Tests: tests/test_tools_sandbox.py (the hostile suite).  Bench: `neuro bench too
 from __future__ import annotations
 
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -104,10 +105,15 @@ def namespace_available() -> bool:
     return _NAMESPACE_OK
 
 
-# Runs as root inside the new namespaces, then drops to the run uid and execs Python as PID 1.
+# Runs as root inside the new namespaces (PID 1), drops to the run uid for Python and waits for it.
 # $1 uid, $2 python, $3 python prefix, $4 host work dir, $5 disk MiB; ro remounts skip the work dir.
+# The exit status comes back as a last stderr line tagged with a token the program cannot read
+# (it is in PID 1's environment, unreadable by another uid, and unset before Python starts); unshare
+# itself cannot report a child's death by signal here (util-linux 2.38: "sigprocmask unblock failed").
 _NAMESPACE_SCRIPT = r"""
 set -e
+token="$NEURO_STATUS_TOKEN"
+unset NEURO_STATUS_TOKEN
 mount --make-rprivate /
 exec 3<"$3" 4<"$4"
 for d in /root /home /tmp; do
@@ -123,29 +129,39 @@ awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
   case "$m" in /tmp/work|/proc|/proc/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac
 done
 cd /tmp/work
-exec setpriv --reuid="$1" --regid="$1" --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
+set +e
+setpriv --reuid="$1" --regid="$1" --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
   -- "$2" -I -S -B main.py <stdin
+status=$?
+printf '\n%s:%s\n' "$token" "$status" >&2
 """
 
 
-def _proc_uids() -> dict[int, int]:
-    """pid -> real uid of every process visible in /proc."""
+def _uid_processes(uid: int) -> dict[int, str]:
+    """pid -> state letter of every process whose owner is uid."""
     out = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                out[int(entry.name)] = os.stat(entry.path).st_uid
-            except OSError:
+                if os.stat(entry.path).st_uid == uid:
+                    out[int(entry.name)] = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
                 pass
     return out
 
 
+def _become_subreaper() -> None:
+    """Orphans of a process-level run re-parent to this process (not to init), so they can be reaped."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
 def _kill_uid(uid: int) -> int:
-    """SIGKILL every process of `uid` (from a child that becomes that uid: kill(-1) reaches exactly them)."""
-    survivors = [p for p, u in _proc_uids().items() if u == uid]
-    if not survivors:
-        return 0
-    for _ in range(20):
+    """SIGKILL every process of `uid` (from a child that becomes that uid: kill(-1) reaches exactly them),
+    then reap the ones that re-parented to us. Returns how many were still alive."""
+    alive = [p for p, state in _uid_processes(uid).items() if state != "Z"]
+    for _ in range(20 if alive else 0):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
@@ -155,10 +171,18 @@ def _kill_uid(uid: int) -> int:
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
-        time.sleep(0.01)
-        if not any(u == uid for u in _proc_uids().values()):
+        if all(state == "Z" for state in _uid_processes(uid).values()):
             break
-    return len(survivors)
+        time.sleep(0.01)
+    deadline = time.monotonic() + 2.0
+    while (left := _uid_processes(uid)) and time.monotonic() < deadline:
+        for pid in left:  # dead ones re-parent to us (subreaper) as their parents die; reap them
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not (yet) ours
+                pass
+        time.sleep(0.005)
+    return len(alive)
 
 
 def _dir_bytes(path: Path) -> int:
@@ -197,6 +221,8 @@ class PythonSandbox(Tool):
             raise ToolError("the namespace sandbox is not available here (needs root, unshare and setpriv)")
         self.isolation = ("namespace" if namespace_available() else "process") if isolation == "auto" else isolation
         self.limits = limits or Limits()
+        if self.isolation == "process" and os.geteuid() == 0:
+            _become_subreaper()
 
     def run(self, args: dict) -> ToolResult:
         lim = self.limits
@@ -254,6 +280,9 @@ class PythonSandbox(Tool):
 
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp/work" if namespace
                else str(work), "PYTHONIOENCODING": "utf-8"}
+        token = os.urandom(16).hex()
+        if namespace:
+            env["NEURO_STATUS_TOKEN"] = token  # for PID 1 only; the script unsets it
         t0 = time.monotonic()
         stdin = subprocess.DEVNULL if namespace else open(work / "stdin", "rb")
         try:
@@ -265,6 +294,7 @@ class PythonSandbox(Tool):
                 stdin.close()
         out = {"stdout": bytearray(), "stderr": bytearray()}
         seen = {"stdout": 0, "stderr": 0}
+        stderr_tail = b""  # where the namespace script's status line lands
         killed_by = reason = None
         sel = selectors.DefaultSelector()
         for name in ("stdout", "stderr"):
@@ -272,6 +302,7 @@ class PythonSandbox(Tool):
             os.set_blocking(stream.fileno(), False)
             sel.register(stream, selectors.EVENT_READ, name)
         last_disk_check = t0
+        status = usage = None
 
         def kill(why, text):
             nonlocal killed_by, reason
@@ -286,7 +317,17 @@ class PythonSandbox(Tool):
             now = time.monotonic()
             if now - t0 > lim.wall_s:
                 kill("wall", f"wall-clock limit of {lim.wall_s:g} s")
-            for key, _ in sel.select(timeout=0.05):
+            # once the program has exited, take what is already in the pipes and stop: a descendant that
+            # escaped the group may hold them open (it dies by uid, or with the PID namespace, below)
+            if status is None:  # reaped here, not by Popen.poll, to keep the rusage
+                pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    status, usage = st, ru
+            exited = status is not None
+            events = sel.select(timeout=0 if exited else 0.05)
+            if exited and not events:
+                break
+            for key, _ in events:
                 try:
                     chunk = os.read(key.fileobj.fileno(), 65536)
                 except BlockingIOError:
@@ -296,6 +337,8 @@ class PythonSandbox(Tool):
                     continue
                 name = key.data
                 seen[name] += len(chunk)
+                if name == "stderr":
+                    stderr_tail = (stderr_tail + chunk)[-256:]
                 room = lim.output_bytes - len(out[name])
                 out[name] += chunk[:max(room, 0)]
                 if seen[name] > lim.output_bytes:
@@ -304,16 +347,22 @@ class PythonSandbox(Tool):
                 last_disk_check = now
                 if _dir_bytes(work) > lim.disk_mb * 1024 * 1024:
                     kill("disk", f"work directory passed {lim.disk_mb} MiB")
-            if killed_by is not None and proc.poll() is not None:
-                break  # pipes may stay open in escaped grandchildren; they die by uid below
         sel.close()
         for stream in (proc.stdout, proc.stderr):
             stream.close()
         if killed_by is not None:
             kill(killed_by, reason)
-        _, status, usage = os.wait4(proc.pid, 0)
+        if status is None:
+            _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - t0
         exit_code = os.waitstatus_to_exitcode(status)
+        m = re.search(rb"\n" + token.encode() + rb":(\d+)\n$", stderr_tail) if namespace else None
+        if m:  # Python's own status, from the script (the shell writes death by signal N as 128 + N)
+            code = int(m.group(1))
+            exit_code = 128 - code if code > 128 else code
+            out["stderr"] = out["stderr"].replace(m.group(0), b"")
+            seen["stderr"] -= len(m.group(0))
         sig = -exit_code if exit_code < 0 else None
         cpu = usage.ru_utime + usage.ru_stime
         if killed_by is None and sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= lim.cpu_s - 0.05:
