@@ -195,6 +195,13 @@ def test_leaving_a_daemon_behind(level, tmp_path):
     assert r.ok and r.value["stdout"] == "parent done\n" and not r.value["timed_out"]
 
 
+def test_cannot_regain_root_or_remount(level):
+    code = ("import os, subprocess\ntry:\n    os.setuid(0)\n    print('root!')\nexcept PermissionError:\n    print('no root')\n"
+            "print(subprocess.run(['mount', '-o', 'remount,rw', '/'], capture_output=True).returncode)")
+    v = run(level, code).value
+    assert v["stdout"].split("\n")[:2] == ["no root", "32"]  # mount(8): 32 = mount failure
+
+
 def test_deep_recursion(level):
     v = run(level, "import sys\nsys.setrecursionlimit(10**7)\ndef f(n): return f(n + 1)\nf(0)").value
     assert v["exit_code"] != 0  # RecursionError, MemoryError, SIGSEGV or the CPU limit: contained either way

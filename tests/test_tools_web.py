@@ -137,6 +137,8 @@ def test_allow_list_and_schema(server):
     r = WebReader(allow=["example.org"]).call({"url": server + "/page"})
     assert not r.ok and "'127.0.0.1' is not in the allow-list" in r.error
     assert "invalid arguments" in reader().call({"url": "file:///etc/passwd"}).error
+    r = reader().call({"url": "http://127.0.0.1@evil.example/"})  # userinfo is not the host
+    assert not r.ok and "'evil.example' is not in the allow-list" in r.error
     assert "invalid arguments" in reader().call({"url": server, "x": 1}).error
 
 

@@ -45,6 +45,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from neuro_lib.errors import NeuroError
 from neuro_lib.tools.base import Tool, ToolError, ToolResult
 
 UID_BASE = 2_000_000_000  # run uids are drawn above every ordinary account
@@ -216,9 +217,9 @@ class PythonSandbox(Tool):
 
     def __init__(self, isolation: str = "auto", limits: Limits | None = None):
         if isolation not in ("auto", "namespace", "process"):
-            raise ToolError(f"isolation must be auto, namespace or process, got {isolation!r}")
+            raise NeuroError(f"isolation must be auto, namespace or process, got {isolation!r}")
         if isolation == "namespace" and not namespace_available():
-            raise ToolError("the namespace sandbox is not available here (needs root, unshare and setpriv)")
+            raise NeuroError("the namespace sandbox is not available here (it needs root, unshare and setpriv)")
         self.isolation = ("namespace" if namespace_available() else "process") if isolation == "auto" else isolation
         self.limits = limits or Limits()
         if self.isolation == "process" and os.geteuid() == 0:
@@ -231,7 +232,9 @@ class PythonSandbox(Tool):
         if "memory_mb" in args:
             lim = replace(lim, memory_mb=int(args["memory_mb"]))
         root = os.geteuid() == 0
-        uid = UID_BASE + int.from_bytes(os.urandom(3), "little") if root else None
+        uid = None
+        while root and (uid is None or _uid_processes(uid)):  # a uid no process uses
+            uid = UID_BASE + int.from_bytes(os.urandom(3), "little")
         work = Path(tempfile.mkdtemp(prefix="neuro-sandbox-"))
         try:
             (work / "main.py").write_text(args["code"], encoding="utf-8")
@@ -382,23 +385,29 @@ class PythonSandbox(Tool):
 
     @staticmethod
     def _remove_stray_files(uid: int) -> list[str]:
-        """Process isolation only: files the run uid left in the world-writable places, removed."""
-        removed = []
+        """Process isolation only: what the run uid left in the places it could write (world-writable
+        directories and the ones it made there), removed; the walk enters only such directories."""
+        found = []
         for place in ("/tmp", "/var/tmp", "/dev/shm"):
             for dirpath, dirnames, filenames in os.walk(place):
+                keep = []
                 for name in dirnames + filenames:
-                    p = os.path.join(dirpath, name)
+                    path = os.path.join(dirpath, name)
                     try:
-                        if os.lstat(p).st_uid == uid:
-                            removed.append(p)
+                        st = os.lstat(path)
                     except OSError:
-                        pass
-        for p in sorted(removed, key=len, reverse=True):
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p, ignore_errors=True)
+                        continue
+                    if st.st_uid == uid:
+                        found.append(path)
+                    elif name in dirnames and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_IWOTH:
+                        keep.append(name)
+                dirnames[:] = keep
+        for path in found:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
             else:
                 try:
-                    os.unlink(p)
+                    os.unlink(path)
                 except OSError:
                     pass
-        return removed
+        return found
