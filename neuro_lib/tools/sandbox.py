@@ -368,7 +368,9 @@ class PythonSandbox(Tool):
             seen["stderr"] -= len(m.group(0))
         sig = -exit_code if exit_code < 0 else None
         cpu = usage.ru_utime + usage.ru_stime
-        if killed_by is None and sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= lim.cpu_s - 0.05:
+        # SIGXCPU comes only from RLIMIT_CPU; a SIGKILL we did not send, at the CPU budget, is its hard limit
+        # (rusage is sampled, so it can read a little under the limit that fired)
+        if killed_by is None and (sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim.cpu_s - 0.2)):
             killed_by, reason = "cpu", f"CPU-time limit of {lim.cpu_s} s"
         elif killed_by is None and sig is not None:
             reason = f"terminated by signal {signal.Signals(sig).name}"
