@@ -8,6 +8,7 @@
     neuro report --profile smoke --only 00 --jobs 2
     neuro data stats stdlib-docs
     neuro doctor
+    neuro tool calc "2**10 / 3"; neuro tool run FILE.py --timeout 2; neuro tool fetch URL --allow HOST
 
 Bad input gets one sentence on stderr and exit status 2, before any work starts;
 nothing on disk is changed by a failed command. SIGINT/SIGTERM stop `train` after a
@@ -199,6 +200,49 @@ def cmd_bench(a):
         tmp.replace(out)
 
 
+def cmd_tool(a):
+    """neuro tool calc|run|fetch: one tool call; an error result is one sentence and exit 2 (a program
+    that fails inside the sandbox is not bad input: its output is shown and the exit status is 1)."""
+    from neuro_lib.tools import get_tool
+    from neuro_lib.tools.sandbox import Limits
+
+    if a.tool_command == "calc":
+        tool, args = get_tool("calc"), {"expression": a.expression}
+    elif a.tool_command == "run":
+        path = Path(a.file)
+        if not path.is_file():
+            raise NeuroError(f"{path} is not a file")
+        try:
+            code = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise NeuroError(f"{path} is not UTF-8 text") from None
+        limits = Limits(wall_s=a.timeout, cpu_s=max(1, int(a.timeout + 0.999)), memory_mb=a.memory)
+        tool, args = get_tool("python", isolation=a.isolation, limits=limits), {"code": code}
+    else:
+        tool, args = get_tool("fetch", allow=a.allow, max_bytes=a.max_bytes, timeout_s=a.timeout,
+                              store=a.store), {"url": a.url}
+    r = tool.call(args)
+    if a.json:
+        print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False))
+    if r.value is None:
+        raise NeuroError(r.error)
+    if not a.json:
+        if a.tool_command == "calc":
+            print(r.provenance["text"])
+        elif a.tool_command == "run":
+            v = r.value
+            sys.stdout.write(v["stdout"])
+            sys.stderr.write(v["stderr"])
+            print(f"[{v['isolation']} isolation, exit {v['exit_code']}, {v['wall_s']:.3f} s wall, {v['cpu_s']:.3f} s "
+                  f"CPU{', killed: ' + v['reason'] if v['killed_by'] else ''}]", file=sys.stderr)
+        else:
+            for pas in r.value["passages"]:
+                print(f"[{pas['span'][0]}:{pas['span'][1]}] {pas['text']}")
+            print(" ".join(f"{k}={r.provenance[k]}" for k in ("final_url", "status", "bytes", "sha256")), file=sys.stderr)
+    if not r.ok:
+        raise SystemExit(1)
+
+
 def cmd_report(a):
     from neuro_lib.workbook import run_workbook
 
@@ -312,6 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="also print the JSON result")
         sp.add_argument("--out", help="write the JSON result to this file")
         sp.set_defaults(func=cmd_bench)
+
+    tl = sub.add_parser("tool", help="call a tool: safe calculator, sandboxed Python, web reader with provenance")
+    tsub = tl.add_subparsers(dest="tool_command", required=True)
+    tc = tsub.add_parser("calc", help="evaluate an arithmetic expression safely")
+    tc.add_argument("expression")
+    tr = tsub.add_parser("run", help="run a Python file in the sandbox")
+    tr.add_argument("file")
+    tr.add_argument("--timeout", type=_positive(float), default=5.0, help="wall-clock seconds (CPU: the same)")
+    tr.add_argument("--memory", type=_positive(int), default=512, help="address-space limit in MiB")
+    tr.add_argument("--isolation", choices=["auto", "namespace", "process"], default="auto")
+    tf = tsub.add_parser("fetch", help="fetch a page from allowed hosts; passages with byte spans, provenance")
+    tf.add_argument("url")
+    tf.add_argument("--allow", action="append", default=[], metavar="HOST", help="allowed host (repeatable)")
+    tf.add_argument("--max-bytes", type=_positive(int), default=2_000_000)
+    tf.add_argument("--timeout", type=_positive(float), default=10.0)
+    tf.add_argument("--store", help="keep the raw bytes here by sha256, for quote checks")
+    for sp in (tc, tr, tf):
+        sp.add_argument("--json", action="store_true", help="print the whole ToolResult as JSON")
+        sp.set_defaults(func=cmd_tool)
 
     r = sub.add_parser("report", help="execute the notebooks with papermill into an HTML report")
     r.add_argument("--profile", default="smoke")

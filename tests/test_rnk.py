@@ -8,9 +8,8 @@ import torch
 from neuro_lib.data.chat import (INTENTS, KNOWLEDGE, ChatExample, collate_chat, encode_example, generate_chat,
                                  model_sizes, read_chat_jsonl, write_chat_jsonl)
 from neuro_lib.errors import NeuroError
-from neuro_lib.infer.chat import chat_reply
+from neuro_lib.infer.chat import chat_reply, solve_arithmetic
 from neuro_lib.models import build_model
-from neuro_lib.models.rnk import solve_arithmetic
 
 TINY = dict(d_model=32, n_layer=1, d_state=4, expand=1, chunk_len=8, d_plan=16, hrm_steps=2, hrm_low_steps=1,
             d_dec=24, block_size=32)

@@ -8,8 +8,8 @@ decoder (seeds/rnk.md), built for real and measured.
     heads on p_c: intent (n_intent), answerable (1), stop (1: "the next chunk ends the reply")
     NS refiner, rule R1 "unanswerable => refusal": π' = a π + (1 - a) e_refusal, a = σ(answerable)
         p'_c = p_c + MLP([p_c, π', a])
-        rule R2 "math => digits a calculator confirms" acts at decoding (infer/chat.py) through
-        `solve_arithmetic`: after "= " the calculator's result is emitted, not the network's guess.
+        rule R2 "math => digits a calculator confirms" acts at decoding (infer/chat.py, through the
+        calculator tool): after "= " the calculator's result is emitted, not the network's guess.
     GRU decoder: the bytes of chunk c+1 from h_0 = tanh(W p'_c + E π'_c), input [embed(x_t), H_t] at each byte
     logits (B, T, 256): next-byte prediction, so RNK is an ordinary LM too (forward, init_state, step).
 
@@ -27,8 +27,6 @@ Tests: tests/test_rnk.py.
 """
 from __future__ import annotations
 
-import operator
-import re
 from dataclasses import dataclass
 
 import torch
@@ -72,13 +70,6 @@ class RNKConfig:
                              f"got {self.refusal_intent}")
         if min(self.w_stop, self.w_intent, self.w_answerable, self.w_contrastive) < 0:
             raise ValueError("RNKConfig loss weights must be non-negative")
-
-
-def solve_arithmetic(text: str) -> str | None:
-    """The refiner's calculator (rule R2): the first `a op b` in text, evaluated exactly; None if none."""
-    m = re.search(r"(-?\d+)\s*([-+*])\s*(-?\d+)", text)
-    op = {"+": operator.add, "-": operator.sub, "*": operator.mul}[m.group(2)] if m else None
-    return str(op(int(m.group(1)), int(m.group(3)))) if m else None
 
 
 class HRMPlanner(nn.Module):
