@@ -26,6 +26,7 @@ def test_reference_lookup_and_errors(tmp_path):
     ref = load_reference("lm_gpt_plays_200s")
     assert value(ref, "gpt val bpb") == 2.455 and value(ref, "xz -9e (given train)") == 2.562
     assert beside(ref, "gpt val bpb") == {"value": 2.455, "unit": "bits/byte", "label": label(ref)}
+    assert beside(ref, "gpt val loss", missing_ok=True) is None
     with pytest.raises(NeuroError, match="no result 'gpt val loss'"):
         value(ref, "gpt val loss")
     with pytest.raises(NeuroError, match="no reference result 'nope'"):

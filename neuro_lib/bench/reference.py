@@ -85,7 +85,10 @@ def label(ref: dict) -> str:
     return f"recorded {ref['date']}, {where}; {how} `{command(ref)}`"
 
 
-def beside(ref: dict, name: str) -> dict:
-    """The recorded figure `name` as a headline row's "reference" (workbook.headline): value, unit, label."""
+def beside(ref: dict, name: str, missing_ok: bool = False) -> dict | None:
+    """The recorded figure `name` as a headline row's "reference" (workbook.headline): value, unit, label.
+    With `missing_ok`, None where the record has no such figure."""
+    if missing_ok and not any(r["name"] == name for r in ref["results"]):
+        return None
     r = row(ref, name)
     return {"value": r["value"], "unit": r["unit"], "label": label(ref)}
