@@ -51,7 +51,8 @@ class Profile:
 
 
 # The default small GPT for CPU, tuned for `neuro bench lm` (200 s on 2 cores; docs/LOG.md 2026-11-24): at that
-# budget a narrow model that sees more bytes beats a wider one (d128: 2.455 bpb, d192: 2.51, d256: 2.60).
+# budget a narrow model that sees more bytes beats a wider one (a bf16 screen at batch 16 ranked d128, d192, d256
+# in that order); d128 was then confirmed in fp32, which it keeps (bf16 bought it nothing at that width).
 GPT_CPU = dict(vocab_size=256, d_model=128, n_layer=4, n_head=4, d_ff=512, block_size=128, dropout=0.0)
 CPU_LM_TRAIN = dict(batch_size=16, lr=6e-3, warmup_steps=30)  # the optimiser tuned with it (GPT and Aeron)
 # Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).

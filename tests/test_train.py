@@ -7,6 +7,7 @@ import torch
 from neuro_lib.data.batching import TokenArray
 from neuro_lib.models import build_model
 from neuro_lib.tokenizers import ByteTokenizer
+from neuro_lib.tokenizers.word import WordTokenizer
 from neuro_lib.train.evaluate import bits_per_byte, evaluate_bpb, score_windows
 from neuro_lib.optim import warmup_cosine
 from neuro_lib.train.trainer import TrainConfig, Trainer
@@ -21,20 +22,45 @@ def test_bits_per_byte_hand_computed():
 
 
 class Uniform(torch.nn.Module):
-    """A model that predicts every byte with probability 1/256."""
+    """A model that predicts every token with probability 1/vocab."""
 
-    def __init__(self):
+    def __init__(self, vocab=256):
         super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(256))
+        self.bias = torch.nn.Parameter(torch.zeros(vocab))
 
     def forward(self, x):
-        return self.bias.expand(*x.shape, 256)
+        return self.bias.expand(*x.shape, len(self.bias))
 
 
 def test_uniform_model_costs_eight_bits_per_byte():
     r = evaluate_bpb(Uniform(), ByteTokenizer(), b"hello world, hello bits", block_size=8)
     assert r["bpb"] == pytest.approx(8.0)
     assert r["bytes"] == len(b"hello world, hello bits") - 1  # first byte has no context, not scored
+
+
+def test_word_unk_is_charged_eight_bits_per_spelled_byte():
+    tok = WordTokenizer.train(b"the cat sat on the mat. the cat sat.", 32)
+    text = b"the dog sat on the zebra."  # " dog" and " zebra" are unknown pieces (a word keeps its space)
+    ids, lost = tok.encode(text), tok.lost_bytes(text)
+    assert len(lost) == len(ids) and sorted(n for n in lost if n) == [4, 6]
+    r = evaluate_bpb(Uniform(tok.vocab_size), tok, text, block_size=4)
+    # by hand: every scored token costs log2(V) bits, each UNK adds 8 bits per byte of its word,
+    # and the first token ("the", 3 bytes) is not scored
+    bits = (len(ids) - 1) * math.log2(tok.vocab_size) + 8 * (4 + 6)
+    assert r["unk_bytes"] == 10 and r["bytes"] == len(text) - 3
+    assert r["bpb"] == pytest.approx(bits / (len(text) - 3))
+    # an unknown first token is not scored: neither charged nor counted, by its real length
+    r0 = evaluate_bpb(Uniform(tok.vocab_size), tok, b"zebra sat.", block_size=4)
+    assert r0["unk_bytes"] == 0 and r0["bytes"] == len(b" sat.")
+
+
+def test_a_lossy_tokenizer_that_hides_its_losses_is_refused():
+    class Lossy(ByteTokenizer):
+        def decode(self, ids):
+            return bytes(ids).upper()
+
+    with pytest.raises(ValueError, match="does not reproduce the text"):
+        evaluate_bpb(Uniform(), Lossy(), b"hello world", block_size=4)
 
 
 @pytest.mark.parametrize("n,block,stride", [(2, 8, 4), (100, 8, 4), (101, 16, 16), (50, 16, 1), (9, 8, 3)])

@@ -60,6 +60,12 @@ class Tokenizer:
     def decode(self, ids) -> bytes:
         raise NotImplementedError
 
+    def lost_bytes(self, data: str | bytes) -> list[int]:
+        """Per token of `encode(data)`, how many input bytes it stands for but does not decode back to
+        (an UNK's word). Lossless kinds lose nothing: an empty list. Bits per byte charges these bytes
+        (train/evaluate.py), so a lossy tokenizer cannot look better by dropping what it cannot spell."""
+        return []
+
     # -- persistence -------------------------------------------------------------------------
     def _meta(self) -> dict:
         """Extra fields stored in the meta file; kinds override to add theirs."""
