@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
+from neuro_lib.errors import NeuroError
+
 
 @dataclass
 class TrainSizes:
@@ -58,8 +60,8 @@ MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, b
 RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
 # Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 341 = 2/3 * 512 (so
 # the feed-forward matches GPT's), a block_size (cache, longest sequence) 8x the training block for the RoPE
-# extrapolation check; it trains on the profile's block. Trained with CPU_LM_TRAIN it reaches 2.333 bpb in
-# 200 s on the play corpus; at 256 wide with the old optimiser 2.527.
+# extrapolation check; it trains on the profile's block. Chosen with CPU_LM_TRAIN over a 256-wide Aeron on the
+# old optimiser (docs/LOG.md 2026-11-24 has both runs).
 AERON_CPU = dict(vocab_size=256, d_model=128, n_head=4, n_kv_head=2, n_encoder_layer=0, n_decoder_layer=4, d_ff=341,
                  rope_theta=10_000.0, block_size=1024, dropout=0.0, mode="decoder")
 
@@ -106,5 +108,5 @@ PROFILES = {
 
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+        raise NeuroError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]

@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuro_lib.envinfo import REPO_ROOT, environment_record
+from neuro_lib.envinfo import environment_record
+from neuro_lib.paths import REPO_ROOT
 from neuro_lib.errors import NeuroError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -116,6 +117,25 @@ def check_parameters(notebook: Path, params: dict) -> None:
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise NeuroError(f"{notebook.name} has no parameter(s) {unknown}; it declares {sorted(declared)}")
+    for name, value in params.items():
+        want = declared[name]["inferred_type_name"]
+        if not _fits(value, want):
+            raise NeuroError(f"parameter {name} of {notebook.name} is {want}, got {value!r}")
+
+
+def _fits(value, type_name: str) -> bool:
+    """Does a -p value fit the parameter's declared type (`name: type = value`)? Unknown types pass."""
+    import math
+
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "str":
+        return isinstance(value, str)
+    return True
 
 
 def export_html(ipynb: Path) -> Path:
@@ -229,10 +249,7 @@ def run_workbook(profile: str = "smoke", only=None, jobs: int = 1, params: dict 
     """Run the notebooks; returns the names of those that failed."""
     from neuro_lib.profiles import get_profile
 
-    try:
-        get_profile(profile)
-    except ValueError as e:
-        raise NeuroError(str(e)) from None
+    get_profile(profile)  # an unknown profile: one sentence before anything runs
     books = list_notebooks(only, notebook_dir)
     params = {"profile": profile, **(params or {})}
     for nb in books:

@@ -4,11 +4,10 @@ import re
 import shutil
 import subprocess
 import tomllib
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from neuro_lib.paths import REPO_ROOT as ROOT
 
 
 def _norm(req: str) -> str:

@@ -51,13 +51,13 @@ def test_rnk_metrics_on_an_untrained_model():
 
 
 class _Scripted(torch.nn.Module):
-    """Stands in for RNK: `run` returns head logits fixed by the test, so the metrics are known by hand."""
+    """Stands in for RNK: `forward_aux` returns head logits fixed by the test, so the metrics are known by hand."""
 
     def __init__(self, heads, chunk_len):
         super().__init__()
         self.heads, self.config = heads, type("C", (), {"chunk_len": chunk_len})()
 
-    def run(self, tokens):
+    def forward_aux(self, tokens):
         return None, self.heads
 
 

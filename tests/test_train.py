@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -8,7 +9,7 @@ from neuro_lib.models import build_model
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tokenizers.word import WordTokenizer
 from neuro_lib.train.evaluate import bits_per_byte, evaluate_bpb, score_windows
-from neuro_lib.train.optim import warmup_cosine
+from neuro_lib.optim import warmup_cosine
 from neuro_lib.train.trainer import TrainConfig, Trainer
 from tests.conftest import ENGLISH
 
@@ -78,7 +79,7 @@ def test_warmup_cosine():
     assert warmup_cosine(1.0, 100, 10, 0.1) == pytest.approx(0.1)
 
 
-def _trainer(out_dir, tiny_gpt_cfg, max_steps=12, dropout=0.1):
+def _trainer(out_dir, tiny_gpt_cfg, max_steps=12, dropout=0.1, ckpt_every=0):
     torch.manual_seed(123)  # model init; the Trainer reseeds for training
     model = build_model("gpt", **{**tiny_gpt_cfg, "dropout": dropout})
     ids = TokenArray(np.frombuffer(ENGLISH, dtype=np.uint8))
@@ -88,7 +89,7 @@ def _trainer(out_dir, tiny_gpt_cfg, max_steps=12, dropout=0.1):
         return {"tokens": x, "targets": y}
 
     cfg = TrainConfig(batch_size=4, block_size=16, max_steps=max_steps, eval_every=0, log_every=1, warmup_steps=3,
-                      seed=7)
+                      seed=7, ckpt_every=ckpt_every)
     return Trainer(model, ByteTokenizer(), cfg, batches, None, out_dir=out_dir)
 
 
@@ -103,12 +104,32 @@ def test_same_seed_same_losses(tmp_path, tiny_gpt_cfg):
 
 
 def test_resume_continues_the_same_run(tmp_path, tiny_gpt_cfg):
-    straight = _losses(_trainer(tmp_path / "straight", tiny_gpt_cfg).fit())
-    _trainer(tmp_path / "broken", tiny_gpt_cfg).fit(stop_after_steps=5)  # "interrupted" after a checkpoint
-    resumed = _trainer(tmp_path / "broken", tiny_gpt_cfg).fit()
+    """A crash (an exception out of the loop: no save) after step 7 resumes from the step-4 checkpoint."""
+    straight_trainer = _trainer(tmp_path / "straight", tiny_gpt_cfg)
+    straight = _losses(straight_trainer.fit())
+
+    def crash(rec):
+        if rec["step"] == 7:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        _trainer(tmp_path / "broken", tiny_gpt_cfg, ckpt_every=4).fit(callback=crash)
+    assert len((tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()) == 7  # 5..7 beyond the checkpoint
+    resumed_trainer = _trainer(tmp_path / "broken", tiny_gpt_cfg, ckpt_every=4)
+    resumed = resumed_trainer.fit()
     assert _losses(resumed) == pytest.approx(straight, rel=1e-6)
-    logged = [line for line in (tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()]
-    assert len(logged) == 12  # no duplicated records after the resume
+    steps = [json.loads(line)["step"] for line in (tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # no gap, no duplicate
+    for (k, a), b in zip(straight_trainer.model.state_dict().items(), resumed_trainer.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), k
+
+
+def test_finished_run_is_loaded_not_retrained(tmp_path, tiny_gpt_cfg):
+    first = _trainer(tmp_path / "run", tiny_gpt_cfg)
+    first.fit()
+    again = _trainer(tmp_path / "run", tiny_gpt_cfg)
+    assert _losses(again.fit()) == _losses(first.history) and again.step == 12
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
 
 
 def test_batches_deterministic_in_seed_and_step():
@@ -124,9 +145,9 @@ def test_batches_deterministic_in_seed_and_step():
 def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
     """The bench profile's GPT and Aeron have their own tuned optimiser (Profile.arch_train); Mamba keeps the
     profile's. All train on the profile's block, Aeron too, though its block_size (cache) is 8x longer."""
-    import json
 
     from neuro_lib.profiles import get_profile
+    from neuro_lib.train.checkpoint import read_config
     from neuro_lib.train.lm import train_lm
 
     text = tmp_path / "corpus.txt"
@@ -134,6 +155,6 @@ def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
     assert get_profile("bench").train_sizes(arch).lr == lr
     train_lm(arch, f"text:{text}", profile="bench", out_dir=tmp_path / "run",
              train_overrides={"max_steps": 1, "eval_bytes": 256})
-    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    cfg = read_config(tmp_path / "run")
     assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (lr, batch)
     assert cfg["train"]["block_size"] == get_profile("bench").train.block_size <= cfg["model"]["block_size"]

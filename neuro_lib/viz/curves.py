@@ -12,7 +12,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from neuro_lib.envinfo import REPO_ROOT
+from neuro_lib.paths import REPO_ROOT
 from neuro_lib.progress import progress_mode
 
 

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from neuro_lib.models.mamba import chunked_scan, sequential_scan
+from neuro_lib.models.scans import chunked_scan, sequential_scan
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
