@@ -202,18 +202,21 @@ def _headline_table(r: NotebookRun) -> str:
     rows, rest = headline_rows(r.metrics)
     if not rows and r.metrics is None:
         return "no metrics.json"
-    cells = []
+    cells, labels = [], []  # each distinct recorded-run label once, under the table, cited by number
     for h in rows:
         ref = h.get("reference")
         ref_cell = ""
         if ref:
-            ref_cell = (f"{html.escape(_fmt(ref['value']))} {html.escape(ref.get('unit', h['unit']))}"
-                        f"<br><small>{html.escape(ref['label'])}</small>")
+            if ref["label"] not in labels:
+                labels.append(ref["label"])
+            ref_cell = (f"{html.escape(_fmt(ref['value']))} {html.escape(ref.get('unit', h['unit']))} "
+                        f"<sup>({labels.index(ref['label']) + 1})</sup>")
         cells.append(f"<tr><td>{html.escape(h['name'])}</td><td>{html.escape(_fmt(h['value']))}</td>"
                      f"<td>{html.escape(h['unit'])}</td><td>{ref_cell}</td></tr>")
-    more = f"<p><small>{rest} more in metrics.json</small></p>" if rest else ""
+    notes = "".join(f"<br>({i}) {html.escape(lab)}" for i, lab in enumerate(labels, 1))
+    more = f"<br>{rest} more in metrics.json" if rest else ""
     return (f"<table class='h'><tr><th>figure</th><th>this run</th><th>unit</th><th>recorded reference</th></tr>"
-            f"{''.join(cells)}</table>{more}")
+            f"{''.join(cells)}</table><p><small>{notes[4:]}{more}</small></p>")
 
 
 def write_index(run_root: Path, runs: list[NotebookRun], profile: str) -> Path:

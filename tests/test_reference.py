@@ -1,4 +1,5 @@
 """Recorded reference results (data/reference/) and the report index that shows them."""
+import html
 import json
 from html.parser import HTMLParser
 
@@ -79,7 +80,7 @@ def test_index_shows_named_figures_never_raw_dicts(tmp_path):
     cells = [c for c in parser.cells if c]
     assert not [c for c in cells if c[:1] in "[{"], "a cell holds a raw list or dict"
     assert "GPT val bpb" in cells and "2.913" in cells and "106,496" in cells and "bits/byte" in cells
-    assert any(c.startswith("2.455 bits/byte") and "transcribed" in c for c in cells)
+    assert "2.455 bits/byte (1)" in cells and "(1) " + html.escape(label(ref)) in page  # the label once, cited by number
     assert 'href="00_quick/00_quick.html"' in page and 'href="00_quick/metrics.json"' in page
     # 00: scan_rows and config stay in the file (val_bpb too); 04 wrote no headline: its scalars, rows/by_seed left
     assert "3 more in metrics.json" in page and "2 more in metrics.json" in page
