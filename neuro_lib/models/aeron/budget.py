@@ -14,8 +14,7 @@ import dataclasses
 
 import torch
 
-from neuro_lib.infer.kv_cache import KVCache
-from neuro_lib.infer.paged_cache import PagedKVCache
+from neuro_lib.models.cache import KVCache, PagedKVCache
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.aeron.model import Aeron
 
@@ -75,9 +74,15 @@ def with_kv_heads(cfg: AeronConfig, num_kv_heads: int) -> AeronConfig:
 def kv_bytes_per_token(cfg: AeronConfig, tokens: int = 256, dtype=torch.bfloat16, paged: bool = False,
                        block_size: int = 16) -> float:
     """Bytes the decoder self-attention cache spends per position, measured on a real
-    cache of `tokens` positions for one sequence (zeros, allocated and freed here)."""
+    cache holding `tokens` positions of one sequence (zeros, allocated and freed here; the paged
+    pool grows by doubling, so it may hold up to twice the blocks in use)."""
     args = (cfg.num_decoder_layers, 1, cfg.num_kv_heads, cfg.head_dim, tokens)
-    cache = (PagedKVCache(*args, block_size=block_size, dtype=dtype) if paged else KVCache(*args, dtype=dtype))
+    if not paged:
+        return KVCache(*args, dtype=dtype).nbytes() / tokens
+    cache = PagedKVCache.empty(*args, block_size=block_size, dtype=dtype)
+    kv = torch.zeros(1, cfg.num_kv_heads, tokens, cfg.head_dim, dtype=dtype)
+    for layer in range(cfg.num_decoder_layers):
+        cache.update(layer, kv, kv)
     return cache.nbytes() / tokens
 
 
