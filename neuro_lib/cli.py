@@ -88,7 +88,7 @@ def cmd_eval(a):
 
 
 def cmd_generate(a):
-    from neuro_lib.infer.sampling import generate
+    from neuro_lib.infer.engine import generate
     from neuro_lib.train.checkpoint import load_checkpoint
 
     model, tok, _ = load_checkpoint(a.checkpoint)
