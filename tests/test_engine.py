@@ -10,9 +10,9 @@ from neuro_lib.models import build_model
 from neuro_lib.tokenizers.byte import ByteTokenizer
 
 TINY = {
-    "gpt": dict(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_inner=64, block_size=64, dropout=0.0),
-    "aeron": dict(vocab_size=256, d_model=32, nhead=4, num_kv_heads=2, num_encoder_layers=0, num_decoder_layers=2,
-                  dim_feedforward=64, max_position_embeddings=64, dropout=0.0, mode="decoder"),
+    "gpt": dict(vocab_size=256, d_model=32, n_layer=2, n_head=4, d_ff=64, block_size=64, dropout=0.0),
+    "aeron": dict(vocab_size=256, d_model=32, n_head=4, n_kv_head=2, n_encoder_layer=0, n_decoder_layer=2,
+                  d_ff=48, block_size=64, dropout=0.0, mode="decoder"),
     "mamba": dict(vocab_size=256, d_model=32, n_layer=2, d_state=4, expand=2, block_size=64),
     "rnk": dict(d_model=32, n_layer=1, d_state=4, expand=1, chunk_len=8, d_plan=16, hrm_steps=1, d_dec=32),
 }
