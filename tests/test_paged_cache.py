@@ -80,9 +80,8 @@ def test_shared_prefix_is_not_copied_until_written():
     kv = torch.randn(1, 1, 20, 4)
     prompt.update(0, kv, kv)
     prompt.advance(20)                     # blocks: 8 + 8 + 4 (the last one partial)
-    rows = prompt.fork(4)
-    prompt.free()                          # the forks keep the prompt's blocks alive
-    assert prompt.pool.blocks_in_use() == 3
+    rows = prompt.fork(4)                  # the rows take over the prompt's blocks
+    assert prompt.lengths == [0] and prompt.pool.blocks_in_use() == 3
     assert all(s.blocks == rows.seqs[0].blocks for s in rows.seqs)
     before = rows.nbytes()
     new = torch.randn(4, 1, 1, 4)

@@ -99,7 +99,8 @@ class KVCache:
         return view
 
     def fork(self, n: int) -> "KVCache":
-        """n copies of this one-row cache (a contiguous cache cannot share: each row holds max_len)."""
+        """n copies of this one-row cache (a contiguous cache cannot share: each row holds max_len);
+        as with the paged cache, the n rows replace this one."""
         if self.len_t.numel() != 1:
             raise ValueError(f"fork needs a one-row cache, this one has {self.len_t.numel()} rows")
         out = KVCache.__new__(KVCache)
@@ -254,13 +255,16 @@ class PagedKVCache:
         return PagedKVCache(self.pool, [self.seqs[b]], self.max_len)
 
     def fork(self, n: int) -> "PagedKVCache":
-        """n rows that continue this one-row cache, sharing its blocks until they write into them."""
+        """n rows that continue this one-row cache, sharing its blocks until they write into them.
+        The rows take over this cache's references: it is left empty."""
         if len(self.seqs) != 1:
             raise ValueError(f"fork needs a one-row cache, this one has {len(self.seqs)} rows")
         src = self.seqs[0]
         for b in src.blocks:
-            self.pool.refs[b] += n
-        return PagedKVCache(self.pool, [Sequence(list(src.blocks), src.length) for _ in range(n)], self.max_len)
+            self.pool.refs[b] += n - 1
+        rows = [Sequence(list(src.blocks), src.length) for _ in range(n)]
+        src.blocks, src.length = [], 0
+        return PagedKVCache(self.pool, rows, self.max_len)
 
     def free(self) -> None:
         """Return every row's blocks to the pool; the rows restart at position 0."""

@@ -316,6 +316,9 @@ class MambaState:
                                                  [(c[b:b + 1], h[b:b + 1]) for c, h in self.saved[1]])
         return MambaState([(c[b:b + 1], h[b:b + 1]) for c, h in self.layers], self.len_t[b:b + 1], saved)
 
+    def nbytes(self) -> int:
+        return sum(c.numel() * c.element_size() + h.numel() * h.element_size() for c, h in self.layers)
+
     def fork(self, n: int) -> "MambaState":
         """n copies of this one-row state (a recurrent state is small: copying is the sharing)."""
         return MambaState([(c.repeat(n, 1, 1), h.repeat(n, 1, 1)) for c, h in self.layers], self.len_t.repeat(n))

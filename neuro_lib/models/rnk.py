@@ -124,6 +124,10 @@ class RNKState:
                     setattr(self, f.name, _clone(getattr(self.saved, f.name)))
         return self.lengths
 
+    def nbytes(self) -> int:
+        tensors = [t for c, s in self.mamba for t in (c, s)] + [*self.z, self.h]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def fork(self, n: int) -> "RNKState":
         """n copies of this one-row state."""
         rep = lambda x: x.repeat(n, *[1] * (x.dim() - 1))  # noqa: E731

@@ -66,6 +66,9 @@ class AeronState:
         cross = None if self.cross_kv is None else [(k[b:b + 1], v[b:b + 1]) for k, v in self.cross_kv]
         return AeronState(self.cache.row(b), cross, None if self.src_mask is None else self.src_mask[b:b + 1])
 
+    def nbytes(self) -> int:
+        return self.cache.nbytes()
+
     def fork(self, n: int) -> "AeronState":
         cross = None if self.cross_kv is None else [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
                                                    for k, v in self.cross_kv]
