@@ -1,7 +1,7 @@
 """The decoding engine: one way to generate text from every neuro_lib model.
 
     from neuro_lib.infer.engine import Engine, Sampling
-    eng = Engine(model, tokenizer, cache="paged")                  # cache: only for KV-cache models
+    eng = Engine(model, tokenizer, cache="paged")                  # cache: one of model.cache_kinds
     texts = eng.generate(["The ", "def f(x):"], Sampling(max_new_tokens=50, temperature=0.8, top_k=40,
                                                           top_p=0.95, repetition_penalty=1.1, stop=(b"\\n\\n",)))
     for tok in eng.stream(["The "], Sampling(temperature=0)):     # Token(row, id, logprob, forced)
@@ -78,8 +78,10 @@ def cut_at_stop(text: bytes, stop: tuple) -> tuple[bytes, bool]:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, cache: str | None = None, compile: bool = False):
-        self.model, self.tokenizer, self.cache = model.eval(), tokenizer, cache
+    def __init__(self, model, tokenizer, cache: str | None = None, compile: bool = False, block_size: int = 16):
+        if cache is not None and cache not in model.cache_kinds:
+            raise ValueError(f"{type(model).__name__} has no {cache!r} cache (it takes {model.cache_kinds or 'none'})")
+        self.model, self.tokenizer, self.cache, self.block_size = model.eval(), tokenizer, cache, block_size
         self.step_fn = torch.compile(model.step, dynamic=True) if compile else model.step
         self.device = next(model.parameters()).device
         self.calls = 0
@@ -91,7 +93,7 @@ class Engine:
         return ids[-(max_len - 1):] if max_len else ids
 
     def init_state(self, batch_size: int):
-        kwargs = {} if self.cache is None else {"cache": self.cache}
+        kwargs = {} if self.cache is None else {"cache": self.cache, "block_size": self.block_size}
         return self.model.init_state(batch_size, **kwargs)
 
     @torch.no_grad()

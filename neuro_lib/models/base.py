@@ -61,6 +61,7 @@ def param_breakdown(model: nn.Module) -> dict[str, int]:
 class LanguageModel(nn.Module):
     config: object
     max_len: int | None = None
+    cache_kinds: tuple = ()  # the `cache=` values init_state takes (models with a KV cache: contiguous, paged)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

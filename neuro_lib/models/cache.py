@@ -15,7 +15,8 @@ one-row view whose writes land in the parent (the engine prefills ragged prompts
 
 - `KVCache`: one preallocated (B, H_kv, max_len, D) tensor per layer for K and for V.
 - `PagedKVCache`: the memory layout of paged attention (Kwon et al. 2023, "vLLM"). A `BlockPool`
-  holds per layer a (num_blocks, H_kv, block_size, D) tensor that grows on demand (doubling);
+  holds per layer a (num_blocks, H_kv, block_size, D) tensor that grows on demand (by what a step
+  needs, at least a quarter);
   each sequence owns a list of block ids and a length. Blocks are reference-counted: `fork(n)`
   gives n new sequences that share a prompt's blocks (best-of-N holds one prompt), and the first
   write into a shared block copies it (copy on write). Freed and rolled-back blocks go back to
@@ -131,9 +132,13 @@ class BlockPool:
     def num_blocks(self) -> int:
         return len(self.refs)
 
-    def _grow(self) -> None:
-        """Double the pool (at least one block); the new blocks join the free list."""
-        n = max(1, self.num_blocks)
+    def reserve(self, k: int) -> None:
+        """Make at least k blocks free, growing the pool by what is missing or a quarter, whichever is more
+        (a quarter keeps the copies of a growing pool amortised without doubling its size)."""
+        missing = k - len(self.free)
+        if missing <= 0:
+            return
+        n = max(missing, self.num_blocks // 4)
         for store in (self.k, self.v):
             for i, x in enumerate(store):
                 store[i] = torch.cat([x, x.new_zeros((n, *x.shape[1:]))])
@@ -141,8 +146,7 @@ class BlockPool:
         self.refs.extend([0] * n)
 
     def allocate(self) -> int:
-        if not self.free:
-            self._grow()
+        self.reserve(1)
         b = self.free.pop()
         self.refs[b] = 1
         return b
@@ -199,6 +203,8 @@ class PagedKVCache:
     def _prepare(self, t: int) -> None:
         """Give every row private blocks for its next t positions (allocate, copy shared ones)."""
         bs = self.pool.block_size
+        self.pool.reserve(sum((s.length + t - 1) // bs + 1 - len(s.blocks) for s in self.seqs)  # new blocks
+                          + sum(self.pool.refs[b] > 1 for s in self.seqs for b in s.blocks[s.length // bs:]))  # copies
         for s in self.seqs:
             first, last = s.length // bs, (s.length + t - 1) // bs
             for i in range(first, last + 1):

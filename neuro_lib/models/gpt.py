@@ -66,6 +66,8 @@ class Block(nn.Module):
 
 
 class GPT(LanguageModel):
+    cache_kinds = CACHE_KINDS
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config

@@ -75,7 +75,7 @@ def kv_bytes_per_token(cfg: AeronConfig, tokens: int = 256, dtype=torch.bfloat16
                        block_size: int = 16) -> float:
     """Bytes the decoder self-attention cache spends per position, measured on a real
     cache holding `tokens` positions of one sequence (zeros, allocated and freed here; the paged
-    pool grows by doubling, so it may hold up to twice the blocks in use)."""
+    pool holds whole blocks)."""
     args = (cfg.n_decoder_layer, 1, cfg.n_kv_head, cfg.head_dim, tokens)
     if not paged:
         return KVCache(*args, dtype=dtype).nbytes() / tokens

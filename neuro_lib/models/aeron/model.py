@@ -112,6 +112,8 @@ class DecoderBlock(nn.Module):
 
 
 class Aeron(LanguageModel):
+    cache_kinds = CACHE_KINDS
+
     def __init__(self, config: AeronConfig):
         super().__init__()
         self.config = config
