@@ -45,7 +45,7 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=1337)
 
 
-def _train(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int):
+def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int):
     from neuro_lib.train.lm import train_lm
 
     res = train_lm("gpt", corpus, "byte", profile, model_overrides=dict(model_cfg),
@@ -84,38 +84,16 @@ class Timed:
         return out
 
 
-def run(args) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    sizes = get_profile(args.profile).tasks["speculative"]
-    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes["gammas"]
-    if not gammas or min(gammas) < 1:
-        raise NeuroError(f"every gamma must be at least 1, got {gammas}")
-    new_tokens = args.new_tokens or sizes["new_tokens"]
-    if new_tokens < 1:
-        raise NeuroError(f"--new-tokens must be positive, got {new_tokens}")
-    corpus = load_corpus(args.corpus)
-    torch.manual_seed(args.seed)
-    info = {}
-    if args.target:
-        target, tok = _load(args.target)
-        draft = _load(args.draft) if args.draft else None
-        if draft is not None and draft[1].spec != tok.spec:
-            raise NeuroError(f"draft tokenizer {draft[1].spec!r} differs from the target's {tok.spec!r}")
-        draft = draft[0] if draft else None
-    else:
-        if args.draft:
-            raise NeuroError("--draft needs --target (without them both models are trained here)")
-        target, tok, info["target_val_bpb"] = _train(sizes["target"], sizes["target_s"], sizes["window"], corpus,
-                                                     args.profile, args.seed)
-        draft, _, info["draft_val_bpb"] = _train(sizes["draft"], sizes["draft_s"], sizes["window"], corpus,
-                                                 args.profile, args.seed)
-    if target.max_len and sizes["prompt_bytes"] + new_tokens > target.max_len:
-        raise NeuroError(f"prompt {sizes['prompt_bytes']} + {new_tokens} new tokens exceed the target's context "
-                         f"of {target.max_len}")
-    val = corpus.val
-    stride = max(1, (len(val) - sizes["prompt_bytes"]) // sizes["prompts"])
-    prompts = [val[i * stride: i * stride + sizes["prompt_bytes"]] for i in range(sizes["prompts"])]
+def val_prompts(val: bytes, n: int, length: int) -> list[bytes]:
+    """n prompts of `length` bytes spread evenly over the validation split."""
+    stride = max(1, (len(val) - length) // n)
+    return [val[i * stride: i * stride + length] for i in range(n)]
+
+
+@torch.no_grad()
+def measure(target, draft, tok, prompts: list[bytes], gammas: list[int], new_tokens: int,
+            compile: bool = False) -> list[dict]:
+    """Plain cached greedy vs speculative decoding with the draft model (if any) and the n-gram drafter."""
     params = Sampling(max_new_tokens=new_tokens, temperature=0)
     target.eval()
 
@@ -129,7 +107,6 @@ def run(args) -> dict:
                {"name": "target params", "value": target.num_params(), "unit": "params"}]
     if draft is not None:
         results.append({"name": "draft params", "value": draft.num_params(), "unit": "params"})
-    results += [{"name": k, "value": round(v, 4), "unit": "bits/byte"} for k, v in info.items()]
 
     drafters = {"ngram": lambda: NGramDrafter()}
     if draft is not None:
@@ -159,7 +136,7 @@ def run(args) -> dict:
             if gamma == 4 or gamma == gammas[-1] and 4 not in gammas:
                 results.append({"name": f"{name} gamma={gamma} accepted per round", "value": len(rounds[0]),
                                 "unit": "rounds", "series": rounds[0], **row})
-    if args.compile:
+    if compile:
         try:
             eng = Engine(target, tok, compile=True)
             eng.generate(prompts[0], Sampling(max_new_tokens=4, temperature=0))  # compile outside the clock
@@ -171,6 +148,41 @@ def run(args) -> dict:
         except Exception as e:  # a failing compiler is a result: report it
             results.append({"name": "compiled plain greedy", "value": None, "unit": "tokens/s",
                             "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})
+    return results
+
+
+def run(args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = get_profile(args.profile).tasks["speculative"]
+    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes["gammas"]
+    if not gammas or min(gammas) < 1:
+        raise NeuroError(f"every gamma must be at least 1, got {gammas}")
+    new_tokens = args.new_tokens or sizes["new_tokens"]
+    if new_tokens < 1:
+        raise NeuroError(f"--new-tokens must be positive, got {new_tokens}")
+    corpus = load_corpus(args.corpus)
+    torch.manual_seed(args.seed)
+    info = {}
+    if args.target:
+        target, tok = _load(args.target)
+        draft = _load(args.draft) if args.draft else None
+        if draft is not None and draft[1].spec != tok.spec:
+            raise NeuroError(f"draft tokenizer {draft[1].spec!r} differs from the target's {tok.spec!r}")
+        draft = draft[0] if draft else None
+    else:
+        if args.draft:
+            raise NeuroError("--draft needs --target (without them both models are trained here)")
+        target, tok, info["target_val_bpb"] = train_gpt(sizes["target"], sizes["target_s"], sizes["window"], corpus,
+                                                     args.profile, args.seed)
+        draft, _, info["draft_val_bpb"] = train_gpt(sizes["draft"], sizes["draft_s"], sizes["window"], corpus,
+                                                 args.profile, args.seed)
+    if target.max_len and sizes["prompt_bytes"] + new_tokens > target.max_len:
+        raise NeuroError(f"prompt {sizes['prompt_bytes']} + {new_tokens} new tokens exceed the target's context "
+                         f"of {target.max_len}")
+    prompts = val_prompts(corpus.val, sizes["prompts"], sizes["prompt_bytes"])
+    results = [{"name": k, "value": round(v, 4), "unit": "bits/byte"} for k, v in info.items()]
+    results += measure(target, draft, tok, prompts, gammas, new_tokens, args.compile)
     config = {"profile": args.profile, "corpus": args.corpus, "target": args.target or "trained here",
               "draft": args.draft or ("trained here" if not args.target else None), "gammas": gammas,
               "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes["prompt_bytes"],
