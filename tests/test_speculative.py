@@ -46,6 +46,17 @@ def test_greedy_is_the_targets_greedy_in_every_acceptance_case(right, case):
         assert stats.accepted == 0 and stats.rounds == 30  # one (corrected) token per round
 
 
+def test_adaptive_gamma_grows_on_full_acceptance_and_shrinks_on_early_rejection():
+    target = tiny("gpt")
+    ref = list(Engine(target, TOK).generate("spec", GREEDY))
+    _, full = speculative_generate(Engine(target, TOK), ScriptDrafter(ref, 4, 99), "spec", GREEDY, gamma=2,
+                                   adaptive=True, gamma_max=5)
+    assert full.gammas[:4] == [2, 3, 4, 5] and max(full.gammas) == 5
+    _, bad = speculative_generate(Engine(target, TOK), ScriptDrafter(ref, 4, 0), "spec", GREEDY, gamma=4,
+                                  adaptive=True)
+    assert bad.gammas[:5] == [4, 3, 2, 1, 1]
+
+
 @pytest.mark.parametrize("target_arch,draft_arch", [("gpt", "mamba"), ("mamba", "aeron"), ("aeron", "gpt"),
                                                     ("rnk", "gpt")])
 def test_any_arch_drafts_for_any_arch(target_arch, draft_arch):
