@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, lm, rnk, scaling, scan, search, speculative, tokenizers
+from neuro_lib.bench import decode, lm, rnk, scaling, scan, search, speculative, tokenizers, tools
 
 SUITES = {
     "lm": lm,
@@ -19,4 +19,5 @@ SUITES = {
     "decode": decode,
     "speculative": speculative,
     "search": search,
+    "tools": tools,
 }
