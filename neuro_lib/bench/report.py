@@ -1,16 +1,9 @@
-"""The benchmark result dict (DESIGN.md), its table rendering, and recorded reports for notebooks.
-
-A notebook quotes a bench-size figure only from a committed report, `data/reference/NAME.json`
-(written by `neuro bench SUITE ... --out data/reference/NAME.json`), labelled with `reference_label`.
-"""
+"""The benchmark result dict (DESIGN.md) and its table rendering."""
 from __future__ import annotations
 
-import json
 import time
 
-from neuro_lib.envinfo import REPO_ROOT, git_state, machine
-
-REFERENCE_DIR = REPO_ROOT / "data" / "reference"
+from neuro_lib.envinfo import git_state, machine
 
 
 def make_report(suite: str, config: dict, results: list[dict]) -> dict:
@@ -35,15 +28,3 @@ def format_table(report: dict) -> str:
              f"load {m['load_avg_1m']} at start), git {report['git']['sha']}")
     return title + "\n" + "\n".join(lines)
 
-
-def load_reference(name: str) -> dict | None:
-    """The recorded report data/reference/NAME.json, or None when none is committed."""
-    path = REFERENCE_DIR / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def reference_label(report: dict) -> str:
-    """"recorded DATE on MACHINE, git SHA" for a figure quoted from a recorded report."""
-    m = report["machine"]
-    return (f"recorded {report['date']} on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} threads, "
-            f"load {m['load_avg_1m']}), git {report['git']['sha']}")
