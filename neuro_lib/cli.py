@@ -161,13 +161,54 @@ def _stop_bytes(stops: list[str]) -> list[bytes]:
 
 
 def cmd_generate(a):
-    from neuro_lib.infer.sampling import generate
+    from neuro_lib.infer.best_of_n import best_of_n
+    from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
+    from neuro_lib.infer.engine import Engine, Sampling, cut_at_stop
+    from neuro_lib.infer.speculative import speculative_stream
     from neuro_lib.train.checkpoint import load_checkpoint
 
     _check_sampling(a)
+    if a.gamma < 1:
+        raise NeuroError(f"--gamma must be at least 1, got {a.gamma}")
+    if a.best_of < 1:
+        raise NeuroError(f"--best-of must be at least 1, got {a.best_of}")
+    if a.best_of > 1 and (a.draft or a.stream):
+        raise NeuroError("--best-of picks among finished samples: it takes neither --draft nor --stream")
+    if a.draft and a.draft != "ngram" and not Path(a.draft).is_dir():
+        raise NeuroError(f"draft run {a.draft} does not exist (give a checkpoint directory or 'ngram')")
     prompt, stop = _utf8(a.prompt, "--prompt"), _stop_bytes(a.stop)
     model, tok, _ = load_checkpoint(a.checkpoint)
-    out = generate(model, tok, prompt, a.max_new_tokens, a.temperature, a.top_k, a.top_p, stop=stop, seed=a.seed)
+    drafter = None
+    if a.draft == "ngram":
+        drafter = NGramDrafter()
+    elif a.draft:
+        draft, draft_tok, _ = load_checkpoint(a.draft)
+        if draft_tok.spec != tok.spec:
+            raise NeuroError(f"draft {a.draft} uses tokenizer {draft_tok.spec!r}, the target {tok.spec!r}: "
+                             f"speculative decoding needs the same one")
+        drafter = ModelDrafter(Engine(draft, draft_tok))
+    stop = tuple(stop or ())
+    params = Sampling(a.max_new_tokens, a.temperature, a.top_k, a.top_p, a.repetition_penalty, stop, a.seed)
+    engine = Engine(model, tok)
+    if a.best_of > 1:
+        out = best_of_n(engine, prompt, a.best_of, params).best.text
+    else:
+        tokens = (speculative_stream(engine, drafter, prompt, params, a.gamma, adaptive=a.adaptive) if drafter
+                  else engine.stream(prompt, params))
+        ids, printed, hold = [], 0, max((len(s) for s in stop), default=1) - 1
+        for t in tokens:
+            ids.append(t.id)
+            if a.stream:  # print as it comes, holding back what may be the start of a stop sequence
+                text, hit = cut_at_stop(tok.decode(ids), stop)
+                upto = len(text) if hit else max(printed, len(text) - hold)
+                if printed == 0 and upto:
+                    print(a.prompt, end="", flush=True)
+                print(text[printed:upto].decode("utf-8", errors="replace"), end="", flush=True)
+                printed = upto
+        out = cut_at_stop(tok.decode(ids), stop)[0]
+        if a.stream:
+            print(out[printed:].decode("utf-8", errors="replace"))
+            return
     print(a.prompt + out.decode("utf-8", errors="replace"))  # bytes that are not UTF-8 show as U+FFFD
 
 
@@ -339,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=_number(float), default=0.95, help="in (0, 1]; 1 keeps every token")
     g.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable; \\n escapes allowed)")
     g.add_argument("--seed", type=_number(int, 0, strict=False))
+    g.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL penalty on tokens already seen")
+    g.add_argument("--draft", help="speculative decoding: a draft run with the same tokenizer, or 'ngram'")
+    g.add_argument("--gamma", type=int, default=4, help="draft tokens per speculative round")
+    g.add_argument("--adaptive", action="store_true", help="grow/shrink gamma with the acceptance")
+    g.add_argument("--best-of", type=int, default=1, help="sample N continuations, print the most likely")
+    g.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("chat", help="talk to an RNK checkpoint (stdin loop, or one turn with --prompt)")

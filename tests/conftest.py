@@ -1,7 +1,9 @@
 import os
 
-import pytest
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP (see neuro_lib/__init__.py)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 os.environ.setdefault("NEURO_PROGRESS", "off")
 torch.set_num_threads(1)

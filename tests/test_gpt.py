@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from neuro_lib.errors import NeuroError
-from neuro_lib.infer.sampling import filter_logits, generate, sample_next
+from neuro_lib.infer.engine import generate
+from neuro_lib.infer.sampling import filter_logits, next_token_probs
 from neuro_lib.models import build_model
 from neuro_lib.tokenizers import ByteTokenizer
 
@@ -53,7 +54,7 @@ def test_top_k_and_top_p_filtering():
     assert torch.isfinite(p).tolist() == [[True, True, False, False]]
     p = filter_logits(logits, top_p=0.9)  # needs the third
     assert torch.isfinite(p).tolist() == [[True, True, True, False]]
-    assert sample_next(logits, temperature=0).item() == 0
+    assert next_token_probs(logits, temperature=0).argmax().item() == 0 == logits.argmax().item()
 
 
 def test_generate_is_seeded_and_honours_stop(tiny_gpt_cfg):

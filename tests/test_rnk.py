@@ -124,8 +124,8 @@ def _scripted(model, script: bytes):
 
     def step(tokens, state):
         logits, state = real_step(tokens, state)
-        prompt_len.setdefault("n", state["pos"])
-        i = state["pos"] - prompt_len["n"]
+        prompt_len.setdefault("n", state.pos)
+        i = state.pos - prompt_len["n"]
         logits = torch.full_like(logits, -1e9)
         logits[..., -1, script[i] if i < len(script) else ord("\n")] = 0.0
         return logits, state

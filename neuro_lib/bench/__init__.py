@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, lm, rnk, scaling, scan, tokenizers, tools
+from neuro_lib.bench import decode, lm, rnk, scaling, scan, search, speculative, tokenizers, tools
 
 SUITES = {
     "lm": lm,
@@ -17,5 +17,7 @@ SUITES = {
     "scaling": scaling,
     "rnk": rnk,
     "decode": decode,
+    "speculative": speculative,
+    "search": search,
     "tools": tools,
 }

@@ -27,3 +27,4 @@ def format_table(report: dict) -> str:
     title = (f"bench {report['suite']} — {m['cpu']} ({m['cores']} cores, {m['torch_threads']} threads, "
              f"load {m['load_avg_1m']} at start), git {report['git']['sha']}")
     return title + "\n" + "\n".join(lines)
+

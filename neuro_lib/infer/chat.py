@@ -56,7 +56,7 @@ def chat_reply(model: RNK, user: str, max_new_bytes: int = 96) -> dict:
     prompt = prompt_bytes(user, P)
     state = model.init_state(1)
     logits, state = model.step(torch.tensor([list(prompt)]), state)
-    heads = state["heads"]  # the last prompt chunk's heads ("Model: " is shorter than a chunk)
+    heads = state.heads  # the last prompt chunk's heads ("Model: " is shorter than a chunk)
     intent = INTENTS[int(heads["intent"][0].argmax())]
     answerable = float(torch.sigmoid(heads["answerable"][0]))
     answer = solve_arithmetic(user) if model.config.use_refiner and intent == "math" else None
@@ -77,12 +77,12 @@ def chat_reply(model: RNK, user: str, max_new_bytes: int = 96) -> dict:
             break
         reply.append(b)
         logits, state = model.step(torch.tensor([[b]]), state)
-        if state["pos"] % P == 0:  # a chunk completed: the stop head plans whether the next one is the last
-            chunk = state["pos"] // P
+        if state.pos % P == 0:  # a chunk completed: the stop head plans whether the next one is the last
+            chunk = state.pos // P
             if last_chunk is not None and chunk > last_chunk:
                 stopped_by = "stop_head"
                 break
-            if last_chunk is None and float(torch.sigmoid(state["heads"]["stop"][0])) > 0.5:
+            if last_chunk is None and float(torch.sigmoid(state.heads["stop"][0])) > 0.5:
                 last_chunk = chunk + 1
     return {"reply": reply.decode("utf-8", errors="replace"), "intent": intent, "answerable": round(answerable, 3),
             "calculator": answer, "stopped_by": stopped_by}

@@ -1,21 +1,23 @@
-"""Sampling from any neuro_lib language model through its incremental `step()`.
+"""Turning one position's logits into a next token: temperature, top-k, top-p, repetition penalty.
 
-    text = generate(model, tokenizer, b"The ", max_new_tokens=200, temperature=0.8, top_k=40, top_p=0.95,
-                    stop=[b"\n\n"])
+    probs = next_token_probs(logits, temperature=0.8, top_k=40, top_p=0.95)   # (..., V), sums to 1
+    ids = draw(probs, generator=g)                                             # (B,)
 
-The prompt is prefilled in one `step()` call, then one token per call. A model with a
-bounded context (`max_len`) is re-prefilled with the most recent half-window when the
-cache fills, so generation can run past the training length.
+`next_token_probs` is the distribution the engine samples from; speculative decoding uses the
+same function for the target's p and the draft's q, so the rejection rule preserves exactly
+what plain sampling would draw. temperature 0 is greedy (a one-hot on the argmax).
+Repetition penalty follows CTRL (Keskar et al. 2019): a token already in the context has its
+logit divided by the penalty when positive and multiplied by it when negative.
+
+Tests: tests/test_engine.py.
 """
 from __future__ import annotations
 
 import torch
 
-from neuro_lib.tokenizers.base import as_bytes
-
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """logits (B, V) -> logits with everything outside top-k / the top-p nucleus set to -inf."""
+    """logits (..., V) -> logits with everything outside top-k / the top-p nucleus set to -inf."""
     if top_k and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -29,45 +31,28 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """logits (B, V) -> next ids (B,). temperature 0 means greedy."""
+def repetition_penalty(logits: torch.Tensor, context: list[int], penalty: float) -> torch.Tensor:
+    """logits (V,) with the tokens of `context` penalised (CTRL); penalty 1 changes nothing."""
+    if penalty == 1.0 or not context:
+        return logits
+    ids = torch.tensor(sorted(set(context)), device=logits.device)
+    seen = logits[ids]
+    out = logits.clone()
+    out[ids] = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return out
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
+                     top_p: float = 1.0) -> torch.Tensor:
+    """logits (..., V) -> the sampling distribution (..., V); temperature <= 0 gives the argmax one-hot."""
+    logits = logits.float()
     if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-    if generator is not None:  # a CPU generator keeps seeded sampling identical on every device
-        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.size(-1)).float()
+    return torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """probs (B, V) -> ids (B,); a CPU generator keeps seeded sampling identical on every device."""
+    if generator is not None:
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1).squeeze(-1)
-
-
-@torch.no_grad()
-def generate(model, tokenizer, prompt: str | bytes, max_new_tokens: int = 200, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, stop: list[bytes] | None = None, seed: int | None = None) -> bytes:
-    """Continue `prompt`; returns only the new bytes (cut before the first stop sequence)."""
-    model.eval()
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    ids = tokenizer.encode(as_bytes(prompt)) or [0]
-    max_len = getattr(model, "max_len", None)
-    if max_len:
-        ids = ids[-(max_len - 1):]
-    device = next(model.parameters()).device
-    state = model.init_state(1)
-    logits, state = model.step(torch.tensor([ids], device=device), state)
-    out: list[int] = []
-    stop = [as_bytes(s) for s in (stop or [])]
-    for _ in range(max_new_tokens):
-        nxt = int(sample_next(logits[:, -1], temperature, top_k, top_p, gen))
-        out.append(nxt)
-        if stop:
-            text = tokenizer.decode(out)
-            hits = [text.find(s) for s in stop if s in text]
-            if hits:
-                return text[: min(hits)]
-        context = ids + out
-        if max_len and getattr(state, "pos", 0) + 1 > max_len:
-            keep = context[-(max_len // 2):]  # re-prefill with the recent half-window
-            state = model.init_state(1)
-            logits, state = model.step(torch.tensor([keep], device=device), state)
-        else:
-            logits, state = model.step(torch.tensor([[nxt]], device=device), state)
-    return tokenizer.decode(out)

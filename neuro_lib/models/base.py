@@ -10,6 +10,12 @@
 "loss_mask" (B, T; 1 where the target counts). Models with auxiliary heads override it
 and return their extra terms in `parts` (floats for logging); the Trainer only ever
 calls this method, so every model trains with the same loop.
+
+A decoding state (GPT's KV cache, AeronState, MambaState, RNKState) is a typed object with
+`lengths` (positions per row), `checkpoint()`, `rollback(n) -> lengths reached` (KV caches
+truncate anywhere; recurrent states return to their checkpoint and the caller re-feeds the
+rest), `row(b)` (a one-row view; absent where `ragged` is False), `fork(n)` (n rows continuing
+a one-row state) and `nbytes()`. `cache_kinds` lists the `cache=` values `init_state` takes.
 """
 from __future__ import annotations
 
@@ -80,6 +86,7 @@ def param_breakdown(model: nn.Module) -> dict[str, int]:
 class LanguageModel(nn.Module):
     config: object
     max_len: int | None = None
+    cache_kinds: tuple = ()  # the `cache=` values init_state takes (models with a KV cache: contiguous, paged)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

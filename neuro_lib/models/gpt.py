@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from neuro_lib.models.base import LanguageModel, check_positive, gpt2_init
-from neuro_lib.models.cache import KVCache
+from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
 from neuro_lib.models.layers import CausalSelfAttention
 
 
@@ -65,6 +65,8 @@ class Block(nn.Module):
 
 
 class GPT(LanguageModel):
+    cache_kinds = CACHE_KINDS
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -82,10 +84,12 @@ class GPT(LanguageModel):
     def _run(self, tokens, cache=None):
         """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""
         B, T = tokens.shape
-        pos = cache.pos if cache is not None else 0
-        if pos + T > self.config.block_size:
-            raise ValueError(f"sequence of {pos + T} tokens exceeds block_size {self.config.block_size}")
-        positions = torch.arange(pos, pos + T, device=tokens.device)
+        pos = cache.pos if cache is not None else 0  # (B,) per-row starts in a ragged batch
+        end = int(pos.max()) + T if isinstance(pos, torch.Tensor) else pos + T
+        if end > self.config.block_size:
+            raise ValueError(f"sequence of {end} tokens exceeds block_size {self.config.block_size}")
+        positions = torch.arange(T, device=tokens.device)
+        positions = pos[:, None] + positions if isinstance(pos, torch.Tensor) else pos + positions  # (T,) or (B, T)
         x = self.drop(self.tok_emb(tokens) + self.pos_emb(positions))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
@@ -96,10 +100,17 @@ class GPT(LanguageModel):
     def forward(self, tokens):
         return self._run(tokens)
 
-    def init_state(self, batch_size: int) -> KVCache:
+    def init_state(self, batch_size: int, cache: str = "contiguous", block_size: int = 16) -> KVCache | PagedKVCache:
+        """The decoding state is the KV cache itself: contiguous (block_size positions per row, preallocated)
+        or `cache="paged"` (blocks of `block_size` tokens taken as rows grow; models/cache.py)."""
+        if cache not in CACHE_KINDS:
+            raise ValueError(f"cache must be one of {CACHE_KINDS}, got {cache!r}")
         c = self.config
         p = next(self.parameters())
-        return KVCache(c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size, p.dtype, p.device)
+        args = (c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size)
+        if cache == "paged":
+            return PagedKVCache.empty(*args, block_size=block_size, dtype=p.dtype, device=p.device)
+        return KVCache(*args, p.dtype, p.device)
 
-    def step(self, tokens, state: KVCache):
+    def step(self, tokens, state: KVCache | PagedKVCache):
         return self._run(tokens, state), state

@@ -23,8 +23,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def causal_mask(t: int, pos: int, device) -> torch.Tensor:
-    """(t, pos+t) bool mask: query i (absolute pos+i) may see key j iff j <= pos+i."""
+def causal_mask(t: int, pos, device) -> torch.Tensor:
+    """Query i (absolute pos+i) may see key j iff j <= pos+i: a (t, pos+t) bool mask, or with
+    per-row positions pos (B,) of a ragged batch a (B, 1, t, max(pos)+t) one."""
+    if isinstance(pos, torch.Tensor):
+        q = (pos[:, None] + torch.arange(t, device=device))[:, None, :, None]  # (B, 1, t, 1)
+        k = torch.arange(int(pos.max()) + t, device=device)                    # (S,)
+        return k <= q
     q = torch.arange(pos, pos + t, device=device)[:, None]
     k = torch.arange(pos + t, device=device)[None, :]
     return k <= q
@@ -33,7 +38,8 @@ def causal_mask(t: int, pos: int, device) -> torch.Tensor:
 def _attention_mask(t: int, pos: int, causal: bool, key_mask: torch.Tensor | None, device):
     """The attn_mask for sdpa (None when `is_causal` can do the job), broadcastable to (B, H, t, S).
     key_mask: (B, S) bool, True where a key may be attended (padding is False)."""
-    mask = causal_mask(t, pos, device) if causal and (pos > 0 or key_mask is not None) else None
+    ragged = isinstance(pos, torch.Tensor)
+    mask = causal_mask(t, pos, device) if causal and (ragged or pos > 0 or key_mask is not None) else None
     if key_mask is not None:
         km = key_mask[:, None, None, :]  # (B, 1, 1, S)
         mask = km if mask is None else mask & km
@@ -69,10 +75,14 @@ class RotaryEmbedding(nn.Module):
         inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (D/2,)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def angles(self, pos: int, t: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin of shape (t, D/2) for positions pos..pos+t-1."""
-        p = torch.arange(pos, pos + t, device=device, dtype=torch.float32)
-        ang = torch.outer(p, self.inv_freq.to(device))  # (t, D/2)
+    def angles(self, pos, t: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin of shape (t, D/2) for positions pos..pos+t-1; (B, 1, t, D/2) for per-row pos (B,)."""
+        p = torch.arange(t, device=device, dtype=torch.float32)
+        if isinstance(pos, torch.Tensor):  # a ragged batch: row b starts at pos[b]
+            p = (pos.to(device=device, dtype=torch.float32)[:, None] + p)[:, None]  # (B, 1, t)
+        else:
+            p = p + pos
+        ang = p[..., None] * self.inv_freq.to(device)  # (..., t, D/2)
         return ang.cos(), ang.sin()
 
     @staticmethod

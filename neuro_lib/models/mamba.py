@@ -103,6 +103,61 @@ class MambaBlock(nn.Module):
         return out, (x_pad[:, :, x_pad.size(2) - (K - 1):].clone(), h_last)
 
 
+@dataclass
+class MambaState:
+    """Decoding state: per layer (conv window (B, E, K-1), SSM state (B, E, N)) and positions per row.
+
+    `step` writes new values into these tensors in place, so a `row(b)` view's writes land in the
+    parent (the engine prefills ragged prompts row by row; a recurrent state has no length, so rows
+    of different lengths decode together). Rollback restores what `checkpoint()` saved: a recurrent
+    state cannot forget tokens, so `rollback(n)` returns the positions it reached (the checkpoint's,
+    or n where a row has not moved) and the caller re-feeds the tokens from there to n.
+    """
+    layers: list                     # [(conv (B, E, K-1), ssm (B, E, N))] per layer
+    len_t: torch.Tensor              # (B,) positions consumed, on the CPU
+    saved: tuple | None = None       # (len_t, layers) cloned by checkpoint()
+    ragged = True
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.len_t.tolist()
+
+    def update(self, layers: list, t: int) -> None:
+        for (conv, ssm), (new_conv, new_ssm) in zip(self.layers, layers):
+            conv.copy_(new_conv)
+            ssm.copy_(new_ssm)
+        self.len_t += t
+
+    def checkpoint(self) -> None:
+        self.saved = (self.len_t.clone(), [(c.clone(), h.clone()) for c, h in self.layers])
+
+    def rollback(self, n) -> list[int]:
+        n = torch.as_tensor(n, dtype=torch.long).expand_as(self.len_t).tolist()
+        for b, (m, cur) in enumerate(zip(n, self.lengths)):
+            if m == cur:
+                continue
+            if self.saved is None or not int(self.saved[0][b]) <= m <= cur:
+                raise ValueError(f"cannot roll back row {b} to {m}: no checkpoint at or before it "
+                                 f"(row at {cur})")
+            for (conv, ssm), (c0, h0) in zip(self.layers, self.saved[1]):
+                conv[b].copy_(c0[b])
+                ssm[b].copy_(h0[b])
+            self.len_t[b] = self.saved[0][b]
+        return self.lengths
+
+    def row(self, b: int) -> "MambaState":
+        saved = None if self.saved is None else (self.saved[0][b:b + 1],
+                                                 [(c[b:b + 1], h[b:b + 1]) for c, h in self.saved[1]])
+        return MambaState([(c[b:b + 1], h[b:b + 1]) for c, h in self.layers], self.len_t[b:b + 1], saved)
+
+    def nbytes(self) -> int:
+        return sum(c.numel() * c.element_size() + h.numel() * h.element_size() for c, h in self.layers)
+
+    def fork(self, n: int) -> "MambaState":
+        """n copies of this one-row state (a recurrent state is small: copying is the sharing)."""
+        return MambaState([(c.repeat(n, 1, 1), h.repeat(n, 1, 1)) for c, h in self.layers], self.len_t.repeat(n))
+
+
 class Mamba(LanguageModel):
     """Byte-level Mamba LM: embedding, n_layer MambaBlocks, RMSNorm, tied LM head."""
 
@@ -134,12 +189,14 @@ class Mamba(LanguageModel):
         """tokens (B, T) -> logits (B, T, V)."""
         return self.lm_head(self.hidden(tokens)[0])
 
-    def init_state(self, batch_size: int):
+    def init_state(self, batch_size: int) -> MambaState:
         c, p = self.config, next(self.parameters())
-        return [(p.new_zeros(batch_size, c.d_inner, c.d_conv - 1), p.new_zeros(batch_size, c.d_inner, c.d_state))
-                for _ in range(c.n_layer)]
+        return MambaState([(p.new_zeros(batch_size, c.d_inner, c.d_conv - 1),
+                            p.new_zeros(batch_size, c.d_inner, c.d_state)) for _ in range(c.n_layer)],
+                          torch.zeros(batch_size, dtype=torch.long))
 
-    def step(self, tokens, state):
-        """tokens (B, t) continuing from state -> (logits (B, t, V), new state)."""
-        h, state = self.hidden(tokens, state)
+    def step(self, tokens, state: MambaState):
+        """tokens (B, t) continuing from state -> (logits (B, t, V), the state, updated in place)."""
+        h, layers = self.hidden(tokens, state.layers)
+        state.update(layers, tokens.shape[1])
         return self.lm_head(h), state

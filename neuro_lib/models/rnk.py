@@ -27,7 +27,7 @@ Tests: tests/test_rnk.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -70,6 +70,60 @@ class RNKConfig:
                              f"got {self.refusal_intent}")
         if min(self.w_stop, self.w_intent, self.w_answerable, self.w_contrastive) < 0:
             raise ValueError("RNKConfig loss weights must be non-negative")
+
+
+def _clone(x):
+    """A deep copy of a state field's tensors (tuples, lists and dicts of them)."""
+    if isinstance(x, torch.Tensor):
+        return x.clone()
+    if isinstance(x, dict):
+        return {k: _clone(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_clone(v) for v in x)
+    return x
+
+
+@dataclass
+class RNKState:
+    """Decoding state: the Mamba layers' states, the planner's (z_L, z_H), the GRU decoder's h, the last
+    completed chunk's heads and the position. Rows advance in lockstep (chunk boundaries are shared),
+    so a ragged batch decodes one prompt at a time (`ragged = False`). Rollback restores what
+    `checkpoint()` saved and returns the position reached; the caller re-feeds the rest."""
+    mamba: list                      # [(conv, ssm)] per Mamba layer, as Mamba.hidden takes them
+    z: tuple                         # (z_L, z_H), each (B, d_plan)
+    h: torch.Tensor                  # (B, d_dec)
+    heads: dict | None = None        # intent, answerable, stop, plan, intent_refined of the last chunk
+    pos: int = 0
+    saved: "RNKState | None" = None
+    ragged = False
+
+    @property
+    def lengths(self) -> list[int]:
+        return [self.pos] * self.h.shape[0]
+
+    def checkpoint(self) -> None:
+        self.saved = RNKState(*(_clone(getattr(self, f.name)) for f in fields(self) if f.name != "saved"))
+
+    def rollback(self, n) -> list[int]:
+        n = n if isinstance(n, int) else n[0]
+        if n != self.pos:
+            if self.saved is None or not self.saved.pos <= n <= self.pos:
+                raise ValueError(f"cannot roll back to {n}: no checkpoint at or before it (at {self.pos})")
+            for f in fields(self):
+                if f.name != "saved":
+                    setattr(self, f.name, _clone(getattr(self.saved, f.name)))
+        return self.lengths
+
+    def nbytes(self) -> int:
+        tensors = [t for c, s in self.mamba for t in (c, s)] + [*self.z, self.h]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def fork(self, n: int) -> "RNKState":
+        """n copies of this one-row state."""
+        rep = lambda x: x.repeat(n, *[1] * (x.dim() - 1))  # noqa: E731
+        heads = None if self.heads is None else {k: rep(v) for k, v in self.heads.items()}
+        return RNKState([(rep(c), rep(s)) for c, s in self.mamba], tuple(rep(z) for z in self.z), rep(self.h),
+                        heads, self.pos)
 
 
 class HRMPlanner(nn.Module):
@@ -198,21 +252,21 @@ class RNK(LanguageModel):
                       "answerable_loss": answerable.item(), "contrastive_loss": contrastive.item()}
 
     # -- incremental decoding --------------------------------------------------------------
-    def init_state(self, batch_size: int) -> dict:
+    def init_state(self, batch_size: int) -> RNKState:
         p = next(self.parameters())
-        return {"pos": 0, "mamba": self.backbone.init_state(batch_size), "z": self._zero_z(batch_size, p),
-                "h": torch.tanh(self.start_h).expand(batch_size, -1).contiguous(), "heads": None}
+        return RNKState(self.backbone.init_state(batch_size).layers, self._zero_z(batch_size, p),
+                        torch.tanh(self.start_h).expand(batch_size, -1).contiguous())
 
-    def step(self, tokens, state: dict):
-        """tokens (B, t) -> (logits (B, t, V), state). state["heads"] holds the last completed chunk's heads."""
+    def step(self, tokens, state: RNKState):
+        """tokens (B, t) -> (logits (B, t, V), state). state.heads holds the last completed chunk's heads."""
         P, outs = self.config.chunk_len, []
         for i in range(tokens.size(1)):
             x = tokens[:, i:i + 1]                                          # (B, 1)
-            H, state["mamba"] = self.backbone.hidden(x, state["mamba"])     # (B, 1, D)
+            H, state.mamba = self.backbone.hidden(x, state.mamba)           # (B, 1, D)
             inp = torch.cat([self.backbone.tok_emb(x), H], -1)              # (B, 1, 2D)
-            out, h = self.decoder(inp, state["h"].unsqueeze(0))
+            out, h = self.decoder(inp, state.h.unsqueeze(0))
             outs.append(self.out_head(out))
-            state["h"], state["pos"] = h[0], state["pos"] + 1
-            if state["pos"] % P == 0:  # chunk complete: plan, heads, refine, reset the decoder
-                state["heads"], state["h"], state["z"] = self._plan(H[:, 0], state["z"])
+            state.h, state.pos = h[0], state.pos + 1
+            if state.pos % P == 0:  # chunk complete: plan, heads, refine, reset the decoder
+                state.heads, state.h, state.z = self._plan(H[:, 0], state.z)
         return torch.cat(outs, 1), state

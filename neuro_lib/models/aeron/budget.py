@@ -74,9 +74,15 @@ def with_kv_heads(cfg: AeronConfig, n_kv_head: int) -> AeronConfig:
 def kv_bytes_per_token(cfg: AeronConfig, tokens: int = 256, dtype=torch.bfloat16, paged: bool = False,
                        block_size: int = 16) -> float:
     """Bytes the decoder self-attention cache spends per position, measured on a real
-    cache of `tokens` positions for one sequence (zeros, allocated and freed here)."""
+    cache holding `tokens` positions of one sequence (zeros, allocated and freed here; the paged
+    pool holds whole blocks)."""
     args = (cfg.n_decoder_layer, 1, cfg.n_kv_head, cfg.head_dim, tokens)
-    cache = (PagedKVCache(*args, block_size=block_size, dtype=dtype) if paged else KVCache(*args, dtype=dtype))
+    if not paged:
+        return KVCache(*args, dtype=dtype).nbytes() / tokens
+    cache = PagedKVCache.empty(*args, block_size=block_size, dtype=dtype)
+    kv = torch.zeros(1, cfg.n_kv_head, tokens, cfg.head_dim, dtype=dtype)
+    for layer in range(cfg.n_decoder_layer):
+        cache.update(layer, kv, kv)
     return cache.nbytes() / tokens
 
 

@@ -33,10 +33,9 @@ import torch.nn as nn
 
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.base import LanguageModel, gpt2_init, masked_cross_entropy
-from neuro_lib.models.cache import KVCache, PagedKVCache
+from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
 from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU
 
-CACHE_KINDS = ("contiguous", "paged")
 
 
 @dataclass
@@ -46,10 +45,33 @@ class AeronState:
     cache: KVCache | PagedKVCache
     cross_kv: list | None = None           # [(k, v)] per decoder layer, each (B, H_kv, S, D)
     src_mask: torch.Tensor | None = None   # (B, S) bool
+    ragged = True                          # rows of different lengths decode together
 
     @property
-    def pos(self) -> int:
+    def pos(self):
         return self.cache.pos
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.cache.lengths
+
+    def checkpoint(self) -> None:
+        """Nothing to save: the KV cache truncates to any position and the source never changes."""
+
+    def rollback(self, n) -> list[int]:
+        return self.cache.rollback(n)
+
+    def row(self, b: int) -> "AeronState":
+        cross = None if self.cross_kv is None else [(k[b:b + 1], v[b:b + 1]) for k, v in self.cross_kv]
+        return AeronState(self.cache.row(b), cross, None if self.src_mask is None else self.src_mask[b:b + 1])
+
+    def nbytes(self) -> int:
+        return self.cache.nbytes()
+
+    def fork(self, n: int) -> "AeronState":
+        cross = None if self.cross_kv is None else [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
+                                                   for k, v in self.cross_kv]
+        return AeronState(self.cache.fork(n), cross, None if self.src_mask is None else self.src_mask.expand(n, -1))
 
 
 class EncoderBlock(nn.Module):
@@ -89,6 +111,8 @@ class DecoderBlock(nn.Module):
 
 
 class Aeron(LanguageModel):
+    cache_kinds = CACHE_KINDS
+
     def __init__(self, config: AeronConfig):
         super().__init__()
         self.config = config
@@ -145,9 +169,10 @@ class Aeron(LanguageModel):
     def _run(self, tokens, cache=None, cross_kv=None, src_mask=None):
         """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""
         B, T = tokens.shape
-        pos = cache.pos if cache is not None else 0
-        if pos + T > self.config.block_size:
-            raise ValueError(f"sequence of {pos + T} tokens exceeds block_size "
+        pos = cache.pos if cache is not None else 0  # (B,) per-row starts in a ragged batch
+        end = int(pos.max()) + T if isinstance(pos, torch.Tensor) else pos + T
+        if end > self.config.block_size:
+            raise ValueError(f"sequence of {end} tokens exceeds block_size "
                              f"{self.config.block_size}")
         x = self.drop(self.tok_emb(tokens))  # (B, T, C); no absolute positions, RoPE is inside attention
         for i, block in enumerate(self.decoder):
@@ -179,7 +204,7 @@ class Aeron(LanguageModel):
         c = self.config
         p = next(self.parameters())
         args = (c.n_decoder_layer, batch_size, c.n_kv_head, c.head_dim, c.block_size)
-        kv = (PagedKVCache(*args, block_size=block_size, dtype=p.dtype, device=p.device) if cache == "paged"
+        kv = (PagedKVCache.empty(*args, block_size=block_size, dtype=p.dtype, device=p.device) if cache == "paged"
               else KVCache(*args, dtype=p.dtype, device=p.device))
         cross_kv, src_mask = self._source(src, src_mask)
         return AeronState(kv, cross_kv, src_mask)

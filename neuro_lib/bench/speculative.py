@@ -1,0 +1,191 @@
+"""`neuro bench speculative`: speculative decoding against plain cached greedy decoding of the same target.
+
+    neuro bench speculative --profile bench --threads 2 --out data/reference/speculative_bench.json
+    neuro bench speculative --target runs/big --draft runs/small          # trained runs, same tokenizer
+
+Without --target, a target GPT and a draft GPT (sizes: profiles.py, tasks["speculative"]) are trained
+inside the benchmark on the corpus, the draft for a fraction of the target's seconds. Prompts are
+windows of the validation split. Greedy decoding throughout, so every speculative output is
+checked token for token against the target's own greedy output ("same tokens").
+
+Per drafter (the draft model; the n-gram prompt-lookup drafter) and per gamma:
+- alpha: accepted draft tokens / proposed;
+- tokens/s of speculative decoding, of plain cached greedy decoding (measured once), the speed-up;
+- c: the drafter's seconds per proposed token over the target's seconds per single-token step
+  (both measured in this run), and the speed-up Leviathan et al.'s formula predicts from alpha,
+  gamma and c (infer/speculative.py, `expected_speedup`);
+- the accepted count of every round at gamma 4 ("acceptance along a generation").
+`--compile` adds plain greedy decoding through torch.compile(model.step): tokens/s, or the error.
+Timing rows measure the machine: on a shared one they measure contention.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from neuro_lib.bench.report import make_report
+from neuro_lib.data.corpus import load_corpus
+from neuro_lib.errors import NeuroError
+from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
+from neuro_lib.infer.engine import Engine, Sampling
+from neuro_lib.infer.speculative import expected_speedup, speculative_generate
+from neuro_lib.profiles import get_profile
+
+
+def add_arguments(p):
+    p.add_argument("--target", help="a trained run to use as the target (default: train one here)")
+    p.add_argument("--draft", help="a trained run to draft with (default: train one here; with --target: none)")
+    p.add_argument("--corpus", default="stdlib-docs", help="training corpus and prompt source")
+    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks['speculative'])")
+    p.add_argument("--gammas", default="", help="comma-separated draft lengths (default: the profile's)")
+    p.add_argument("--new-tokens", type=int, default=0, help="tokens per prompt (default: the profile's)")
+    p.add_argument("--compile", action="store_true", help="also time plain decoding through torch.compile")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    p.add_argument("--seed", type=int, default=1337)
+
+
+def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int):
+    from neuro_lib.train.lm import train_lm
+
+    res = train_lm("gpt", corpus, "byte", profile, model_overrides=dict(model_cfg),
+                   train_overrides={"time_budget_s": seconds, "block_size": window, "seed": seed,
+                                    "eval_bytes": 20_000})
+    return res.model, res.tokenizer, res.val_bpb
+
+
+def _load(run: str):
+    from neuro_lib.train.checkpoint import load_checkpoint
+
+    model, tok, _ = load_checkpoint(run)
+    return model, tok
+
+
+def step_seconds(engine: Engine, context: list[int], steps: int = 32) -> float:
+    """Seconds per single-token `step` after prefilling `context` (greedy, cached)."""
+    state, logits = engine.prefill([context])
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        logits = engine.step([[int(logits[0].argmax())]], state)[:, -1]
+    return (time.perf_counter() - t0) / steps
+
+
+class Timed:
+    """A drafter wrapper that adds up the seconds spent proposing and the tokens proposed."""
+
+    def __init__(self, drafter):
+        self.drafter, self.engine, self.seconds, self.tokens = drafter, getattr(drafter, "engine", None), 0.0, 0
+
+    def propose(self, context, gamma, params, generator=None):
+        t0 = time.perf_counter()
+        out = self.drafter.propose(context, gamma, params, generator)
+        self.seconds += time.perf_counter() - t0
+        self.tokens += len(out[0])
+        return out
+
+
+def val_prompts(val: bytes, n: int, length: int) -> list[bytes]:
+    """n prompts of `length` bytes spread evenly over the validation split."""
+    stride = max(1, (len(val) - length) // n)
+    return [val[i * stride: i * stride + length] for i in range(n)]
+
+
+@torch.no_grad()
+def measure(target, draft, tok, prompts: list[bytes], gammas: list[int], new_tokens: int,
+            compile: bool = False) -> list[dict]:
+    """Plain cached greedy vs speculative decoding with the draft model (if any) and the n-gram drafter."""
+    params = Sampling(max_new_tokens=new_tokens, temperature=0)
+    target.eval()
+
+    plain = Engine(target, tok)
+    t0 = time.perf_counter()
+    reference = [plain.generate(p, params) for p in prompts]
+    plain_tps = len(prompts) * new_tokens / (time.perf_counter() - t0)
+    target_step = step_seconds(plain, plain.encode(prompts[0]))
+    results = [{"name": "plain cached greedy", "value": round(plain_tps, 1), "unit": "tokens/s"},
+               {"name": "target step", "value": round(1000 * target_step, 3), "unit": "ms"},
+               {"name": "target params", "value": target.num_params(), "unit": "params"}]
+    if draft is not None:
+        results.append({"name": "draft params", "value": draft.num_params(), "unit": "params"})
+
+    drafters = {"ngram": lambda: NGramDrafter()}
+    if draft is not None:
+        drafters["model"] = lambda: ModelDrafter(Engine(draft.eval(), tok))
+    for name, make in drafters.items():
+        for gamma in gammas:
+            timed, texts, accepted, proposed, rounds = Timed(make()), [], 0, 0, []
+            t0 = time.perf_counter()
+            for p in prompts:
+                text, stats = speculative_generate(Engine(target, tok), timed, p, params, gamma=gamma)
+                texts.append(text)
+                accepted, proposed = accepted + stats.accepted, proposed + stats.proposed
+                rounds.append(stats.accepted_per_round)
+            tps = len(prompts) * new_tokens / (time.perf_counter() - t0)
+            alpha = accepted / proposed if proposed else 0.0
+            c = (timed.seconds / timed.tokens) / target_step if timed.tokens else 0.0
+            row = {"drafter": name, "gamma": gamma}
+            results += [
+                {"name": f"{name} gamma={gamma} alpha", "value": round(alpha, 4), "unit": "ratio", **row},
+                {"name": f"{name} gamma={gamma} tokens/s", "value": round(tps, 1), "unit": "tokens/s", **row},
+                {"name": f"{name} gamma={gamma} speed-up", "value": round(tps / plain_tps, 3), "unit": "x", **row},
+                {"name": f"{name} gamma={gamma} c", "value": round(c, 4), "unit": "ratio", **row},
+                {"name": f"{name} gamma={gamma} formula", "value": round(expected_speedup(alpha, gamma, c), 3),
+                 "unit": "x", **row},
+                {"name": f"{name} gamma={gamma} same tokens", "value": int(texts == reference), "unit": "bool",
+                 **row}]
+            if gamma == 4 or gamma == gammas[-1] and 4 not in gammas:
+                results.append({"name": f"{name} gamma={gamma} accepted per round", "value": len(rounds[0]),
+                                "unit": "rounds", "series": rounds[0], **row})
+    if compile:
+        try:
+            eng = Engine(target, tok, compile=True)
+            eng.generate(prompts[0], Sampling(max_new_tokens=4, temperature=0))  # compile outside the clock
+            t0 = time.perf_counter()
+            same = [eng.generate(p, params) for p in prompts] == reference
+            results += [{"name": "compiled plain greedy", "value": round(len(prompts) * new_tokens /
+                                                                         (time.perf_counter() - t0), 1),
+                         "unit": "tokens/s"}, {"name": "compiled same tokens", "value": int(same), "unit": "bool"}]
+        except Exception as e:  # a failing compiler is a result: report it
+            results.append({"name": "compiled plain greedy", "value": None, "unit": "tokens/s",
+                            "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})
+    return results
+
+
+def run(args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = get_profile(args.profile).tasks["speculative"]
+    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes["gammas"]
+    if not gammas or min(gammas) < 1:
+        raise NeuroError(f"every gamma must be at least 1, got {gammas}")
+    new_tokens = args.new_tokens or sizes["new_tokens"]
+    if new_tokens < 1:
+        raise NeuroError(f"--new-tokens must be positive, got {new_tokens}")
+    corpus = load_corpus(args.corpus)
+    torch.manual_seed(args.seed)
+    info = {}
+    if args.target:
+        target, tok = _load(args.target)
+        draft = _load(args.draft) if args.draft else None
+        if draft is not None and draft[1].spec != tok.spec:
+            raise NeuroError(f"draft tokenizer {draft[1].spec!r} differs from the target's {tok.spec!r}")
+        draft = draft[0] if draft else None
+    else:
+        if args.draft:
+            raise NeuroError("--draft needs --target (without them both models are trained here)")
+        target, tok, info["target_val_bpb"] = train_gpt(sizes["target"], sizes["target_s"], sizes["window"], corpus,
+                                                     args.profile, args.seed)
+        draft, _, info["draft_val_bpb"] = train_gpt(sizes["draft"], sizes["draft_s"], sizes["window"], corpus,
+                                                 args.profile, args.seed)
+    if target.max_len and sizes["prompt_bytes"] + new_tokens > target.max_len:
+        raise NeuroError(f"prompt {sizes['prompt_bytes']} + {new_tokens} new tokens exceed the target's context "
+                         f"of {target.max_len}")
+    prompts = val_prompts(corpus.val, sizes["prompts"], sizes["prompt_bytes"])
+    results = [{"name": k, "value": round(v, 4), "unit": "bits/byte"} for k, v in info.items()]
+    results += measure(target, draft, tok, prompts, gammas, new_tokens, args.compile)
+    config = {"profile": args.profile, "corpus": args.corpus, "target": args.target or "trained here",
+              "draft": args.draft or ("trained here" if not args.target else None), "gammas": gammas,
+              "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes["prompt_bytes"],
+              "threads": torch.get_num_threads(), "seed": args.seed,
+              "sizes": {k: v for k, v in sizes.items() if k in ("target", "draft", "target_s", "draft_s", "window")}}
+    return make_report("speculative", config, results)

@@ -1,0 +1,45 @@
+"""The inference benchmarks' measurement code on tiny models: speculative, search and decode scenarios."""
+from __future__ import annotations
+
+import pytest
+
+from neuro_lib.bench.decode import scenario_rows
+from neuro_lib.bench.search import compare
+from neuro_lib.bench.speculative import measure
+from neuro_lib.data.arith import arith_problems
+from neuro_lib.infer.speculative import expected_speedup
+from neuro_lib.tokenizers.byte import ByteTokenizer
+
+from test_engine import tiny
+
+
+def _rows(results, **match):
+    return {r["name"]: r for r in results if all(r.get(k) == v for k, v in match.items())}
+
+
+def test_speculative_measure_reports_identical_output_and_the_formula():
+    target, draft = tiny("gpt"), tiny("gpt", seed=1)
+    results = measure(target, draft, ByteTokenizer(), [b"abc abc abc ", b"hello"], [1, 4], new_tokens=12)
+    for drafter in ("ngram", "model"):
+        for gamma in (1, 4):
+            rows = {r["name"].split(f"gamma={gamma} ")[1]: r["value"]
+                    for r in results if r.get("drafter") == drafter and r.get("gamma") == gamma}
+            assert rows["same tokens"] == 1 and 0 <= rows["alpha"] <= 1 and rows["c"] >= 0
+            assert rows["formula"] == pytest.approx(expected_speedup(rows["alpha"], gamma, rows["c"]), abs=2e-3)
+    series = [r for r in results if r["name"].endswith("accepted per round")]
+    assert len(series) == 2 and all(max(r["series"]) <= 4 for r in series)
+
+
+def test_search_compare_spends_equal_calls():
+    out = compare(tiny("gpt"), ByteTokenizer(), arith_problems(3, seed=1), seed=0, n=3, branch=2)
+    bon, tree = out["best-of-3"], out["mcts"]
+    assert bon["calls"] <= tree["calls"] <= bon["calls"] + 3 * 5  # MCTS stops between simulations
+    assert all(0 <= m["solved"] <= 3 for m in out.values()) and out["greedy"]["calls"] <= 3 * 4
+
+
+def test_decode_scenarios_paged_holds_less_and_decodes_the_same():
+    rows = scenario_rows(tiny("gpt"), max_context=40, rows=4, new_tokens=6, block_size=8, seed=0)
+    got = {r["name"]: r["value"] for r in rows}
+    for kind in ("ragged", "fork"):
+        assert got[f"{kind} x4 same tokens"] == 1
+        assert got[f"{kind} x4 paged allocated"] < got[f"{kind} x4 contiguous allocated"]
