@@ -41,33 +41,46 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompt: str | bytes, max_new_tokens: int = 200, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, stop: list[bytes] | None = None, seed: int | None = None) -> bytes:
-    """Continue `prompt`; returns only the new bytes (cut before the first stop sequence)."""
+def generate(model, tokenizer, prompt: str | bytes | list[int], max_new_tokens: int = 200, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, stop: list[bytes] | None = None, seed: int | None = None,
+             processor=None, eos_id: int | None = None, src: list[int] | None = None) -> bytes:
+    """Continue `prompt` (text, or token ids as a list); returns only the new bytes (cut before the first
+    stop sequence). `processor(generated_ids, logits) -> logits` reshapes each step's logits; if it has
+    `forced(generated_ids) -> list[int]`, those tokens are appended without sampling (fast-forward).
+    Generation ends at `eos_id` (not returned). `src`: source ids for an encoder-decoder model."""
     model.eval()
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    ids = tokenizer.encode(as_bytes(prompt)) or [0]
+    ids = list(prompt) if isinstance(prompt, list) else (tokenizer.encode(as_bytes(prompt)) or [0])
     max_len = getattr(model, "max_len", None)
     if max_len:
         ids = ids[-(max_len - 1):]
     device = next(model.parameters()).device
-    state = model.init_state(1)
+    init = (lambda: model.init_state(1)) if src is None else \
+        (lambda: model.init_state(1, src=torch.tensor([src], device=device)))
+    state = init()
     logits, state = model.step(torch.tensor([ids], device=device), state)
     out: list[int] = []
     stop = [as_bytes(s) for s in (stop or [])]
-    for _ in range(max_new_tokens):
-        nxt = int(sample_next(logits[:, -1], temperature, top_k, top_p, gen))
-        out.append(nxt)
+    forced = getattr(processor, "forced", None)
+    while len(out) < max_new_tokens:
+        new = forced(out)[: max_new_tokens - len(out)] if forced else []
+        if not new:
+            step_logits = processor(out, logits[:, -1]) if processor else logits[:, -1]
+            new = [int(sample_next(step_logits, temperature, top_k, top_p, gen))]
+        if eos_id is not None and eos_id in new:
+            out += new[: new.index(eos_id)]
+            break
+        out += new
         if stop:
             text = tokenizer.decode(out)
             hits = [text.find(s) for s in stop if s in text]
             if hits:
                 return text[: min(hits)]
         context = ids + out
-        if max_len and getattr(state, "pos", 0) + 1 > max_len:
+        if max_len and getattr(state, "pos", 0) + len(new) > max_len:
             keep = context[-(max_len // 2):]  # re-prefill with the recent half-window
-            state = model.init_state(1)
+            state = init()
             logits, state = model.step(torch.tensor([keep], device=device), state)
         else:
-            logits, state = model.step(torch.tensor([[nxt]], device=device), state)
+            logits, state = model.step(torch.tensor([new], device=device), state)
     return tokenizer.decode(out)
