@@ -62,6 +62,11 @@ AERON_CPU = dict(vocab_size=256, d_model=128, nhead=4, num_kv_heads=2, num_encod
                  dim_feedforward=512, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
                  mode="decoder")
 
+# Struct-mini (structured/expert.py): Aeron encoder-decoder (enc_layers + dec_layers) vs a decoder-only Aeron with
+# enc_layers + dec_layers blocks, both at the profile's Aeron width, same step budget; max_len covers prompt + JSON.
+STRUCT_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=60,
+                   eval_every=250, enc_layers=2, dec_layers=2, max_len=448, budget=256)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -74,7 +79,9 @@ PROFILES = {
         tokenizer_vocab=[512, 1024],
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
-        tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28)},
+        tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28),
+               "struct_mini": dict(STRUCT_MINI, steps=60, batch_size=16, warmup_steps=10, n_train=2000, n_val=32,
+                                   n_eval=6, eval_every=0)},
     ),
     "bench": Profile(
         name="bench",
@@ -84,7 +91,8 @@ PROFILES = {
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
-        tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140)},
+        tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140),
+               "struct_mini": dict(STRUCT_MINI)},
     ),
     "full": Profile(
         name="full",
@@ -99,7 +107,8 @@ PROFILES = {
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),
-        tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700)},
+        tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700),
+               "struct_mini": dict(STRUCT_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=300)},
     ),
 }
 

@@ -9,6 +9,7 @@ Register a suite by adding its module to SUITES.
 from __future__ import annotations
 
 from neuro_lib.bench import decode, lm, rnk, scaling, scan, tokenizers
+from neuro_lib.bench import structured as json_suite
 
 SUITES = {
     "lm": lm,
@@ -17,4 +18,5 @@ SUITES = {
     "scaling": scaling,
     "rnk": rnk,
     "decode": decode,
+    "json": json_suite,
 }
