@@ -143,3 +143,33 @@ def evaluate_expert(model, examples: list[Example], budget: int = 256) -> dict:
                      "per_field": {k: float(np.mean(v)) for k, v in sorted(per_field.items())},
                      "latency_s": secs, "tokens_per_s": n_tok / sum(secs), "mask_us": mask_us}
     return out
+
+
+def cached_expert(kind: str = "encdec", profile: str = "smoke"):
+    """A trained Struct-mini expert from data/cache/ (trained there on first use) -> (model, tokenizer, config)."""
+    from neuro_lib.data.corpus import CACHE_DIR
+    from neuro_lib.train.checkpoint import load_checkpoint
+
+    out = CACHE_DIR / f"struct_mini-{kind}-{profile}"
+    if not (out / "model.safetensors").is_file():
+        train_expert(kind, profile, out_dir=out)
+    return load_checkpoint(out)
+
+
+def answer(model, tokenizer, config: dict, schema_id: str, prompt: str, constrained: bool = True,
+           budget: int = 256, temperature: float = 0.0, seed: int = 0) -> dict:
+    """One document for `prompt` from any run: a Struct-mini expert (its own prompt layout) or a plain
+    language model continuing the prompt. -> {"text", "valid", "errors", "repair"}; repair (repair.py)
+    only when the output is invalid."""
+    from neuro_lib.structured.repair import repair
+
+    schema = load_schema(schema_id)
+    if config.get("task") == "struct_mini":
+        out, _ = write_json(model, prompt, schema_id, constrained, budget, temperature, seed)
+    else:
+        c = JsonConstraint(schema, tokenizer, budget=budget, name=schema_id) if constrained else None
+        out = generate(model, tokenizer, prompt, max_new_tokens=budget, temperature=temperature, seed=seed,
+                       processor=c, eos_id=c.eos_id if c else None)
+    text = out.decode("utf-8", errors="replace")
+    _, errors = verify_text(out, schema)
+    return {"text": text, "valid": not errors, "errors": errors, "repair": repair(text, schema) if errors else None}

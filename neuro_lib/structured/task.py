@@ -14,11 +14,14 @@ Tests: tests/test_struct_mini.py.
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
 
 from neuro_lib.structured.schemas import load_schema
+
+_schema = functools.lru_cache(maxsize=None)(load_schema)  # read-only use here: one parse per schema
 
 TASK_SCHEMAS = ("product_v1", "weather_v1", "event_v1")
 ADJ = ["blue", "red", "small", "large", "steel", "wooden", "smart", "compact", "classic", "green"]
@@ -46,7 +49,7 @@ class Example:
 
     @property
     def target(self) -> bytes:
-        return serialise(self.doc, load_schema(self.schema_id))
+        return serialise(self.doc, _schema(self.schema_id))
 
 
 def serialise(doc: dict, schema: dict) -> bytes:
@@ -162,7 +165,7 @@ N_TEMPLATES, N_HELDOUT = 6, 2  # templates 0..3 train, 4..5 held out
 
 def make_example(schema_id: str, rng: random.Random, split: str) -> Example:
     values, text = GENERATORS[schema_id]
-    doc, words = values(rng, load_schema(schema_id))
+    doc, words = values(rng, _schema(schema_id))
     train_n = N_TEMPLATES - N_HELDOUT
     t = rng.randrange(train_n) if split == "train" else train_n + rng.randrange(N_HELDOUT)
     return Example(schema_id, text(t, doc, words, rng), doc)
