@@ -42,7 +42,7 @@ def constraint_cost(tokenizer, n_docs: int = 3, budget: int = 160, seed: int = 0
     torch.manual_seed(seed)
     model = build_model("gpt", vocab_size=tokenizer.vocab_size + 1, n_embd=64, n_layer=2, n_head=4, n_inner=256,
                         block_size=budget + 64, dropout=0.0)
-    valid, total, mask_us, latency = 0, 0, [], []
+    valid, valid_free, total, mask_us, latency = 0, 0, 0, [], []
     tok_s = {"constrained": [0, 0.0], "unconstrained": [0, 0.0]}
     for sid in list_schemas():
         schema = load_schema(sid)
@@ -62,8 +62,9 @@ def constraint_cost(tokenizer, n_docs: int = 3, budget: int = 160, seed: int = 0
             out = generate(model, tokenizer, b"{", max_new_tokens=c.n_consumed + 1, temperature=1.0, seed=seed + i,
                            eos_id=c.eos_id)
             tok_s["unconstrained"][0] += len(tokenizer.encode(out)) + 1
+            valid_free += not verify_text(b"{" + out, schema)[1]
             tok_s["unconstrained"][1] += time.perf_counter() - t0
-    return {"validity": valid / total, "n_docs": total, "mask_us": mask_us, "latency_s": latency,
+    return {"validity": valid / total, "validity_unconstrained": valid_free / total, "n_docs": total, "mask_us": mask_us, "latency_s": latency,
             "tokens_per_s": {k: n / s for k, (n, s) in tok_s.items()}}
 
 
@@ -97,6 +98,8 @@ def run(args) -> dict:
         results += [
             {"name": f"{name} random-model validity, constrained", "value": r["validity"], "unit": "fraction",
              "n": r["n_docs"]},
+            {"name": f"{name} random-model validity, unconstrained", "value": r["validity_unconstrained"],
+             "unit": "fraction", "n": r["n_docs"]},
             {"name": f"{name} mask time p50", "value": round(_pct(r["mask_us"], 50), 2), "unit": "us"},
             {"name": f"{name} mask time p99", "value": round(_pct(r["mask_us"], 99), 2), "unit": "us"},
             {"name": f"{name} latency per document p50", "value": round(_pct(r["latency_s"], 50) * 1e3, 1),
