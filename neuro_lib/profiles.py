@@ -79,8 +79,8 @@ PROFILES = {
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
         tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28),
-               "struct_mini": dict(STRUCT_MINI, steps=30, batch_size=16, warmup_steps=10, n_train=1000, n_val=32,
-                                   n_eval=6, eval_every=0)},
+               "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
+                                   n_eval=3, eval_every=0, budget=160)},
     ),
     "bench": Profile(
         name="bench",

@@ -71,7 +71,7 @@ def test_cli_json_validate_exit_codes(tmp_path, capsys):
 
 def test_cli_json_from_a_byte_run_is_valid(tmp_path, text_corpus, capsys):
     run = tmp_path / "run"
-    tiny = ["--model", "n_embd=32", "n_layer=1", "n_head=2", "n_inner=64", "block_size=32"]
+    tiny = ["--model", "d_model=32", "n_layer=1", "n_head=2", "d_ff=64", "block_size=32"]
     assert _run(capsys, "train", "--corpus", text_corpus, "--steps", "2", "--out", str(run), *tiny)[0] == 0
     code, out, _ = _run(capsys, "json", "--run", str(run), "--schema", "weather_v1", "--prompt", "Oslo, rain",
                         "--temperature", "1.0", "--max-new-tokens", "120")
@@ -85,7 +85,7 @@ def test_cli_json_from_a_byte_run_is_valid(tmp_path, text_corpus, capsys):
 
 def test_cli_json_refuses_a_run_without_byte_mapping(tmp_path, text_corpus, capsys):
     run = tmp_path / "run"
-    tiny = ["--model", "n_embd=32", "n_layer=1", "n_head=2", "n_inner=64", "block_size=32"]
+    tiny = ["--model", "d_model=32", "n_layer=1", "n_head=2", "d_ff=64", "block_size=32"]
     assert _run(capsys, "train", "--corpus", text_corpus, "--tokenizer", "word:300", "--steps", "1", "--out",
                 str(run), *tiny)[0] == 0
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}

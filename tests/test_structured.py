@@ -76,7 +76,7 @@ def test_unsupported_feature_is_named(feature, schema):
 def test_random_model_always_valid(schema_id, tok_kind, bpe):
     tok = ByteTokenizer() if tok_kind == "byte" else bpe
     torch.manual_seed(0)
-    model = build_model("gpt", vocab_size=tok.vocab_size + 1, n_embd=32, n_layer=1, n_head=2, n_inner=64,
+    model = build_model("gpt", vocab_size=tok.vocab_size + 1, d_model=32, n_layer=1, n_head=2, d_ff=64,
                         block_size=512, dropout=0.0)
     schema = load_schema(schema_id)
     for temperature, seed in [(0.0, 0), (1.0, 1), (1.0, 2)]:
@@ -95,7 +95,7 @@ def test_budget_refused_up_front_and_tight_budget_still_valid():
     with pytest.raises(NeuroError, match="shortest valid document takes"):
         JsonConstraint(schema, tok, budget=n - 1, name="order_v1")
     torch.manual_seed(1)
-    model = build_model("gpt", vocab_size=257, n_embd=32, n_layer=1, n_head=2, n_inner=64, block_size=512)
+    model = build_model("gpt", vocab_size=257, d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=512)
     for budget in (n, n + 5, n + 40):
         for seed in range(3):
             c = JsonConstraint(schema, tok, budget=budget, name="order_v1")

@@ -40,7 +40,7 @@ def task_bpe(size: int = 1024, seed: int = 0):
 def constraint_cost(tokenizer, n_docs: int = 3, budget: int = 160, seed: int = 0) -> dict:
     """Random-model generation over every schema, constrained and not: validity, mask times, latency, tok/s."""
     torch.manual_seed(seed)
-    model = build_model("gpt", vocab_size=tokenizer.vocab_size + 1, n_embd=64, n_layer=2, n_head=4, n_inner=256,
+    model = build_model("gpt", vocab_size=tokenizer.vocab_size + 1, d_model=64, n_layer=2, n_head=4, d_ff=256,
                         block_size=budget + 64, dropout=0.0)
     valid, valid_free, total, mask_us, latency = 0, 0, 0, [], []
     tok_s = {"constrained": [0, 0.0], "unconstrained": [0, 0.0]}

@@ -42,11 +42,11 @@ def sizes(profile: str) -> dict:
 
 def model_config(kind: str, profile: str) -> dict:
     s = sizes(profile)
-    cfg = dict(get_profile(profile).model("aeron"), vocab_size=257, max_position_embeddings=s["max_len"])
+    cfg = dict(get_profile(profile).model("aeron"), vocab_size=257, block_size=s["max_len"])
     if kind == "encdec":
-        return dict(cfg, mode="encoder-decoder", num_encoder_layers=s["enc_layers"], num_decoder_layers=s["dec_layers"])
+        return dict(cfg, mode="encoder-decoder", n_encoder_layer=s["enc_layers"], n_decoder_layer=s["dec_layers"])
     if kind == "decoder":
-        return dict(cfg, mode="decoder", num_encoder_layers=0, num_decoder_layers=s["enc_layers"] + s["dec_layers"])
+        return dict(cfg, mode="decoder", n_encoder_layer=0, n_decoder_layer=s["enc_layers"] + s["dec_layers"])
     raise ValueError(f"expert kind must be one of {KINDS}, got {kind!r}")
 
 
