@@ -74,17 +74,17 @@ def _check_mapped(tokenizer) -> None:
                          f"{', '.join(BYTE_MAPPED)})")
 
 
-@functools.lru_cache(maxsize=8)
-def _ll_tokenizer_cached(key, tokenizer) -> tuple[LLTokenizer, list[bytes]]:
-    vocab = _Vocab(tokenizer)
-    return LLTokenizer(TokenizerWrapper(vocab), slices=LLTokenizer.json_slices()), vocab.tokens
+_LL_TOKENIZERS: dict[tuple, tuple[LLTokenizer, list[bytes]]] = {}  # (spec, fingerprint) -> built once
 
 
 def ll_tokenizer(tokenizer) -> tuple[LLTokenizer, list[bytes]]:
     """(llguidance tokenizer, id -> bytes table) for a byte-mapped tokenizer; cached per tokenizer."""
     _check_mapped(tokenizer)
     key = (tokenizer.spec, tokenizer.fingerprint() if hasattr(tokenizer, "fingerprint") else "")
-    return _ll_tokenizer_cached(key, tokenizer)
+    if key not in _LL_TOKENIZERS:
+        vocab = _Vocab(tokenizer)
+        _LL_TOKENIZERS[key] = LLTokenizer(TokenizerWrapper(vocab), slices=LLTokenizer.json_slices()), vocab.tokens
+    return _LL_TOKENIZERS[key]
 
 
 def compile_schema(schema: dict, name: str = "schema") -> str:
