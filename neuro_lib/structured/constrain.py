@@ -50,6 +50,7 @@ _RANK = np.full(256, 1000, dtype=np.int64)
 _RANK[list(CLOSE_ORDER)] = np.arange(len(CLOSE_ORDER))
 _RANK += np.where(_RANK == 1000, np.arange(256), 0)  # then by byte value
 STRUCTURAL = set(b',:[{"')  # bytes that can open a new element (a jump in the distance to the end)
+QUOTE = ord('"')
 FREE_SET = 32  # more allowed tokens than this: a free-text position for the finisher
 STEER_SLACK = 2  # tokens of slack under which the finisher's path is forced
 
@@ -119,8 +120,8 @@ def _byte_ids(tokens: tuple) -> np.ndarray:
 def finish(m: LLMatcher, tokens: list[bytes], encode, limit: int) -> list[int] | None:
     """The finisher's completion from matcher m (consumed into m, byte by byte), as the ids of
     `encode(completion bytes)`, or None if that takes more than `limit` tokens. Bytes are picked
-    by CLOSE_ORDER; where many are allowed (inside a string) a byte already used loses its rank,
-    so a pattern that needs a particular byte (an email's "@") gets it instead of looping."""
+    by CLOSE_ORDER; where many are allowed (inside a string) a byte already used in this string loses
+    its rank, so a pattern that needs a particular byte (an email's "@") gets it instead of looping."""
     ids = _byte_ids(tuple(tokens))
     used = np.zeros(256, dtype=np.int64)
     out = bytearray()
@@ -142,6 +143,8 @@ def finish(m: LLMatcher, tokens: list[bytes], encode, limit: int) -> list[int] |
         m.consume_token(int(ids[best]))
         out.append(best)
         used[best] += free
+        if best == QUOTE:
+            used[:] = 0  # a string opened or closed: the next lexeme starts afresh
     return None
 
 
