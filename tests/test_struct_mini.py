@@ -43,13 +43,18 @@ def test_collate_masks_only_the_answer(kind):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["encdec", "decoder"])
-def test_expert_trains_and_constrained_output_is_always_valid(kind):
-    res = train_expert(kind, "smoke", steps=2)
+def test_expert_trains_and_constrained_output_is_always_valid(kind, tmp_path, capsys):
+    res = train_expert(kind, "smoke", steps=2, out_dir=tmp_path / kind)
     losses = [r["loss"] for r in res.history if r["kind"] == "train"]
     assert losses and all(x == x for x in losses)
     m = evaluate_expert(res.model, make_examples(2, seed=5, split="heldout"), budget=200)
     assert m["constrained"]["validity"] == 1.0
     assert 0.0 <= m["unconstrained"]["field_accuracy"] <= 1.0 and m["constrained"]["mask_us"]
+    # the saved expert through the CLI: its own prompt layout, constrained output valid
+    code, out, _ = _run(capsys, "json", "--run", str(tmp_path / kind), "--schema", "event_v1", "--prompt",
+                        "Lunch on May 3, 2026 with Ana.", "--max-new-tokens", "120")
+    assert code == 0 and out.splitlines()[1] == "valid against event_v1"
+    assert verify_text(out.splitlines()[0], load_schema("event_v1"))[1] == []
 
 
 def _run(capsys, *argv):
