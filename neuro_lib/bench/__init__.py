@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, lm, rnk, scaling, scan, tokenizers
+from neuro_lib.bench import decode, lm, rnk, scaling, scan, tokenizers, tools
 from neuro_lib.bench import structured as json_suite
 
 SUITES = {
@@ -18,5 +18,6 @@ SUITES = {
     "scaling": scaling,
     "rnk": rnk,
     "decode": decode,
+    "tools": tools,
     "json": json_suite,
 }
