@@ -202,8 +202,6 @@ def cmd_json(a):
     from neuro_lib.train.checkpoint import load_checkpoint
 
     load_schema(a.schema)  # an unknown or broken schema fails before any model work
-    if a.run and not Path(a.run, "config.json").is_file():
-        raise NeuroError(f"run {a.run} has no config.json")
     model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
     r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
     print(r["text"])

@@ -151,8 +151,7 @@ def cached_expert(kind: str = "encdec", profile: str = "smoke"):
     from neuro_lib.train.checkpoint import load_checkpoint
 
     out = CACHE_DIR / f"struct_mini-{kind}-{profile}"
-    if not (out / "model.safetensors").is_file():
-        train_expert(kind, profile, out_dir=out)
+    train_expert(kind, profile, out_dir=out)  # the Trainer resumes an interrupted run and skips a finished one
     return load_checkpoint(out)
 
 
