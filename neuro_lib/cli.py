@@ -7,6 +7,7 @@
     neuro bench lm --arch gpt --corpus text:FILE --time-budget 200 --json
     neuro report --profile smoke --only 00 --jobs 2
     neuro data stats stdlib-docs
+    neuro json --schema product_v1 --prompt "The blue kettle costs $12."; neuro json validate doc.json --schema product_v1
     neuro doctor
     neuro tool calc "2**10 / 3"; neuro tool run FILE.py --timeout 2; neuro tool fetch URL --allow HOST
 
@@ -224,6 +225,36 @@ def cmd_chat(a):
         chat_loop(model, max_new_bytes=a.max_new_bytes)
 
 
+def cmd_json(a):
+    from neuro_lib.structured.schemas import load_schema
+    from neuro_lib.structured.verify import verify_text
+
+    if a.action == "validate":
+        if not a.file or not Path(a.file).is_file():
+            raise NeuroError(f"neuro json validate needs an existing FILE, got {a.file!r}")
+        schema = load_schema(a.schema)
+        _, errors = verify_text(Path(a.file).read_bytes(), schema)
+        print(f"{a.file}: valid against {a.schema}" if not errors else
+              f"{a.file}: {len(errors)} error(s) against {a.schema}\n" + "\n".join(f"  {e}" for e in errors))
+        return 1 if errors else 0
+    if a.file or a.prompt is None:
+        raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
+    from neuro_lib.structured.expert import answer, cached_expert
+    from neuro_lib.train.checkpoint import load_checkpoint
+
+    load_schema(a.schema)  # an unknown or broken schema fails before any model work
+    model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
+    r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
+    print(r["text"])
+    print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))
+    if r["repair"] is not None:
+        rep = r["repair"]
+        print(("repaired:" if rep.ok else "unrepairable; attempted:") + "".join(f"\n  {c}" for c in rep.changes))
+        if rep.ok:
+            print(json.dumps(rep.doc, ensure_ascii=False))
+    return 0
+
+
 def cmd_bench(a):
     from neuro_lib.bench import SUITES
     from neuro_lib.bench.report import format_table
@@ -395,6 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="with --prompt: print reply, intent, answerable as JSON")
     c.set_defaults(func=cmd_chat)
 
+    j = sub.add_parser("json", help="schema-constrained JSON from a run; `neuro json validate FILE --schema ID`")
+    j.add_argument("action", nargs="?", choices=["validate"], help="validate FILE against --schema")
+    j.add_argument("file", nargs="?", help="with validate: the JSON file")
+    j.add_argument("--schema", required=True, help="a schema id in data/schemas/ (or a .json path)")
+    j.add_argument("--prompt", help="the description to turn into JSON")
+    j.add_argument("--run", help="checkpoint directory (default: the Struct-mini encoder-decoder, trained once)")
+    j.add_argument("--profile", default="smoke", help="sizes of the default Struct-mini expert")
+    j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
+    j.add_argument("--max-new-tokens", type=_positive(int), default=256, help="the token budget")
+    j.add_argument("--temperature", type=float, default=0.0)
+    j.add_argument("--seed", type=int, default=0)
+    j.set_defaults(func=cmd_json)
+
     b = sub.add_parser("bench", help="run a benchmark suite")
     bsub = b.add_subparsers(dest="suite", required=True)
     for name, module in SUITES.items():
@@ -452,7 +496,7 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0  # a command may return its own status (json validate: 1 = invalid)
     except NeuroError as e:
         print(f"neuro: error: {e}", file=sys.stderr)
         return 2
@@ -464,7 +508,6 @@ def main(argv=None) -> int:
             raise
         print(f"neuro: error: {disk_error(e, e.filename or 'a file')}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

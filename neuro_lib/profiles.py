@@ -65,6 +65,11 @@ RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm
 AERON_CPU = dict(vocab_size=256, d_model=128, n_head=4, n_kv_head=2, n_encoder_layer=0, n_decoder_layer=4, d_ff=341,
                  rope_theta=10_000.0, block_size=1024, dropout=0.0, mode="decoder")
 
+# Struct-mini (structured/expert.py): Aeron encoder-decoder (enc_layers + dec_layers) vs a decoder-only Aeron with
+# enc_layers + dec_layers blocks, both at the profile's Aeron width, same step budget; max_len covers prompt + JSON.
+STRUCT_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=60,
+                   eval_every=250, enc_layers=2, dec_layers=2, max_len=448, budget=256)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -81,7 +86,9 @@ PROFILES = {
                                    draft=dict(GPT_CPU, d_model=32, n_layer=1, n_head=2, d_ff=128, block_size=128),
                                    draft_s=3, window=128, gammas=[1, 2, 4], prompts=2, prompt_bytes=32, new_tokens=48),
                "search": dict(model=dict(GPT_CPU, n_layer=2, block_size=64), steps=150, problems=12, seeds=3,
-                              budget=24, n=5, branch=3)},
+                              budget=24, n=5, branch=3),
+               "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
+                                   n_eval=3, eval_every=0, budget=160)},
     ),
     "bench": Profile(
         name="bench",
@@ -99,7 +106,8 @@ PROFILES = {
                                    draft_s=60, window=256, gammas=[1, 2, 3, 4, 6, 8], prompts=4, prompt_bytes=64,
                                    new_tokens=160),
                "search": dict(model=dict(GPT_CPU, n_layer=2, block_size=64), steps=1500, problems=100, seeds=3,
-                              budget=32, n=8, branch=3)},
+                              budget=32, n=8, branch=3),
+               "struct_mini": dict(STRUCT_MINI)},
     ),
     "full": Profile(
         name="full",
@@ -121,7 +129,8 @@ PROFILES = {
                                    draft_s=300, window=512, gammas=[1, 2, 3, 4, 6, 8], prompts=16, prompt_bytes=128,
                                    new_tokens=320),
                "search": dict(model=dict(GPT_CPU, block_size=64), steps=6000, problems=400, seeds=3, budget=32, n=8,
-                              branch=3)},
+                              branch=3),
+               "struct_mini": dict(STRUCT_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=300)},
     ),
 }
 

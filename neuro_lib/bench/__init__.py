@@ -9,6 +9,7 @@ Register a suite by adding its module to SUITES.
 from __future__ import annotations
 
 from neuro_lib.bench import decode, lm, rnk, scaling, scan, search, speculative, tokenizers, tools
+from neuro_lib.bench import structured as json_suite
 
 SUITES = {
     "lm": lm,
@@ -20,4 +21,5 @@ SUITES = {
     "speculative": speculative,
     "search": search,
     "tools": tools,
+    "json": json_suite,
 }

@@ -7,6 +7,7 @@
     for tok in eng.stream(["The "], Sampling(temperature=0)):     # Token(row, id, logprob, forced)
         ...
     generate(model, tokenizer, "The ", max_new_tokens=50)          # the one-call form -> bytes
+    generate(model, tokenizer, [257], src=source_ids, eos_id=258)  # ids as the prompt; an encoder-decoder source
 
 Anything with `init_state`/`step` decodes here (DESIGN.md): greedy (temperature 0) or sampled
 (temperature, top-k, top-p, repetition penalty; infer/sampling.py), stop sequences (the text is cut
@@ -53,6 +54,7 @@ class Sampling:
     repetition_penalty: float = 1.0  # 1 = off (CTRL)
     stop: tuple = ()                 # byte strings; the text is cut before the first
     seed: int | None = None          # seeds a CPU generator: the same draws on every device
+    eos_id: int | None = None        # a row ends at this token (not returned), e.g. a grammar's end token
 
     def __post_init__(self):
         if self.max_new_tokens < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
@@ -71,6 +73,16 @@ class Token:
     forced: bool = False
 
 
+def is_ids(prompt) -> bool:
+    """A prompt given as token ids: a non-empty list of ints."""
+    return isinstance(prompt, list) and len(prompt) > 0 and all(isinstance(t, int) for t in prompt)
+
+
+def is_single(prompts) -> bool:
+    """One prompt (text, bytes or ids) rather than a list of prompts."""
+    return isinstance(prompts, (str, bytes)) or is_ids(prompts)
+
+
 def cut_at_stop(text: bytes, stop: tuple) -> tuple[bytes, bool]:
     """text before the first stop sequence, and whether one occurred."""
     hits = [text.find(s) for s in stop if s in text]
@@ -78,22 +90,29 @@ def cut_at_stop(text: bytes, stop: tuple) -> tuple[bytes, bool]:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, cache: str | None = None, compile: bool = False, block_size: int = 16):
+    def __init__(self, model, tokenizer, cache: str | None = None, compile: bool = False, block_size: int = 16,
+                 src: list[int] | None = None):
+        """`src`: source token ids for an encoder-decoder model, encoded once into every row's state."""
         if cache is not None and cache not in model.cache_kinds:
             raise ValueError(f"{type(model).__name__} has no {cache!r} cache (it takes {model.cache_kinds or 'none'})")
         self.model, self.tokenizer, self.cache, self.block_size = model.eval(), tokenizer, cache, block_size
         self.step_fn = torch.compile(model.step, dynamic=True) if compile else model.step
         self.device = next(model.parameters()).device
+        self.src = None if src is None else torch.tensor([src], device=self.device)  # (1, S)
         self.calls = 0
 
     # -- pieces -----------------------------------------------------------------------------
     def encode(self, prompt) -> list[int]:
-        ids = self.tokenizer.encode(as_bytes(prompt)) or [0]  # an empty prompt starts from token 0
+        """A prompt as text, or already as token ids (a list of ints)."""
+        ids = list(prompt) if is_ids(prompt) else self.tokenizer.encode(as_bytes(prompt))
+        ids = ids or [0]  # an empty prompt starts from token 0
         max_len = self.model.max_len
         return ids[-(max_len - 1):] if max_len else ids
 
     def init_state(self, batch_size: int):
         kwargs = {} if self.cache is None else {"cache": self.cache, "block_size": self.block_size}
+        if self.src is not None:
+            kwargs["src"] = self.src.expand(batch_size, -1)
         return self.model.init_state(batch_size, **kwargs)
 
     @torch.no_grad()
@@ -142,11 +161,15 @@ class Engine:
                     t = int(draw(next_token_probs(x[None], params.temperature, params.top_k, params.top_p), gen)[0]
                             if params.temperature > 0 else x.argmax())
                     new = [Token(b, t, float(torch.log_softmax(raw, -1)[t]))]
+                ids = [tok.id for tok in new]
+                ended = params.eos_id is not None and params.eos_id in ids
+                if ended:
+                    new = new[: ids.index(params.eos_id)]
                 for tok in new:
                     yield tok
                 out[b] += [tok.id for tok in new]
                 contexts[b] += [tok.id for tok in new]
-                stopped = cut_at_stop(self.tokenizer.decode(out[b]), params.stop)[1] if params.stop else False
+                stopped = ended or (cut_at_stop(self.tokenizer.decode(out[b]), params.stop)[1] if params.stop else False)
                 if stopped or len(out[b]) >= params.max_new_tokens:
                     active[b] = False
                 else:
@@ -164,7 +187,7 @@ class Engine:
     def stream(self, prompts, params: Sampling | None = None, processor: Callable | None = None) -> Iterator[Token]:
         """Tokens for a prompt or a list of prompts (any lengths) as they are generated."""
         params = params or Sampling()
-        prompts = [prompts] if isinstance(prompts, (str, bytes)) else list(prompts)
+        prompts = [prompts] if is_single(prompts) else list(prompts)
         contexts = [self.encode(p) for p in prompts]
         if len(contexts) > 1 and not self.init_state(1).ragged:
             for b, c in enumerate(contexts):  # a state without row views decodes one prompt at a time
@@ -176,7 +199,7 @@ class Engine:
     def generate(self, prompts, params: Sampling | None = None, processor: Callable | None = None):
         """New bytes per prompt (cut before the first stop sequence): bytes for one prompt, else a list."""
         params = params or Sampling()
-        single = isinstance(prompts, (str, bytes))
+        single = is_single(prompts)
         n = 1 if single else len(prompts)
         out: list[list[int]] = [[] for _ in range(n)]
         for tok in self.stream(prompts, params, processor):
@@ -212,7 +235,9 @@ class Cursor:
 
 def generate(model, tokenizer, prompt, max_new_tokens: int = 200, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, stop=(), seed: int | None = None, repetition_penalty: float = 1.0,
-             processor: Callable | None = None, cache: str | None = None):
-    """Continue `prompt` (or each of a list of prompts); returns only the new bytes."""
-    params = Sampling(max_new_tokens, temperature, top_k, top_p, repetition_penalty, tuple(stop or ()), seed)
-    return Engine(model, tokenizer, cache).generate(prompt, params, processor)
+             processor: Callable | None = None, cache: str | None = None, eos_id: int | None = None,
+             src: list[int] | None = None):
+    """Continue `prompt` (text or token ids, or a list of prompts); returns only the new bytes.
+    `eos_id` ends a row (not returned); `src` is an encoder-decoder model's source ids."""
+    params = Sampling(max_new_tokens, temperature, top_k, top_p, repetition_penalty, tuple(stop or ()), seed, eos_id)
+    return Engine(model, tokenizer, cache, src=src).generate(prompt, params, processor)

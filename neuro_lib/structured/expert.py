@@ -1,0 +1,174 @@
+"""Struct-mini: a tiny description -> JSON expert (seeds/neurotiny.md), trained on task.py.
+
+Two experts at the same step budget and similar size, both byte-level with one extra token
+(id 256: start of the answer and end of document):
+- `encdec`: Aeron in encoder-decoder mode (the seed's layout): the description is encoded,
+  the decoder writes `<s> JSON <end>` cross-attending to it;
+- `decoder`: decoder-only Aeron (same width, encoder + decoder layers in one stack): reads
+  `description <s>` then writes `JSON <end>`; the loss covers only the JSON and the end token.
+Evaluated on held-out phrasing templates, greedy, with and without the grammar constraint
+(constrain.py): JSON validity, exact match, per-field and overall field accuracy.
+
+    res = train_expert("encdec", profile="smoke")         # TrainResult (model, tokenizer, history)
+    m = evaluate_expert(res.model, "encdec", make_examples(20, split="heldout"))
+
+Sizes: profiles.py, tasks["struct_mini"]. Tests: tests/test_struct_mini.py.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from neuro_lib.infer.engine import generate
+from neuro_lib.models import build_model
+from neuro_lib.profiles import get_profile
+from neuro_lib.structured.constrain import JsonConstraint
+from neuro_lib.structured.schemas import load_schema
+from neuro_lib.structured.task import Example, field_scores, make_examples
+from neuro_lib.structured.verify import verify_text
+from neuro_lib.tokenizers import ByteTokenizer
+from neuro_lib.train.lm import TrainResult
+from neuro_lib.train.trainer import TrainConfig, Trainer
+
+START = END = 256  # the one extra token: answer start (decoder input) and end of document
+KINDS = ("encdec", "decoder")
+
+
+def sizes(profile: str) -> dict:
+    return dict(get_profile(profile).tasks["struct_mini"])
+
+
+def model_config(kind: str, profile: str) -> dict:
+    s = sizes(profile)
+    cfg = dict(get_profile(profile).model("aeron"), vocab_size=257, block_size=s["max_len"])
+    if kind == "encdec":
+        return dict(cfg, mode="encoder-decoder", n_encoder_layer=s["enc_layers"], n_decoder_layer=s["dec_layers"])
+    if kind == "decoder":
+        return dict(cfg, mode="decoder", n_encoder_layer=0, n_decoder_layer=s["enc_layers"] + s["dec_layers"])
+    raise ValueError(f"expert kind must be one of {KINDS}, got {kind!r}")
+
+
+def collate(examples: list[Example], kind: str) -> dict:
+    """Padded batch: tokens/targets/loss_mask (B, T), and for encdec src/src_mask (B, S)."""
+    srcs = [list(e.source) for e in examples]
+    tgts = [list(e.target) for e in examples]
+    if kind == "encdec":
+        seqs = [[START] + t for t in tgts]
+        outs = [t + [END] for t in tgts]
+        masks = [[1] * len(o) for o in outs]
+    else:
+        seqs = [s + [START] + t for s, t in zip(srcs, tgts)]
+        outs = [s[1:] + [START] + t + [END] for s, t in zip(srcs, tgts)]
+        masks = [[0] * len(s) + [1] * (len(t) + 1) for s, t in zip(srcs, tgts)]
+    T = max(map(len, seqs))
+    batch = {"tokens": torch.tensor([x + [END] * (T - len(x)) for x in seqs]),
+             "targets": torch.tensor([x + [END] * (T - len(x)) for x in outs]),
+             "loss_mask": torch.tensor([x + [0] * (T - len(x)) for x in masks], dtype=torch.float32)}
+    if kind == "encdec":
+        S = max(map(len, srcs))
+        batch["src"] = torch.tensor([x + [0] * (S - len(x)) for x in srcs])
+        batch["src_mask"] = torch.tensor([[1] * len(x) + [0] * (S - len(x)) for x in srcs], dtype=torch.bool)
+    return batch
+
+
+def train_expert(kind: str, profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None,
+                 callback=None) -> TrainResult:
+    """Train one expert for the profile's step budget on generated training-template examples."""
+    s = sizes(profile)
+    torch.manual_seed(seed)
+    model = build_model("aeron", **model_config(kind, profile))
+    train = make_examples(s["n_train"], seed=seed, split="train")
+    val = collate(make_examples(s["n_val"], seed=seed + 1, split="heldout"), kind)
+    B = s["batch_size"]
+    config = TrainConfig(batch_size=B, block_size=s["max_len"], lr=s["lr"], warmup_steps=s["warmup_steps"],
+                         max_steps=steps or s["steps"], eval_every=s["eval_every"], log_every=10, seed=seed)
+
+    def batches(step: int) -> dict:  # a pure function of (seed, step), so a resumed run sees the same data
+        idx = np.random.default_rng([seed, step]).choice(len(train), B, replace=False)
+        return collate([train[i] for i in idx], kind)
+
+    @torch.no_grad()
+    def evaluate(m):
+        m.eval()
+        loss, _ = m.compute_loss(val)
+        return {"val_loss": loss.item()}
+
+    trainer = Trainer(model, ByteTokenizer(), config, batches, evaluate, out_dir=out_dir,
+                      extra_config={"task": "struct_mini", "expert": kind, "profile": profile})
+    history = trainer.fit(callback=callback)
+    return TrainResult(model.eval(), ByteTokenizer(), history, out_dir)
+
+
+def expert_kind(model) -> str:
+    return "encdec" if getattr(model, "encoder_decoder", False) else "decoder"
+
+
+def write_json(model, text: str, schema_id: str, constrained: bool = True, budget: int = 256,
+               temperature: float = 0.0, seed: int = 0) -> tuple[bytes, JsonConstraint | None]:
+    """One document from a Struct-mini expert: (output bytes, the constraint used or None)."""
+    tok = ByteTokenizer()
+    source = list(f"{schema_id}: {text}".encode())
+    c = JsonConstraint(load_schema(schema_id), tok, budget=budget, name=schema_id) if constrained else None
+    if expert_kind(model) == "encdec":
+        prompt, src = [START], source
+    else:
+        prompt, src = source + [START], None
+    out = generate(model, tok, prompt, max_new_tokens=budget, temperature=temperature, seed=seed, processor=c,
+                   eos_id=END, src=src)
+    return out, c
+
+
+def evaluate_expert(model, examples: list[Example], budget: int = 256) -> dict:
+    """Validity (unconstrained / constrained), exact match and field accuracy on `examples` (greedy)."""
+    out = {}
+    for mode, constrained in (("unconstrained", False), ("constrained", True)):
+        valid, exact, fields, per_field, mask_us, secs, n_tok = 0, 0, [], {}, [], [], 0
+        for ex in examples:
+            t0 = time.perf_counter()
+            text, c = write_json(model, ex.text, ex.schema_id, constrained, budget)
+            secs.append(time.perf_counter() - t0)
+            n_tok += len(text) + 1
+            doc, errs = verify_text(text, load_schema(ex.schema_id))
+            valid += not errs
+            exact += doc == ex.doc
+            for k, ok in field_scores(doc, ex.doc).items():
+                fields.append(ok)
+                per_field.setdefault(f"{ex.schema_id}.{k}", []).append(ok)
+            if c is not None:
+                mask_us += c.mask_us
+        n = len(examples)
+        out[mode] = {"validity": valid / n, "exact_match": exact / n, "field_accuracy": float(np.mean(fields)),
+                     "per_field": {k: float(np.mean(v)) for k, v in sorted(per_field.items())},
+                     "latency_s": secs, "tokens_per_s": n_tok / sum(secs), "mask_us": mask_us}
+    return out
+
+
+def cached_expert(kind: str = "encdec", profile: str = "smoke"):
+    """A trained Struct-mini expert from data/cache/ (trained there on first use) -> (model, tokenizer, config)."""
+    from neuro_lib.data.corpus import CACHE_DIR
+    from neuro_lib.train.checkpoint import load_checkpoint
+
+    out = CACHE_DIR / f"struct_mini-{kind}-{profile}"
+    train_expert(kind, profile, out_dir=out)  # the Trainer resumes an interrupted run and skips a finished one
+    return load_checkpoint(out)
+
+
+def answer(model, tokenizer, config: dict, schema_id: str, prompt: str, constrained: bool = True,
+           budget: int = 256, temperature: float = 0.0, seed: int = 0) -> dict:
+    """One document for `prompt` from any run: a Struct-mini expert (its own prompt layout) or a plain
+    language model continuing the prompt. -> {"text", "valid", "errors", "repair"}; repair (repair.py)
+    only when the output is invalid."""
+    from neuro_lib.structured.repair import repair
+
+    schema = load_schema(schema_id)
+    if config.get("task") == "struct_mini":
+        out, _ = write_json(model, prompt, schema_id, constrained, budget, temperature, seed)
+    else:
+        c = JsonConstraint(schema, tokenizer, budget=budget, name=schema_id) if constrained else None
+        out = generate(model, tokenizer, prompt, max_new_tokens=budget, temperature=temperature, seed=seed,
+                       processor=c, eos_id=c.eos_id if c else None)
+    text = out.decode("utf-8", errors="replace")
+    _, errors = verify_text(out, schema)
+    return {"text": text, "valid": not errors, "errors": errors, "repair": repair(text, schema) if errors else None}
