@@ -62,6 +62,15 @@ AERON_CPU = dict(vocab_size=256, d_model=128, nhead=4, num_kv_heads=2, num_encod
                  dim_feedforward=512, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
                  mode="decoder")
 
+# RAG (rag/, notebook 09, `neuro bench rag`): passages of chunk_bytes, a quarter of the sections held out, the
+# hashed dense encoder, and the reader: our LM pre-trained for pretrain_steps on the corpus, then fine-tuned for
+# finetune_steps per reader condition (step budgets: quality does not depend on the machine's speed).
+RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 16, dim=64), question_repeat=3,
+                 encoder_batch=64, encoder_lr=1e-2, encoder_steps=150, reader_arch="gpt",
+                 reader_model={"gpt": dict(block_size=320)}, reader_block=320, ctx_bytes=160, answer_bytes=32,
+                 reader_batch=16, reader_lr=2e-3, pretrain_steps=60, finetune_steps=80, reader_retriever="bm25",
+                 n_eval=40)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -74,7 +83,8 @@ PROFILES = {
         tokenizer_vocab=[512, 1024],
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
-        tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28)},
+        tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28),
+               "rag": RAG_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -84,7 +94,10 @@ PROFILES = {
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
-        tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140)},
+        tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140),
+               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 18, dim=128), encoder_steps=1500,
+                           reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
+                           reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000)},
     ),
     "full": Profile(
         name="full",
@@ -99,7 +112,11 @@ PROFILES = {
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),
-        tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700)},
+        tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700),
+               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 20, dim=256), encoder_steps=10_000, encoder_batch=256,
+                           reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
+                           reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
+                           n_eval=10_000)},
     ),
 }
 

@@ -51,6 +51,7 @@ TEMPLATES = {
     "default": "In {section}, what does {subj} default to?",
 }
 MAX_ANSWER_WORDS = 6
+MAX_TAIL_WORDS = 16
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,9 @@ def _sentence_questions(sent: str) -> list[tuple[str, str, int, dict]]:
                 fields = {k: _clean(v) for k, v in m.groupdict().items() if k != "ans" and v}
                 if "tail" in fields:
                     fields["tail"] = " " + fields["tail"]
-                    if len(fields["tail"].split()) < 3:  # "if so" says too little to ask about
-                        continue
-                if not ans or len(ans.split()) > MAX_ANSWER_WORDS:
+                    if not 3 <= len(fields["tail"].split()) <= MAX_TAIL_WORDS:  # "if so" says too little;
+                        continue  # a very long one is several run-together docstring lines
+                if not ans or len(ans.split()) > MAX_ANSWER_WORDS or ans.lower() in ("a", "an", "the"):
                     continue
                 if "subj" in fields:
                     fields["subj"] = fields["subj"][0].lower() + fields["subj"][1:]
