@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, lm, rnk, scaling, scan, tokenizers
+from neuro_lib.bench import decode, lm, rag, rnk, scaling, scan, tokenizers
 
 SUITES = {
     "lm": lm,
@@ -17,4 +17,5 @@ SUITES = {
     "scaling": scaling,
     "rnk": rnk,
     "decode": decode,
+    "rag": rag,
 }

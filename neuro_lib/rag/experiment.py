@@ -23,18 +23,54 @@ import numpy as np
 import torch
 
 from neuro_lib.data.corpus import load_corpus
+from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import get_profile
 from neuro_lib.rag.index import RETRIEVERS, RagIndex, build_index
 from neuro_lib.rag.lite import lite_answer
 from neuro_lib.rag.metrics import exact_match, gold_ranks, mrr, recall_at, token_f1
 from neuro_lib.rag.reader import CONDITIONS, finetune_reader, fit_prompt, reader_answer
+from neuro_lib.train.checkpoint import save_checkpoint
 from neuro_lib.train.lm import train_lm
 
 K_MAX = 20
 
 
 def rag_sizes(profile: str) -> dict:
-    return dict(get_profile(profile).tasks["rag"])
+    try:
+        return dict(get_profile(profile).tasks["rag"])
+    except (ValueError, KeyError):
+        raise NeuroError(f"profile {profile!r} has no RAG sizes; use smoke, bench or full") from None
+
+
+def pretrain_base(index: RagIndex, arch: str, profile: str, sizes: dict, seed: int = 0, callback=None):
+    """The reader's starting point: `arch` trained as a byte LM on the corpus for pretrain_steps."""
+    return train_lm(arch, index.corpus, profile=profile, model_overrides=sizes["reader_model"].get(arch, {}),
+                    train_overrides=dict(max_steps=sizes["pretrain_steps"], time_budget_s=0, eval_every=0,
+                                         block_size=sizes["reader_block"], seed=seed),
+                    callback=callback)
+
+
+def reader_examples(index: RagIndex, questions, passages, sizes: dict) -> list[tuple[bytes, str]]:
+    """(prompt, answer) pairs; passages[i] is question i's context (None: closed book)."""
+    budget = sizes["reader_block"] - sizes["answer_bytes"]
+    return [(fit_prompt(q.text, index.corpus.data, p, sizes["ctx_bytes"], budget), q.answer)
+            for q, p in zip(questions, passages)]
+
+
+def train_retrieval_reader(index: RagIndex, profile: str = "smoke", arch: str | None = None, seed: int = 0,
+                           out_dir=None, callback=None):
+    """Pre-train and fine-tune the "retrieval" reader on the index's training questions; saved to out_dir
+    as a checkpoint (DESIGN.md) that `neuro rag ask --reader` loads."""
+    sizes = rag_sizes(profile)
+    arch = arch or sizes["reader_arch"]
+    train = [q for q in index.questions if q.split == "train"]
+    base = pretrain_base(index, arch, profile, sizes, seed, callback)
+    examples = reader_examples(index, train, top_passages(index, sizes["reader_retriever"], train), sizes)
+    model, history = finetune_reader(base.model, base.tokenizer, examples, sizes, seed, callback)
+    if out_dir is not None:
+        save_checkpoint(out_dir, model, base.tokenizer, extra={"task": "rag_reader", "profile": profile,
+                                                               "rag": sizes, "corpus": index.corpus.spec})
+    return model, base.tokenizer, history
 
 
 def eval_retrieval(index: RagIndex, questions, k_max: int = K_MAX, n_latency: int = 50) -> dict:
@@ -94,18 +130,13 @@ def run_rag_experiment(profile: str = "smoke", arch: str | None = None, corpus: 
     gold = [index.passages[index.by_id[q.passage_id]] for q in test]
     answers = {"lite": [lite_answer(data, p, q.text) for p, q in zip(retrieved, test)]}
     if readers:
-        base = train_lm(arch, index.corpus, profile=profile, model_overrides=sizes["reader_model"].get(arch, {}),
-                        train_overrides=dict(max_steps=sizes["pretrain_steps"], time_budget_s=0, eval_every=0,
-                                             block_size=sizes["reader_block"], seed=seed),
-                        callback=callback)
+        base = pretrain_base(index, arch, profile, sizes, seed, callback)
         result["pretrain_val_bpb"] = base.val_bpb
         train_ctx = {"none": [None] * len(train), "retrieval": top_passages(index, sizes["reader_retriever"], train),
                      "oracle": [index.passages[index.by_id[q.passage_id]] for q in train]}
         test_ctx = {"none": [None] * len(test), "retrieval": retrieved, "oracle": gold}
-        budget = sizes["reader_block"] - sizes["answer_bytes"]
         for cond in CONDITIONS:
-            examples = [(fit_prompt(q.text, data, p, sizes["ctx_bytes"], budget), q.answer)
-                        for q, p in zip(train, train_ctx[cond])]
+            examples = reader_examples(index, train, train_ctx[cond], sizes)
             model, _ = finetune_reader(base.model, base.tokenizer, examples, sizes, seed, callback)
             answers[cond] = [reader_answer(model, base.tokenizer, data, q.text, p, sizes)
                              for q, p in zip(test, test_ctx[cond])]
