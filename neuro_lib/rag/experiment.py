@@ -109,8 +109,11 @@ def top_passages(index: RagIndex, retriever: str, questions) -> list:
 
 
 def run_rag_experiment(profile: str = "smoke", arch: str | None = None, corpus: str = "stdlib-docs", seed: int = 0,
-                       index: RagIndex | None = None, readers: bool = True, callback=None) -> dict:
-    sizes = rag_sizes(profile)
+                       index: RagIndex | None = None, readers: bool = True, callback=None,
+                       sizes: dict | None = None) -> dict:
+    """Everything above -> a dict (plus "index": the RagIndex, for drawing cited spans). `sizes` replaces
+    the profile's tasks["rag"] (tests use tiny ones)."""
+    sizes = sizes or rag_sizes(profile)
     arch = arch or sizes["reader_arch"]
     torch.manual_seed(seed)
     if index is None:

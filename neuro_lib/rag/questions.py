@@ -42,7 +42,7 @@ PATTERNS = {
     ],
     "default": [
         re.compile(r"(?:^|,\s+)(?P<subj>(?:[Tt]he|[Ii]ts|[Tt]his)\s[^.;:,()]{2,50}?)\s+defaults?\s+(?:to|is)\s+"
-                   r"(?P<ans>True|False|None|-?\d[\d.]*|'[^']{1,30}'|\"[^\"]{1,30}\"|[\w.]+(?:\(\))?)"),
+                   r"(?P<ans>True|False|None|-?\d+(?:\.\d+)?|'[^']{1,30}'|\"[^\"]{1,30}\"|\w+(?:\.\w+)*(?:\(\))?)"),
     ],
 }
 TEMPLATES = {
