@@ -65,11 +65,11 @@ AERON_CPU = dict(vocab_size=256, d_model=128, nhead=4, num_kv_heads=2, num_encod
 # RAG (rag/, notebook 09, `neuro bench rag`): passages of chunk_bytes, a quarter of the sections held out, the
 # hashed dense encoder, and the reader: our LM pre-trained for pretrain_steps on the corpus, then fine-tuned for
 # finetune_steps per reader condition (step budgets: quality does not depend on the machine's speed).
-RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 16, dim=64), question_repeat=3,
-                 encoder_batch=64, encoder_lr=1e-2, encoder_steps=100, reader_arch="gpt",
-                 reader_model={"gpt": dict(block_size=320)}, reader_block=320, ctx_bytes=160, answer_bytes=32,
-                 reader_batch=16, reader_lr=2e-3, pretrain_steps=60, finetune_steps=80, reader_retriever="bm25",
-                 n_eval=40)
+RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 15, dim=32), question_repeat=3,
+                 encoder_batch=64, encoder_lr=1e-2, encoder_steps=80, reader_arch="gpt",
+                 reader_model={"gpt": dict(block_size=256)}, reader_block=256, ctx_bytes=128, answer_bytes=24,
+                 reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
+                 n_eval=30)
 
 PROFILES = {
     "smoke": Profile(

@@ -98,10 +98,13 @@ def test_sentences_and_long_paragraph_split():
     assert all(p.end - p.start <= 64 for p in ps) and b"".join(data[p.start:p.end] for p in ps).count(b"word") == 100
 
 
-def test_stdlib_docs_sections_are_modules_and_topics():
+def test_stdlib_docs_sections_and_questions():
     corpus = load_corpus("stdlib-docs")
     names = {n for n, _, _ in sections(corpus)}
     assert {"json.decoder", "gzip", "assert"} <= names
+    qs = generate_questions(corpus, chunk_corpus(corpus, 600))
+    assert len(qs) > 300
+    assert all(" ".join(corpus.data[q.answer_start:q.answer_end].decode().split()) == q.answer for q in qs)
 
 
 # -- questions -----------------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def test_questions_answers_are_cited_bytes_of_gold_passage(tiny_index):
     for q in qs:
         p = idx.passages[idx.by_id[q.passage_id]]
         assert p.start <= q.answer_start < q.answer_end <= p.end
-        assert idx.corpus.data[q.answer_start:q.answer_end].decode() == q.answer
+        assert " ".join(idx.corpus.data[q.answer_start:q.answer_end].decode().split()) == q.answer
         assert q.section == p.section and q.split == section_split(q.section, SIZES["test_fraction"])
     train = {q.section for q in qs if q.split == "train"}
     test = {q.section for q in qs if q.split == "test"}

@@ -58,7 +58,7 @@ MAX_TAIL_WORDS = 16
 class Question:
     id: str            # "{passage id}/q{n}"
     text: str
-    answer: str
+    answer: str        # whitespace collapsed: the cited bytes may hold a line break where this has a space
     passage_id: str    # the gold passage
     section: str
     kind: str          # raises | returns | default
@@ -86,7 +86,7 @@ def _sentence_questions(sent: str) -> list[tuple[str, str, int, dict]]:
     for kind, pats in PATTERNS.items():
         for pat in pats:
             for m in pat.finditer(sent):
-                ans = m.group("ans").strip()
+                ans = m.group("ans")
                 fields = {k: _clean(v) for k, v in m.groupdict().items() if k != "ans" and v}
                 if "tail" in fields:
                     fields["tail"] = " " + fields["tail"]
@@ -96,7 +96,7 @@ def _sentence_questions(sent: str) -> list[tuple[str, str, int, dict]]:
                     continue
                 if "subj" in fields:
                     fields["subj"] = fields["subj"][0].lower() + fields["subj"][1:]
-                out.append((kind, ans, m.start("ans"), fields))
+                out.append((kind, ans, m.start("ans"), fields))  # ans may span a line break of raw
     return out
 
 
@@ -115,8 +115,8 @@ def generate_questions(corpus: Corpus, passages: list[Passage], test_fraction: f
                     continue
                 asked.add(text)
                 a_start = s + len(raw[:at].encode("utf-8"))
-                out.append(Question(f"{p.id}/q{n}", text, ans, p.id, p.section, kind,
-                                    section_split(p.section, test_fraction), a_start,
-                                    a_start + len(ans.encode("utf-8"))))
+                a_end = a_start + len(ans.encode("utf-8"))
+                out.append(Question(f"{p.id}/q{n}", text, _clean(ans), p.id, p.section, kind,
+                                    section_split(p.section, test_fraction), a_start, a_end))
                 n += 1
     return out
