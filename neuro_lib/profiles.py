@@ -65,8 +65,8 @@ AERON_CPU = dict(vocab_size=256, d_model=128, nhead=4, num_kv_heads=2, num_encod
 # RAG (rag/, notebook 09, `neuro bench rag`): passages of chunk_bytes, a quarter of the sections held out, the
 # hashed dense encoder, and the reader: our LM pre-trained for pretrain_steps on the corpus, then fine-tuned for
 # finetune_steps per reader condition (step budgets: quality does not depend on the machine's speed).
-RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 15, dim=32), question_repeat=3,
-                 encoder_batch=64, encoder_lr=1e-2, encoder_steps=80, reader_arch="gpt",
+RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 15, dim=128), question_repeat=3,
+                 encoder_batch=64, encoder_lr=1e-3, encoder_steps=80, reader_arch="gpt",
                  reader_model={"gpt": dict(block_size=256)}, reader_block=256, ctx_bytes=128, answer_bytes=24,
                  reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
                  n_eval=30)
@@ -95,7 +95,7 @@ PROFILES = {
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
         tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140),
-               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 18, dim=128), encoder_steps=1500,
+               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000)},
     ),
@@ -113,7 +113,7 @@ PROFILES = {
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),
         tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700),
-               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 20, dim=256), encoder_steps=10_000, encoder_batch=256,
+               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
                            reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
                            n_eval=10_000)},

@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bm25s.stopwords import STOPWORDS_EN
+
 from neuro_lib.progress import Progress
 
 _WORD = re.compile(r"\w+")
@@ -45,8 +47,9 @@ class EncoderConfig:
 
 
 def features(text: str, buckets: int) -> np.ndarray:
-    """Hashed ids of the words, word bigrams and character trigrams of text (crc32: stable across runs)."""
-    words = _WORD.findall(text.lower())
+    """Hashed ids of the words, word bigrams and character trigrams of text, English stop words left out
+    (crc32: stable across runs)."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS_EN]  # "the" would dominate the mean
     feats = [f"w:{w}" for w in words]
     feats += [f"b:{a}_{b}" for a, b in zip(words, words[1:])]
     feats += [f"c:{w[i:i + 3]}" for w in (f"#{w}#" for w in words) for i in range(len(w) - 2)]
@@ -67,6 +70,10 @@ class HashEncoder(nn.Module):
         self.emb = nn.EmbeddingBag(config.buckets, config.dim, mode="mean")
         self.proj = nn.Linear(config.dim, config.dim)
         nn.init.normal_(self.emb.weight, std=0.1)
+        # start as the identity: untrained, the encoder is a random projection of the feature counts, which
+        # already ranks by shared features; training refines that metric instead of replacing it
+        nn.init.eye_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         # ids (N,) flat feature ids, offsets (B,) -> unit vectors (B, D)
