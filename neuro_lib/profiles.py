@@ -50,17 +50,17 @@ class Profile:
 
 # The default small GPT for CPU, tuned for `neuro bench lm` (200 s on 2 cores; docs/LOG.md 2026-11-24): at that
 # budget a narrow model that sees more bytes beats a wider one (d128: 2.455 bpb, d192: 2.51, d256: 2.60).
-GPT_CPU = dict(vocab_size=256, n_embd=128, n_layer=4, n_head=4, n_inner=512, block_size=128, dropout=0.0)
+GPT_CPU = dict(vocab_size=256, d_model=128, n_layer=4, n_head=4, d_ff=512, block_size=128, dropout=0.0)
 CPU_LM_TRAIN = dict(batch_size=16, lr=6e-3, warmup_steps=30)  # the optimiser tuned with it (GPT and Aeron)
 # Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).
 MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, block_size=128)
 RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
-# Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 2/3 * 512 (so the
-# feed-forward matches GPT's), a context 8x the training block for the RoPE extrapolation check. Trained with
-# CPU_LM_TRAIN it reaches 2.333 bpb in 200 s on the play corpus; at 256 wide with the old optimiser 2.527.
-AERON_CPU = dict(vocab_size=256, d_model=128, nhead=4, num_kv_heads=2, num_encoder_layers=0, num_decoder_layers=4,
-                 dim_feedforward=512, rope_theta=10_000.0, max_position_embeddings=1024, dropout=0.0,
-                 mode="decoder")
+# Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 341 = 2/3 * 512 (so
+# the feed-forward matches GPT's), a block_size (cache, longest sequence) 8x the training block for the RoPE
+# extrapolation check; it trains on the profile's block. Trained with CPU_LM_TRAIN it reaches 2.333 bpb in
+# 200 s on the play corpus; at 256 wide with the old optimiser 2.527.
+AERON_CPU = dict(vocab_size=256, d_model=128, n_head=4, n_kv_head=2, n_encoder_layer=0, n_decoder_layer=4, d_ff=341,
+                 rope_theta=10_000.0, block_size=1024, dropout=0.0, mode="decoder")
 
 # RAG (rag/, notebook 09, `neuro bench rag`): passages of chunk_bytes, a quarter of the sections held out, the
 # hashed dense encoder, and the reader: our LM pre-trained for pretrain_steps on the corpus, then fine-tuned for
@@ -78,8 +78,7 @@ PROFILES = {
         models={"gpt": dict(GPT_CPU, n_layer=2, block_size=64),
                 "mamba": dict(MAMBA_CPU, d_model=128, n_layer=2, block_size=64),
                 "rnk": dict(RNK_CPU, d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128),
-                "aeron": dict(AERON_CPU, num_decoder_layers=2,
-                              max_position_embeddings=512)},
+                "aeron": dict(AERON_CPU, n_decoder_layer=2, block_size=512)},
         tokenizer_vocab=[512, 1024],
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
@@ -103,12 +102,12 @@ PROFILES = {
         name="full",
         train=TrainSizes(batch_size=64, block_size=256, time_budget_s=3600, eval_every=500, eval_bytes=0, lr=1e-3,
                          warmup_steps=200, precision="bf16"),
-        models={"gpt": dict(vocab_size=256, n_embd=384, n_layer=6, n_head=6, n_inner=1536, block_size=256,
+        models={"gpt": dict(vocab_size=256, d_model=384, n_layer=6, n_head=6, d_ff=1536, block_size=256,
                             dropout=0.1),
                 "mamba": dict(MAMBA_CPU, d_model=384, n_layer=8, block_size=256),
                 "rnk": dict(RNK_CPU, d_model=384, n_layer=6, d_plan=384, d_dec=512),
-                "aeron": dict(AERON_CPU, d_model=384, nhead=6, num_kv_heads=2, num_decoder_layers=6,
-                              dim_feedforward=1536, max_position_embeddings=2048, dropout=0.1)},
+                "aeron": dict(AERON_CPU, d_model=384, n_head=6, n_kv_head=2, n_decoder_layer=6, d_ff=1024,
+                              block_size=2048, dropout=0.1)},
         tokenizer_vocab=[1024, 4096, 8192],
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),

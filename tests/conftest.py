@@ -20,4 +20,4 @@ def text_corpus(tmp_path):
 
 @pytest.fixture
 def tiny_gpt_cfg():
-    return dict(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_inner=64, block_size=32, dropout=0.0)
+    return dict(vocab_size=256, d_model=32, n_layer=2, n_head=4, d_ff=64, block_size=32, dropout=0.0)

@@ -3,6 +3,8 @@ attention, rotary relative-position property, cached/paged decoding == forward i
 modes, tied weights, meta-device parameter counts, config validation."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn as nn
@@ -26,13 +28,13 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-TINY = dict(vocab_size=61, d_model=32, nhead=4, num_kv_heads=2, num_decoder_layers=2, dim_feedforward=96,
-            max_position_embeddings=64, rope_theta=10_000.0)
+TINY = dict(vocab_size=61, d_model=32, n_head=4, n_kv_head=2, n_decoder_layer=2, d_ff=64, block_size=64,
+            rope_theta=10_000.0)
 
 
 def tiny(mode="decoder", **kw) -> Aeron:
     torch.manual_seed(0)
-    cfg = dict(TINY, mode=mode, num_encoder_layers=2 if mode == "encoder-decoder" else 0, **kw)
+    cfg = dict(TINY, mode=mode, n_encoder_layer=2 if mode == "encoder-decoder" else 0, **kw)
     return Aeron(AeronConfig(**cfg)).eval()
 
 
@@ -150,7 +152,7 @@ def test_paged_and_contiguous_give_identical_logits():
 def test_cached_decoding_only_stores_kv_heads():
     model = tiny("decoder")
     state = model.init_state(1)
-    assert state.cache.k[0].shape == (1, 2, 64, 8)  # (B, H_kv, max_position_embeddings, D), not 4 heads
+    assert state.cache.k[0].shape == (1, 2, 64, 8)  # (B, H_kv, block_size, D), not 4 heads
 
 
 def test_encoder_decoder_source_padding_is_ignored():
@@ -194,7 +196,7 @@ def test_tied_embeddings_share_storage_and_survive_a_checkpoint(tmp_path):
     model = build_model("aeron", **dict(TINY, vocab_size=256))
     assert model.lm_head.weight is model.tok_emb.weight
     assert model.lm_head.weight.data_ptr() == model.tok_emb.weight.data_ptr()
-    untied = build_model("aeron", **dict(TINY, vocab_size=256, tie_word_embeddings=False))
+    untied = build_model("aeron", **dict(TINY, vocab_size=256, tie_weights=False))
     assert untied.num_params() - model.num_params() == 256 * 32
     save_checkpoint(tmp_path / "ck", model, ByteTokenizer())
     loaded, _, _ = load_checkpoint(tmp_path / "ck")
@@ -202,6 +204,48 @@ def test_tied_embeddings_share_storage_and_survive_a_checkpoint(tmp_path):
     x = torch.randint(0, 256, (1, 10))
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_seed_names_are_aliases_of_the_shared_fields():
+    """The seed's NeuralNetConfig names build the same config as this library's names; dim_feedforward is
+    the pre-SwiGLU width, so d_ff is 2/3 of it; one field named twice is an error."""
+    seed = AeronConfig.from_seed_names(d_model=512, nhead=8, num_kv_heads=2, num_encoder_layers=6,
+                                       num_decoder_layers=6, dim_feedforward=2048, max_position_embeddings=2048,
+                                       tie_word_embeddings=False, mode="encoder-decoder")
+    assert seed == AeronConfig(d_model=512, n_head=8, n_kv_head=2, n_encoder_layer=6, n_decoder_layer=6, d_ff=1365,
+                               block_size=2048, tie_weights=False, mode="encoder-decoder")
+    assert preset("aeron-small") == seed.__class__(**{**seed.__dict__, "tie_weights": True})
+    assert AeronConfig.from_seed_names(dim_feedforward=96, ffn_hidden=50).d_ff == 50  # the saved width wins
+    with pytest.raises(ValueError, match="'nhead' and 'n_head' name the same field"):
+        AeronConfig.from_seed_names(nhead=8, n_head=8)
+    with pytest.raises(NeuroError, match="nhead is now n_head"):
+        build_model("aeron", **dict(TINY, nhead=4))
+
+
+def test_checkpoint_saved_under_the_seed_names_still_loads(tmp_path):
+    """A checkpoint written before the shared vocabulary (config.json with nhead, num_kv_heads, ..., the
+    derived ffn_hidden beside dim_feedforward) loads into the same model."""
+    import json
+
+    from neuro_lib.tokenizers import ByteTokenizer
+    from neuro_lib.train.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("aeron", **dict(TINY, vocab_size=256)).eval()
+    save_checkpoint(tmp_path / "ck", model, ByteTokenizer())
+    path = tmp_path / "ck" / "config.json"
+    cfg = json.loads(path.read_text())
+    m = cfg["model"]
+    old = {"nhead": m.pop("n_head"), "num_kv_heads": m.pop("n_kv_head"), "num_encoder_layers": m.pop("n_encoder_layer"),
+           "num_decoder_layers": m.pop("n_decoder_layer"), "ffn_hidden": m.pop("d_ff"), "dim_feedforward": 96,
+           "max_position_embeddings": m.pop("block_size"), "tie_word_embeddings": m.pop("tie_weights")}
+    cfg["model"] = {**m, **old}
+    path.write_text(json.dumps(cfg))
+    loaded, _, saved = load_checkpoint(tmp_path / "ck")
+    assert loaded.config == model.config and saved["model"] == dataclasses.asdict(model.config)
+    x = torch.randint(0, 256, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
 
 
 def test_meta_parameter_count_equals_real_count():
@@ -233,11 +277,11 @@ def test_gqa_kv_cache_is_a_quarter_of_mha():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(nhead=4, num_kv_heads=3), "divisible by num_kv_heads"),
-    (dict(d_model=30, nhead=4), "divisible by nhead"),
-    (dict(d_model=36, nhead=4, num_kv_heads=4), "must be even"),
-    (dict(num_encoder_layers=2), "decoder mode has no encoder"),
-    (dict(mode="encoder-decoder"), "needs num_encoder_layers"),
+    (dict(n_head=4, n_kv_head=3), "divisible by n_kv_head"),
+    (dict(d_model=30, n_head=4), "divisible by n_head"),
+    (dict(d_model=36, n_head=4, n_kv_head=4), "must be even"),
+    (dict(n_encoder_layer=2), "decoder mode has no encoder"),
+    (dict(mode="encoder-decoder"), "needs n_encoder_layer"),
     (dict(mode="seq2seq"), "mode must be one of"),
     (dict(vocab_size=0), "vocab_size must be positive"),
     (dict(dropout=1.0), "dropout"),
@@ -251,7 +295,7 @@ def test_invalid_configs_are_rejected(bad, message):
 
 def test_too_long_sequences_are_rejected():
     model = tiny("decoder")
-    with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
+    with pytest.raises(ValueError, match="exceeds block_size"):
         model(torch.zeros(1, 65, dtype=torch.long))
     with pytest.raises(ValueError, match="cache must be one of"):
         model.init_state(1, cache="ring")

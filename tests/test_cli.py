@@ -5,7 +5,7 @@ import pytest
 
 from neuro_lib.cli import main
 
-TINY = ["--model", "n_embd=32", "n_layer=1", "n_head=2", "n_inner=64", "block_size=32"]
+TINY = ["--model", "d_model=32", "n_layer=1", "n_head=2", "d_ff=64", "block_size=32"]
 
 
 def _run(capsys, *argv):
@@ -61,7 +61,7 @@ def test_non_positive_budget(tmp_path, text_corpus, capsys, flag, value):
 def test_out_holding_another_run_is_untouched(trained, text_corpus, capsys):
     before = _snapshot(trained)
     code, _, err = _run(capsys, "train", "--corpus", text_corpus, "--steps", "3", "--out", str(trained),
-                        "--model", "n_embd=64", "n_layer=1", "n_head=2", "n_inner=64", "block_size=32")
+                        "--model", "d_model=64", "n_layer=1", "n_head=2", "d_ff=64", "block_size=32")
     assert code == 2 and "holds another run" in err
     assert _snapshot(trained) == before
 
@@ -85,9 +85,25 @@ def test_corrupt_checkpoint(trained, capsys):
     assert code == 2 and "corrupt" in err
 
 
+def test_checkpoint_with_former_field_names_loads(trained, text_corpus, capsys):
+    """A GPT checkpoint saved before the shared config vocabulary (n_embd, n_inner) still evaluates."""
+    cfg = json.loads((trained / "config.json").read_text())
+    cfg["model"]["n_embd"], cfg["model"]["n_inner"] = cfg["model"].pop("d_model"), cfg["model"].pop("d_ff")
+    (trained / "config.json").write_text(json.dumps(cfg))
+    code, out, _ = _run(capsys, "eval", str(trained), "--corpus", text_corpus)
+    assert code == 0 and json.loads(out)["bpb"] > 0
+
+
+def test_former_field_name_on_the_command_line(tmp_path, text_corpus, capsys):
+    code, _, err = _run(capsys, "train", "--corpus", text_corpus, "--steps", "1", "--out", str(tmp_path / "x"),
+                        "--model", "n_embd=32")
+    assert code == 2 and "n_embd is now d_model" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
 def test_mismatched_checkpoint(trained, capsys):
     cfg = json.loads((trained / "config.json").read_text())
-    cfg["model"]["n_embd"] = 64
+    cfg["model"]["d_model"] = 64
     (trained / "config.json").write_text(json.dumps(cfg))
     code, _, err = _run(capsys, "eval", str(trained))
     assert code == 2 and "does not match its config.json" in err

@@ -40,7 +40,7 @@ def test_sequence_longer_than_block_is_rejected(tiny_gpt_cfg):
 
 def test_invalid_config_rejected():
     with pytest.raises(NeuroError, match="divisible"):
-        build_model("gpt", n_embd=30, n_head=4)
+        build_model("gpt", d_model=30, n_head=4)
     with pytest.raises(NeuroError, match="no field"):
         build_model("gpt", n_embed=30)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuro_lib.infer.kv_cache import KVCache
-from neuro_lib.infer.paged_cache import PagedKVCache
+from neuro_lib.models.cache import KVCache, PagedKVCache
 
 
 @pytest.mark.parametrize("block_size", [1, 3, 4, 16])

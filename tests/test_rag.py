@@ -43,7 +43,7 @@ def _doc_text() -> bytes:
 
 SIZES = dict(chunk_bytes=200, test_fraction=0.3, encoder=dict(buckets=1 << 12, dim=16), question_repeat=2,
              encoder_batch=8, encoder_lr=1e-2, encoder_steps=30, reader_arch="gpt",
-             reader_model={"gpt": dict(n_embd=32, n_layer=1, n_head=2, n_inner=64, block_size=192)},
+             reader_model={"gpt": dict(d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=192)},
              reader_block=192, ctx_bytes=96, answer_bytes=16, reader_batch=4, reader_lr=3e-3, pretrain_steps=3,
              finetune_steps=3, reader_retriever="bm25", n_eval=6)
 

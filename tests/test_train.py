@@ -94,9 +94,10 @@ def test_batches_deterministic_in_seed_and_step():
     assert torch.equal(y1[:, :-1], x1[:, 1:])
 
 
-@pytest.mark.parametrize("arch,lr,batch", [("gpt", 6e-3, 16), ("mamba", 2e-3, 32)])
+@pytest.mark.parametrize("arch,lr,batch", [("gpt", 6e-3, 16), ("mamba", 2e-3, 32), ("aeron", 6e-3, 16)])
 def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
-    """The bench profile's GPT has its own tuned optimiser (Profile.arch_train); Mamba keeps the profile's."""
+    """The bench profile's GPT and Aeron have their own tuned optimiser (Profile.arch_train); Mamba keeps the
+    profile's. All train on the profile's block, Aeron too, though its block_size (cache) is 8x longer."""
     import json
 
     from neuro_lib.profiles import get_profile
@@ -109,3 +110,4 @@ def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
              train_overrides={"max_steps": 1, "eval_bytes": 256})
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (lr, batch)
+    assert cfg["train"]["block_size"] == get_profile("bench").train.block_size <= cfg["model"]["block_size"]

@@ -122,7 +122,7 @@ def test_language_model_trains_on_each_tokenizer(spec, tmp_path, monkeypatch):
     corpus = Corpus("test", TEXT * 2)
     tok_train = {"vq": {"train": {"steps": 10, "batch_size": 32}, **TINY}}
     res = lm.train_lm("gpt", corpus, tokenizer=spec, profile="smoke",
-                      model_overrides=dict(n_embd=32, n_layer=1, n_head=2, n_inner=64, block_size=32),
+                      model_overrides=dict(d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=32),
                       train_overrides=dict(max_steps=3, batch_size=4, block_size=32, eval_bytes=600),
                       tokenizer_train=tok_train)
     assert res.tokenizer.spec == spec

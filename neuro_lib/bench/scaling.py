@@ -36,9 +36,8 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
 
 def scaling_model(arch: str, profile: str, max_len: int):
     cfg = get_profile(profile).model(arch)
-    for key in ("block_size", "max_position_embeddings"):  # positions / KV cache sized to the longest context
-        if key in cfg:
-            cfg[key] = max(cfg[key], max_len)
+    if "block_size" in cfg:  # positions / KV cache sized to the longest context
+        cfg["block_size"] = max(cfg["block_size"], max_len)
     torch.manual_seed(0)
     return build_model(arch, **cfg).eval()
 

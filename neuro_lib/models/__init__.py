@@ -1,11 +1,18 @@
-"""Model registry: arch name -> (config dataclass, model class). One dict, no factories."""
+"""Model registry: arch name -> (config dataclass, model class). One dict, no factories.
+
+Every config speaks one vocabulary: vocab_size, d_model (width), n_layer (depth; Aeron:
+n_encoder_layer / n_decoder_layer), n_head, n_kv_head, d_ff (FFN hidden width), block_size
+(longest sequence; the training context), dropout. `upgrade_config` maps the names
+checkpoints were saved with before that vocabulary (FORMER_NAMES) to today's.
+"""
 from __future__ import annotations
 
 import dataclasses
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.aeron import Aeron, AeronConfig
-from neuro_lib.models.base import LanguageModel
+from neuro_lib.models.aeron.config import SEED_NAMES
+from neuro_lib.models.base import LanguageModel, renamed
 from neuro_lib.models.gpt import GPT, GPTConfig
 from neuro_lib.models.mamba import Mamba, MambaConfig
 from neuro_lib.models.rnk import RNK, RNKConfig
@@ -17,6 +24,23 @@ ARCHS: dict[str, tuple[type, type]] = {
     "aeron": (AeronConfig, Aeron),
 }
 
+# Field names before the shared vocabulary: arch -> {former name: field}.
+FORMER_NAMES: dict[str, dict[str, str]] = {
+    "gpt": {"n_embd": "d_model", "n_inner": "d_ff"},
+    "aeron": {**SEED_NAMES, "ffn_hidden": "d_ff"},
+}
+
+
+def upgrade_config(arch: str, config: dict) -> dict:
+    """A saved model config with former field names (FORMER_NAMES) renamed; today's pass unchanged."""
+    config = dict(config)
+    if "ffn_hidden" in config:  # Aeron saved its SwiGLU width (now d_ff) beside the seed's dim_feedforward
+        config.pop("dim_feedforward", None)
+    try:
+        return renamed(config, FORMER_NAMES.get(arch, {}), f"{arch} config")
+    except ValueError as e:
+        raise NeuroError(str(e)) from None
+
 
 def build_model(arch: str, **config) -> LanguageModel:
     if arch not in ARCHS:
@@ -25,7 +49,8 @@ def build_model(arch: str, **config) -> LanguageModel:
     names = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(config) - names)
     if unknown:
-        raise NeuroError(f"{arch} config has no field(s) {unknown}")
+        hints = [f"{k} is now {FORMER_NAMES[arch][k]}" for k in unknown if k in FORMER_NAMES.get(arch, {})]
+        raise NeuroError(f"{arch} config has no field(s) {unknown}" + (f" ({'; '.join(hints)})" if hints else ""))
     try:
         cfg = cfg_cls(**config)
     except (ValueError, TypeError) as e:

@@ -17,6 +17,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def check_positive(config, *names: str) -> None:
+    """Raise ValueError naming the first of `config`'s fields `names` that is not positive."""
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be positive, got {value}")
+
+
+def renamed(kw: dict, names: dict[str, str], owner: str) -> dict:
+    """kw with each alias in `names` (alias -> field) replaced by its field; giving both is an error."""
+    out = dict(kw)
+    for alias, field in names.items():
+        if alias in out:
+            if field in out:
+                raise ValueError(f"{owner}: {alias!r} and {field!r} name the same field; give one")
+            out[field] = out.pop(alias)
+    return out
+
+
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None):
     """Mean next-token cross-entropy in nats over positions where mask is 1."""
     losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="none")

@@ -17,36 +17,34 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from neuro_lib.infer.kv_cache import KVCache
-from neuro_lib.models.base import LanguageModel
+from neuro_lib.models.cache import KVCache
+from neuro_lib.models.base import LanguageModel, check_positive
 from neuro_lib.models.layers import CausalSelfAttention
 
 
 @dataclass
 class GPTConfig:
     vocab_size: int = 10_000   # NanoConfig.vocab_size
-    n_embd: int = 384          # hidden size
-    n_layer: int = 6
+    d_model: int = 384         # width C (NanoConfig's hidden size)
+    n_layer: int = 6           # depth
     n_head: int = 6
-    n_inner: int = 1536        # FFN intermediate size
-    block_size: int = 512      # max sequence length (learned positions)
+    d_ff: int = 1536           # FFN hidden width
+    block_size: int = 512      # longest sequence (learned positions), the training context
     dropout: float = 0.1
     bias: bool = True
     tie_weights: bool = True   # LM head shares the token embedding matrix
 
     def __post_init__(self):
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        for name in ("vocab_size", "n_embd", "n_layer", "n_head", "n_inner", "block_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")
+        check_positive(self, "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "block_size")
 
 
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.fc = nn.Linear(cfg.n_embd, cfg.n_inner, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.n_inner, cfg.n_embd, bias=cfg.bias)
+        self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
@@ -56,9 +54,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, bias=cfg.bias, dropout=cfg.dropout)
-        self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg.d_model, cfg.n_head, bias=cfg.bias, dropout=cfg.dropout)
+        self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -72,12 +70,12 @@ class GPT(LanguageModel):
         super().__init__()
         self.config = config
         self.max_len = config.block_size
-        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.block_size, config.d_model)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.ln_f = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
         self.apply(self._init)
@@ -112,7 +110,7 @@ class GPT(LanguageModel):
     def init_state(self, batch_size: int) -> KVCache:
         c = self.config
         p = next(self.parameters())
-        return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, c.block_size, p.dtype, p.device)
+        return KVCache(c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size, p.dtype, p.device)
 
     def step(self, tokens, state: KVCache):
         return self._run(tokens, state), state

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 
 from neuro_lib.errors import NeuroError
-from neuro_lib.models import ARCHS, arch_of, build_model
+from neuro_lib.models import ARCHS, arch_of, build_model, upgrade_config
 from neuro_lib.tokenizers import load_tokenizer
 
 FORMAT = 1
@@ -45,6 +45,8 @@ def read_config(path) -> dict:
         raise NeuroError(f"{cfg_path} is corrupt (not valid JSON)") from None
     if not isinstance(cfg, dict) or "arch" not in cfg or "model" not in cfg:
         raise NeuroError(f"{cfg_path} is not a neuro_lib checkpoint config (needs 'arch' and 'model')")
+    if cfg["arch"] in ARCHS and isinstance(cfg["model"], dict):  # saved under former field names: today's
+        cfg["model"] = upgrade_config(cfg["arch"], cfg["model"])
     return cfg
 
 

@@ -81,7 +81,10 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     mcfg.update(model_overrides or {})
     mcfg["vocab_size"] = tok.vocab_size
     t = prof.train_sizes(arch)
-    tcfg = dict(batch_size=t.batch_size, block_size=mcfg.get("block_size", t.block_size), lr=t.lr,
+    # the training window: a block_size given as an override, else the profile's, cut to the model's block_size
+    # (the longest sequence it takes; Aeron's is longer than its training window, for RoPE past it)
+    window = (model_overrides or {}).get("block_size") or min(mcfg.get("block_size", t.block_size), t.block_size)
+    tcfg = dict(batch_size=t.batch_size, block_size=window, lr=t.lr,
                 warmup_steps=t.warmup_steps, precision=t.precision, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
                 eval_bytes=t.eval_bytes)
     tcfg.update(train_overrides or {})

@@ -14,8 +14,7 @@ import dataclasses
 
 import torch
 
-from neuro_lib.infer.kv_cache import KVCache
-from neuro_lib.infer.paged_cache import PagedKVCache
+from neuro_lib.models.cache import KVCache, PagedKVCache
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.aeron.model import Aeron
 
@@ -67,16 +66,16 @@ def param_budget(cfg: AeronConfig) -> dict[str, int]:
     return component_counts(meta_model(cfg))
 
 
-def with_kv_heads(cfg: AeronConfig, num_kv_heads: int) -> AeronConfig:
-    """The same config with another number of KV heads (num_kv_heads = nhead is MHA)."""
-    return dataclasses.replace(cfg, num_kv_heads=num_kv_heads)
+def with_kv_heads(cfg: AeronConfig, n_kv_head: int) -> AeronConfig:
+    """The same config with another number of KV heads (n_kv_head = n_head is MHA)."""
+    return dataclasses.replace(cfg, n_kv_head=n_kv_head)
 
 
 def kv_bytes_per_token(cfg: AeronConfig, tokens: int = 256, dtype=torch.bfloat16, paged: bool = False,
                        block_size: int = 16) -> float:
     """Bytes the decoder self-attention cache spends per position, measured on a real
     cache of `tokens` positions for one sequence (zeros, allocated and freed here)."""
-    args = (cfg.num_decoder_layers, 1, cfg.num_kv_heads, cfg.head_dim, tokens)
+    args = (cfg.n_decoder_layer, 1, cfg.n_kv_head, cfg.head_dim, tokens)
     cache = (PagedKVCache(*args, block_size=block_size, dtype=dtype) if paged else KVCache(*args, dtype=dtype))
     return cache.nbytes() / tokens
 
@@ -104,9 +103,9 @@ def interpretations() -> list[dict]:
 
     variants = {
         "SwiGLU hidden 2/3 x 8192 = 5461 (the seed's diagram), GQA 32/8": preset("aeron-3.85b"),
-        "SwiGLU hidden 8192 (dim_feedforward taken literally), GQA 32/8": preset("aeron-3.85b", ffn_hidden=8192),
-        "SwiGLU hidden 5461, MHA 32/32": preset("aeron-3.85b", num_kv_heads=32),
-        "SwiGLU hidden 8192, MHA 32/32": preset("aeron-3.85b", num_kv_heads=32, ffn_hidden=8192),
+        "SwiGLU hidden 8192 (dim_feedforward taken literally), GQA 32/8": preset("aeron-3.85b", d_ff=8192),
+        "SwiGLU hidden 5461, MHA 32/32": preset("aeron-3.85b", n_kv_head=32),
+        "SwiGLU hidden 8192, MHA 32/32": preset("aeron-3.85b", n_kv_head=32, d_ff=8192),
     }
     rows = []
     for name, cfg in variants.items():
@@ -124,7 +123,7 @@ def preset_rows() -> list[dict]:
     rows = []
     for name, cfg in PRESETS.items():
         b = param_budget(cfg)
-        dec = param_budget(dataclasses.replace(cfg, mode="decoder", num_encoder_layers=0))
+        dec = param_budget(dataclasses.replace(cfg, mode="decoder", n_encoder_layer=0))
         rows.append({"preset": name, "seed_says": SEED_CLAIMS[name], "encoder_decoder_M": round(b["total"] / 1e6, 1),
                      "non_embedding_M": round((b["total"] - b["token embeddings"]) / 1e6, 1),
                      "decoder_only_M": round(dec["total"] / 1e6, 1)})
@@ -133,13 +132,13 @@ def preset_rows() -> list[dict]:
 
 def kv_memory_rows(cfg: AeronConfig, tokens: int = 256, dtype=torch.bfloat16) -> list[dict]:
     """Decoder self-attention cache per token for MHA (H_kv = H) and for the config's GQA,
-    measured on real caches, and what a full `max_position_embeddings` context costs."""
+    measured on real caches, and what a full `block_size` context (the seed's max_position_embeddings) costs."""
     rows = []
-    for label, kv_heads in (("MHA", cfg.nhead), ("GQA", cfg.num_kv_heads)):
+    for label, kv_heads in (("MHA", cfg.n_head), ("GQA", cfg.n_kv_head)):
         per_token = kv_bytes_per_token(with_kv_heads(cfg, kv_heads), tokens, dtype)
-        rows.append({"attention": f"{label} ({cfg.nhead} query / {kv_heads} KV heads)", "kv_heads": kv_heads,
+        rows.append({"attention": f"{label} ({cfg.n_head} query / {kv_heads} KV heads)", "kv_heads": kv_heads,
                      "KiB_per_token": per_token / 1024,
-                     "GiB_at_max_context": per_token * cfg.max_position_embeddings / 2**30})
+                     "GiB_at_max_context": per_token * cfg.block_size / 2**30})
     rows.append({"attention": "MHA / GQA", "kv_heads": None, "KiB_per_token": rows[0]["KiB_per_token"] /
                  rows[1]["KiB_per_token"], "GiB_at_max_context": None})
     return rows

@@ -1,8 +1,10 @@
 """Aeron's configuration and named presets (seeds/aeron.md, "Default Configuration" and
 "Consumer Hardware Scaling").
 
-Field names follow the seed's `NeuralNetConfig`. Only the backbone is configured here:
-the seed's reasoning engine, memories and uncertainty heads are separate modules.
+Field names are the ones GPT, Mamba and RNK use (vocab_size, d_model, n_layer-style depths,
+n_head, n_kv_head, d_ff, block_size, dropout); the seed's `NeuralNetConfig` names are read
+through `AeronConfig.from_seed_names`, which the presets below use (alias table SEED_NAMES).
+Only the backbone is configured here.
 The tiny CPU sizes used for training live in profiles.py, not here.
 """
 from __future__ import annotations
@@ -10,69 +12,93 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from neuro_lib.models.base import check_positive, renamed
+
 MODES = ("decoder", "encoder-decoder")
+
+
+# The seed's `NeuralNetConfig` names -> this config's fields (the vocabulary GPT, Mamba and RNK share).
+# `dim_feedforward` is not a plain rename: the seed calls it the "pre-SwiGLU gate dimension" and its
+# diagram's SwiGLU hidden width is 2/3 of it, so `from_seed_names` sets d_ff = 2 * dim_feedforward // 3.
+SEED_NAMES = {
+    "nhead": "n_head",
+    "num_kv_heads": "n_kv_head",
+    "num_encoder_layers": "n_encoder_layer",
+    "num_decoder_layers": "n_decoder_layer",
+    "max_position_embeddings": "block_size",
+    "tie_word_embeddings": "tie_weights",
+}
 
 
 @dataclass
 class AeronConfig:
     vocab_size: int = 50_000            # seed: 50k vocabulary
-    d_model: int = 2048                 # hidden size C
-    nhead: int = 32                     # query heads H
-    num_kv_heads: int = 8               # key/value heads H_kv (GQA; H_kv == H is plain MHA)
-    num_encoder_layers: int = 0         # encoder blocks: seed 32 in encoder-decoder mode; must be 0 in decoder mode
-    num_decoder_layers: int = 32        # decoder blocks
-    dim_feedforward: int = 8192         # seed: "pre-SwiGLU gate dimension"
-    ffn_hidden: int = 0                 # SwiGLU hidden width; 0 = derived 2/3 * dim_feedforward (seed: 5461)
+    d_model: int = 2048                 # width C
+    n_head: int = 32                    # query heads H (seed: nhead)
+    n_kv_head: int = 8                  # key/value heads H_kv (GQA; H_kv == H is plain MHA) (seed: num_kv_heads)
+    n_encoder_layer: int = 0            # encoder blocks: seed 32 in encoder-decoder mode; must be 0 in decoder mode
+    n_decoder_layer: int = 32           # decoder blocks (seed: num_decoder_layers)
+    d_ff: int = 5461                    # SwiGLU hidden width (seed: 2/3 of dim_feedforward 8192)
+    block_size: int = 32_768            # longest sequence, what a cache is sized for (seed: max_position_embeddings)
     rope_theta: float = 500_000.0       # RoPE base
-    max_position_embeddings: int = 32_768  # longest sequence a cache is sized for
     dropout: float = 0.0                # seed: disabled at 4B scale
     norm_eps: float = 1e-6              # RMSNorm epsilon
-    tie_word_embeddings: bool = True    # output projection shares the token embedding
+    tie_weights: bool = True            # output projection shares the token embedding (seed: tie_word_embeddings)
     mode: str = "decoder"               # "decoder" (LM) or "encoder-decoder" (seed's layout, seq2seq)
 
     def __post_init__(self):
-        for name in ("vocab_size", "d_model", "nhead", "num_kv_heads", "num_decoder_layers", "dim_feedforward",
-                     "max_position_embeddings"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"AeronConfig.{name} must be positive, got {getattr(self, name)}")
+        check_positive(self, "vocab_size", "d_model", "n_head", "n_kv_head", "n_decoder_layer", "d_ff", "block_size")
         if self.mode not in MODES:
             raise ValueError(f"AeronConfig.mode must be one of {MODES}, got {self.mode!r}")
-        if self.d_model % self.nhead:
-            raise ValueError(f"d_model={self.d_model} must be divisible by nhead={self.nhead}")
-        if self.nhead % self.num_kv_heads:
-            raise ValueError(f"nhead={self.nhead} must be divisible by num_kv_heads={self.num_kv_heads} "
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head={self.n_head} must be divisible by n_kv_head={self.n_kv_head} "
                              f"(each KV head serves a whole group of query heads)")
         if self.head_dim % 2:
-            raise ValueError(f"head dimension d_model/nhead={self.head_dim} must be even for rotary embeddings")
-        if self.mode == "decoder" and self.num_encoder_layers != 0:
-            raise ValueError(f"decoder mode has no encoder: set num_encoder_layers=0 "
-                             f"(got {self.num_encoder_layers}) or mode='encoder-decoder'")
-        if self.mode == "encoder-decoder" and self.num_encoder_layers <= 0:
-            raise ValueError("encoder-decoder mode needs num_encoder_layers > 0")
+            raise ValueError(f"head dimension d_model/n_head={self.head_dim} must be even for rotary embeddings")
+        if self.mode == "decoder" and self.n_encoder_layer != 0:
+            raise ValueError(f"decoder mode has no encoder: set n_encoder_layer=0 "
+                             f"(got {self.n_encoder_layer}) or mode='encoder-decoder'")
+        if self.mode == "encoder-decoder" and self.n_encoder_layer <= 0:
+            raise ValueError("encoder-decoder mode needs n_encoder_layer > 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.rope_theta <= 1.0:
             raise ValueError(f"rope_theta must be greater than 1, got {self.rope_theta}")
-        if self.ffn_hidden < 0:
-            raise ValueError(f"ffn_hidden must be positive or 0 (derived), got {self.ffn_hidden}")
-        if self.ffn_hidden == 0:
-            self.ffn_hidden = 2 * self.dim_feedforward // 3  # keeps a 3-matrix SwiGLU near a 2-matrix FFN's size
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.nhead
+        return self.d_model // self.n_head
+
+    @classmethod
+    def from_seed_names(cls, **kw) -> "AeronConfig":
+        """A config from the seed's field names (SEED_NAMES; this config's own names pass through), e.g.
+        AeronConfig.from_seed_names(d_model=512, nhead=8, num_kv_heads=2, dim_feedforward=2048).
+        `ffn_hidden`, this config's former name for d_ff, is read too (checkpoints saved before the rename):
+        when given and non-zero it wins over dim_feedforward, as it did then."""
+        kw = dict(kw)
+        ffn_hidden = kw.pop("ffn_hidden", 0)
+        if "dim_feedforward" in kw:
+            kw.setdefault("d_ff", 2 * kw.pop("dim_feedforward") // 3)  # keeps a 3-matrix SwiGLU near a 2-matrix FFN
+        if ffn_hidden:
+            kw["d_ff"] = ffn_hidden
+        return cls(**renamed(kw, SEED_NAMES, cls.__name__))
 
 
 # The seed's default ("~3.85B") and its three consumer configs, in the seed's layout
 # (encoder-decoder). The seed leaves vocab_size at its default 50k in the consumer configs.
 PRESETS: dict[str, AeronConfig] = {
-    "aeron-3.85b": AeronConfig(num_encoder_layers=32, mode="encoder-decoder"),
-    "aeron-small": AeronConfig(d_model=512, nhead=8, num_kv_heads=2, num_encoder_layers=6, num_decoder_layers=6,
-                               dim_feedforward=2048, max_position_embeddings=2048, mode="encoder-decoder"),
-    "aeron-medium": AeronConfig(d_model=1024, nhead=16, num_kv_heads=4, num_encoder_layers=12, num_decoder_layers=12,
-                                dim_feedforward=4096, max_position_embeddings=4096, mode="encoder-decoder"),
-    "aeron-large": AeronConfig(d_model=1536, nhead=24, num_kv_heads=8, num_encoder_layers=24, num_decoder_layers=24,
-                               dim_feedforward=6144, max_position_embeddings=8192, mode="encoder-decoder"),
+    "aeron-3.85b": AeronConfig.from_seed_names(num_encoder_layers=32, mode="encoder-decoder"),
+    "aeron-small": AeronConfig.from_seed_names(
+        d_model=512, nhead=8, num_kv_heads=2, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
+        max_position_embeddings=2048, mode="encoder-decoder"),
+    "aeron-medium": AeronConfig.from_seed_names(
+        d_model=1024, nhead=16, num_kv_heads=4, num_encoder_layers=12, num_decoder_layers=12, dim_feedforward=4096,
+        max_position_embeddings=4096, mode="encoder-decoder"),
+    "aeron-large": AeronConfig.from_seed_names(
+        d_model=1536, nhead=24, num_kv_heads=8, num_encoder_layers=24, num_decoder_layers=24, dim_feedforward=6144,
+        max_position_embeddings=8192, mode="encoder-decoder"),
 }
 
 # What the seed says each preset has, for the notebook's comparison (parameters).
@@ -100,9 +126,7 @@ SEED_BUDGET_M = {
 
 def preset(name: str, **overrides) -> AeronConfig:
     """A fresh copy of a named preset with fields replaced, e.g.
-    preset("aeron-small", mode="decoder", num_encoder_layers=0)."""
+    preset("aeron-small", mode="decoder", n_encoder_layer=0)."""
     if name not in PRESETS:
         raise ValueError(f"unknown Aeron preset {name!r}; choose one of {sorted(PRESETS)}")
-    if "dim_feedforward" in overrides:
-        overrides.setdefault("ffn_hidden", 0)  # re-derive the SwiGLU width
     return dataclasses.replace(PRESETS[name], **overrides)

@@ -21,7 +21,7 @@ Incremental decoding caches only the H_kv key/value heads: a contiguous `KVCache
 The seed's reasoning engine, memories and uncertainty heads are not part of this file.
 
     from neuro_lib.models.aeron import Aeron, preset
-    model = Aeron(preset("aeron-small", mode="decoder", num_encoder_layers=0))
+    model = Aeron(preset("aeron-small", mode="decoder", n_encoder_layer=0))
 Tests: tests/test_aeron.py.
 """
 from __future__ import annotations
@@ -32,8 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from neuro_lib.infer.kv_cache import KVCache
-from neuro_lib.infer.paged_cache import PagedKVCache
+from neuro_lib.models.cache import KVCache, PagedKVCache
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.base import LanguageModel, masked_cross_entropy
 from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU
@@ -58,10 +57,10 @@ class EncoderBlock(nn.Module):
     def __init__(self, cfg: AeronConfig):
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.attn = CausalSelfAttention(cfg.d_model, cfg.nhead, cfg.num_kv_heads, bias=False, dropout=cfg.dropout,
+        self.attn = CausalSelfAttention(cfg.d_model, cfg.n_head, cfg.n_kv_head, bias=False, dropout=cfg.dropout,
                                         causal=False)
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.ffn = SwiGLU(cfg.d_model, cfg.ffn_hidden, dropout=cfg.dropout)
+        self.ffn = SwiGLU(cfg.d_model, cfg.d_ff, dropout=cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, rotary, src_mask=None):
@@ -73,14 +72,14 @@ class DecoderBlock(nn.Module):
     def __init__(self, cfg: AeronConfig, cross: bool):
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.self_attn = CausalSelfAttention(cfg.d_model, cfg.nhead, cfg.num_kv_heads, bias=False,
+        self.self_attn = CausalSelfAttention(cfg.d_model, cfg.n_head, cfg.n_kv_head, bias=False,
                                              dropout=cfg.dropout)
         if cross:
             self.norm_cross = RMSNorm(cfg.d_model, cfg.norm_eps)
-            self.cross_attn = CrossAttention(cfg.d_model, cfg.nhead, cfg.num_kv_heads, bias=False,
+            self.cross_attn = CrossAttention(cfg.d_model, cfg.n_head, cfg.n_kv_head, bias=False,
                                              dropout=cfg.dropout)
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.ffn = SwiGLU(cfg.d_model, cfg.ffn_hidden, dropout=cfg.dropout)
+        self.ffn = SwiGLU(cfg.d_model, cfg.d_ff, dropout=cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, rotary, cache=None, layer=0, cross_kv=None, src_mask=None):
@@ -94,26 +93,26 @@ class Aeron(LanguageModel):
     def __init__(self, config: AeronConfig):
         super().__init__()
         self.config = config
-        self.max_len = config.max_position_embeddings
+        self.max_len = config.block_size
         self.encoder_decoder = config.mode == "encoder-decoder"
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.drop = nn.Dropout(config.dropout)
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
         if self.encoder_decoder:
-            self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.num_encoder_layers))
+            self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layer))
             self.encoder_norm = RMSNorm(config.d_model, config.norm_eps)
         self.decoder = nn.ModuleList(DecoderBlock(config, self.encoder_decoder)
-                                     for _ in range(config.num_decoder_layers))
+                                     for _ in range(config.n_decoder_layer))
         self.decoder_norm = RMSNorm(config.d_model, config.norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        if config.tie_word_embeddings:
+        if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
         if self.tok_emb.weight.device.type != "meta":  # a meta model (budget.py) has shapes, nothing to fill
             self._init_weights()
 
     def _init_weights(self):
         self.apply(self._init)
-        depth = self.config.num_encoder_layers + self.config.num_decoder_layers
+        depth = self.config.n_encoder_layer + self.config.n_decoder_layer
         for name, p in self.named_parameters():  # scale residual-branch outputs by depth (GPT-2)
             if name.endswith(("out_proj.weight", "ffn.down.weight")):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * depth))
@@ -128,9 +127,9 @@ class Aeron(LanguageModel):
         """src (B, S) ids -> encoder output (B, S, C)."""
         if not self.encoder_decoder:
             raise ValueError("this Aeron is decoder-only (mode='decoder'); it takes no source")
-        if src.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(f"source of {src.shape[1]} tokens exceeds max_position_embeddings "
-                             f"{self.config.max_position_embeddings}")
+        if src.shape[1] > self.config.block_size:
+            raise ValueError(f"source of {src.shape[1]} tokens exceeds block_size "
+                             f"{self.config.block_size}")
         x = self.drop(self.tok_emb(src))  # (B, S, C)
         for block in self.encoder:
             x = block(x, self.rotary, src_mask)
@@ -159,9 +158,9 @@ class Aeron(LanguageModel):
         """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""
         B, T = tokens.shape
         pos = cache.pos if cache is not None else 0
-        if pos + T > self.config.max_position_embeddings:
-            raise ValueError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
-                             f"{self.config.max_position_embeddings}")
+        if pos + T > self.config.block_size:
+            raise ValueError(f"sequence of {pos + T} tokens exceeds block_size "
+                             f"{self.config.block_size}")
         x = self.drop(self.tok_emb(tokens))  # (B, T, C); no absolute positions, RoPE is inside attention
         for i, block in enumerate(self.decoder):
             x = block(x, self.rotary, cache, i, cross_kv[i] if cross_kv is not None else None, src_mask)
@@ -182,7 +181,7 @@ class Aeron(LanguageModel):
     # -- incremental decoding -------------------------------------------------------------------
     def init_state(self, batch_size: int, src=None, src_mask=None, cache: str = "contiguous",
                    block_size: int = 16) -> AeronState:
-        """A state for `step()`: an empty KV cache of max_position_embeddings positions (only the
+        """A state for `step()`: an empty KV cache of config.block_size positions (only the
         H_kv heads), `cache="paged"` for a PagedKVCache of `block_size`-token blocks; in
         encoder-decoder mode `src` is encoded here, once."""
         if cache not in CACHE_KINDS:
@@ -191,7 +190,7 @@ class Aeron(LanguageModel):
             raise ValueError(f"src has batch size {src.shape[0]}, expected {batch_size}")
         c = self.config
         p = next(self.parameters())
-        args = (c.num_decoder_layers, batch_size, c.num_kv_heads, c.head_dim, c.max_position_embeddings)
+        args = (c.n_decoder_layer, batch_size, c.n_kv_head, c.head_dim, c.block_size)
         kv = (PagedKVCache(*args, block_size=block_size, dtype=p.dtype, device=p.device) if cache == "paged"
               else KVCache(*args, dtype=p.dtype, device=p.device))
         cross_kv, src_mask = self._source(src, src_mask)
