@@ -183,12 +183,11 @@ class DenseRetriever:
 
 
 def exact_topk(q: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force inner-product top-k: (Q, D) x (N, D) -> (indices, scores) (Q, k), best first."""
-    scores = q @ vectors.T  # (Q, N)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (Q, k) unordered
-    part_scores = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, 1), np.take_along_axis(part_scores, order, 1).astype(np.float32)
+    """Brute-force inner-product top-k: (Q, D) x (N, D) -> (indices, scores) (Q, k), best first.
+    torch rather than numpy: it keeps to torch's thread count (numpy's BLAS may spin up its own threads)."""
+    scores = torch.from_numpy(np.ascontiguousarray(q)) @ torch.from_numpy(vectors).T  # (Q, N)
+    top = torch.topk(scores, k, dim=1)  # sorted, best first
+    return top.indices.numpy().astype(np.int64), top.values.numpy().astype(np.float32)
 
 
 def build_hnsw(vectors: np.ndarray):
