@@ -1,9 +1,10 @@
 """Dense retrieval: a small bi-encoder trained here, searched exactly or through faiss.
 
 No pretrained encoder can be downloaded, so the encoder is trained on the corpus: a
-hashed bag of features (lower-cased words, word bigrams, character trigrams; DSSM,
-Huang et al. 2013; fastText's hashing trick) mean-pooled by an EmbeddingBag, then a
-linear map and L2 normalisation. One tower encodes questions and passages (siamese).
+hashed bag of features (lower-cased words, word bigrams, character trigrams, stop words
+dropped; DSSM, Huang et al. 2013; fastText's hashing trick) mean-pooled by an
+EmbeddingBag, then a linear map that starts as the identity, and L2 normalisation. One
+tower encodes questions and passages (siamese).
 Training pairs are the generated training-split questions with their gold passage, plus
 inverse-cloze pairs (Lee et al. 2019: a passage's section name + one of its sentences
 as the query) for every passage of a training section; the loss is symmetric InfoNCE

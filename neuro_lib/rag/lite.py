@@ -46,7 +46,7 @@ def match_key(word: bytes | str) -> str:
 
 
 def question_keys(question: str) -> set[str]:
-    return {match_key(w) for w in question.split() if w.strip(".,;:!?\"'()").lower() not in STOP} - {""}
+    return {match_key(w) for w in question.split() if w.strip(_STRIP.decode()).lower() not in STOP} - {""}
 
 
 def best_sentence(data: bytes, passage: Passage, question: str) -> tuple[int, int]:
