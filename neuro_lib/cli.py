@@ -1,6 +1,6 @@
 """`neuro`: the command line.
 
-    neuro train --arch gpt --corpus stdlib-docs --time-budget 120 --out runs/x
+    neuro train --arch gpt --corpus stdlib-docs --time-budget 120 --out runs/x   # again: resumes runs/x
     neuro eval runs/x --corpus stdlib-docs
     neuro generate runs/x --prompt "The module"
     neuro train --arch rnk --task chat --steps 300 --out runs/rnk && neuro chat runs/rnk --prompt "Hello!"
@@ -9,30 +9,56 @@
     neuro data stats stdlib-docs
     neuro rag index --corpus stdlib-docs --out runs/idx && neuro rag ask runs/idx "In gzip, which exception ..."
     neuro doctor
+    neuro tool calc "2**10 / 3"; neuro tool run FILE.py --timeout 2; neuro tool fetch URL --allow HOST
 
-Bad input gets one sentence on stderr and exit status 2; nothing on disk is
-overwritten by a failed command.
+Bad input gets one sentence on stderr and exit status 2, before any work starts;
+nothing on disk is changed by a failed command. SIGINT/SIGTERM stop `train` after a
+step and a checkpoint (exit 128 + signal). Tests: tests/test_cli.py, tests/test_runs.py.
 """
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
+import math
 import sys
 from pathlib import Path
 
 from neuro_lib.errors import NeuroError
 
 
-def _positive(kind):
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error: `neuro: error: ...`, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"neuro: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, low=None, strict=True):
+    """An argparse type: a finite number of `kind`, above `low` (or at least `low` when not strict)."""
     def check(text):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if low is not None and (v <= low if strict else v < low):
+            raise argparse.ArgumentTypeError(f"must be {'positive' if low == 0 and strict else f'at least {low}'}"
+                                             f", got {text}")
         return v
     return check
+
+
+def _positive(kind):
+    return _number(kind, 0)
+
+
+def _ckpt_every(text):
+    """--ckpt-every: N steps, or Ns / Nm of wall clock; -> (steps, seconds)."""
+    unit = {"s": 1, "m": 60}.get(text[-1:])
+    v = _number(float if unit else int, 0)(text[:-1] if unit else text)
+    return (0, v * unit) if unit else (v, 0.0)
 
 
 def _parse_overrides(pairs) -> dict:
@@ -49,29 +75,38 @@ def _parse_overrides(pairs) -> dict:
 
 
 def cmd_train(a):
+    from neuro_lib.models import ARCHS
+    from neuro_lib.profiles import get_profile
     from neuro_lib.train.lm import train_lm
 
+    get_profile(a.profile)
+    if a.arch not in ARCHS:
+        raise NeuroError(f"unknown arch {a.arch!r}; choose one of {sorted(ARCHS)}")
     out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise NeuroError(f"--out {out} is a file, not a run directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
-        raise NeuroError(f"--out {out} already holds other files; choose a new or empty directory")
+    ckpt_steps, ckpt_s = a.ckpt_every
     if a.task == "chat":
         from neuro_lib.train.chat import train_rnk
 
         if a.arch != "rnk":
             raise NeuroError("--task chat trains the rnk architecture; add --arch rnk")
+        if a.corpus is not None or a.tokenizer not in (None, "byte"):
+            raise NeuroError("--task chat reads chat records (generated, or --chat-data FILE) with the byte "
+                             "tokenizer; drop --corpus and --tokenizer")
+        if a.chat_data is not None and not Path(a.chat_data).is_file():
+            raise NeuroError(f"--chat-data {a.chat_data} does not exist")
         res = train_rnk(a.profile, overrides=_parse_overrides(a.model), steps=a.steps, seed=a.seed, out_dir=out,
-                        chat_data=a.chat_data)
+                        chat_data=a.chat_data, time_budget_s=a.time_budget)
         val = [r for r in res.history if r.get("kind") == "val"][-1]
         print(f"rnk: {res.model.num_params():,} params, held-out loss {val['val_loss']:.4f}, checkpoint in {out}")
         return
-    train = {"seed": a.seed}
+    if a.chat_data is not None:
+        raise NeuroError("--chat-data needs --task chat")
+    train = {"seed": a.seed, "ckpt_every": ckpt_steps, "ckpt_every_s": ckpt_s}
     if a.steps:
         train.update(max_steps=a.steps, time_budget_s=0)
     elif a.time_budget:
         train["time_budget_s"] = a.time_budget
-    res = train_lm(a.arch, a.corpus, tokenizer=a.tokenizer, profile=a.profile, out_dir=out,
+    res = train_lm(a.arch, a.corpus or "stdlib-docs", tokenizer=a.tokenizer or "byte", profile=a.profile, out_dir=out,
                    model_overrides=_parse_overrides(a.model), train_overrides=train)
     print(f"{a.arch}: {res.model.num_params():,} params, val bpb {res.val_bpb:.4f}, checkpoint in {out}")
 
@@ -84,17 +119,56 @@ def cmd_eval(a):
     model, tok, cfg = load_checkpoint(a.checkpoint)
     corpus = load_corpus(a.corpus or cfg.get("corpus", "stdlib-docs"))
     block = a.block_size or cfg.get("train", {}).get("block_size") or 128
-    r = evaluate_bpb(model, tok, corpus.val, block, max_bytes=a.max_bytes)
+    if model.max_len and block > model.max_len:
+        raise NeuroError(f"--block-size {block} exceeds the model's context of {model.max_len} tokens")
+    text = corpus.val[:a.max_bytes] if a.max_bytes else corpus.val
+    if len(tok.encode(text)) < 2:
+        raise NeuroError(f"the text to score ({len(text)} bytes) is shorter than two tokens; raise --max-bytes")
+    r = evaluate_bpb(model, tok, text, block)
     print(json.dumps({"checkpoint": str(a.checkpoint), "corpus": corpus.spec, **r}, indent=2))
+
+
+def _check_sampling(a) -> None:
+    """Reject sampling options without a meaning; temperature 0 is greedy, top-k 0 keeps every token."""
+    if a.temperature < 0:
+        raise NeuroError(f"--temperature must be >= 0 (0 is greedy), got {a.temperature}")
+    if a.top_k < 0:
+        raise NeuroError(f"--top-k must be >= 0 (0 keeps every token), got {a.top_k}")
+    if not 0 < a.top_p <= 1:
+        raise NeuroError(f"--top-p must be in (0, 1] (1 keeps every token), got {a.top_p}")
+
+
+def _utf8(text: str, flag: str) -> bytes:
+    """Command-line text as UTF-8 bytes; bytes that are not UTF-8 (surrogate escapes) are refused."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = e.object[e.start].encode("utf-8", "surrogateescape")
+        raise NeuroError(f"{flag} is not valid UTF-8 (byte 0x{bad.hex()} at position {e.start})") from None
+
+
+def _stop_bytes(stops: list[str]) -> list[bytes]:
+    """--stop values with backslash escapes (\\n, \\t, \\x41) decoded; other characters kept as UTF-8."""
+    out = []
+    for s in stops:
+        try:
+            b = codecs.escape_decode(_utf8(s, "--stop"))[0]
+        except ValueError as e:
+            raise NeuroError(f"--stop {s!r} has a broken escape ({e})") from None
+        if not b:
+            raise NeuroError("--stop must not be empty")
+        out.append(b)
+    return out
 
 
 def cmd_generate(a):
     from neuro_lib.infer.sampling import generate
     from neuro_lib.train.checkpoint import load_checkpoint
 
+    _check_sampling(a)
+    prompt, stop = _utf8(a.prompt, "--prompt"), _stop_bytes(a.stop)
     model, tok, _ = load_checkpoint(a.checkpoint)
-    out = generate(model, tok, a.prompt, a.max_new_tokens, a.temperature, a.top_k, a.top_p,
-                   stop=[s.encode().decode("unicode_escape").encode() for s in a.stop], seed=a.seed)
+    out = generate(model, tok, prompt, a.max_new_tokens, a.temperature, a.top_k, a.top_p, stop=stop, seed=a.seed)
     print(a.prompt + out.decode("utf-8", errors="replace"))  # bytes that are not UTF-8 show as U+FFFD
 
 
@@ -125,6 +199,49 @@ def cmd_bench(a):
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(text)
         tmp.replace(out)
+
+
+def cmd_tool(a):
+    """neuro tool calc|run|fetch: one tool call; an error result is one sentence and exit 2 (a program
+    that fails inside the sandbox is not bad input: its output is shown and the exit status is 1)."""
+    from neuro_lib.tools import get_tool
+    from neuro_lib.tools.sandbox import Limits
+
+    if a.tool_command == "calc":
+        tool, args = get_tool("calc"), {"expression": a.expression}
+    elif a.tool_command == "run":
+        path = Path(a.file)
+        if not path.is_file():
+            raise NeuroError(f"{path} is not a file")
+        try:
+            code = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise NeuroError(f"{path} is not UTF-8 text") from None
+        limits = Limits(wall_s=a.timeout, cpu_s=max(1, int(a.timeout + 0.999)), memory_mb=a.memory)
+        tool, args = get_tool("python", isolation=a.isolation, limits=limits), {"code": code}
+    else:
+        tool, args = get_tool("fetch", allow=a.allow, max_bytes=a.max_bytes, timeout_s=a.timeout,
+                              store=a.store), {"url": a.url}
+    r = tool.call(args)
+    if a.json:
+        print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False))
+    if r.value is None:
+        raise NeuroError(r.error)
+    if not a.json:
+        if a.tool_command == "calc":
+            print(r.provenance["text"])
+        elif a.tool_command == "run":
+            v = r.value
+            sys.stdout.write(v["stdout"])
+            sys.stderr.write(v["stderr"])
+            print(f"[{v['isolation']} isolation, exit {v['exit_code']}, {v['wall_s']:.3f} s wall, {v['cpu_s']:.3f} s "
+                  f"CPU{', killed: ' + v['reason'] if v['killed_by'] else ''}]", file=sys.stderr)
+        else:
+            for pas in r.value["passages"]:
+                print(f"[{pas['span'][0]}:{pas['span'][1]}] {pas['text']}")
+            print(" ".join(f"{k}={r.provenance[k]}" for k in ("final_url", "status", "bytes", "sha256")), file=sys.stderr)
+    if not r.ok:
+        raise SystemExit(1)
 
 
 def cmd_report(a):
@@ -243,19 +360,21 @@ def cmd_doctor(a):
 def build_parser() -> argparse.ArgumentParser:
     from neuro_lib.bench import SUITES
 
-    p = argparse.ArgumentParser(prog="neuro", description="neuro_lib: a research workbook for small language models")
+    p = _Parser(prog="neuro", description="neuro_lib: a research workbook for small language models")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a corpus")
     t.add_argument("--arch", default="gpt")
-    t.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
-    t.add_argument("--tokenizer", default="byte")
+    t.add_argument("--corpus", help="stdlib-docs (default) or text:PATH")
+    t.add_argument("--tokenizer", help="byte (default), bpe:N, word:N, vq:K")
     t.add_argument("--profile", default="smoke", help="sizes from profiles.py: smoke, bench, full")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--time-budget", type=_positive(float), help="training seconds")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
-    t.add_argument("--out", required=True, help="run directory (resumed if it holds this same run)")
-    t.add_argument("--seed", type=int, default=1337)
+    t.add_argument("--out", required=True, help="run folder; the same command again resumes it")
+    t.add_argument("--seed", type=_number(int, 0, strict=False), default=1337, help="fixes weights, batches, dropout")
+    t.add_argument("--ckpt-every", type=_ckpt_every, default=(0, 120.0), metavar="N|Ns|Nm",
+                   help="checkpoint every N steps, or every N seconds/minutes of wall clock (default 120s)")
     t.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model config overrides, e.g. n_layer=6")
     t.add_argument("--task", choices=["lm", "chat"], default="lm",
                    help="lm: next-byte on a corpus; chat: RNK on synthetic chat (data/chat.py)")
@@ -266,18 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--corpus", help="defaults to the corpus the checkpoint was trained on")
     e.add_argument("--block-size", type=_positive(int))
-    e.add_argument("--max-bytes", type=int, default=0, help="score only the first N validation bytes")
+    e.add_argument("--max-bytes", type=_number(int, 0, strict=False), default=0,
+                   help="score only the first N validation bytes (0 = all)")
     e.set_defaults(func=cmd_eval)
 
     g = sub.add_parser("generate", help="sample a continuation")
     g.add_argument("checkpoint")
     g.add_argument("--prompt", default="")
     g.add_argument("--max-new-tokens", type=_positive(int), default=200)
-    g.add_argument("--temperature", type=float, default=0.8)
-    g.add_argument("--top-k", type=int, default=40)
-    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--temperature", type=_number(float), default=0.8, help=">= 0; 0 is greedy")
+    g.add_argument("--top-k", type=_number(int), default=40, help=">= 0; 0 keeps every token")
+    g.add_argument("--top-p", type=_number(float), default=0.95, help="in (0, 1]; 1 keeps every token")
     g.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable; \\n escapes allowed)")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=_number(int, 0, strict=False))
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("chat", help="talk to an RNK checkpoint (stdin loop, or one turn with --prompt)")
@@ -295,6 +415,25 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="also print the JSON result")
         sp.add_argument("--out", help="write the JSON result to this file")
         sp.set_defaults(func=cmd_bench)
+
+    tl = sub.add_parser("tool", help="call a tool: safe calculator, sandboxed Python, web reader with provenance")
+    tsub = tl.add_subparsers(dest="tool_command", required=True)
+    tc = tsub.add_parser("calc", help="evaluate an arithmetic expression safely")
+    tc.add_argument("expression")
+    tr = tsub.add_parser("run", help="run a Python file in the sandbox")
+    tr.add_argument("file")
+    tr.add_argument("--timeout", type=_positive(float), default=5.0, help="wall-clock seconds (CPU: the same)")
+    tr.add_argument("--memory", type=_positive(int), default=512, help="address-space limit in MiB")
+    tr.add_argument("--isolation", choices=["auto", "namespace", "process"], default="auto")
+    tf = tsub.add_parser("fetch", help="fetch a page from allowed hosts; passages with byte spans, provenance")
+    tf.add_argument("url")
+    tf.add_argument("--allow", action="append", default=[], metavar="HOST", help="allowed host (repeatable)")
+    tf.add_argument("--max-bytes", type=_positive(int), default=2_000_000)
+    tf.add_argument("--timeout", type=_positive(float), default=10.0)
+    tf.add_argument("--store", help="keep the raw bytes here by sha256, for quote checks")
+    for sp in (tc, tr, tf):
+        sp.add_argument("--json", action="store_true", help="print the whole ToolResult as JSON")
+        sp.set_defaults(func=cmd_tool)
 
     r = sub.add_parser("report", help="execute the notebooks with papermill into an HTML report")
     r.add_argument("--profile", default="smoke")
@@ -345,11 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from neuro_lib.atomic import DISK_ERRNOS, disk_error
+    from neuro_lib.train.trainer import TrainingStopped
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except NeuroError as e:
         print(f"neuro: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingStopped as e:
+        print(f"neuro: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print(f"neuro: error: {disk_error(e, e.filename or 'a file')}", file=sys.stderr)
         return 2
     return 0
 

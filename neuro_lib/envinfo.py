@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from neuro_lib.paths import REPO_ROOT
 
 
 def git_state() -> dict:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
+from neuro_lib.errors import NeuroError
+
 
 @dataclass
 class TrainSizes:
@@ -49,7 +51,8 @@ class Profile:
 
 
 # The default small GPT for CPU, tuned for `neuro bench lm` (200 s on 2 cores; docs/LOG.md 2026-11-24): at that
-# budget a narrow model that sees more bytes beats a wider one (d128: 2.455 bpb, d192: 2.51, d256: 2.60).
+# budget a narrow model that sees more bytes beats a wider one (a bf16 screen at batch 16 ranked d128, d192, d256
+# in that order); d128 was then confirmed in fp32, which it keeps (bf16 bought it nothing at that width).
 GPT_CPU = dict(vocab_size=256, d_model=128, n_layer=4, n_head=4, d_ff=512, block_size=128, dropout=0.0)
 CPU_LM_TRAIN = dict(batch_size=16, lr=6e-3, warmup_steps=30)  # the optimiser tuned with it (GPT and Aeron)
 # Byte-level Mamba (models/mamba.py) and RNK (models/rnk.py, seeds/rnk.md: 4 Mamba layers, 32-byte chunks).
@@ -57,8 +60,8 @@ MAMBA_CPU = dict(vocab_size=256, d_model=256, n_layer=4, d_state=16, expand=2, b
 RNK_CPU = dict(d_model=256, n_layer=4, d_state=16, chunk_len=32, d_plan=256, hrm_steps=5, d_dec=384)
 # Aeron decoder-only at GPT_CPU's width and depth: GQA 4 query / 2 KV heads, SwiGLU hidden 341 = 2/3 * 512 (so
 # the feed-forward matches GPT's), a block_size (cache, longest sequence) 8x the training block for the RoPE
-# extrapolation check; it trains on the profile's block. Trained with CPU_LM_TRAIN it reaches 2.333 bpb in
-# 200 s on the play corpus; at 256 wide with the old optimiser 2.527.
+# extrapolation check; it trains on the profile's block. Chosen with CPU_LM_TRAIN over a 256-wide Aeron on the
+# old optimiser (docs/LOG.md 2026-11-24 has both runs).
 AERON_CPU = dict(vocab_size=256, d_model=128, n_head=4, n_kv_head=2, n_encoder_layer=0, n_decoder_layer=4, d_ff=341,
                  rope_theta=10_000.0, block_size=1024, dropout=0.0, mode="decoder")
 
@@ -122,5 +125,5 @@ PROFILES = {
 
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+        raise NeuroError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]

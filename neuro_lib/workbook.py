@@ -6,12 +6,12 @@
 
 Each run writes `papermill_runs/<UTC stamp>-<profile>/`:
 
-    index.html                       every notebook: status, duration, headline metrics, links
+    index.html                       every notebook: status, duration, a table of headline figures, links
     NN_name/NN_name.ipynb            the executed notebook (a failure keeps its traceback)
     NN_name/NN_name.html             nbconvert export; plotly figures embedded, works offline
     NN_name/parameters.json          the parameters injected
     NN_name/environment.json         Python, torch, threads, git sha + dirty flag
-    NN_name/metrics.json             headline numbers, written by the notebook itself
+    NN_name/metrics.json             {"headline": [{name, value, unit, reference?}], ...}, written by the notebook
 
 Unknown parameter names are rejected before anything runs (papermill would only warn).
 Notebooks execute with the `notebooks/` folder as working directory and stream their
@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuro_lib.envinfo import REPO_ROOT, environment_record
+from neuro_lib.envinfo import environment_record
+from neuro_lib.paths import REPO_ROOT
 from neuro_lib.errors import NeuroError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -76,10 +77,22 @@ def freeze_notebook(path) -> Path:
     return path
 
 
-def write_metrics(run_dir: str, metrics: dict) -> Path:
-    """Called by each notebook: its headline numbers, into its run folder (or the cwd)."""
+def headline(name: str, value, unit: str, reference: dict | None = None) -> dict:
+    """One named headline figure for metrics.json; `reference` is the recorded figure to show beside it
+    (`neuro_lib.bench.reference.beside`), or None."""
+    row = {"name": name, "value": value, "unit": unit}
+    if reference is not None:
+        row["reference"] = reference
+    return row
+
+
+def write_metrics(run_dir: str, metrics: dict, headlines: list[dict] | None = None) -> Path:
+    """Called by each notebook: its figures into its run folder (or the cwd). metrics.json is
+    `{"headline": [{"name", "value", "unit", "reference"?}, ...], ...metrics}`: the headline rows are
+    what the report index shows; the rest is kept for whoever opens the file."""
     path = Path(run_dir or ".") / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2, default=float))
+    body = {"headline": list(headlines or []), **metrics}
+    path.write_text(json.dumps(body, indent=2, default=float))
     return path
 
 
@@ -104,6 +117,25 @@ def check_parameters(notebook: Path, params: dict) -> None:
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise NeuroError(f"{notebook.name} has no parameter(s) {unknown}; it declares {sorted(declared)}")
+    for name, value in params.items():
+        want = declared[name]["inferred_type_name"]
+        if not _fits(value, want):
+            raise NeuroError(f"parameter {name} of {notebook.name} is {want}, got {value!r}")
+
+
+def _fits(value, type_name: str) -> bool:
+    """Does a -p value fit the parameter's declared type (`name: type = value`)? Unknown types pass."""
+    import math
+
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "str":
+        return isinstance(value, str)
+    return True
 
 
 def export_html(ipynb: Path) -> Path:
@@ -147,22 +179,62 @@ def run_one(notebook: Path, run_root: Path, params: dict) -> NotebookRun:
     return rec
 
 
+def _fmt(v) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.4g}"
+
+
+def headline_rows(metrics: dict | None) -> tuple[list[dict], int]:
+    """The rows the index shows for one notebook, and how many other entries metrics.json holds.
+    A notebook that wrote no (or an empty) "headline" list gets its top-level scalars; lists and dicts
+    stay in the file."""
+    metrics = dict(metrics or {})
+    rows = metrics.pop("headline", None)
+    if not rows:
+        rows = [{"name": k, "value": v, "unit": ""} for k, v in metrics.items()
+                if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    shown = {r["name"] for r in rows}
+    return rows, sum(1 for k in metrics if k not in shown)
+
+
+def _headline_table(r: NotebookRun) -> str:
+    rows, rest = headline_rows(r.metrics)
+    if not rows and r.metrics is None:
+        return "no metrics.json"
+    cells = []
+    for h in rows:
+        ref = h.get("reference")
+        ref_cell = ""
+        if ref:
+            ref_cell = (f"{html.escape(_fmt(ref['value']))} {html.escape(ref.get('unit', h['unit']))}"
+                        f"<br><small>{html.escape(ref['label'])}</small>")
+        cells.append(f"<tr><td>{html.escape(h['name'])}</td><td>{html.escape(_fmt(h['value']))}</td>"
+                     f"<td>{html.escape(h['unit'])}</td><td>{ref_cell}</td></tr>")
+    more = f"<p><small>{rest} more in metrics.json</small></p>" if rest else ""
+    return (f"<table class='h'><tr><th>figure</th><th>this run</th><th>unit</th><th>recorded reference</th></tr>"
+            f"{''.join(cells)}</table>{more}")
+
+
 def write_index(run_root: Path, runs: list[NotebookRun], profile: str) -> Path:
+    """index.html: per notebook its status, duration, a table of named headline figures (with the
+    recorded reference beside each where the notebook gave one) and links to its HTML and metrics.json."""
     rows = []
     for r in runs:
-        link = f'<a href="{r.name}/{r.name}.html">{r.name}</a>'
-        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in (r.metrics or {}).items())
+        links = f'<a href="{r.name}/{r.name}.html">{r.name}</a>'
+        if r.metrics is not None:
+            links += f'<br><small><a href="{r.name}/metrics.json">metrics.json</a></small>'
         colour = "#2e7d32" if r.status == "ok" else "#c62828"
-        rows.append(f"<tr><td>{link}</td><td style='color:{colour}'>{r.status}</td><td>{r.seconds:.0f}s</td>"
-                    f"<td>{html.escape(metrics)}</td><td>{html.escape(r.error)}</td></tr>")
+        rows.append(f"<tr><td>{links}</td><td style='color:{colour}'>{r.status}</td><td>{r.seconds:.0f}s</td>"
+                    f"<td>{_headline_table(r)}</td><td>{html.escape(r.error)}</td></tr>")
     env = environment_record()
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>neuro_lib report {run_root.name}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}</style>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;
+vertical-align:top}}table.h td,table.h th{{padding:2px 8px;font-size:90%}}</style>
 </head><body><h1>neuro_lib workbook — {html.escape(run_root.name)}</h1>
 <p>profile <b>{profile}</b>; git {env['git']['sha']}{' (dirty)' if env['git']['dirty'] else ''};
 torch {env['torch']}; {env['cpu']}, {env['cores']} cores</p>
-<table><tr><th>notebook</th><th>status</th><th>duration</th><th>headline metrics</th><th>error</th></tr>
+<table><tr><th>notebook</th><th>status</th><th>duration</th><th>headline figures</th><th>error</th></tr>
 {''.join(rows)}</table></body></html>"""
     index = run_root / "index.html"
     index.write_text(page, encoding="utf-8")
@@ -174,10 +246,7 @@ def run_workbook(profile: str = "smoke", only=None, jobs: int = 1, params: dict 
     """Run the notebooks; returns the names of those that failed."""
     from neuro_lib.profiles import get_profile
 
-    try:
-        get_profile(profile)
-    except ValueError as e:
-        raise NeuroError(str(e)) from None
+    get_profile(profile)  # an unknown profile: one sentence before anything runs
     books = list_notebooks(only, notebook_dir)
     params = {"profile": profile, **(params or {})}
     for nb in books:

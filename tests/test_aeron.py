@@ -8,14 +8,13 @@ import dataclasses
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import ARCHS, build_model
 from neuro_lib.models.aeron import Aeron, AeronConfig, preset
 from neuro_lib.models.aeron.budget import (component_counts, kv_bytes_per_token, meta_model, param_budget,
                                           with_kv_heads)
-from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding
+from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU
 from neuro_lib.profiles import PROFILES
 
 
@@ -232,8 +231,8 @@ def test_checkpoint_saved_under_the_seed_names_still_loads(tmp_path):
 
     torch.manual_seed(0)
     model = build_model("aeron", **dict(TINY, vocab_size=256)).eval()
-    save_checkpoint(tmp_path / "ck", model, ByteTokenizer())
-    path = tmp_path / "ck" / "config.json"
+    folder = save_checkpoint(tmp_path / "ck", model, ByteTokenizer())  # the ckpt-* folder, loadable by itself
+    path = folder / "config.json"
     cfg = json.loads(path.read_text())
     m = cfg["model"]
     old = {"nhead": m.pop("n_head"), "num_kv_heads": m.pop("n_kv_head"), "num_encoder_layers": m.pop("n_encoder_layer"),
@@ -241,7 +240,7 @@ def test_checkpoint_saved_under_the_seed_names_still_loads(tmp_path):
            "max_position_embeddings": m.pop("block_size"), "tie_word_embeddings": m.pop("tie_weights")}
     cfg["model"] = {**m, **old}
     path.write_text(json.dumps(cfg))
-    loaded, _, saved = load_checkpoint(tmp_path / "ck")
+    loaded, _, saved = load_checkpoint(folder)
     assert loaded.config == model.config and saved["model"] == dataclasses.asdict(model.config)
     x = torch.randint(0, 256, (2, 9))
     with torch.no_grad():
@@ -303,11 +302,14 @@ def test_too_long_sequences_are_rejected():
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_every_profile_size_builds_and_decodes(arch):
-    """Every arch's smoke size builds, and its cached decoding equals its forward pass (GPT included)."""
+    """Every arch's smoke size builds, and its cached decoding equals its forward pass (GPT included); the
+    bench and full sizes are valid configs of the same arch (built on the meta device: shapes only)."""
     torch.manual_seed(6)
     model = build_model(arch, **PROFILES["smoke"].model(arch)).eval()
     for name in ("bench", "full"):
-        assert PROFILES[name].model(arch)
+        with torch.device("meta"):
+            big = build_model(arch, **PROFILES[name].model(arch))
+        assert type(big) is type(model) and big.num_params() > model.num_params()
     x = torch.randint(0, 256, (2, 12))
     with torch.no_grad():
         full = model(x)
@@ -315,12 +317,16 @@ def test_every_profile_size_builds_and_decodes(arch):
     torch.testing.assert_close(stepped, full, atol=1e-5, rtol=1e-5)
 
 
-def test_scaled_dot_product_attention_gqa_flag_matches_repeat():
-    """The sdpa `enable_gqa` path the layers rely on equals explicit head repetition."""
-    q, k, v = torch.randn(1, 8, 5, 4), torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4)
-    a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    b = F.scaled_dot_product_attention(q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1), is_causal=True)
-    torch.testing.assert_close(a, b)
+def test_swiglu_equals_its_formula():
+    """SwiGLU(x) = W_down (silu(W_gate x) * W_up x), written out with the weight matrices."""
+    torch.manual_seed(8)
+    ffn = SwiGLU(6, 10)
+    x = torch.randn(2, 3, 6)
+    gate, up, down = ffn.gate.weight, ffn.up.weight, ffn.down.weight        # (10, 6), (10, 6), (6, 10)
+    g = x @ gate.T
+    expected = (g * torch.sigmoid(g) * (x @ up.T)) @ down.T
+    torch.testing.assert_close(ffn(x), expected)
+    assert ffn.gate.bias is None and ffn.up.bias is None and ffn.down.bias is None
 
 
 def test_decode_bench_rows_cover_every_method_and_agree():

@@ -27,7 +27,9 @@ def trained(tmp_path, text_corpus, capsys):
 
 
 def test_train_eval_generate_happy_path(trained, text_corpus, capsys):
-    assert {"config.json", "model.safetensors", "train_state.pt", "metrics.jsonl"} <= {p.name for p in trained.iterdir()}
+    assert {p.name for p in trained.iterdir()} == {"checkpoint.json", "ckpt-000002", "metrics.jsonl", ".lock"}
+    assert {"config.json", "model.safetensors", "train_state.pt", "tokenizer"} <= {
+        p.name for p in (trained / "ckpt-000002").iterdir()}
     code, out, _ = _run(capsys, "eval", str(trained), "--corpus", text_corpus)
     assert code == 0 and json.loads(out)["bpb"] > 0
     code, out, _ = _run(capsys, "generate", str(trained), "--prompt", "The ", "--max-new-tokens", "5", "--seed", "1")
@@ -55,7 +57,8 @@ def test_missing_and_empty_corpus(tmp_path, capsys):
 def test_non_positive_budget(tmp_path, text_corpus, capsys, flag, value):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--corpus", text_corpus, flag, value, "--out", str(tmp_path / "x")])
-    assert exc.value.code == 2 and "must be positive" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "must be positive" in err and err.count("\n") == 1
 
 
 def test_out_holding_another_run_is_untouched(trained, text_corpus, capsys):
@@ -80,17 +83,22 @@ def test_finished_run_is_not_rewritten(trained, text_corpus, capsys):
 
 
 def test_corrupt_checkpoint(trained, capsys):
-    (trained / "model.safetensors").write_bytes(b"\x00garbage")
+    (trained / "ckpt-000002" / "model.safetensors").write_bytes(b"\x00garbage")
     code, _, err = _run(capsys, "generate", str(trained), "--prompt", "x")
     assert code == 2 and "corrupt" in err
 
 
 def test_checkpoint_with_former_field_names_loads(trained, text_corpus, capsys):
-    """A GPT checkpoint saved before the shared config vocabulary (n_embd, n_inner) still evaluates."""
-    cfg = json.loads((trained / "config.json").read_text())
+    """A GPT checkpoint saved before the shared config vocabulary (n_embd, n_inner) and before versioned run
+    folders (format 1: one flat folder, no hashes, no step) still evaluates."""
+    folder = trained / "ckpt-000002"
+    cfg = json.loads((folder / "config.json").read_text())
     cfg["model"]["n_embd"], cfg["model"]["n_inner"] = cfg["model"].pop("d_model"), cfg["model"].pop("d_ff")
-    (trained / "config.json").write_text(json.dumps(cfg))
-    code, out, _ = _run(capsys, "eval", str(trained), "--corpus", text_corpus)
+    for key in ("files", "step"):
+        del cfg[key]
+    cfg["format"] = 1
+    (folder / "config.json").write_text(json.dumps(cfg))
+    code, out, _ = _run(capsys, "eval", str(folder), "--corpus", text_corpus)
     assert code == 0 and json.loads(out)["bpb"] > 0
 
 
@@ -102,10 +110,14 @@ def test_former_field_name_on_the_command_line(tmp_path, text_corpus, capsys):
 
 
 def test_mismatched_checkpoint(trained, capsys):
-    cfg = json.loads((trained / "config.json").read_text())
+    """An edited config.json: the run folder's pointer catches it; a checkpoint folder loaded alone, the weights."""
+    folder = trained / "ckpt-000002"
+    cfg = json.loads((folder / "config.json").read_text())
     cfg["model"]["d_model"] = 64
-    (trained / "config.json").write_text(json.dumps(cfg))
+    (folder / "config.json").write_text(json.dumps(cfg))
     code, _, err = _run(capsys, "eval", str(trained))
+    assert code == 2 and "does not match checkpoint.json" in err
+    code, _, err = _run(capsys, "eval", str(folder))
     assert code == 2 and "does not match its config.json" in err
 
 

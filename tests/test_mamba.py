@@ -1,12 +1,14 @@
-"""Mamba: the chunked and fused scans equal the sequential loop (outputs, final state, gradients) and
-mambapy's parallel scan; recurrent step() decoding equals the full forward pass."""
+"""Mamba: the chunked and compiled scans equal the sequential loop (outputs, final state, gradients) and
+mambapy's parallel scan; the fused SSM equals the PyTorch composition; recurrent step() decoding equals
+the full forward pass."""
 import pytest
 import torch
 
 from neuro_lib.models import build_model
-from neuro_lib.models.fused_scan import fused_scan
-from neuro_lib.models.mamba import (LOG_DECAY_FLOOR, SCANS, MambaConfig, chunked_scan, run_scan, selective_ssm,
-                                    sequential_scan)
+from neuro_lib.models.mamba import MambaConfig
+from neuro_lib.models.scan_compiled import compiled_scan
+from neuro_lib.models.scans import LOG_DECAY_FLOOR, SCANS, chunked_scan, selective_ssm, sequential_scan
+from neuro_lib.models.ssm_fused import fused_ssm
 
 TINY = dict(vocab_size=256, d_model=32, n_layer=2, d_state=4, expand=2, block_size=64)
 
@@ -40,10 +42,10 @@ def test_chunked_scan_matches_sequential(L, chunk, block):
 
 @pytest.mark.parametrize("L", [1, 2, 9, 300])
 @pytest.mark.parametrize("E,N", [(6, 4), (300, 5)])  # E*N = 1500 spans two of the kernel's channel tiles
-def test_fused_scan_matches_sequential(L, E, N):
+def test_compiled_scan_matches_sequential(L, E, N):
     a, v, grad = _inputs(L, E=E, N=N)
     h1, ga1, gv1 = _run(sequential_scan, a, v, grad)
-    h2, ga2, gv2 = _run(SCANS["fused"], a, v, grad)
+    h2, ga2, gv2 = _run(SCANS["compiled"], a, v, grad)
     torch.testing.assert_close(h2, h1, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ga2, ga1, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gv2, gv1, rtol=1e-4, atol=1e-4)
@@ -51,8 +53,8 @@ def test_fused_scan_matches_sequential(L, E, N):
 
 @pytest.mark.parametrize("L,E", [(1, 5), (37, 40)])  # E = 40 spans three channel tiles, the last one short
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_selective_scan_equals_the_pytorch_composition(L, E, with_h0):
-    """The compiled SSM gives the same y and last state, and the same gradients for x, Δ, A, B, C and h0,
+def test_fused_ssm_equals_the_pytorch_composition(L, E, with_h0):
+    """The fused SSM gives the same y and last state, and the same gradients for x, Δ, A, B, C and h0,
     as building the log-decays and inputs in PyTorch and running the reference loop; some Δ·A are pushed
     below the floor so the clamp's zero gradient is exercised."""
     g = torch.Generator().manual_seed(1)
@@ -73,15 +75,21 @@ def test_selective_scan_equals_the_pytorch_composition(L, E, with_h0):
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_fused_scan_rejects_what_it_cannot_run_and_auto_falls_back():
+def test_compiled_kernels_reject_what_they_cannot_run_and_auto_falls_back():
     a, v, grad = _inputs(20)
     with pytest.raises(ValueError, match="float32 CPU"):
-        fused_scan(a.double(), v.double(), LOG_DECAY_FLOOR)
-    h = run_scan("auto", a.detach().double(), v.detach().double())  # auto: float64 goes to a pure-PyTorch scan
-    torch.testing.assert_close(h.float(), sequential_scan(a, v).detach(), rtol=1e-5, atol=1e-5)
+        compiled_scan(a.double(), v.double(), LOG_DECAY_FLOOR)
+    g = torch.Generator().manual_seed(2)
+    x, dt = torch.randn(2, 20, 6, generator=g, dtype=torch.float64), torch.rand(2, 20, 6, generator=g, dtype=torch.float64)
+    A, Bm, Cm = -torch.rand(6, 4, dtype=torch.float64), torch.randn(2, 20, 4, dtype=torch.float64), torch.randn(2, 20, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="float32 CPU"):
+        fused_ssm(x, dt, A, Bm, Cm, x.new_zeros(2, 6, 4), LOG_DECAY_FLOOR)
+    y, h = selective_ssm("auto", x, dt, A, Bm, Cm)  # auto: float64 goes to a pure-PyTorch scan
+    y_ref, h_ref = selective_ssm("sequential", x, dt, A, Bm, Cm)
+    torch.testing.assert_close((y, h), (y_ref, h_ref))
 
 
-@pytest.mark.parametrize("scan", ["chunked", "fused"])
+@pytest.mark.parametrize("scan", ["chunked", "compiled"])
 def test_fast_scans_strong_decay_stay_finite(scan):
     """Log-decays far below the floor (Δ·A ≈ -50 per step) must not overflow, and get no gradient."""
     a, v, grad = _inputs(100, low=-50.0)
@@ -94,7 +102,7 @@ def test_fast_scans_strong_decay_stay_finite(scan):
     assert (ga2[a.detach() < LOG_DECAY_FLOOR] == 0).all()
 
 
-@pytest.mark.parametrize("scan", ["chunked", "fused"])
+@pytest.mark.parametrize("scan", ["chunked", "compiled"])
 def test_fast_scans_match_mambapy_pscan(scan):
     pscan = pytest.importorskip("mambapy.pscan").pscan
     a, v, grad = _inputs(100, B=2, E=8, N=4)
@@ -116,7 +124,7 @@ def test_model_scans_agree_and_step_equals_forward():
     model = build_model("mamba", **TINY).eval()
     x = torch.randint(0, 256, (2, 45))
     with torch.no_grad():
-        full = model(x)  # "auto": the fused scan here (float32 on the CPU)
+        full = model(x)  # "auto": the fused SSM here (float32 on the CPU)
         model.config.scan = "sequential"
         torch.testing.assert_close(model(x), full, rtol=1e-4, atol=1e-4)
         model.config.scan = "chunked"
@@ -135,7 +143,7 @@ def test_model_gradients_agree_between_scans():
     model = build_model("mamba", **TINY)
     x = torch.randint(0, 256, (2, 33))
     grads = []
-    for scan in ("sequential", "chunked", "fused"):
+    for scan in ("sequential", "chunked", "compiled", "fused"):
         model.zero_grad()
         model.config.scan = scan
         loss, _ = model.compute_loss({"tokens": x[:, :-1], "targets": x[:, 1:]})

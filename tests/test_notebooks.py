@@ -1,14 +1,13 @@
 """Notebook hygiene (DESIGN.md): saved stripped, python3 kernelspec, a typed parameters cell."""
 import re
-from pathlib import Path
 
 import nbformat
 import papermill as pm
 import pytest
 
-from neuro_lib.workbook import CHECK_MARK
+from neuro_lib.workbook import CHECK_MARK, NOTEBOOK_DIR
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 PARAM_LINE = re.compile(r"^[a-z_][a-z0-9_]*: (int|float|str|bool) = .+  # \S.*$")
 
 

@@ -1,9 +1,13 @@
-"""environment.yml (conda route) lists the same packages as pyproject.toml."""
+"""environment.yml (conda route) lists the same packages as pyproject.toml; `make lab` opens as root."""
+import os
 import re
+import shutil
+import subprocess
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from neuro_lib.paths import REPO_ROOT as ROOT
 
 
 def _norm(req: str) -> str:
@@ -21,3 +25,10 @@ def test_environment_yml_matches_pyproject():
 def test_torch_is_pinned_to_the_cpu_wheel_version():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "torch==2.13.0" in deps
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_lab_allows_root_only_as_root():
+    out = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    (line,) = [ln for ln in out.splitlines() if "jupyter lab notebooks" in ln]
+    assert ("--allow-root" in line) == (os.getuid() == 0)

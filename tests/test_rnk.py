@@ -6,11 +6,10 @@ import pytest
 import torch
 
 from neuro_lib.data.chat import (INTENTS, KNOWLEDGE, ChatExample, collate_chat, encode_example, generate_chat,
-                                 read_chat_jsonl, write_chat_jsonl)
+                                 model_sizes, read_chat_jsonl, write_chat_jsonl)
 from neuro_lib.errors import NeuroError
-from neuro_lib.infer.chat import chat_reply
+from neuro_lib.infer.chat import chat_reply, solve_arithmetic
 from neuro_lib.models import build_model
-from neuro_lib.models.rnk import REFUSAL, solve_arithmetic
 
 TINY = dict(d_model=32, n_layer=1, d_state=4, expand=1, chunk_len=8, d_plan=16, hrm_steps=2, hrm_low_steps=1,
             d_dec=24, block_size=32)
@@ -18,7 +17,7 @@ TINY = dict(d_model=32, n_layer=1, d_state=4, expand=1, chunk_len=8, d_plan=16, 
 
 def tiny(**over):
     torch.manual_seed(0)
-    return build_model("rnk", **{**TINY, **over})
+    return build_model("rnk", **{**model_sizes(), **TINY, **over})
 
 
 def test_chunk_padding_and_response_mask_by_hand():
@@ -73,7 +72,7 @@ def test_intent_cannot_see_the_reply():
     a = collate_chat([ChatExample("What is 2 + 3?", "2 + 3 = 5.", "math", True)], 8)
     b = collate_chat([ChatExample("What is 2 + 3?", "I do not know about anything at all.", "math", True)], 8)
     with torch.no_grad():
-        ha, hb = model.run(a["tokens"])[1], model.run(b["tokens"])[1]
+        ha, hb = model.forward_aux(a["tokens"])[1], model.forward_aux(b["tokens"])[1]
     pc = a["prompt_chunk"].item()
     torch.testing.assert_close(ha["intent"][0, pc], hb["intent"][0, pc], rtol=0, atol=0)
     torch.testing.assert_close(ha["answerable"][0, pc], hb["answerable"][0, pc], rtol=0, atol=0)
@@ -113,7 +112,8 @@ def test_refiner_rule_unanswerable_means_refusal():
     plan = torch.randn(3, 16)
     intent_logits = torch.randn(3, len(INTENTS))
     _, pi = model.refiner(plan, intent_logits, torch.tensor([-30.0, 30.0, 0.0]))
-    assert pi[0].argmax().item() == REFUSAL and pi[0, REFUSAL] > 0.999         # unanswerable -> refusal
+    refusal = INTENTS.index("refusal")
+    assert pi[0].argmax().item() == refusal and pi[0, refusal] > 0.999         # unanswerable -> refusal
     torch.testing.assert_close(pi[1], intent_logits[1].softmax(-1), rtol=1e-4, atol=1e-6)  # answerable: unchanged
     torch.testing.assert_close(pi.sum(-1), torch.ones(3))
 

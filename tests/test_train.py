@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -6,8 +7,9 @@ import torch
 from neuro_lib.data.batching import TokenArray
 from neuro_lib.models import build_model
 from neuro_lib.tokenizers import ByteTokenizer
+from neuro_lib.tokenizers.word import WordTokenizer
 from neuro_lib.train.evaluate import bits_per_byte, evaluate_bpb, score_windows
-from neuro_lib.train.optim import warmup_cosine
+from neuro_lib.optim import warmup_cosine
 from neuro_lib.train.trainer import TrainConfig, Trainer
 from tests.conftest import ENGLISH
 
@@ -20,20 +22,45 @@ def test_bits_per_byte_hand_computed():
 
 
 class Uniform(torch.nn.Module):
-    """A model that predicts every byte with probability 1/256."""
+    """A model that predicts every token with probability 1/vocab."""
 
-    def __init__(self):
+    def __init__(self, vocab=256):
         super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(256))
+        self.bias = torch.nn.Parameter(torch.zeros(vocab))
 
     def forward(self, x):
-        return self.bias.expand(*x.shape, 256)
+        return self.bias.expand(*x.shape, len(self.bias))
 
 
 def test_uniform_model_costs_eight_bits_per_byte():
     r = evaluate_bpb(Uniform(), ByteTokenizer(), b"hello world, hello bits", block_size=8)
     assert r["bpb"] == pytest.approx(8.0)
     assert r["bytes"] == len(b"hello world, hello bits") - 1  # first byte has no context, not scored
+
+
+def test_word_unk_is_charged_eight_bits_per_spelled_byte():
+    tok = WordTokenizer.train(b"the cat sat on the mat. the cat sat.", 32)
+    text = b"the dog sat on the zebra."  # " dog" and " zebra" are unknown pieces (a word keeps its space)
+    ids, lost = tok.encode(text), tok.lost_bytes(text)
+    assert len(lost) == len(ids) and sorted(n for n in lost if n) == [4, 6]
+    r = evaluate_bpb(Uniform(tok.vocab_size), tok, text, block_size=4)
+    # by hand: every scored token costs log2(V) bits, each UNK adds 8 bits per byte of its word,
+    # and the first token ("the", 3 bytes) is not scored
+    bits = (len(ids) - 1) * math.log2(tok.vocab_size) + 8 * (4 + 6)
+    assert r["unk_bytes"] == 10 and r["bytes"] == len(text) - 3
+    assert r["bpb"] == pytest.approx(bits / (len(text) - 3))
+    # an unknown first token is not scored: neither charged nor counted, by its real length
+    r0 = evaluate_bpb(Uniform(tok.vocab_size), tok, b"zebra sat.", block_size=4)
+    assert r0["unk_bytes"] == 0 and r0["bytes"] == len(b" sat.")
+
+
+def test_a_lossy_tokenizer_that_hides_its_losses_is_refused():
+    class Lossy(ByteTokenizer):
+        def decode(self, ids):
+            return bytes(ids).upper()
+
+    with pytest.raises(ValueError, match="does not reproduce the text"):
+        evaluate_bpb(Uniform(), Lossy(), b"hello world", block_size=4)
 
 
 @pytest.mark.parametrize("n,block,stride", [(2, 8, 4), (100, 8, 4), (101, 16, 16), (50, 16, 1), (9, 8, 3)])
@@ -52,7 +79,7 @@ def test_warmup_cosine():
     assert warmup_cosine(1.0, 100, 10, 0.1) == pytest.approx(0.1)
 
 
-def _trainer(out_dir, tiny_gpt_cfg, max_steps=12, dropout=0.1):
+def _trainer(out_dir, tiny_gpt_cfg, max_steps=12, dropout=0.1, ckpt_every=0):
     torch.manual_seed(123)  # model init; the Trainer reseeds for training
     model = build_model("gpt", **{**tiny_gpt_cfg, "dropout": dropout})
     ids = TokenArray(np.frombuffer(ENGLISH, dtype=np.uint8))
@@ -62,7 +89,7 @@ def _trainer(out_dir, tiny_gpt_cfg, max_steps=12, dropout=0.1):
         return {"tokens": x, "targets": y}
 
     cfg = TrainConfig(batch_size=4, block_size=16, max_steps=max_steps, eval_every=0, log_every=1, warmup_steps=3,
-                      seed=7)
+                      seed=7, ckpt_every=ckpt_every)
     return Trainer(model, ByteTokenizer(), cfg, batches, None, out_dir=out_dir)
 
 
@@ -77,12 +104,32 @@ def test_same_seed_same_losses(tmp_path, tiny_gpt_cfg):
 
 
 def test_resume_continues_the_same_run(tmp_path, tiny_gpt_cfg):
-    straight = _losses(_trainer(tmp_path / "straight", tiny_gpt_cfg).fit())
-    _trainer(tmp_path / "broken", tiny_gpt_cfg).fit(stop_after_steps=5)  # "interrupted" after a checkpoint
-    resumed = _trainer(tmp_path / "broken", tiny_gpt_cfg).fit()
+    """A crash (an exception out of the loop: no save) after step 7 resumes from the step-4 checkpoint."""
+    straight_trainer = _trainer(tmp_path / "straight", tiny_gpt_cfg)
+    straight = _losses(straight_trainer.fit())
+
+    def crash(rec):
+        if rec["step"] == 7:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        _trainer(tmp_path / "broken", tiny_gpt_cfg, ckpt_every=4).fit(callback=crash)
+    assert len((tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()) == 7  # 5..7 beyond the checkpoint
+    resumed_trainer = _trainer(tmp_path / "broken", tiny_gpt_cfg, ckpt_every=4)
+    resumed = resumed_trainer.fit()
     assert _losses(resumed) == pytest.approx(straight, rel=1e-6)
-    logged = [line for line in (tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()]
-    assert len(logged) == 12  # no duplicated records after the resume
+    steps = [json.loads(line)["step"] for line in (tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # no gap, no duplicate
+    for (k, a), b in zip(straight_trainer.model.state_dict().items(), resumed_trainer.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), k
+
+
+def test_finished_run_is_loaded_not_retrained(tmp_path, tiny_gpt_cfg):
+    first = _trainer(tmp_path / "run", tiny_gpt_cfg)
+    first.fit()
+    again = _trainer(tmp_path / "run", tiny_gpt_cfg)
+    assert _losses(again.fit()) == _losses(first.history) and again.step == 12
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
 
 
 def test_batches_deterministic_in_seed_and_step():
@@ -98,9 +145,9 @@ def test_batches_deterministic_in_seed_and_step():
 def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
     """The bench profile's GPT and Aeron have their own tuned optimiser (Profile.arch_train); Mamba keeps the
     profile's. All train on the profile's block, Aeron too, though its block_size (cache) is 8x longer."""
-    import json
 
     from neuro_lib.profiles import get_profile
+    from neuro_lib.train.checkpoint import read_config
     from neuro_lib.train.lm import train_lm
 
     text = tmp_path / "corpus.txt"
@@ -108,6 +155,6 @@ def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
     assert get_profile("bench").train_sizes(arch).lr == lr
     train_lm(arch, f"text:{text}", profile="bench", out_dir=tmp_path / "run",
              train_overrides={"max_steps": 1, "eval_bytes": 256})
-    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    cfg = read_config(tmp_path / "run")
     assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (lr, batch)
     assert cfg["train"]["block_size"] == get_profile("bench").train.block_size <= cfg["model"]["block_size"]

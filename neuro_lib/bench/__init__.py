@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, lm, rag, rnk, scaling, scan, tokenizers
+from neuro_lib.bench import decode, lm, rag, rnk, scaling, scan, tokenizers, tools
 
 SUITES = {
     "lm": lm,
@@ -18,4 +18,5 @@ SUITES = {
     "rnk": rnk,
     "decode": decode,
     "rag": rag,
+    "tools": tools,
 }

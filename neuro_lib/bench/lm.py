@@ -29,7 +29,7 @@ def add_arguments(p):
 
 
 def run(args) -> dict:
-    if args.time_budget <= 0:
+    if not 0 < args.time_budget < float("inf"):  # also nan
         raise NeuroError(f"--time-budget must be positive, got {args.time_budget}")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -38,7 +38,7 @@ def head_metrics(model, examples) -> dict:
     """Intent accuracy, answerable F1 and stop accuracy from one teacher-forced pass."""
     model.eval()
     batch = collate_chat(examples, model.config.chunk_len)
-    _, heads = model.run(batch["tokens"])
+    _, heads = model.forward_aux(batch["tokens"])
     rows, pc = torch.arange(len(examples)), batch["prompt_chunk"]
     intent_pred = heads["intent"][rows, pc].argmax(-1)
     ans_pred = heads["answerable"][rows, pc] > 0

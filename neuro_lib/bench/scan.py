@@ -3,18 +3,19 @@
     neuro bench scan --lengths 256,512,1024,2048,4096 --threads 2 --json
 
 For each sequence length L, the recurrence h_t = exp(a_t) h_{t-1} + v_t over inputs of
-shape (batch, L, E, N) (models/mamba.py) is run by
+shape (batch, L, E, N) (models/scans.py) is run by
 
-- `sequential`: the plain loop over time (models.mamba.sequential_scan),
-- `chunked`: closed form inside chunks, recursive across chunks (models.mamba.chunked_scan),
-- `fused`: the loop compiled by numba, channels in parallel (models.fused_scan),
+- `sequential`: the plain loop over time (models.scans.sequential_scan),
+- `chunked`: closed form inside chunks, recursive across chunks (models.scans.chunked_scan),
+- `compiled`: the loop compiled by numba, channels in parallel (models.scan_compiled),
 - `mambapy`: the log-depth Blelloch scan of the mambapy package (mambapy.pscan.pscan),
 
 and timed as forward + backward of sum(h * g) (one warm-up, then the median and the
 minimum of `--repeats` runs; on a shared machine the minimum is the less noisy of the
 two). Memory is the activation memory autograd keeps for the backward pass (bytes of
 the distinct tensors saved, counted through saved-tensor hooks): deterministic, and the
-part of peak memory that grows with L.
+part of peak memory that grows with L. The fused SSM (`scan="fused"`, models/ssm_fused.py)
+never builds these inputs, so it is timed in a training step (`neuro bench lm --arch mamba`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import time
 import torch
 
 from neuro_lib.errors import NeuroError
-from neuro_lib.models.mamba import SCANS
+from neuro_lib.models.scans import SCANS
 
 
 def _mambapy_scan(a, v):
@@ -73,7 +74,7 @@ def time_scan(fn, a, v, grad, repeats: int) -> dict:
     return {"median_ms": statistics.median(times), "min_ms": min(times), "saved_mb": mem / 2**20}
 
 
-def measure_scans(lengths, batch=1, d_inner=256, d_state=16, repeats=5, scans=("sequential", "chunked", "fused", "mambapy"),
+def measure_scans(lengths, batch=1, d_inner=256, d_state=16, repeats=5, scans=("sequential", "chunked", "compiled", "mambapy"),
                   max_sequential=4096) -> list[dict]:
     """One row per (scan, length): the timings of time_scan plus the speed-up of each scan over `sequential`."""
     rows = []
@@ -113,7 +114,7 @@ def run(args) -> dict:
         raise NeuroError("--lengths must be positive and --repeats at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    scans = ("sequential", "chunked", "fused") + (() if args.no_mambapy else ("mambapy",))
+    scans = ("sequential", "chunked", "compiled") + (() if args.no_mambapy else ("mambapy",))
     rows = measure_scans(lengths, args.batch, args.d_inner, args.d_state, args.repeats, scans)
     results = []
     for r in rows:

@@ -8,11 +8,11 @@ seeded by (seed, step), so a resumed run sees exactly the batches it would have 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from neuro_lib.atomic import write_atomic
 from neuro_lib.data.corpus import CACHE_DIR
 
 
@@ -48,8 +48,6 @@ def encode_to_array(tokenizer, data: bytes, cache: bool = True) -> TokenArray:
     ids = np.asarray(tokenizer.encode(data), dtype=dtype)
     if key is not None:
         key.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(key) + ".tmp")
-        ids.tofile(tmp)
-        tmp.replace(key)
+        write_atomic(key, ids.tobytes())
         return TokenArray(np.memmap(key, dtype=dtype, mode="r"))
     return TokenArray(ids)

@@ -5,6 +5,7 @@ questions, strict `User:` / `Model:` roles, byte sequences padded to chunk bound
     held = generate_chat(500, seed=1, split="heldout")          # unseen phrasings only
     batch = collate_chat(examples[:16], chunk_len=32)           # tensors for RNK.compute_loss
     records = read_chat_jsonl(path)                             # rejects malformed records by number
+    build_model("rnk", **model_sizes(), ...)                    # the sizes an RNK needs from this data
 
 Intents: greeting, question, fact, refusal, opinion, identity, math. Facts come from a
 fixed knowledge table (KNOWLEDGE: country -> capital, continent); arithmetic answers are
@@ -84,6 +85,12 @@ class ChatExample:
 
     def to_record(self) -> dict:
         return {"user": self.user, "model": self.reply, "intent": self.intent, "answerable": self.answerable}
+
+
+def model_sizes() -> dict:
+    """What a model trained on this data must know of it: the number of intents and which is the refusal
+    (RNKConfig.n_intent, RNKConfig.refusal_intent). The model takes sizes; the data describes itself."""
+    return {"n_intent": len(INTENTS), "refusal_intent": INTENTS.index("refusal")}
 
 
 def unknown_entity(rng: random.Random) -> str:

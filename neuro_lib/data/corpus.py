@@ -23,10 +23,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuro_lib.atomic import disk_error, write_atomic
 from neuro_lib.errors import NeuroError
+from neuro_lib.paths import REPO_ROOT
 
 VAL_FRACTION = 0.10
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("NEURO_CACHE", REPO_ROOT / "data" / "cache"))
 
 # Folders of the stdlib that are not documentation or differ between distributions.
@@ -93,10 +94,11 @@ def load_corpus(spec: str) -> Corpus:
         ver = f"{sys.version_info.major}.{sys.version_info.minor}"
         path = CACHE_DIR / f"stdlib-docs-py{ver}.txt"
         if not path.exists():
-            CACHE_DIR.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(build_stdlib_docs())
-            tmp.replace(path)
+            try:
+                CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise disk_error(e, CACHE_DIR) from None
+            write_atomic(path, build_stdlib_docs())  # a full disk: one sentence, no stray temp file
         data = path.read_bytes()
     elif spec.startswith("text:"):
         path = Path(spec[5:]).expanduser()

@@ -8,22 +8,40 @@ chunk boundary, then "Model: ". Decoding stops at the reply's newline (or a PAD 
 the end of the chunk after the stop head fires, or after `max_new_bytes`.
 
 With the NS refiner on (RNKConfig.use_refiner), its rule R2 acts here: when the intent
-head says "math", the calculator (models.rnk.solve_arithmetic) evaluates the expression
-in the prompt, and once the reply reaches "= " its digits are emitted instead of the
+head says "math", the calculator tool (tools/calculator.py, through `solve_arithmetic`)
+evaluates the first arithmetic expression in the prompt, and once the reply reaches "= " its digits are emitted instead of the
 network's guess, and no further digit may follow them. Rule R1 (unanswerable => refusal)
 lives inside the model's refiner.
 """
 from __future__ import annotations
 
+import re
 import sys
 
 import torch
 
 from neuro_lib.data.chat import INTENTS, MODEL, PAD, prompt_bytes
 from neuro_lib.errors import NeuroError
-from neuro_lib.models.rnk import RNK, solve_arithmetic
+from neuro_lib.models.rnk import RNK
+from neuro_lib.tools.calculator import Calculator, format_number
 
 DIGITS = list(b"0123456789")
+# A candidate expression: signs and parentheses, a digit, then digits, operators, points, spaces.
+_EXPRESSION = re.compile(r"[-+(]*\d[\d\s.+\-*/%()]*")
+_CALCULATOR = Calculator()
+
+
+def solve_arithmetic(text: str) -> str | None:
+    """Rule R2's calculator: the first span of text with an operator between numbers that the calculator
+    tool evaluates, as the digits it writes; None if there is none."""
+    for m in _EXPRESSION.finditer(text):
+        expr = m.group().strip().rstrip(".").strip()  # a sentence's full stop is not a decimal point
+        if not re.search(r"\d\s*[-+*/%]", expr):
+            continue
+        result = _CALCULATOR.call({"expression": expr})
+        if result.ok:
+            return format_number(result.value)
+    return None
 
 
 @torch.no_grad()

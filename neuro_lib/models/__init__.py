@@ -28,6 +28,7 @@ ARCHS: dict[str, tuple[type, type]] = {
 FORMER_NAMES: dict[str, dict[str, str]] = {
     "gpt": {"n_embd": "d_model", "n_inner": "d_ff"},
     "aeron": {**SEED_NAMES, "ffn_hidden": "d_ff"},
+    "rnk": {"n_intents": "n_intent"},
 }
 
 

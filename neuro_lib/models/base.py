@@ -1,6 +1,7 @@
 """The language-model interface every model in neuro_lib implements (DESIGN.md).
 
-    forward(tokens[B,T]) -> logits[B,T,V]
+    forward(tokens[B,T]) -> logits[B,T,V]          # the full pass, one name in every model
+    forward_aux(tokens) -> (logits, aux: dict)     # the same pass with a model's extra outputs ({} if none)
     init_state(batch_size) -> state;  step(tokens[B,t], state) -> (logits[B,t,V], state)
     compute_loss(batch) -> (loss, parts)   # the one place auxiliary losses enter
     config (a JSON-serialisable dataclass), num_params(), max_len (None = unbounded)
@@ -11,6 +12,8 @@ and return their extra terms in `parts` (floats for logging); the Trainer only e
 calls this method, so every model trains with the same loop.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -45,6 +48,22 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
     return (losses * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def gpt2_init(model: nn.Module, depth: int, residual_out: tuple[str, ...]) -> None:
+    """GPT-2's initialisation (Radford et al. 2019): every Linear and Embedding weight N(0, 0.02), Linear
+    biases zero, and the weights that write into the residual stream (parameter names ending in
+    `residual_out`) N(0, 0.02 / sqrt(2 * depth)), so the residual's variance does not grow with depth."""
+    def init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    model.apply(init)
+    for name, p in model.named_parameters():
+        if name.endswith(residual_out):
+            nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * depth))
+
+
 def param_breakdown(model: nn.Module) -> dict[str, int]:
     """Parameters per top-level child module (shared tensors counted once, where first seen)."""
     seen, out = set(), {}
@@ -67,6 +86,10 @@ class LanguageModel(nn.Module):
         if exclude_embeddings:
             n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
         return n
+
+    def forward_aux(self, tokens: torch.Tensor, **kw):
+        """tokens (B, T) -> (logits (B, T, V), the model's extra outputs: {} here; RNK's per-chunk heads)."""
+        return self(tokens, **kw), {}
 
     def compute_loss(self, batch: dict):
         logits = self(batch["tokens"])

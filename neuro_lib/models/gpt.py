@@ -11,14 +11,13 @@ Tests: tests/test_gpt.py (KV-cache decoding equals the full forward pass).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from neuro_lib.models.base import LanguageModel, check_positive, gpt2_init
 from neuro_lib.models.cache import KVCache
-from neuro_lib.models.base import LanguageModel, check_positive
 from neuro_lib.models.layers import CausalSelfAttention
 
 
@@ -78,17 +77,7 @@ class GPT(LanguageModel):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
-        self.apply(self._init)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith(("out_proj.weight", "mlp.proj.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init(m):
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+        gpt2_init(self, config.n_layer, residual_out=("out_proj.weight", "mlp.proj.weight"))
 
     def _run(self, tokens, cache=None):
         """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""

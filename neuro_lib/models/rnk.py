@@ -5,11 +5,11 @@ decoder (seeds/rnk.md), built for real and measured.
     every P = chunk_len bytes: summary s_c = H at the chunk's last byte
     HRM planner: per chunk, K high-level steps, each after `hrm_low_steps` low-level steps
         z_L <- GRU_L([W s_c, z_H], z_L);  z_H <- GRU_H(z_L, z_H);  plan p_c = W s_c + z_H  (z carried)
-    heads on p_c: intent (7), answerable (1), stop (1: "the next chunk ends the reply")
+    heads on p_c: intent (n_intent), answerable (1), stop (1: "the next chunk ends the reply")
     NS refiner, rule R1 "unanswerable => refusal": π' = a π + (1 - a) e_refusal, a = σ(answerable)
         p'_c = p_c + MLP([p_c, π', a])
-        rule R2 "math => digits a calculator confirms" acts at decoding (infer/chat.py) through
-        `solve_arithmetic`: after "= " the calculator's result is emitted, not the network's guess.
+        rule R2 "math => digits a calculator confirms" acts at decoding (infer/chat.py, through the
+        calculator tool): after "= " the calculator's result is emitted, not the network's guess.
     GRU decoder: the bytes of chunk c+1 from h_0 = tanh(W p'_c + E π'_c), input [embed(x_t), H_t] at each byte
     logits (B, T, 256): next-byte prediction, so RNK is an ordinary LM too (forward, init_state, step).
 
@@ -27,18 +27,14 @@ Tests: tests/test_rnk.py.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuro_lib.data.chat import INTENTS, OPS
-from neuro_lib.models.base import LanguageModel, masked_cross_entropy
+from neuro_lib.models.base import LanguageModel, check_positive, masked_cross_entropy
 from neuro_lib.models.mamba import Mamba, MambaConfig
-
-REFUSAL = INTENTS.index("refusal")
 
 
 @dataclass
@@ -55,7 +51,8 @@ class RNKConfig:
     hrm_steps: int = 5          # K, high-level planning steps per chunk
     hrm_low_steps: int = 2      # low-level steps per high-level step
     d_dec: int = 384            # GRU decoder hidden size
-    n_intents: int = len(INTENTS)
+    n_intent: int = 7           # intent classes the data has (data/chat.py passes its own: chat.model_sizes())
+    refusal_intent: int = 3     # the intent rule R1 forces when the answerable head says no
     use_hrm: bool = True        # ablation switch
     use_refiner: bool = True    # ablation switch (rules R1 and R2)
     w_stop: float = 0.5         # loss weights (seed: token + 0.5 stop + 0.2 intent + 0.3 answerable + 0.1 contr.)
@@ -66,20 +63,13 @@ class RNKConfig:
     block_size: int = 256       # training window when used as a plain LM
 
     def __post_init__(self):
-        for name in ("vocab_size", "d_model", "n_layer", "chunk_len", "d_plan", "hrm_steps", "hrm_low_steps",
-                     "d_dec", "block_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"RNKConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.n_intents != len(INTENTS):
-            raise ValueError(f"RNKConfig.n_intents must be {len(INTENTS)} (the intents of data/chat.py)")
+        check_positive(self, "vocab_size", "d_model", "n_layer", "chunk_len", "d_plan", "hrm_steps", "hrm_low_steps",
+                       "d_dec", "block_size", "n_intent")
+        if not 0 <= self.refusal_intent < self.n_intent:
+            raise ValueError(f"RNKConfig.refusal_intent must be an intent index in 0..{self.n_intent - 1}, "
+                             f"got {self.refusal_intent}")
         if min(self.w_stop, self.w_intent, self.w_answerable, self.w_contrastive) < 0:
             raise ValueError("RNKConfig loss weights must be non-negative")
-
-
-def solve_arithmetic(text: str) -> str | None:
-    """The refiner's calculator (rule R2): the first `a op b` in text, evaluated exactly; None if none."""
-    m = re.search(r"(-?\d+)\s*([-+*])\s*(-?\d+)", text)
-    return str(OPS[m.group(2)](int(m.group(1)), int(m.group(3)))) if m else None
 
 
 class HRMPlanner(nn.Module):
@@ -106,13 +96,14 @@ class NSRefiner(nn.Module):
 
     def __init__(self, cfg: RNKConfig):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_plan + cfg.n_intents + 1, 2 * cfg.d_plan), nn.GELU(),
+        self.refusal_intent = cfg.refusal_intent
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_plan + cfg.n_intent + 1, 2 * cfg.d_plan), nn.GELU(),
                                  nn.Linear(2 * cfg.d_plan, cfg.d_plan))
 
     def forward(self, plan, intent_logits, answerable_logit):
-        """plan (..., d_plan), intent_logits (..., 7), answerable_logit (...) -> (p', π')."""
+        """plan (..., d_plan), intent_logits (..., n_intent), answerable_logit (...) -> (p', π')."""
         a = torch.sigmoid(answerable_logit).unsqueeze(-1)                  # (..., 1)
-        refusal = F.one_hot(torch.tensor(REFUSAL), intent_logits.size(-1)).to(plan.dtype)
+        refusal = F.one_hot(torch.tensor(self.refusal_intent), intent_logits.size(-1)).to(plan.dtype)
         pi = a * intent_logits.softmax(-1) + (1 - a) * refusal             # R1: unanswerable => refusal
         return plan + self.mlp(torch.cat([plan, pi, a], -1)), pi
 
@@ -127,12 +118,12 @@ class RNK(LanguageModel):
                                           block_size=c.block_size))
         self.summary = nn.Linear(c.d_model, c.d_plan)
         self.planner = HRMPlanner(c) if c.use_hrm else None
-        self.intent_head = nn.Linear(c.d_plan, c.n_intents)
+        self.intent_head = nn.Linear(c.d_plan, c.n_intent)
         self.answerable_head = nn.Linear(c.d_plan, 1)
         self.stop_head = nn.Linear(c.d_plan, 1)
         self.refiner = NSRefiner(c) if c.use_refiner else None
         self.dec_init = nn.Linear(c.d_plan, c.d_dec)
-        self.intent_emb = nn.Linear(c.n_intents, c.d_dec, bias=False)
+        self.intent_emb = nn.Linear(c.n_intent, c.d_dec, bias=False)
         self.start_h = nn.Parameter(torch.zeros(c.d_dec))                  # decoder state for the first chunk
         self.decoder = nn.GRU(2 * c.d_model, c.d_dec, batch_first=True)
         self.out_head = nn.Linear(c.d_dec, c.vocab_size)
@@ -161,7 +152,7 @@ class RNK(LanguageModel):
         return (z, z)
 
     # -- full sequence ---------------------------------------------------------------------
-    def run(self, tokens: torch.Tensor):
+    def forward_aux(self, tokens: torch.Tensor):
         """tokens (B, T) -> (logits (B, T, V), heads: dict of (B, C, ...) per chunk, C = ceil(T / P))."""
         c, (B, T) = self.config, tokens.shape
         P = c.chunk_len
@@ -184,11 +175,11 @@ class RNK(LanguageModel):
         return logits, heads
 
     def forward(self, tokens):
-        return self.run(tokens)[0]
+        return self.forward_aux(tokens)[0]
 
     def compute_loss(self, batch: dict):
         c = self.config
-        logits, heads = self.run(batch["tokens"])
+        logits, heads = self.forward_aux(batch["tokens"])
         token = masked_cross_entropy(logits, batch["targets"], batch.get("loss_mask"))
         if "intent" not in batch:  # plain byte-LM batch (train_lm): token loss only
             return token, {"token_loss": token.item()}

@@ -22,6 +22,27 @@ def as_bytes(data: str | bytes) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
 
+class PieceCache:
+    """piece (bytes) -> its ids, for tokenizers whose encoding of a piece never depends on its
+    neighbours (BPE within a pre-token, VQ within a patch): text repeats its pieces, so each distinct
+    piece is encoded once. Bounded: when a call would pass `limit` entries it starts afresh."""
+
+    def __init__(self, limit: int = 1 << 17):
+        self.limit = limit
+        self.ids: dict[bytes, list[int]] = {}
+
+    def encode(self, pieces: list[bytes], encode_new) -> list[int]:
+        """The ids of `pieces` in order; `encode_new(list of distinct uncached pieces) -> list of id lists`
+        is called at most once."""
+        missing = list({p: None for p in pieces if p not in self.ids})
+        if len(self.ids) + len(missing) > self.limit:
+            self.ids.clear()
+            missing = list(dict.fromkeys(pieces))
+        if missing:
+            self.ids.update(zip(missing, encode_new(missing)))
+        return [i for p in pieces for i in self.ids[p]]
+
+
 class Tokenizer:
     kind: str = ""
 
@@ -38,6 +59,12 @@ class Tokenizer:
 
     def decode(self, ids) -> bytes:
         raise NotImplementedError
+
+    def lost_bytes(self, data: str | bytes) -> list[int]:
+        """Per token of `encode(data)`, how many input bytes it stands for but does not decode back to
+        (an UNK's word). Lossless kinds lose nothing: an empty list. Bits per byte charges these bytes
+        (train/evaluate.py), so a lossy tokenizer cannot look better by dropping what it cannot spell."""
+        return []
 
     # -- persistence -------------------------------------------------------------------------
     def _meta(self) -> dict:

@@ -16,11 +16,10 @@ import hashlib
 from pathlib import Path
 
 from neuro_lib.errors import NeuroError
-from neuro_lib.tokenizers.base import Tokenizer, as_bytes
+from neuro_lib.tokenizers.base import PieceCache, Tokenizer, as_bytes
 from neuro_lib.tokenizers.pretokenize import BPE, split
 
 JSON_FILE = "bpe.json"
-CACHE_PIECES = 1 << 17  # distinct pieces remembered by encode
 SEP = "\u3000"  # joins pre-tokenized pieces; outside the byte alphabet, so HF can split on it
 
 
@@ -53,7 +52,7 @@ class BPETokenizer(Tokenizer):
 
     def __init__(self, hf, size: int):
         self.hf, self.size = hf, size
-        self._cache: dict[bytes, list[int]] = {}  # piece -> ids
+        self._cache = PieceCache()
         vocab = hf.get_vocab()
         self._bytes = [b""] * len(vocab)  # id -> bytes
         for token, i in vocab.items():
@@ -70,15 +69,10 @@ class BPETokenizer(Tokenizer):
     def encode(self, data: str | bytes) -> list[int]:
         """Same ids as `self.hf.encode(_mapped_text(data)).ids` (tested), but each distinct piece
         goes through HF once: pieces repeat, and HF's offset tracking dominates on long strings."""
-        pieces = split(as_bytes(data), BPE)
-        cache = self._cache
-        missing = list({p for p in pieces if p not in cache})
-        if missing:
-            if len(cache) + len(missing) > CACHE_PIECES:
-                cache.clear()
-            encs = self.hf.encode_batch_fast([p.decode("latin-1").translate(_TO_CHAR) for p in missing])
-            cache.update(zip(missing, (e.ids for e in encs)))
-        return [i for p in pieces for i in cache[p]]
+        def encode_new(pieces):
+            return [e.ids for e in self.hf.encode_batch_fast([p.decode("latin-1").translate(_TO_CHAR) for p in pieces])]
+
+        return self._cache.encode(split(as_bytes(data), BPE), encode_new)
 
     def decode(self, ids) -> bytes:
         table, n = self._bytes, len(self._bytes)

@@ -49,9 +49,9 @@ import torch.nn.functional as F
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.progress import Progress
-from neuro_lib.tokenizers.base import Tokenizer, as_bytes
+from neuro_lib.tokenizers.base import PieceCache, Tokenizer, as_bytes
 from neuro_lib.tokenizers.pretokenize import WORD, split
-from neuro_lib.train.optim import make_adamw, warmup_cosine
+from neuro_lib.optim import make_adamw, warmup_cosine
 
 END = 256          # pads a patch shorter than L; the decoder predicts it to mark the end
 N_SYMBOLS = 257    # 256 byte values + END
@@ -259,12 +259,12 @@ class VQTokenizer(Tokenizer):
             back = model.encode_patches(to_tensor([strings[i] for i in known], self.L)).tolist() if known else []
         self._surface = strings + [bytes([b]) for b in range(256)]  # id -> bytes
         self.exact = {strings[i]: i for i, j in zip(known, back) if i == j}  # patch -> code
-        self._cache: dict[bytes, list[int]] = {}                             # patch -> ids (per mode)
+        self._cache = PieceCache()                                           # patch -> ids (per mode)
 
     def lossy(self) -> "VQTokenizer":
         """The same model in lossy mode: one code per patch, no escapes."""
         other = VQTokenizer.__new__(VQTokenizer)
-        other.__dict__.update(self.__dict__, lossless=False, _cache={})
+        other.__dict__.update(self.__dict__, lossless=False, _cache=PieceCache())
         return other
 
     @property
@@ -279,17 +279,12 @@ class VQTokenizer(Tokenizer):
         return i >= self.K
 
     def encode(self, data: str | bytes) -> list[int]:
-        patches = patches_of(as_bytes(data), self.L)
-        cache = self._cache
-        missing = list({p for p in patches if p not in cache})
-        if len(cache) + len(missing) > 1 << 17:
-            cache.clear()
-        if self.lossless:
-            cache.update((p, self._greedy(p)) for p in missing)
-        elif missing:
-            codes = self.model.encode_patches(to_tensor(missing, self.L)).tolist()
-            cache.update((p, [c]) for p, c in zip(missing, codes))
-        return [i for p in patches for i in cache[p]]
+        def encode_new(patches):
+            if self.lossless:
+                return [self._greedy(p) for p in patches]
+            return [[c] for c in self.model.encode_patches(to_tensor(patches, self.L)).tolist()]
+
+        return self._cache.encode(patches_of(as_bytes(data), self.L), encode_new)
 
     def _greedy(self, patch: bytes) -> list[int]:
         """Longest exactly-reconstructed prefix first; a raw-byte escape where none covers a byte."""

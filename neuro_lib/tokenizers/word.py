@@ -2,7 +2,9 @@
 whitespace runs as tokens, with PAD/BOS/EOS/UNK specials and a vocabulary of the most
 frequent pieces of a training corpus, capped at the spec's size (`word:8192`).
 
-Lossy by design: a piece outside the vocabulary becomes UNK, which decodes to U+FFFD.
+Lossy by design: a piece outside the vocabulary becomes UNK, which decodes to U+FFFD;
+`lost_bytes` reports the length of each such piece, and bits per byte charges them 8 bits a
+byte (train/evaluate.py).
 Whitespace is kept exactly (runs are tokens; a word keeps its one leading space), so
 `decode(encode(x)) == x` whenever no UNK occurs. A space-prefixed word missing from the
 vocabulary is tried as " " + word before falling back to UNK.
@@ -48,19 +50,28 @@ class WordTokenizer(Tokenizer):
         return UNK
 
     def encode(self, data: str | bytes, add_bos_eos: bool = False) -> list[int]:
-        ids = [BOS] if add_bos_eos else []
+        ids = self._encode(data)[0]
+        return [BOS, *ids, EOS] if add_bos_eos else ids
+
+    def lost_bytes(self, data: str | bytes) -> list[int]:
+        """Per token of `encode(data)`: the byte length of the piece an UNK replaced, 0 elsewhere."""
+        return self._encode(data)[1]
+
+    def _encode(self, data: str | bytes) -> tuple[list[int], list[int]]:
+        ids, lost = [], []
         index = self.index
         for piece in split(as_bytes(data), WORD):
             i = index.get(piece)
             if i is not None:
                 ids.append(i)
+                lost.append(0)
             elif piece[:1] == b" " and len(piece) > 1 and b" " in index and piece[1:] in index:
                 ids += [index[b" "], index[piece[1:]]]
+                lost += [0, 0]
             else:
                 ids.append(UNK)
-        if add_bos_eos:
-            ids.append(EOS)
-        return ids
+                lost.append(len(piece))
+        return ids, lost
 
     def decode(self, ids) -> bytes:
         surface, n = self._surface, len(self._surface)

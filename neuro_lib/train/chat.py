@@ -10,14 +10,17 @@ same loss terms (`val_*`). Plain byte-LM pre-training of RNK goes through train_
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import torch
 
-from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat, read_chat_jsonl
+from neuro_lib.data.chat import chat_batches, collate_chat, generate_chat, model_sizes, read_chat_jsonl
 from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.lm import TrainResult
-from neuro_lib.train.trainer import TrainConfig, Trainer
+from neuro_lib.train.trainer import TrainConfig, Trainer, check_run_folder, seed_everything
 
 
 def rnk_sizes(profile: str) -> dict:
@@ -25,19 +28,23 @@ def rnk_sizes(profile: str) -> dict:
 
 
 def train_rnk(profile: str = "smoke", overrides: dict | None = None, steps: int | None = None, seed: int = 0,
-              out_dir=None, callback=None, eval_every: int = 50, chat_data=None) -> TrainResult:
+              out_dir=None, callback=None, eval_every: int = 50, chat_data=None,
+              time_budget_s: float | None = None) -> TrainResult:
     """Build RNK from the profile's sizes (+ overrides), train on generated chat (or on the records of the
-    JSONL file `chat_data`, data/chat.py format), validate on generated held-out phrasings, return the result."""
+    JSONL file `chat_data`, data/chat.py format), validate on generated held-out phrasings, return the result.
+    The budget is `steps` (default: the profile's), or `time_budget_s` seconds when given."""
     sizes = rnk_sizes(profile)
-    cfg = get_profile(profile).model("rnk")
-    cfg.update(overrides or {})
-    torch.manual_seed(seed)
+    if out_dir is not None:
+        check_run_folder(out_dir)
+    cfg = {**model_sizes(), **get_profile(profile).model("rnk"), **(overrides or {})}
+    budget = dict(max_steps=0, time_budget_s=time_budget_s) if time_budget_s else dict(max_steps=steps or sizes["steps"])
+    config = TrainConfig(batch_size=sizes["batch_size"], block_size=cfg["chunk_len"], lr=sizes["lr"], warmup_steps=20,
+                         eval_every=eval_every, log_every=10, seed=seed, **budget)
+    train = read_chat_jsonl(chat_data) if chat_data else generate_chat(sizes["n_train"], seed=seed, split="train")
+    seed_everything(seed)  # before the model is built: the seed fixes the initial weights
     model = build_model("rnk", **cfg)
     P = model.config.chunk_len
-    train = read_chat_jsonl(chat_data) if chat_data else generate_chat(sizes["n_train"], seed=seed, split="train")
     val_batch = collate_chat(generate_chat(sizes["n_eval"], seed=seed + 1, split="heldout"), P)
-    config = TrainConfig(batch_size=sizes["batch_size"], block_size=P, lr=sizes["lr"], warmup_steps=20,
-                         max_steps=steps or sizes["steps"], eval_every=eval_every, log_every=10, seed=seed)
 
     @torch.no_grad()
     def evaluate(m):
@@ -46,6 +53,13 @@ def train_rnk(profile: str = "smoke", overrides: dict | None = None, steps: int 
         return {"val_loss": loss.item(), **{f"val_{k}": v for k, v in parts.items()}}
 
     trainer = Trainer(model, ByteTokenizer(), config, chat_batches(train, config.batch_size, P, seed), evaluate,
-                      out_dir=out_dir, extra_config={"task": "rnk_chat", "profile": profile})
+                      out_dir=out_dir, extra_config={"task": "rnk_chat", "profile": profile, "chat_data": _data_id(chat_data, sizes)})
     history = trainer.fit(callback=callback)
     return TrainResult(model.eval(), ByteTokenizer(), history, out_dir)
+
+
+def _data_id(chat_data, sizes: dict) -> str:
+    """Part of the run's identity: the JSONL file's hash, or the size of the generated set."""
+    if chat_data:
+        return "sha256:" + hashlib.sha256(Path(chat_data).read_bytes()).hexdigest()
+    return f"generated:{sizes['n_train']}"

@@ -1,82 +1,223 @@
-"""Checkpoint directories (DESIGN.md).
+"""Checkpoints (DESIGN.md): versioned folders inside a run folder, a pointer written last.
 
-    DIR/config.json        {"arch", "model", "tokenizer", "train", "format"}
-    DIR/model.safetensors  weights (tied weights stored once)
-    DIR/tokenizer/         the saved tokenizer
-    DIR/train_state.pt     optimiser, step, elapsed seconds, RNG states (optional)
-    DIR/metrics.jsonl      appended by the Trainer
+    RUN/checkpoint.json          {"format", "checkpoint": "ckpt-000007", "seq", "step", "config_sha256"}
+    RUN/ckpt-000007/config.json  {"arch", "model", "tokenizer", "train", "step", "files": {name: sha256}, ...}
+    RUN/ckpt-000007/model.safetensors, tokenizer/, train_state.pt (optimiser, step, RNG, metrics offset)
+    RUN/metrics.jsonl            appended by the Trainer; the checkpoint records its length and hash
+    RUN/.lock                    held by the process training into RUN (train/runlock.py)
 
-Writes are atomic per file (temp file + rename), so an interrupted save never leaves a
-half-written checkpoint behind. Loading checks config against weights and fails with
-one sentence (NeuroError) on mismatch or corruption.
+A save writes a new `ckpt-<seq>` folder completely (every file fsynced, config.json last
+with the hash of every other file), then swaps `checkpoint.json` atomically (temp + rename),
+then deletes the older folders. At every instant the pointer names one complete
+checkpoint: a kill at any moment leaves either the old or the new one, plus garbage that
+the next save or resume removes. A save that fails (full disk) removes its partial folder
+and leaves the previous checkpoint as it was.
+
+Loading verifies the chain: pointer -> config.json hash -> every file's hash -> config
+against the weights -> the train state's step. Anything off is one sentence (NeuroError).
+
+    save_checkpoint("runs/x", model, tokenizer)          # also a standalone export
+    model, tokenizer, cfg = load_checkpoint("runs/x")   # or a ckpt-* folder itself
+
+Tests: tests/test_runs.py (kills mid-save, full disk, corruption), tests/test_cli.py.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_model
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
+from neuro_lib.atomic import DISK_ERRNOS, disk_error, fsync_dir, fsync_file, write_atomic
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import ARCHS, arch_of, build_model, upgrade_config
 from neuro_lib.tokenizers import load_tokenizer
 
-FORMAT = 1
+FORMAT = 2
+POINTER = "checkpoint.json"
+METRICS = "metrics.jsonl"
+LOCK = ".lock"
+CKPT_RE = re.compile(r"ckpt-\d{6}")
+TEMP_RE = re.compile(r"\..+\.tmp-\d+")  # write_atomic's temporary files
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _weights_bytes(model) -> bytes:
+    """safetensors bytes of the state dict, tied tensors stored once (load accepts either twin)."""
+    tensors, seen = {}, set()
+    for k, v in model.state_dict().items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()))
+        if key in seen:
+            continue
+        seen.add(key)
+        tensors[k] = v.detach().cpu().contiguous()
+    return save_safetensors(tensors)
+
+
+def _write_folder(folder: Path, model, tokenizer, cfg: dict, train_state: dict | None) -> None:
+    """Write a complete checkpoint folder (which must not exist); config.json last, with file hashes."""
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(_weights_bytes(model))
+    if train_state is not None:
+        buf = io.BytesIO()  # serialise in memory: a disk error is then a plain OSError from write_bytes
+        torch.save(train_state, buf)
+        (folder / "train_state.pt").write_bytes(buf.getvalue())
+    tokenizer.save(folder / "tokenizer")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for p in files:
+        fsync_file(p)
+    cfg = {**cfg, "files": {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}}
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+    fsync_file(folder / "config.json")
+    for d in sorted({p.parent for p in files} | {folder}, key=lambda d: -len(d.parts)):
+        fsync_dir(d)
+
+
+def read_pointer(run_dir) -> dict | None:
+    f = Path(run_dir) / POINTER
+    if not f.is_file():
+        return None
+    try:
+        ptr = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise NeuroError(f"{f} is corrupt (not valid JSON)") from None
+    if not (isinstance(ptr, dict) and isinstance(ptr.get("checkpoint"), str) and CKPT_RE.fullmatch(ptr["checkpoint"])
+            and isinstance(ptr.get("seq"), int) and isinstance(ptr.get("step"), int)):
+        raise NeuroError(f"{f} is corrupt (needs 'checkpoint', 'seq' and 'step')")
+    return ptr
+
+
+def collect_garbage(run_dir) -> None:
+    """Remove what a killed save leaves behind: folders the pointer does not name, temporary files."""
+    run_dir = Path(run_dir)
+    ptr = read_pointer(run_dir)
+    keep = ptr["checkpoint"] if ptr else None
+    for p in run_dir.iterdir():
+        if CKPT_RE.fullmatch(p.name) and p.name != keep:
+            shutil.rmtree(p, ignore_errors=True)
+        elif TEMP_RE.fullmatch(p.name):
+            p.unlink(missing_ok=True)
+
+
+def save_checkpoint(run_dir, model, tokenizer, train_config: dict | None = None, train_state: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a new checkpoint into `run_dir` and point at it; returns the checkpoint folder.
+    A failure leaves the previous checkpoint (if any) intact and no partial folder behind."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prev = read_pointer(run_dir)
+    seq = prev["seq"] + 1 if prev else 1
+    folder = run_dir / f"ckpt-{seq:06d}"
+    step = (train_state or {}).get("step", 0)
+    cfg = {"format": FORMAT, "arch": arch_of(model), "model": dataclasses.asdict(model.config),
+           "tokenizer": tokenizer.spec, "train": train_config or {}, "step": step, **(extra or {})}
+    try:
+        if folder.exists():  # left by a save killed before its pointer was written
+            shutil.rmtree(folder)
+        _write_folder(folder, model, tokenizer, cfg, train_state)
+        ptr = {"format": FORMAT, "checkpoint": folder.name, "seq": seq, "step": step,
+               "config_sha256": sha256_file(folder / "config.json")}
+        write_atomic(run_dir / POINTER, json.dumps(ptr, indent=2))
+    except OSError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(e, f"checkpoint {folder}") from None
+        raise
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    collect_garbage(run_dir)
+    return folder
+
+
+# -- reading -------------------------------------------------------------------------------------
+def resolve(path) -> tuple[Path, dict | None]:
+    """-> (checkpoint folder, pointer or None). `path` is a run folder or a ckpt-* folder itself."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path, None
+    ptr = read_pointer(path)
+    if ptr is None:
+        raise NeuroError(f"{path} is not a checkpoint (no {POINTER} or config.json)")
+    folder = path / ptr["checkpoint"]
+    if not (folder / "config.json").is_file():
+        raise NeuroError(f"{path}/{POINTER} names {ptr['checkpoint']}, which is missing or incomplete")
+    return folder, ptr
 
 
 def read_config(path) -> dict:
-    path = Path(path)
-    cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise NeuroError(f"{path} is not a checkpoint (no config.json)")
+    """The verified config.json of the checkpoint at `path` (run folder or ckpt-* folder)."""
+    folder, ptr = resolve(path)
+    cfg_path = folder / "config.json"
+    if ptr is not None and ptr.get("config_sha256") != sha256_file(cfg_path):
+        raise NeuroError(f"{cfg_path} does not match {POINTER} (edited or corrupt)")
     try:
         cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise NeuroError(f"{cfg_path} is corrupt (not valid JSON)") from None
     if not isinstance(cfg, dict) or "arch" not in cfg or "model" not in cfg:
         raise NeuroError(f"{cfg_path} is not a neuro_lib checkpoint config (needs 'arch' and 'model')")
-    if cfg["arch"] in ARCHS and isinstance(cfg["model"], dict):  # saved under former field names: today's
-        cfg["model"] = upgrade_config(cfg["arch"], cfg["model"])
+    formats = {"arch": str, "model": dict, "tokenizer": str, "train": dict}
+    if cfg.get("format", 1) >= 2:  # format 1 (one flat folder, before 2026-11-25) had no hashes and no step
+        formats.update(files=dict, step=int)
+    bad = [k for k, t in formats.items() if not isinstance(cfg.get(k), t) or isinstance(cfg.get(k), bool)]
+    if bad:
+        raise NeuroError(f"{cfg_path} has missing or mistyped field(s) {bad}")
+    if ptr is not None and ptr["step"] != cfg["step"]:
+        raise NeuroError(f"{cfg_path} is of step {cfg['step']} but {POINTER} says {ptr['step']}")
+    for rel, digest in cfg.get("files", {}).items():
+        f = folder / rel
+        if not f.is_file() or sha256_file(f) != digest:
+            raise NeuroError(f"checkpoint {folder} is corrupt: {rel} is missing or does not match its recorded hash")
+    cfg["model"] = upgrade_config(cfg["arch"], cfg["model"]) if cfg["arch"] in ARCHS else cfg["model"]  # former names
+    cfg["folder"] = str(folder)
     return cfg
-
-
-def save_checkpoint(path, model, tokenizer, train_config: dict | None = None, train_state: dict | None = None,
-                    extra: dict | None = None) -> Path:
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    cfg = {"format": FORMAT, "arch": arch_of(model), "model": dataclasses.asdict(model.config),
-           "tokenizer": tokenizer.spec, "train": train_config or {}, **(extra or {})}
-    _atomic(path / "model.safetensors", lambda p: save_model(model, str(p)))
-    tokenizer.save(path / "tokenizer")
-    if train_state is not None:
-        _atomic(path / "train_state.pt", lambda p: torch.save(train_state, p))
-    # config.json last: its presence marks a complete checkpoint
-    _atomic(path / "config.json", lambda p: p.write_text(json.dumps(cfg, indent=2)))
-    return path
 
 
 def load_checkpoint(path, map_location="cpu"):
     """-> (model in eval mode, tokenizer, config dict)."""
-    path = Path(path)
     cfg = read_config(path)
+    folder = Path(cfg["folder"])
     if cfg["arch"] not in ARCHS:
-        raise NeuroError(f"checkpoint {path} has unknown arch {cfg['arch']!r}")
+        raise NeuroError(f"checkpoint {folder} has unknown arch {cfg['arch']!r}")
     model = build_model(cfg["arch"], **cfg["model"])
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise NeuroError(f"checkpoint {path} has no model.safetensors")
+    load_weights(model, folder)
+    model.to(map_location)
     try:
-        state = load_file(str(weights), device=str(map_location))
+        tokenizer = load_tokenizer(folder / "tokenizer")
+    except NeuroError:
+        raise
+    except Exception as e:  # a tokenizer's own loader raises many types on bad metadata
+        raise NeuroError(f"checkpoint {folder} has an unreadable tokenizer ({type(e).__name__})") from None
+    if tokenizer.spec != cfg.get("tokenizer"):
+        raise NeuroError(f"checkpoint {folder} tokenizer is {tokenizer.spec!r} but config.json says {cfg.get('tokenizer')!r}")
+    return model.eval(), tokenizer, cfg
+
+
+def load_weights(model, folder: Path) -> None:
+    """Load folder/model.safetensors into `model` in place, after checking names and shapes."""
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise NeuroError(f"checkpoint {folder} has no model.safetensors")
+    try:
+        state = load_safetensors(weights.read_bytes())
     except (SafetensorError, OSError, ValueError) as e:
         raise NeuroError(f"checkpoint weights {weights} are corrupt ({e})") from None
     expected = model.state_dict()
@@ -86,16 +227,12 @@ def load_checkpoint(path, map_location="cpu"):
     if missing or unexpected or bad_shapes:
         detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
                   else f"shape mismatch in {bad_shapes[:3]}")
-        raise NeuroError(f"checkpoint {path} does not match its config.json ({detail})")
+        raise NeuroError(f"checkpoint {folder} does not match its config.json ({detail})")
     model.load_state_dict(state, strict=False)
-    tokenizer = load_tokenizer(path / "tokenizer")
-    if tokenizer.spec != cfg.get("tokenizer"):
-        raise NeuroError(f"checkpoint {path} tokenizer is {tokenizer.spec!r} but config.json says {cfg.get('tokenizer')!r}")
-    return model.eval(), tokenizer, cfg
 
 
 def _is_tied(model, key: str, state: dict) -> bool:
-    """safetensors stores shared tensors once; a missing key is fine if its storage twin is present."""
+    """Tied tensors are stored once; a missing key is fine if its storage twin is present."""
     params = dict(model.named_parameters(remove_duplicate=False))
     if key not in params:
         return False
@@ -103,10 +240,42 @@ def _is_tied(model, key: str, state: dict) -> bool:
 
 
 def load_train_state(path) -> dict | None:
-    f = Path(path) / "train_state.pt"
+    """The train state of the checkpoint at `path` (verified by read_config), None if it has none."""
+    cfg = read_config(path)
+    f = Path(cfg["folder"]) / "train_state.pt"
     if not f.is_file():
         return None
     try:
-        return torch.load(f, map_location="cpu", weights_only=False)
+        state = torch.load(f, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises many types for a truncated pickle
         raise NeuroError(f"{f} is corrupt ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("step") != cfg["step"]:
+        raise NeuroError(f"{f} does not belong to the step of its config.json ({cfg['step']})")
+    return state
+
+
+# -- the metrics log -------------------------------------------------------------------------------
+def metrics_mark(run_dir) -> dict:
+    """Length and hash of metrics.jsonl now: saved with a checkpoint, checked and rewound to on resume."""
+    f = Path(run_dir) / METRICS
+    data = f.read_bytes() if f.is_file() else b""
+    if data:
+        fsync_file(f)  # the records a checkpoint counts are on disk before its pointer is
+    return {"metrics_bytes": len(data), "metrics_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def read_metrics(run_dir, mark: dict) -> list[dict]:
+    """The records up to `mark`, checked against its hash (read only)."""
+    f = Path(run_dir) / METRICS
+    data = f.read_bytes()[: mark["metrics_bytes"]] if f.is_file() else b""
+    if len(data) != mark["metrics_bytes"] or hashlib.sha256(data).hexdigest() != mark["metrics_sha256"]:
+        raise NeuroError(f"{f} does not match its checkpoint (truncated, edited or corrupt)")
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def rewind_metrics(run_dir, mark: dict) -> None:
+    """Drop records written after the checkpoint (a killed run's tail): no duplicates on resume."""
+    f = Path(run_dir) / METRICS
+    if f.is_file() and f.stat().st_size > mark["metrics_bytes"]:
+        os.truncate(f, mark["metrics_bytes"])
+        fsync_file(f)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from neuro_lib.atomic import disk_error
 from neuro_lib.data.batching import encode_to_array
 from neuro_lib.data.corpus import CACHE_DIR, Corpus, load_corpus
 from neuro_lib.errors import NeuroError
@@ -20,7 +23,7 @@ from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
 from neuro_lib.train.evaluate import evaluate_bpb
-from neuro_lib.train.trainer import TrainConfig, Trainer
+from neuro_lib.train.trainer import TrainConfig, Trainer, check_run_folder, seed_everything
 
 
 def get_tokenizer(spec: str, corpus: Corpus, train_kwargs: dict | None = None) -> Tokenizer:
@@ -38,7 +41,14 @@ def get_tokenizer(spec: str, corpus: Corpus, train_kwargs: dict | None = None) -
     if (path / "tokenizer_meta.json").exists():
         return load_tokenizer(path)
     tok = train_tokenizer(spec, corpus.train, **kwargs)
-    tok.save(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # saved aside, then renamed: never half a cache entry
+    try:
+        tok.save(tmp)
+        tmp.rename(path)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (path / "tokenizer_meta.json").exists():  # else another process cached the same tokenizer first
+            raise disk_error(e, path) from None
     return tok
 
 
@@ -72,14 +82,10 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     `tokenizer_train` overrides the profile's tokenizer training arguments (see get_tokenizer)."""
     prof = get_profile(profile)
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
-        tok = tokenizer
-    else:
-        tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None
-                            else tokenizer_train)
+    if out_dir is not None:
+        check_run_folder(out_dir)  # before any work: a bad --out fails in a second, not after the tokenizer
     mcfg = prof.model(arch) if arch in prof.models else {}
     mcfg.update(model_overrides or {})
-    mcfg["vocab_size"] = tok.vocab_size
     t = prof.train_sizes(arch)
     # the training window: a block_size given as an override, else the profile's, cut to the model's block_size
     # (the longest sequence it takes; Aeron's is longer than its training window, for RoPE past it)
@@ -93,8 +99,20 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     config = TrainConfig(**tcfg)
     if "block_size" in mcfg and config.block_size > mcfg["block_size"]:
         raise NeuroError(f"training block_size {config.block_size} exceeds the model's {mcfg['block_size']}")
+    if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
+        tok = tokenizer
+    else:
+        tok = get_tokenizer(tokenizer, corpus, prof.tokenizers.get("train") if tokenizer_train is None
+                            else tokenizer_train)
+    mcfg["vocab_size"] = tok.vocab_size
+    seed_everything(config.seed)  # before the model is built: the seed fixes the initial weights
     model = build_model(arch, **mcfg)
     train_ids = encode_to_array(tok, corpus.train)
+    if len(train_ids) <= config.block_size + 1:
+        raise NeuroError(f"corpus {corpus.spec!r} has {len(train_ids)} training tokens, fewer than one window of "
+                         f"{config.block_size + 1}; use a longer corpus or a smaller block_size")
+    if len(tok.encode(corpus.val[:4096])) < 2:
+        raise NeuroError(f"corpus {corpus.spec!r} has a validation split of fewer than two tokens; use a longer corpus")
 
     def batches(step):
         x, y = train_ids.batch(config.batch_size, config.block_size, config.seed, step)
@@ -105,6 +123,6 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
         return {"val_bpb": r["bpb"], "val_bytes": r["bytes"]}
 
     trainer = Trainer(model, tok, config, batches, evaluate, out_dir=out_dir,
-                      extra_config={"corpus": corpus.spec, "profile": profile})
+                      extra_config={"corpus_sha256": corpus.sha256, "profile": profile}, info={"corpus": corpus.spec})
     history = trainer.fit(callback=callback)
     return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None)

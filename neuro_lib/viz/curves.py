@@ -12,7 +12,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from neuro_lib.envinfo import REPO_ROOT
+from neuro_lib.paths import REPO_ROOT
 from neuro_lib.progress import progress_mode
 
 
@@ -59,6 +59,21 @@ def bpb_bar(values: dict[str, float], title: str = "validation bits per byte (lo
     fig = go.Figure(go.Bar(x=[values[n] for n in names], y=names, orientation="h",
                            text=[f"{values[n]:.3f}" for n in names], textposition="auto"))
     fig.update_layout(title=title, xaxis_title="bits per byte", height=120 + 40 * len(names))
+    return fig
+
+
+def beside_recorded(live: dict[str, float], recorded: dict[str, float], live_name: str, recorded_name: str,
+                    title: str, axis_title: str = "bits per byte") -> go.Figure:
+    """Grouped bars: this run's figures next to a recorded run's (data/reference/), one group per key;
+    a key missing on one side is simply not drawn there. The recorded trace's name carries its label."""
+    keys = list(dict.fromkeys([*live, *recorded]))
+    fig = go.Figure()
+    for name, vals, colour in ((live_name, live, "#1f77b4"), (recorded_name, recorded, "#9e9e9e")):
+        ks = [k for k in keys if k in vals]
+        fig.add_bar(x=ks, y=[vals[k] for k in ks], name=name, marker_color=colour,
+                    text=[f"{vals[k]:.3f}" for k in ks], textposition="auto")
+    fig.update_layout(barmode="group", title=title, yaxis_title=axis_title, height=420,
+                      legend=dict(orientation="h", yanchor="top", y=-0.15))
     return fig
 
 

@@ -6,7 +6,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from neuro_lib.models.mamba import chunked_scan, sequential_scan
+from neuro_lib.models.scans import chunked_scan, sequential_scan
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
 def scan_picture(length: int = 24, chunk: int = 4, block: int = 12, seed: int = 0):
@@ -36,30 +38,46 @@ def scan_picture(length: int = 24, chunk: int = 4, block: int = 12, seed: int = 
     return fig
 
 
-def scan_timing_figure(rows: list[dict]) -> go.Figure:
-    """ms per forward+backward (minimum of repeats) against sequence length, one line per scan."""
+def scan_timing_figure(rows: list[dict], recorded: list[dict] | None = None, recorded_label: str = "") -> go.Figure:
+    """ms per forward+backward (minimum of repeats) against sequence length, one line per scan; `recorded`
+    rows (same fields, from data/reference/) are drawn dotted beside them."""
     fig = go.Figure()
+    colors = dict(zip(dict.fromkeys(r["scan"] for r in [*rows, *(recorded or [])]), COLORS))
     for scan in dict.fromkeys(r["scan"] for r in rows):
         rs = [r for r in rows if r["scan"] == scan]
-        fig.add_scatter(x=[r["length"] for r in rs], y=[r["min_ms"] for r in rs], mode="lines+markers", name=scan)
-    fig.update_layout(title="selective scan, forward + backward", xaxis_title="sequence length L",
-                      yaxis_title="ms (min of repeats)", xaxis_type="log", yaxis_type="log", height=380)
+        fig.add_scatter(x=[r["length"] for r in rs], y=[r["min_ms"] for r in rs], mode="lines+markers", name=scan,
+                        line_color=colors[scan])
+    for scan in dict.fromkeys(r["scan"] for r in recorded or []):
+        rs = [r for r in recorded if r["scan"] == scan]
+        fig.add_scatter(x=[r["length"] for r in rs], y=[r["min_ms"] for r in rs], mode="lines+markers",
+                        name=f"{scan} (recorded)", line=dict(color=colors[scan], dash="dot"), marker_symbol="x")
+    title = "selective scan, forward + backward" + (f"<br><sup>dotted: {recorded_label}</sup>" if recorded else "")
+    fig.update_layout(title=title, xaxis_title="sequence length L",
+                      yaxis_title="ms (min of repeats)", xaxis_type="log", yaxis_type="log", height=420)
     return fig
 
 
-def scaling_figure(rows: list[dict]) -> go.Figure:
-    """Microseconds per byte against context length: full forward pass and one decoding step."""
+def scaling_figure(rows: list[dict], recorded: list[dict] | None = None, recorded_label: str = "") -> go.Figure:
+    """Microseconds per byte against context length: full forward pass and one decoding step; `recorded`
+    points (same fields, from data/reference/) are drawn as crosses."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("forward pass over L bytes", "one decode step at context L"))
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-    for i, arch in enumerate(dict.fromkeys(r["arch"] for r in rows)):
+    archs = list(dict.fromkeys(r["arch"] for r in [*rows, *(recorded or [])]))
+    for i, arch in enumerate(archs):
         for col, mode in enumerate(("forward", "decode"), start=1):
             rs = [r for r in rows if r["arch"] == arch and r["mode"] == mode]
-            fig.add_scatter(x=[r["length"] for r in rs], y=[r["us_per_byte_min"] for r in rs], name=arch,
-                            mode="lines+markers", line_color=colors[i % len(colors)], showlegend=col == 1,
-                            row=1, col=col)
+            if rs:
+                fig.add_scatter(x=[r["length"] for r in rs], y=[r["us_per_byte_min"] for r in rs], name=arch,
+                                mode="lines+markers", line_color=COLORS[i % len(COLORS)], showlegend=col == 1,
+                                row=1, col=col)
+            rec = [r for r in recorded or [] if r["arch"] == arch and r["mode"] == mode]
+            if rec:
+                fig.add_scatter(x=[r["length"] for r in rec], y=[r["us_per_byte_min"] for r in rec],
+                                name=f"{arch} (recorded)", mode="markers", marker=dict(symbol="x", size=11,
+                                color=COLORS[i % len(COLORS)]), showlegend=col == 1, row=1, col=col)
     fig.update_xaxes(type="log", title_text="context length L")
     fig.update_yaxes(title_text="µs per byte", row=1, col=1)
-    fig.update_layout(height=380, title="cost per byte against context length")
+    title = "cost per byte against context length" + (f"<br><sup>crosses: {recorded_label}</sup>" if recorded else "")
+    fig.update_layout(height=420, title=title)
     return fig
 
 

@@ -14,9 +14,9 @@ import dataclasses
 
 import torch
 
-from neuro_lib.models.cache import KVCache, PagedKVCache
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.aeron.model import Aeron
+from neuro_lib.models.cache import KVCache, PagedKVCache
 
 # parameter-name pieces -> component, checked in order
 _COMPONENTS = [

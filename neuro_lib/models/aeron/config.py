@@ -4,8 +4,13 @@
 Field names are the ones GPT, Mamba and RNK use (vocab_size, d_model, n_layer-style depths,
 n_head, n_kv_head, d_ff, block_size, dropout); the seed's `NeuralNetConfig` names are read
 through `AeronConfig.from_seed_names`, which the presets below use (alias table SEED_NAMES).
-Only the backbone is configured here.
-The tiny CPU sizes used for training live in profiles.py, not here.
+What exists of Aeron is the backbone: model.py (decoder-only and the seed's encoder-decoder
+layout; GQA, RoPE, SwiGLU, RMSNorm, tied embeddings; contiguous and paged KV caches) and
+budget.py (parameter and KV-cache accounting against the seed's tables). The seed's reasoning
+engine (tree-of-thought branches, scratchpad), its memories (knowledge-graph attention, neural
+memory, continual learning) and its uncertainty and active-learning heads are not implemented;
+their claimed sizes appear in SEED_BUDGET_M with no count of ours beside them, and the config
+has no fields for them. The tiny CPU sizes used for training live in profiles.py, not here.
 """
 from __future__ import annotations
 

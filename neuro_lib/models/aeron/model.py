@@ -18,7 +18,7 @@ Two layouts behind the same language-model interface (models/base.py):
 
 Incremental decoding caches only the H_kv key/value heads: a contiguous `KVCache` or a
 `PagedKVCache` (`init_state(..., cache="paged")`), which give the same logits.
-The seed's reasoning engine, memories and uncertainty heads are not part of this file.
+The seed's reasoning engine, memories and uncertainty heads are not implemented (config.py).
 
     from neuro_lib.models.aeron import Aeron, preset
     model = Aeron(preset("aeron-small", mode="decoder", n_encoder_layer=0))
@@ -26,15 +26,14 @@ Tests: tests/test_aeron.py.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from neuro_lib.models.cache import KVCache, PagedKVCache
 from neuro_lib.models.aeron.config import AeronConfig
-from neuro_lib.models.base import LanguageModel, masked_cross_entropy
+from neuro_lib.models.base import LanguageModel, gpt2_init, masked_cross_entropy
+from neuro_lib.models.cache import KVCache, PagedKVCache
 from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU
 
 CACHE_KINDS = ("contiguous", "paged")
@@ -108,19 +107,8 @@ class Aeron(LanguageModel):
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
         if self.tok_emb.weight.device.type != "meta":  # a meta model (budget.py) has shapes, nothing to fill
-            self._init_weights()
-
-    def _init_weights(self):
-        self.apply(self._init)
-        depth = self.config.n_encoder_layer + self.config.n_decoder_layer
-        for name, p in self.named_parameters():  # scale residual-branch outputs by depth (GPT-2)
-            if name.endswith(("out_proj.weight", "ffn.down.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * depth))
-
-    @staticmethod
-    def _init(m):
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            gpt2_init(self, config.n_encoder_layer + config.n_decoder_layer,
+                      residual_out=("out_proj.weight", "ffn.down.weight"))
 
     # -- encoder (encoder-decoder mode) ----------------------------------------------------------
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,7 +142,7 @@ class Aeron(LanguageModel):
         return self.cross_kv(self.encode(src, src_mask)), src_mask
 
     # -- decoder --------------------------------------------------------------------------------
-    def _decode(self, tokens, cache=None, cross_kv=None, src_mask=None):
+    def _run(self, tokens, cache=None, cross_kv=None, src_mask=None):
         """tokens (B, T) -> logits (B, T, V), positions starting at the cache's position."""
         B, T = tokens.shape
         pos = cache.pos if cache is not None else 0
@@ -171,7 +159,7 @@ class Aeron(LanguageModel):
     def forward(self, tokens, src=None, src_mask=None):
         """tokens (B, T) [, src (B, S), src_mask (B, S)] -> logits (B, T, V)."""
         cross_kv, src_mask = self._source(src, src_mask)
-        return self._decode(tokens, None, cross_kv, src_mask)
+        return self._run(tokens, None, cross_kv, src_mask)
 
     def compute_loss(self, batch: dict):
         logits = self(batch["tokens"], batch.get("src"), batch.get("src_mask"))
@@ -198,4 +186,4 @@ class Aeron(LanguageModel):
 
     def step(self, tokens, state: AeronState):
         """tokens (B, t) continuing the state's sequence -> (logits (B, t, V), state)."""
-        return self._decode(tokens, state.cache, state.cross_kv, state.src_mask), state
+        return self._run(tokens, state.cache, state.cross_kv, state.src_mask), state

@@ -2,7 +2,7 @@
 
 For x, Δ (B, L, E), A (E, N), B, C (B, L, N) and an initial state h0 (B, E, N):
 
-    a_t = max(Δ_t A, floor)          log-decay, clamped as in models/mamba.py
+    a_t = max(Δ_t A, floor)          log-decay, clamped as in models/scans.py
     h_t = e^{a_t} ⊙ h_{t-1} + Δ_t x_t B_t
     y_t = Σ_n h_t[:, n] C_t[n]       -> y (B, L, E) and the last state h_L (B, E, N)
 
@@ -15,7 +15,7 @@ the tile's states (kept in a thread-local buffer) and runs the adjoint recurrenc
 λ_t = C_t gy_t + e^{a_{t+1}} λ_{t+1}, accumulating every input's gradient on the way; sums
 over channels (for B and C) and over the batch (for A) are per-tile partials added by torch.
 
-    y, h_last = selective_scan(x, dt, A, Bm, Cm, h0, floor)
+    y, h_last = fused_ssm(x, dt, A, Bm, Cm, h0, floor)   # MambaConfig(scan="fused"), "auto" on a CPU in float32
 Tests: tests/test_mamba.py (outputs and all six gradients equal the PyTorch composition).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import torch
 
-from neuro_lib.models.fused_scan import set_threads
+from neuro_lib.models.scan_compiled import set_threads
 
 TILE = 16  # channels per thread job: 16 x N states (1 KiB at N = 16)
 
@@ -113,7 +113,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-class _SelectiveScan(torch.autograd.Function):
+class _FusedSSM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dt, A, Bm, Cm, h0, floor):
         x, dt, A, Bm, Cm, h0 = (t.contiguous() for t in (x, dt, A, Bm, Cm, h0))
@@ -140,10 +140,10 @@ class _SelectiveScan(torch.autograd.Function):
         return gx, gdt, gA_b.sum(0), gB_tiles.sum(0), gC_tiles.sum(0), gh0, None
 
 
-def selective_scan(x, dt, A, Bm, Cm, h0, floor: float):
+def fused_ssm(x, dt, A, Bm, Cm, h0, floor: float):
     """x, dt (B, L, E); A (E, N); Bm, Cm (B, L, N); h0 (B, E, N), all float32 on the CPU ->
     (y (B, L, E), h_last (B, E, N)). Differentiable in every tensor argument."""
     tensors = (x, dt, A, Bm, Cm, h0)
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
-        raise ValueError("selective_scan takes float32 CPU tensors; use the PyTorch path elsewhere")
-    return _SelectiveScan.apply(x, dt, A, Bm, Cm, h0, floor)
+        raise ValueError("fused_ssm takes float32 CPU tensors; use the PyTorch path elsewhere")
+    return _FusedSSM.apply(x, dt, A, Bm, Cm, h0, floor)

@@ -1,4 +1,8 @@
-"""AdamW with decay / no-decay parameter groups and the warmup + cosine schedule."""
+"""AdamW with decay / no-decay parameter groups and the warmup + cosine schedule.
+
+Shared by the Trainer (train/trainer.py) and the VQ-VAE tokenizer (tokenizers/vq.py), so it sits
+below both layers and imports nothing from neuro_lib. Tests: tests/test_train.py.
+"""
 from __future__ import annotations
 
 import math

@@ -1,18 +1,19 @@
-"""The selective-scan recurrence as one compiled loop (numba), forward and backward.
+"""The scan `sequential_scan` loops over (models/scans.py), compiled by numba: forward and backward.
 
     h_t = exp(a_t) * h_{t-1} + v_t,   h_0 = 0,   a, v, h: (B, L, E, N)
 
 Why a third scan: on a CPU the recurrence is memory-bound. The pure-PyTorch scans
-(models/mamba.py) either pay Python overhead per step (`sequential_scan`) or make a dozen
+(models/scans.py) either pay Python overhead per step (`sequential_scan`) or make a dozen
 passes over (B, L, E, N) tensors (`chunked_scan`). This loop walks time once per pass,
 channel tiles in parallel across threads, with the state in registers: the forward reads
 a and v and writes h; the backward (the adjoint recurrence, as in `_ChunkedScan`)
 reads a, h and the upstream gradient and writes both input gradients. Both clamp the
-log-decay at the floor the other scans use (mamba.LOG_DECAY_FLOOR), so all three compute
+log-decay at the floor the other scans use (scans.LOG_DECAY_FLOOR), so all three compute
 the same function.
 
 numba compiles the two loops on first use (a few seconds, cached on disk next to this
 file); `neuro bench scan` times the result against the loop, the chunked scan and mambapy.
+It is `scan="compiled"`; `scan="fused"` (models/ssm_fused.py) fuses the whole SSM around it.
 Tests: tests/test_mamba.py (equal to sequential_scan on outputs and gradients).
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-TILE = 1024  # channels (E*N) one thread carries through time: 4 KiB of float32 state, in L1 (measured best)
+TILE = 1024  # channels (E*N) one thread carries through time: 4 KiB of float32 state, fits in L1
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -76,7 +77,7 @@ def set_threads():
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
-class _FusedScan(torch.autograd.Function):
+class _CompiledScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, v, floor):
         set_threads()
@@ -98,9 +99,9 @@ class _FusedScan(torch.autograd.Function):
         return ga, gv, None
 
 
-def fused_scan(a: torch.Tensor, v: torch.Tensor, floor: float) -> torch.Tensor:
+def compiled_scan(a: torch.Tensor, v: torch.Tensor, floor: float) -> torch.Tensor:
     """The compiled scan: a (log-decays, clamped at `floor`), v (inputs): (B, L, E, N) float32 CPU
     tensors -> h (B, L, E, N)."""
     if a.device.type != "cpu" or v.device.type != "cpu" or a.dtype != torch.float32 or v.dtype != torch.float32:
-        raise ValueError(f"fused_scan takes float32 CPU tensors, got {a.dtype} on {a.device} and {v.dtype} on {v.device}")
-    return _FusedScan.apply(a, v, floor)
+        raise ValueError(f"compiled_scan takes float32 CPU tensors, got {a.dtype} on {a.device} and {v.dtype} on {v.device}")
+    return _CompiledScan.apply(a, v, floor)
