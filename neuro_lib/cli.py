@@ -8,6 +8,7 @@
     neuro report --profile smoke --only 00 --jobs 2
     neuro data stats stdlib-docs
     neuro json --schema product_v1 --prompt "The blue kettle costs $12."; neuro json validate doc.json --schema product_v1
+    neuro rag index --corpus stdlib-docs --out runs/idx && neuro rag ask runs/idx "In gzip, which exception ..."
     neuro doctor
     neuro tool calc "2**10 / 3"; neuro tool run FILE.py --timeout 2; neuro tool fetch URL --allow HOST
 
@@ -348,6 +349,64 @@ def cmd_data(a):
         print(f"{k.ljust(width)}  {v}")
 
 
+# -- rag (issue 14): neuro rag index / ask / train-reader ------------------------------------------------
+def cmd_rag_index(a):
+    from neuro_lib.data.corpus import load_corpus
+    from neuro_lib.rag.experiment import rag_sizes
+    from neuro_lib.rag.index import build_index, index_size_bytes
+
+    if Path(a.out).exists():
+        raise NeuroError(f"--out {a.out} already exists; choose a new directory for the index")
+    idx = build_index(load_corpus(a.corpus), rag_sizes(a.profile), seed=a.seed)
+    idx.save(a.out)
+    print(f"indexed {len(idx.passages):,} passages of {a.corpus} ({len(idx.questions)} generated questions) "
+          f"in {a.out}, {index_size_bytes(a.out)['total'] / 1e6:.1f} MB")
+
+
+def cmd_rag_train_reader(a):
+    from neuro_lib.rag.experiment import train_retrieval_reader
+    from neuro_lib.rag.index import load_index
+
+    if Path(a.out).exists():
+        raise NeuroError(f"--out {a.out} already exists; choose a new directory for the reader")
+    train_retrieval_reader(load_index(a.index), a.profile, a.arch, a.seed, out_dir=a.out)
+    print(f"reader checkpoint in {a.out}")
+
+
+def cmd_rag_ask(a):
+    from neuro_lib.rag.index import load_index
+    from neuro_lib.rag.lite import lite_answer
+
+    question = " ".join(a.question.split())
+    if not question:
+        raise NeuroError("the question is empty")
+    idx = load_index(a.index, corpus=a.corpus)
+    ids, scores = idx.retriever(a.retriever).search([question], a.k)
+    top = [idx.passages[i] for i in ids[0]]
+    if a.reader:
+        from neuro_lib.rag.reader import reader_answer
+        from neuro_lib.train.checkpoint import load_checkpoint
+
+        model, tok, cfg = load_checkpoint(a.reader)
+        if cfg.get("task") != "rag_reader" or cfg.get("corpus") != idx.corpus.spec:
+            raise NeuroError(f"{a.reader} is not a RAG reader trained on {idx.corpus.spec!r}")
+        ans = reader_answer(model, tok, idx.corpus.data, question, top[0], cfg["rag"])
+    else:
+        ans = lite_answer(idx.corpus.data, top[0], question)
+    out = {"question": question, **ans.to_dict(), "retrieved": [
+        {"passage_id": p.id, "start": p.start, "end": p.end, "score": round(float(s), 4)}
+        for p, s in zip(top, scores[0])]}
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(ans.text)
+    for c in ans.citations:
+        cited = idx.corpus.data[c["start"]:c["end"]].decode("utf-8", errors="replace")
+        print(f"  cites [{c['passage_id']}] bytes {c['start']}-{c['end']}: {cited!r}")
+    for r in out["retrieved"]:
+        print(f"  retrieved [{r['passage_id']}] bytes {r['start']}-{r['end']} score {r['score']}")
+
+
 def cmd_doctor(a):
     import torch
 
@@ -485,6 +544,31 @@ def build_parser() -> argparse.ArgumentParser:
     ds = dsub.add_parser("stats", help="size, byte histogram summary and the split")
     ds.add_argument("corpus")
     ds.set_defaults(func=cmd_data)
+
+    rg = sub.add_parser("rag", help="retrieval-augmented answers: build an index, ask it questions")
+    rsub = rg.add_subparsers(dest="rag_command", required=True)
+    ri = rsub.add_parser("index", help="chunk a corpus, generate questions, build BM25 + dense indexes")
+    ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
+    ri.add_argument("--out", required=True, help="a new directory for the index")
+    ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
+    ri.add_argument("--seed", type=int, default=0)
+    ri.set_defaults(func=cmd_rag_index)
+    rt = rsub.add_parser("train-reader", help="pre-train and fine-tune an LM reader on an index's questions")
+    rt.add_argument("index")
+    rt.add_argument("--out", required=True, help="a new directory for the reader checkpoint")
+    rt.add_argument("--arch", default=None, help="reader architecture (default: the profile's)")
+    rt.add_argument("--profile", default="smoke")
+    rt.add_argument("--seed", type=int, default=0)
+    rt.set_defaults(func=cmd_rag_train_reader)
+    ra = rsub.add_parser("ask", help="answer a question from an index, citing passage ids and byte spans")
+    ra.add_argument("index")
+    ra.add_argument("question")
+    ra.add_argument("--retriever", default="hybrid", choices=["bm25", "dense", "dense-faiss", "hybrid"])
+    ra.add_argument("--k", type=_positive(int), default=3, help="passages retrieved (the reader reads the first)")
+    ra.add_argument("--corpus", help="refuse the index unless it was built on this corpus")
+    ra.add_argument("--reader", help="an LM reader checkpoint (neuro rag train-reader); default: the lite rules")
+    ra.add_argument("--json", action="store_true")
+    ra.set_defaults(func=cmd_rag_ask)
 
     sub.add_parser("doctor", help="versions, threads, device, what is cached").set_defaults(func=cmd_doctor)
     return p

@@ -70,6 +70,15 @@ AERON_CPU = dict(vocab_size=256, d_model=128, n_head=4, n_kv_head=2, n_encoder_l
 STRUCT_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=60,
                    eval_every=250, enc_layers=2, dec_layers=2, max_len=448, budget=256)
 
+# RAG (rag/, notebook 09, `neuro bench rag`): passages of chunk_bytes, a quarter of the sections held out, the
+# hashed dense encoder, and the reader: our LM pre-trained for pretrain_steps on the corpus, then fine-tuned for
+# finetune_steps per reader condition (step budgets: quality does not depend on the machine's speed).
+RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 15, dim=128), question_repeat=3,
+                 encoder_batch=64, encoder_lr=1e-3, encoder_steps=80, reader_arch="gpt",
+                 reader_model={"gpt": dict(block_size=256)}, reader_block=256, ctx_bytes=128, answer_bytes=24,
+                 reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
+                 n_eval=30)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -88,7 +97,8 @@ PROFILES = {
                "search": dict(model=dict(GPT_CPU, n_layer=2, block_size=64), steps=150, problems=12, seeds=3,
                               budget=24, n=5, branch=3),
                "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
-                                   n_eval=3, eval_every=0, budget=160)},
+                                   n_eval=3, eval_every=0, budget=160),
+               "rag": RAG_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -108,6 +118,10 @@ PROFILES = {
                "search": dict(model=dict(GPT_CPU, n_layer=2, block_size=64), steps=1500, problems=100, seeds=3,
                               budget=32, n=8, branch=3),
                "struct_mini": dict(STRUCT_MINI)},
+
+               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
+                           reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
+                           reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000)},
     ),
     "full": Profile(
         name="full",
@@ -130,7 +144,11 @@ PROFILES = {
                                    new_tokens=320),
                "search": dict(model=dict(GPT_CPU, block_size=64), steps=6000, problems=400, seeds=3, budget=32, n=8,
                               branch=3),
-               "struct_mini": dict(STRUCT_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=300)},
+               "struct_mini": dict(STRUCT_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=300),
+               "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
+                           reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
+                           reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
+                           n_eval=10_000)},
     ),
 }
 

@@ -1,0 +1,135 @@
+"""Passages: a corpus cut into retrievable chunks with stable ids and byte offsets.
+
+A corpus is first split into sections (for `stdlib-docs`: one per pydoc topic or stdlib
+module, the headings `build_stdlib_docs` writes; for `text:PATH`: short one-line
+paragraphs read as headings), then each section's paragraphs are packed greedily into
+chunks of at most `max_bytes` (a longer paragraph is cut at sentence ends, or at
+whitespace as a last resort). A passage's id is `"{section}#{n}"` (the n-th chunk of that
+section), so ids do not change when another section changes; `start`/`end` are byte
+offsets into `corpus.data`, so every answer can cite the exact bytes it came from.
+
+    passages = chunk_corpus(load_corpus("stdlib-docs"), max_bytes=600)
+    passages[0].id, passages[0].start, passages[0].end, passages[0].text(corpus.data)
+
+Tests: tests/test_rag.py (offsets round-trip, ids are unique and stable).
+"""
+from __future__ import annotations
+
+import re
+import sysconfig
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from neuro_lib.data.corpus import Corpus
+
+_PARA = re.compile(rb"\n[ \t]*\n+")                 # blank line(s) between paragraphs
+_SENT_END = re.compile(rb"(?<=[.!?])[\"')\]]?\s+")   # a sentence ends at . ! ? (+ closing quote) and whitespace
+_HEADING = re.compile(rb"[^\n]{1,80}")             # text:PATH heading: one short line ...
+_MODULE = re.compile(rb"[A-Za-z_][\w.\-]*")         # stdlib-docs heading: a topic or dotted module name
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str        # "{section}#{n}"
+    section: str   # module / topic / heading the passage belongs to (the held-out split is by section)
+    start: int     # byte offsets into corpus.data: data[start:end] is the passage
+    end: int
+
+    def text(self, data: bytes) -> str:
+        return data[self.start:self.end].decode("utf-8", errors="replace")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def _stdlib_headings() -> frozenset[bytes]:
+    """Every heading build_stdlib_docs can write: pydoc topic names and stdlib module names."""
+    import pydoc_data.topics
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    mods = {".".join(p.relative_to(root).with_suffix("").parts) for p in root.rglob("*.py")}
+    return frozenset(n.encode() for n in [*pydoc_data.topics.topics, *mods])
+
+
+def paragraphs(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Byte spans of the non-blank paragraphs of data[start:end]."""
+    end = len(data) if end is None else end
+    spans, pos = [], start
+    for m in _PARA.finditer(data, start, end):
+        if data[pos:m.start()].strip():
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if data[pos:end].strip():
+        spans.append((pos, end))
+    return spans
+
+
+def sentences(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    """Byte spans of the sentences of data[start:end] (trailing whitespace excluded)."""
+    spans, pos = [], start
+    for m in _SENT_END.finditer(data, start, end):
+        spans.append((pos, m.start() + len(m.group().rstrip())))
+        pos = m.end()
+    spans.append((pos, pos + len(data[pos:end].rstrip())))
+    return [s for s in spans if s[1] > s[0]]
+
+
+def sections(corpus: Corpus) -> list[tuple[str, int, int]]:
+    """(name, body start, body end) for each section; text before the first heading is section "(preamble)"."""
+    data = corpus.data
+    paras = paragraphs(data)
+    if corpus.spec == "stdlib-docs":
+        names = _stdlib_headings()
+        is_heading = [data[s:e] in names and _MODULE.fullmatch(data[s:e]) is not None for s, e in paras]
+    else:  # a short single line without sentence punctuation at its end
+        is_heading = [_HEADING.fullmatch(data[s:e].strip()) is not None and not data[s:e].rstrip().endswith(
+            (b".", b",", b";", b":", b"?", b"!")) for s, e in paras]
+    out, name, body_start = [], "(preamble)", paras[0][0] if paras else 0
+    for (s, e), head in zip(paras, is_heading):
+        if head:
+            if s > body_start:
+                out.append((name, body_start, s))
+            name, body_start = data[s:e].strip().decode("utf-8", errors="replace"), e
+    out.append((name, body_start, len(data)))
+    return [(n, s, e) for n, s, e in out if data[s:e].strip()]
+
+
+def _pieces(data: bytes, start: int, end: int, max_bytes: int) -> list[tuple[int, int]]:
+    """A paragraph cut into spans of at most max_bytes: at sentence ends, else at whitespace, else hard."""
+    if end - start <= max_bytes:
+        return [(start, end)]
+    out = []
+    for s, e in sentences(data, start, end):
+        while e - s > max_bytes:
+            cut = data.rfind(b" ", s + 1, s + max_bytes)
+            cut = cut if cut > s else s + max_bytes
+            out.append((s, cut))
+            s = cut + 1 if data[cut:cut + 1] == b" " else cut
+        out.append((s, e))
+    return out
+
+
+def chunk_corpus(corpus: Corpus, max_bytes: int = 600) -> list[Passage]:
+    """Passages of at most max_bytes (whole paragraphs packed together where they fit)."""
+    if max_bytes < 32:
+        raise ValueError(f"max_bytes must be at least 32, got {max_bytes}")
+    data, out, seen = corpus.data, [], {}
+    for name, s0, e0 in sections(corpus):
+        key = name if name not in seen else f"{name}~{seen[name]}"  # repeated headings stay distinct
+        seen[name] = seen.get(name, 1) + 1
+        pieces = [p for s, e in paragraphs(data, s0, e0) for p in _pieces(data, s, e, max_bytes)]
+        cur: list[int] | None = None
+        n = 0
+        for s, e in pieces:
+            if cur is not None and e - cur[0] <= max_bytes:
+                cur[1] = e
+                continue
+            if cur is not None:
+                out.append(Passage(f"{key}#{n}", key, cur[0], cur[1]))
+                n += 1
+            cur = [s, e]
+        if cur is not None:
+            out.append(Passage(f"{key}#{n}", key, cur[0], cur[1]))
+    return out
