@@ -117,8 +117,7 @@ PROFILES = {
                                    new_tokens=160),
                "search": dict(model=dict(GPT_CPU, n_layer=2, block_size=64), steps=1500, problems=100, seeds=3,
                               budget=32, n=8, branch=3),
-               "struct_mini": dict(STRUCT_MINI)},
-
+               "struct_mini": dict(STRUCT_MINI),
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000)},
