@@ -24,6 +24,11 @@ FORBIDDEN = {
     "models": {"infer", "train", "data", "tools", "rag", "structured", "runtime"},
     "tokenizers": {"models", "train"},
     "data": {"models"},
+    # only the doors (cli, workbook) and the measuring layers (bench, viz) sit above the runtime
+    "infer": {"runtime", "rag", "structured"},
+    "train": {"runtime", "rag", "structured", "infer"},
+    "rag": {"runtime"},
+    "structured": {"runtime"},
 }
 TOOLS_MAY_IMPORT = {"errors", "profiles", "tools"}
 

@@ -1,0 +1,106 @@
+"""The runtime's shared vocabulary (DESIGN.md "Runtime"): what flows between the router, the
+experts, the judge, the memory and the graph engine, as typed dataclasses.
+
+    query = Query("what is 17 * 23 + 4?")
+    answer = expert.answer(query)              # ExpertAnswer: text, value, tool calls, citations, costs
+    verdict = judge(query, answer)             # Verdict: passed, score, method
+    result = RuntimeEngine(...).run(query.text) # Result: answer, route, trace, timings
+
+Skills are the router's labels; an expert declares the skills it serves, the tools it may call and
+its input/output contract. Tests: tests/test_runtime_*.py.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+SKILLS = ("math", "json", "code", "retrieval", "chat")  # the router's multi-label vocabulary
+PATHS = ("fast", "slow")                                  # fast: one expert, no plan/judge; slow: plan, tools, judge
+
+
+@dataclass
+class Query:
+    text: str
+    wants_json: bool = False
+    schema_id: str | None = None
+    context: list[dict] = field(default_factory=list)  # memory: recent turns and recalled facts ({"role", "text"})
+
+
+@dataclass
+class ToolCall:
+    tool: str
+    args: dict
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ExpertAnswer:
+    text: str                                   # the answer as shown to the user
+    ok: bool = True                             # False: the expert could not finish (tool error, no parse)
+    value: Any = None                           # the typed answer where there is one (number, JSON document)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    citations: list[dict] = field(default_factory=list)  # retrieval: passage id, byte span, source
+    model_calls: int = 0                        # forward passes of a generation loop count as one call
+    tokens: int = 0                             # tokens generated
+    error: str | None = None
+    meta: dict = field(default_factory=dict)    # expert-specific details (the plan, the program, the schema id)
+
+
+@runtime_checkable
+class Expert(Protocol):
+    name: str
+    skills: tuple[str, ...]        # subset of SKILLS
+    tools: tuple[str, ...]         # names in neuro_lib.tools.TOOLS it may call
+    contract: dict                 # {"input": str, "output": "text" | JSON Schema}
+
+    def answer(self, query: Query) -> ExpertAnswer: ...
+
+
+@dataclass
+class Route:
+    path: str                      # one of PATHS
+    skills: list[str]              # predicted labels, most likely first
+    complexity: float              # the score compared with the fast/slow threshold
+    scores: dict[str, float] = field(default_factory=dict)  # per-skill probability
+    router: str = ""               # which router decided ("classifier", "keywords", "random", "fixed")
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    score: float                   # in [0, 1]
+    method: str                    # "schema" | "executed" | "recomputed" | "model" | "none"
+    reason: str = ""
+
+
+@dataclass
+class TraceStep:
+    step: int
+    node: str                      # node id in the graph
+    kind: str                      # router | expert | tool | judge | memory | combine
+    input: Any
+    output: Any
+    seconds: float
+    tokens: int = 0
+    model_calls: int = 0
+    ok: bool = True
+    note: str = ""                 # "retry 2/3", "loop cut at budget", an error sentence
+
+
+@dataclass
+class Result:
+    query: str
+    answer: str
+    ok: bool
+    route: Route | None
+    trace: list[TraceStep] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # total_s and per node kind
+    value: Any = None
+    citations: list[dict] = field(default_factory=list)
+    error: str | None = None       # one sentence when ok is False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
