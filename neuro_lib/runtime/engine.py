@@ -103,12 +103,15 @@ class RuntimeEngine:
 
     @classmethod
     def from_profile(cls, profile: str = "smoke", graph: str | Graph = "default", memory: Memory | None = None,
-                     router: Router | None = None, **kwargs) -> "RuntimeEngine":
-        """The tiny experts of `profile` (trained once, cached under data/cache/runtime/), the rule judge."""
+                     router: Router | None = None, extra_experts: dict[str, Expert] | None = None,
+                     **kwargs) -> "RuntimeEngine":
+        """The tiny experts of `profile` (trained once, cached under data/cache/runtime/) plus `extra_experts`
+        (an Ollama model, say), the judge, the keyword router unless another is given."""
         from neuro_lib.runtime.experts import build_experts
         from neuro_lib.runtime.judge import judge
 
-        return cls(graph, build_experts(profile), router, judge, memory, **kwargs)
+        graph = graph if isinstance(graph, Graph) else load_graph(graph)  # a bad graph fails before any training
+        return cls(graph, {**build_experts(profile), **(extra_experts or {})}, router, judge, memory, **kwargs)
 
     def _check_wiring(self) -> None:
         """Every expert a node names exists; the skills' experts exist or fall back to one that does."""
@@ -267,7 +270,7 @@ class RuntimeEngine:
             run.verdicts.pop(skill, None)  # to be judged; the judge keeps the better of this and the best so far
             inputs.append({"skill": skill, "expert": name, "text": q.text, "context": len(q.context)})
             outputs.append({"skill": skill, "expert": name, "text": ans.text, "ok": ans.ok, "error": ans.error,
-                            "tool_calls": [asdict(c) for c in ans.tool_calls]})
+                            "tool_calls": [asdict(c) for c in ans.tool_calls], "meta": ans.meta})
         run.answer = join_answers(run.answers)
         return inputs, outputs, tokens, calls
 
