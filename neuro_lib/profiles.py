@@ -79,6 +79,16 @@ RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 
                  reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
                  n_eval=30)
 
+# The runtime's tiny experts (runtime/reason.py, runtime/code.py, runtime/experts.py; notebook 08): Reason-mini
+# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron encoder-decoder trained
+# with train/seq2seq.py at the profile's Aeron width for a step budget; n_eval held-out-template problems.
+REASON_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=200,
+                   eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
+CODE_MINI = dict(REASON_MINI, budget=100)
+# experts: the general LM (GPT trained on stdlib-docs for general_steps), the RAG index's profile, and the judge
+# model's training set (n_judge questions with one right and two corrupted answers each).
+EXPERTS = dict(general_steps=300, general_tokens=80, rag_profile="smoke", n_judge=600, judge_eval=200)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -98,7 +108,12 @@ PROFILES = {
                               budget=24, n=5, branch=3),
                "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
                                    n_eval=3, eval_every=0, budget=160),
-               "rag": RAG_SMOKE},
+               "rag": RAG_SMOKE,
+               "reason_mini": dict(REASON_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
+                                   n_eval=16, eval_every=0),
+               "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
+                                 n_eval=18, eval_every=0),
+               "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60)},
     ),
     "bench": Profile(
         name="bench",
@@ -120,7 +135,8 @@ PROFILES = {
                "struct_mini": dict(STRUCT_MINI),
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
-                           reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000)},
+                           reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
+               "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS)},
     ),
     "full": Profile(
         name="full",
@@ -147,7 +163,10 @@ PROFILES = {
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
                            reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
-                           n_eval=10_000)},
+                           n_eval=10_000),
+               "reason_mini": dict(REASON_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
+               "code_mini": dict(CODE_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
+               "experts": dict(EXPERTS, general_steps=5000, rag_profile="full", n_judge=3000, judge_eval=1000)},
     ),
 }
 
