@@ -99,6 +99,7 @@ class RuntimeEngine:
         self.skill_experts = {**SKILL_EXPERTS, **(skill_experts or {})}
         self.fallback_expert = fallback_expert
         self.step_budget = step_budget or self.graph.step_budget
+        self._schemas_seen: set[str] = set()
         self._check_wiring()
 
     @classmethod
@@ -168,13 +169,14 @@ class RuntimeEngine:
     def _check_input(self, q: Query) -> str | None:
         if not q.text:
             return "the query is empty"
-        if q.schema_id is not None:
+        if q.schema_id is not None and q.schema_id not in self._schemas_seen:
             from neuro_lib.structured.schemas import load_schema
 
             try:
                 load_schema(q.schema_id)
             except NeuroError as e:
                 return str(e)
+            self._schemas_seen.add(q.schema_id)  # read and meta-checked once per engine, not per run
         elif q.wants_json:
             return "a JSON answer needs a schema id (schema_id=..., or --schema ID)"
         return None
