@@ -288,7 +288,7 @@ def format_trace(r) -> str:
             f"{'#':>2}  {'node':<12} {'kind':<8} {'ms':>8} {'tok':>5} {'calls':>5}  ok  note / output"]
     for s in r.trace:
         out = s.output if isinstance(s.output, str) else json.dumps(s.output, default=str, ensure_ascii=False)
-        text = s.note or " ".join(str(out).split())
+        text = (f"[{s.note}] " if s.note else "") + " ".join(str(out).split())
         rows.append(f"{s.step:>2}  {s.node:<12} {s.kind:<8} {s.seconds * 1e3:>8.2f} {s.tokens:>5} {s.model_calls:>5}  "
                     f"{'y' if s.ok else 'n':<3} {text[:90]}")
     rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {'ok' if r.ok else 'failed'}")
