@@ -236,7 +236,7 @@ def cmd_chat(a):
     if a.prompt is not None:
         t = session.turn(a.prompt)
         print(json.dumps(t) if a.json else format_turn(t))
-        return 0 if t["ok"] else 1
+        return 0 if t["ok"] or t["reply"] else 1  # a reply the judge rejected is still a reply (shown as failed)
     session.loop(as_json=a.json)
     return 0
 
