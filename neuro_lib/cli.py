@@ -249,8 +249,11 @@ def _runtime_config(a, default_graph: str = "default"):
     for key in ("graph", "profile", "memory", "window", "threshold"):
         if getattr(a, key, None) is not None:
             setattr(cfg, key, getattr(a, key))
-    if a.ollama:
-        cfg.ollama = {**(cfg.ollama or {}), "model": a.ollama, **({"url": a.ollama_url} if a.ollama_url else {})}
+    if a.ollama_url and not (a.ollama or cfg.ollama):
+        raise NeuroError("--ollama-url needs --ollama MODEL (or an ollama entry in the settings file)")
+    if a.ollama or a.ollama_url:
+        cfg.ollama = {**(cfg.ollama or {}), **({"model": a.ollama} if a.ollama else {}),
+                      **({"url": a.ollama_url} if a.ollama_url else {})}
     return cfg
 
 

@@ -57,7 +57,8 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
                       (["run", "x", "--json"], "--json needs --schema ID"),
                       (["run", "x", "--schema", "product_v1"], "--schema goes with --json"),
                       (["run", "x", "--graph", "nope"], "unknown graph 'nope'"),
-                      (["run", "x", "--profile", "huge"], "unknown profile 'huge'")]:
+                      (["run", "x", "--profile", "huge"], "unknown profile 'huge'"),
+                      (["run", "x", "--ollama-url", "http://127.0.0.1:1"], "--ollama-url needs --ollama MODEL")]:
         code, out, err = _run(capsys, *argv)
         assert code == 2 and err.startswith(f"neuro: error: {msg}") and err.count("\n") == 1, (argv, err)
     bad = tmp_path / "bad.yaml"

@@ -282,6 +282,34 @@ def test_tool_node_and_tool_error_mid_graph():
     assert r.ok and r.answer == "general: 17 * / 4" and [s.node for s in r.trace] == ["route", "calc", "rescue", "done"]
 
 
+class Const(Echo):
+    """Always the same text (an expression a tool can evaluate)."""
+
+    def __init__(self, name, skill, text):
+        super().__init__(name, skill)
+        self.text = text
+
+    def answer(self, query):
+        self.seen.append(query)
+        return ExpertAnswer(self.text, tool_calls=[ToolCall("calc", {"expression": "1"}, True, 1)])
+
+
+def test_tool_node_reads_the_answer_and_combine_best_picks_the_top_score():
+    doc = {"name": "t", "entry": "route", "nodes": [
+        {"id": "route", "kind": "router"}, {"id": "ask", "kind": "expert", "skills": "all"},
+        {"id": "gate", "kind": "judge"}, {"id": "pick", "kind": "combine", "how": "best"},
+        {"id": "check", "kind": "tool", "tool": "calc", "args": {"expression": "({answer}) + 0"}},
+        {"id": "done", "kind": "exit"}],
+        "edges": [{"from": "route", "to": "ask"}, {"from": "ask", "to": "gate"}, {"from": "gate", "to": "pick"},
+                  {"from": "pick", "to": "check"}, {"from": "check", "to": "done"}]}
+    ex = experts(**{"reason-mini": Const("reason-mini", "math", "6 * 7"), "code-mini": Const("code-mini", "code", "1")})
+    judge = ScriptedJudge(math=[0.9], code=[0.6])
+    r = RuntimeEngine(parse_graph(doc), ex, judge=judge).run(COMPOUND)
+    assert r.ok and r.trace[3].output == "6 * 7"  # the best-scored answer (math, 0.9) was picked
+    assert r.value == 42 and r.trace[4].input == {"expression": "(6 * 7) + 0"}
+    assert [s.node for s in r.trace] == ["route", "ask", "gate", "pick", "check", "done"]
+
+
 def test_memory_short_term_window_and_long_term_hit():
     mem = Memory(window=4)
     ex = experts()
