@@ -16,6 +16,7 @@ from neuro_lib.runtime.config import RuntimeConfig, build_engine, load_config
 from neuro_lib.runtime.engine import RuntimeEngine
 from neuro_lib.runtime.graph import load_graph
 from test_runtime_engine import COMPOUND, Echo, ScriptedJudge, experts
+from test_runtime_ollama import server  # noqa: F401 - the fake Ollama server fixture
 
 
 @pytest.fixture
@@ -166,6 +167,11 @@ def test_ollama_flag_adds_the_expert_for_its_skills(doubles):
     assert engine.experts["ollama"].config.model == "tiny:1b" and engine.expert_for("chat") == "ollama"
     r = engine.run("hello")  # nothing listens on port 9: a failed result, not an exception
     assert not r.ok and "is not reachable" in r.error
+
+
+def test_run_with_an_ollama_model(doubles, capsys, server):  # noqa: F811 - the fixture
+    code, out, _ = _run(capsys, "run", "tell me a joke", "--ollama", "tiny:1b", "--ollama-url", server)
+    assert code == 0 and out == "echo: tell me a joke\n"  # the chat skill went to the Ollama expert
 
 
 def test_trace_pictures_from_a_real_run():
