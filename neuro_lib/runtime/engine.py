@@ -36,7 +36,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.runtime.graph import Graph, Node, load_graph
 from neuro_lib.runtime.memory import Memory
 from neuro_lib.runtime.router import KeywordRouter, Router
-from neuro_lib.runtime.types import (SKILLS, Expert, ExpertAnswer, Query, Result, Route, ToolCall, TraceStep,
+from neuro_lib.runtime.types import (Expert, ExpertAnswer, Query, Result, Route, ToolCall, TraceStep,
                                      Verdict)
 
 # which expert serves each skill unless the engine is told otherwise (experts.py builds these names)
