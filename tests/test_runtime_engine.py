@@ -245,8 +245,14 @@ def test_bad_input_is_a_failed_result():
                                  ("a kettle", {"wants_json": True}, "a JSON answer needs a schema id")]:
         r = eng.run(query, **kwargs)
         assert not r.ok and r.error.startswith(error) and "\n" not in r.error and r.trace == [] and r.route is None
-    r = eng.run("the blue kettle costs 12 dollars", wants_json=True, schema_id="product_v1")
-    assert r.ok and r.route.skills[0] == "json" and r.answer.startswith("struct-mini")
+    for _ in range(2):  # the second time the schema id is known to be good (checked once per engine)
+        r = eng.run("the blue kettle costs 12 dollars", wants_json=True, schema_id="product_v1")
+        assert r.ok and r.route.skills[0] == "json" and r.answer.startswith("struct-mini")
+    g = parse_graph({"name": "x", "entry": "route", "nodes": [{"id": "route", "kind": "router"},
+                                                              {"id": "done", "kind": "exit"}],
+                     "edges": [{"from": "route", "to": "done"}]})
+    r = RuntimeEngine(g, experts()).run("hi")  # a graph that reaches its exit without asking anyone
+    assert not r.ok and r.error == "the run reached exit 'done' without an answer" and r.trace[-1].ok is False
 
 
 def test_expert_exception_and_failed_answer():
