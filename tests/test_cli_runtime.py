@@ -77,6 +77,18 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
     assert " answer " in out and out.splitlines()[-1].endswith("failed")
 
 
+def test_run_draws_its_trace(doubles, capsys, tmp_path):
+    page = tmp_path / "trace.html"
+    code, _, _ = _run(capsys, "run", COMPOUND, "--trace-out", str(page))
+    html = page.read_text()
+    assert code == 0 and html.count("<html>") == 1 and html.count("Plotly.newPlot") == 2  # graph + timeline
+    assert "trace of" in html
+    code, _, err = _run(capsys, "run", COMPOUND, "--trace-out", str(page))
+    assert code == 2 and err == f"neuro: error: {page} already exists\n"
+    code, _, err = _run(capsys, "run", "x", "--trace-out", str(tmp_path / "none" / "t.html"))
+    assert code == 2 and "does not exist" in err
+
+
 def test_json_run(doubles, capsys):
     code, out, _ = _run(capsys, "run", "the blue kettle costs 12 dollars", "--json", "--schema", "product_v1")
     assert code == 0 and out.startswith("struct-mini:")
@@ -94,7 +106,7 @@ def test_graph_show_and_pictures(capsys, tmp_path):
     code, _, err = _run(capsys, "graph", "show", "default", "--out", str(png))
     assert code == 2 and "already exists; add --force" in err and png.read_bytes()[:4] == b"\x89PNG"
     code, _, err = _run(capsys, "graph", "show", "default", "--out", str(tmp_path / "g.svg"))
-    assert code == 2 and "--out must end in .html" in err
+    assert code == 2 and "g.svg must end in .html or .png" in err
     code, _, err = _run(capsys, "graph", "show", str(tmp_path / "none.yaml"))
     assert code == 2 and "does not exist" in err
 
