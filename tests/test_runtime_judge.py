@@ -50,12 +50,10 @@ def test_every_generated_plan_passes_and_an_off_by_one_answer_fails():
 
 
 def test_math_judge_on_the_tool_loops_own_answers():
-    plan = "CALL calc(45*3) -> 130\nCALL calc(130*1000) -> 130000\nANSWER 130000"  # the model's arithmetic is off
+    plan = b"CALL calc(45*3) -> 130\nCALL calc(130*1000) -> 130000\nANSWER 130000"  # the model's arithmetic is off
 
-    def write(source, written, stop):
-        rest = plan.encode()[len(written):] if not written else plan.encode()[len(plan.split(" -> ")[0]) + 4:]
-        cuts = [rest.find(s) for s in stop if rest.find(s) > 0]
-        return rest[:min(cuts)] if cuts else rest
+    def write(source, written, stop):  # without the tool the plan is written in one call
+        return plan
 
     assert not judge(PROBLEM, solve(write, PROBLEM.text, use_tool=False), "math").passed  # 45*3 is not 130
 
@@ -153,3 +151,16 @@ def test_pairwise_breaks_equal_verdicts_by_cost_and_is_swap_consistent():
     for a in answers:
         for b in answers:
             assert pairwise(PROBLEM, b, a, "math") == MIRROR[pairwise(PROBLEM, a, b, "math")]
+
+
+# -- the bench suite's refusals (its full run trains the experts: `neuro bench experts`) ----------------------
+@pytest.mark.parametrize("argv,msg", [(["--threads", "-1"], "--threads"), (["--n", "-1"], "--n"),
+                                      (["--profile", "huge"], "unknown profile")])
+def test_bench_experts_refuses_bad_arguments_before_any_work(argv, msg):
+    import argparse
+
+    from neuro_lib.bench import SUITES
+    p = argparse.ArgumentParser()
+    SUITES["experts"].add_arguments(p)
+    with pytest.raises(NeuroError, match=msg):
+        SUITES["experts"].run(p.parse_args(argv))
