@@ -157,7 +157,7 @@ def features(question: str, answer: str, passage: str) -> dict:
 def corrupted_answers(q, questions, data: bytes, rng: random.Random) -> list[str]:
     """Two wrong answers for question q: another question's answer, a random run of words from q's passage."""
     other = rng.choice([x for x in questions if normalize_answer(x.answer) != normalize_answer(q.answer)])
-    words = data[q.answer_start - 300: q.answer_end + 300].decode("utf-8", "replace").split()[1:-1]
+    words = data[max(0, q.answer_start - 300): q.answer_end + 300].decode("utf-8", "replace").split()[1:-1]
     n = rng.randint(1, 4)
     i = rng.randrange(max(len(words) - n, 1))
     span = " ".join(words[i:i + n])
