@@ -79,6 +79,33 @@ RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 
                  reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
                  n_eval=30)
 
+# Aeron's learning modules (models/aeron/{continual,uncertainty,badge,vision}.py; bench/aeron_modules/, notebook 05):
+# one small Aeron encoder classifier (models/aeron/classifier.py) or encoder-decoder per experiment; `steps` is
+# each arm's step budget per training run (per task for ewc, per labelling round for badge), which
+# `neuro bench aeron-modules --steps N` replaces.
+AERON_LEARN = dict(
+    ewc=dict(steps=300, batch_size=32, lr=3e-3, n_train=2000, n_test=500, vocab=32, length=12, lam=1e6,
+             n_fisher=200, model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.0)),
+    uncertainty=dict(steps=300, batch_size=32, lr=3e-3, n_train=300, noise=0.35, members=5, mc_samples=20,
+                     n_bins=10, abstain=[0.0, 0.1, 0.2, 0.3, 0.5],
+                     model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.2, patch_size=2)),
+    badge=dict(steps=150, batch_size=32, lr=3e-3, n_initial=20, per_round=20, rounds=6,
+               model=dict(d_model=32, n_head=4, n_kv_head=2, n_layer=1, d_ff=64, dropout=0.1, patch_size=2)),
+    vision=dict(steps=600, batch_size=64, lr=5e-3, n_eval=300, n_digits=2, patch_size=4,
+                model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=2, d_ff=170,
+                           block_size=64, dropout=0.0)),
+)
+AERON_LEARN_SMOKE = dict(
+    ewc=dict(AERON_LEARN["ewc"], steps=40, n_train=512, n_test=200, n_fisher=48,
+             model=dict(AERON_LEARN["ewc"]["model"], d_model=32, n_layer=1, d_ff=64)),
+    uncertainty=dict(AERON_LEARN["uncertainty"], steps=40, members=3, mc_samples=8,
+                     model=dict(AERON_LEARN["uncertainty"]["model"], d_model=32, n_layer=1, d_ff=64)),
+    badge=dict(AERON_LEARN["badge"], steps=30, rounds=2),
+    vision=dict(AERON_LEARN["vision"], steps=40, batch_size=32, n_eval=96,
+                model=dict(AERON_LEARN["vision"]["model"], d_model=32, n_encoder_layer=1, n_decoder_layer=1,
+                           d_ff=86)),
+)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -98,7 +125,8 @@ PROFILES = {
                               budget=24, n=5, branch=3),
                "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
                                    n_eval=3, eval_every=0, budget=160),
-               "rag": RAG_SMOKE},
+               "rag": RAG_SMOKE,
+               "aeron_learn": AERON_LEARN_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -120,7 +148,8 @@ PROFILES = {
                "struct_mini": dict(STRUCT_MINI),
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
-                           reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000)},
+                           reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
+               "aeron_learn": AERON_LEARN},
     ),
     "full": Profile(
         name="full",
@@ -147,7 +176,11 @@ PROFILES = {
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
                            reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
-                           n_eval=10_000)},
+                           n_eval=10_000),
+               "aeron_learn": dict(AERON_LEARN, ewc=dict(AERON_LEARN["ewc"], steps=2000),
+                                   uncertainty=dict(AERON_LEARN["uncertainty"], steps=2000),
+                                   badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
+                                   vision=dict(AERON_LEARN["vision"], steps=5000))},
     ),
 }
 
