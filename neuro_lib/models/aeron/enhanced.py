@@ -156,4 +156,4 @@ class AeronEnhanced(nn.Module):
         out = self(batch["tokens"], batch["src"], batch.get("src_mask"), images=batch.get("images"),
                    entities=batch.get("entities"), task_id=batch.get("task_id"))
         lm = masked_cross_entropy(out.logits, batch["targets"], batch.get("loss_mask"))
-        return lm + out.aux_loss, {"lm_loss": lm.item(), "aux_loss": float(out.aux_loss)}
+        return lm + out.aux_loss, {"lm_loss": lm.item(), "aux_loss": out.aux_loss.item()}
