@@ -375,7 +375,7 @@ def test_summarise_rows():
     rows = {r["name"]: r for r in summarise(exp, runs)}
     assert rows[f"kg {exp.METRIC} with"]["value"] == 0.6 and rows[f"kg {exp.METRIC} with"]["spread"] == 0.1
     assert rows["kg params added"]["value"] == 10 and rows["kg train time added"]["value"] == 1.0
-    assert rows["kg verdict"]["value"] == "helps"
+    assert rows["kg verdict"]["value"] == 1 and rows["kg verdict"]["verdict"] == "helps"
     assert rows[f"kg {exp.METRIC} difference"]["per_seed"] == [0.4, 0.5, 0.6]
 
 
@@ -400,6 +400,8 @@ def test_cli_bench_writes_a_reference_file(tmp_path):
     ref = check_reference(json.loads(out.read_text()))
     assert ref["suite"] == "aeron-modules" and ref["config"]["budget"] == {"steps": 2}
     assert len(ref["extra"]["kg"]) == 2 and any(r["name"] == "kg verdict" for r in ref["results"])
+    assert all(isinstance(r["value"], (int, float)) for r in ref["results"])
+    assert ref["config"]["command"].startswith("neuro bench aeron-modules --module kg --seeds 2 --steps 2")
 
 
 def test_cli_rejects_an_unknown_module(tmp_path):

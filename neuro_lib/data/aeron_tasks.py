@@ -15,9 +15,10 @@ adds. Everything is a pure function of its seed.
 - Knowledge-graph questions: a fixed random graph (every entity has one tail per relation); the
   question "e r ?" asks for the tail. A share of (entity, relation) pairs is held out of training, so
   answering them needs the graph, given with the input as "entities" (B, M, 3) triples: the question
-  entity's own triples plus another entity's (distractors).
+  entity's own triples plus another entity's (distractors). In training a share of rows is about a
+  fresh random graph (`fresh`), so reading the triples pays; evaluation asks the fixed graph.
       g = KnowledgeGraph(seed=0, n_entities=48, n_relations=4)
-      kg_batch(rng, g, 64, split="train")
+      kg_batch(rng, g, 64, split="train", fresh=0.5)
 
 Tests: tests/test_aeron_modules.py.
 """
@@ -114,18 +115,24 @@ class KnowledgeGraph:
 
 
 def kg_batch(rng: random.Random, graph: KnowledgeGraph, batch_size: int, split: str = "train",
-             distractors: int = 1) -> dict:
+             distractors: int = 1, fresh: float = 0.0) -> dict:
     """Questions "e r ?" from `split` -> batch with "entities" (B, (1 + distractors) * R, 3), the question
-    entity's triples and `distractors` other entities', shuffled."""
+    entity's triples and `distractors` other entities', shuffled. A `fresh` share of rows asks about a
+    fresh random graph instead (new tails for every entity in that row): only its triples can answer,
+    which is what makes reading the graph pay in training when the fixed graph could be learnt by heart."""
     pairs = graph.split[split]
     src, answers, triples = [], [], []
     for _ in range(batch_size):
         e, r = rng.choice(pairs)
         others = rng.sample([x for x in range(graph.n_entities) if x != e], distractors)
-        t = [tr for x in [e, *others] for tr in graph.triples(x)]
+        if rng.random() < fresh:
+            tail = {x: [rng.randrange(graph.n_entities) for _ in range(graph.n_relations)] for x in [e, *others]}
+        else:
+            tail = {x: graph.tail[x] for x in [e, *others]}
+        t = [[x, q, tail[x][q]] for x in [e, *others] for q in range(graph.n_relations)]
         rng.shuffle(t)
         src.append([ENT0 + e, REL0 + r, ASK])
-        answers.append(ENT0 + graph.tail[e][r])
+        answers.append(ENT0 + tail[e][r])
         triples.append(t)
     batch = _answer_batch(src, answers)
     batch["entities"] = torch.tensor(triples)

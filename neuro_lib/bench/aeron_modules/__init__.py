@@ -16,7 +16,8 @@ Per module the report has, for every numeric key of the arms: the mean over seed
 standard deviation) and the per-seed values; the parameter and training-time cost the module adds;
 and a verdict from the paired per-seed difference d = with - without of METRIC (sign flipped when
 lower is better): "helps" if mean(d) - sd(d) > 0, "hurts" if mean(d) + sd(d) < 0, else
-"no difference". The experiments' extras (curves, sweeps) are kept under "extra".
+"no difference" (a result row, value +1 / 0 / -1, the words in its "verdict" field; one seed is
+"undecided"). The command line is kept in config["command"]. The experiments' extras (curves, sweeps) are kept under "extra".
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
 
 EXPERIMENTS = {m.NAME: m for m in (reasoning, episodic, kg)}
+VERDICTS = {"helps": 1, "no difference": 0, "hurts": -1, "undecided (one seed, no spread)": 0}
 
 
 def add_arguments(p):
@@ -65,6 +67,7 @@ def summarise(exp, runs: list[dict]) -> list[dict]:
                          "module": exp.NAME, "arm": arm, "spread": round(_spread(xs), 4),
                          "per_seed": [round(x, 4) for x in xs]})
     w, wo = ([r[a][exp.METRIC] for r in runs] for a in ("with", "without"))
+    v = verdict(w, wo, exp.HIGHER_IS_BETTER)
     diffs = [a - b for a, b in zip(w, wo)]
     rows += [
         {"name": f"{exp.NAME} {exp.METRIC} difference", "value": round(statistics.mean(diffs), 4), "unit": "ratio",
@@ -73,36 +76,49 @@ def summarise(exp, runs: list[dict]) -> list[dict]:
          "value": runs[0]["with"]["params"] - runs[0]["without"]["params"]},
         {"name": f"{exp.NAME} train time added", "unit": "s", "module": exp.NAME,
          "value": round(statistics.mean(r["with"]["train_s"] - r["without"]["train_s"] for r in runs), 2)},
-        {"name": f"{exp.NAME} verdict", "value": verdict(w, wo, exp.HIGHER_IS_BETTER), "unit": "verdict",
-         "module": exp.NAME},
+        {"name": f"{exp.NAME} verdict", "value": VERDICTS[v], "unit": "+1 helps, 0 no difference, -1 hurts",
+         "verdict": v, "module": exp.NAME},
     ]
     return rows
 
 
-def run(args) -> dict:
-    names = args.module or list(EXPERIMENTS)
+def measure(names: list[str] | None = None, seeds: int = 3, steps: int = 0, seconds: float | None = None,
+            profile: str = "smoke", command: str | None = None) -> dict:
+    """Run the experiments `names` (default all) over `seeds` seeds -> the bench report, with the
+    experiments' extras under "extra" and the command that made it under "provenance"."""
+    from neuro_lib.bench.aeron_modules.common import sizes
+
+    names = names or list(EXPERIMENTS)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise NeuroError(f"unknown module {unknown[0]!r}; choose from {', '.join(EXPERIMENTS)}")
-    if args.seeds < 1 or args.steps < 0 or not 0 <= args.seconds < float("inf"):
+    if seeds < 1 or steps < 0 or not 0 <= (seconds or 0) < float("inf"):
         raise NeuroError("--seeds must be at least 1, --steps and --seconds non-negative and finite")
-    from neuro_lib.bench.aeron_modules.common import sizes
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    steps = args.steps or sizes(args.profile)["steps"]
-    seconds = args.seconds or None
+    steps = steps or sizes(profile)["steps"]
     results, extra = [], {}
     for name in names:
         exp = EXPERIMENTS[name]
-        runs = [exp.run(seed, steps, seconds, args.profile) for seed in range(args.seeds)]
+        runs = [exp.run(seed, steps, seconds, profile) for seed in range(seeds)]
         results += summarise(exp, runs)
         extra[name] = [r["extra"] for r in runs]
-    config = {"profile": args.profile, "modules": names, "seeds": args.seeds,
+    config = {"profile": profile, "modules": names, "seeds": seeds,
               "budget": {"seconds": seconds} if seconds else {"steps": steps},
-              "sizes": sizes(args.profile), "threads": torch.get_num_threads(),
+              "sizes": sizes(profile), "threads": torch.get_num_threads(),
               "claims": {n: {"claim": EXPERIMENTS[n].CLAIM, "metric": EXPERIMENTS[n].METRIC,
                              "higher_is_better": EXPERIMENTS[n].HIGHER_IS_BETTER} for n in names}}
+    if command:
+        config["command"] = command
     report = make_report("aeron-modules", config, results)
     report["extra"] = extra
     return report
+
+
+def run(args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    budget = f"--seconds {args.seconds:g}" if args.seconds else f"--steps {args.steps}" if args.steps else ""
+    command = " ".join(["neuro bench aeron-modules", *(f"--module {m}" for m in args.module or []),
+                        f"--seeds {args.seeds}", budget, f"--profile {args.profile}",
+                        f"--threads {args.threads}" if args.threads else "",
+                        f"--out {args.out}" if getattr(args, "out", None) else ""])
+    return measure(args.module, args.seeds, args.steps, args.seconds or None, args.profile, " ".join(command.split()))
