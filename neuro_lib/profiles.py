@@ -79,19 +79,34 @@ RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 
                  reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
                  n_eval=30)
 
-# Aeron's learning modules (models/aeron/{continual,uncertainty,badge,vision}.py; bench/aeron_modules/, notebook 05):
-# one small Aeron encoder classifier (models/aeron/classifier.py) or encoder-decoder per experiment; `steps` is
-# each arm's step budget per training run (per task for ewc, per labelling round for badge), which
-# `neuro bench aeron-modules --steps N` replaces.
+# Aeron enhancement modules (models/aeron/enhanced.py, `neuro bench aeron-modules`, notebook 05): a small
+# encoder-decoder backbone and each module's synthetic task (data/aeron_tasks.py); both arms of a module get the
+# same `steps` (or --seconds). Engine sizes follow the seed's defaults scaled down (4 branches, threshold 0.3).
+AERON_MODULES = dict(
+    model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=1, d_ff=170, block_size=64,
+               rope_theta=10_000.0),
+    steps=600, batch_size=64, lr=3e-3, warmup=30, n_eval=1024,
+    reasoning=dict(max_depth=4, gate_penalty=0.01,
+                   engine=dict(n_branches=4, keep=2, rounds=2, n_slots=16, threshold=0.3),
+                   thresholds=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01]),
+    episodic=dict(n_facts=8, window=2, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4)),
+    kg=dict(n_entities=48, n_relations=4, heldout=0.25, distractors=1, fresh=0.5))
+AERON_MODULES_SMOKE = dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_model=32, n_encoder_layer=1, d_ff=86),
+                           steps=40, batch_size=32, warmup=10, n_eval=128)
+
+# Aeron's learning modules (models/aeron/{continual,uncertainty,badge,vision}.py; bench/aeron_modules/, notebook 05),
+# under tasks["aeron_modules"][name]: one small Aeron encoder classifier (models/aeron/classifier.py) or
+# encoder-decoder per experiment; `steps` is each arm's step budget per training run (per task for ewc, per
+# labelling round for badge), which `neuro bench aeron-modules --steps N` replaces.
 AERON_LEARN = dict(
-    ewc=dict(steps=300, batch_size=32, lr=3e-3, n_train=2000, n_test=500, vocab=32, length=12, lam=1e6,
+    ewc=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=2000, n_test=500, vocab=32, length=12, lam=1e6,
              n_fisher=200, model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.0)),
-    uncertainty=dict(steps=300, batch_size=32, lr=3e-3, n_train=300, noise=0.35, members=5, mc_samples=20,
+    uncertainty=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=300, noise=0.35, members=5, mc_samples=20,
                      n_bins=10, abstain=[0.0, 0.1, 0.2, 0.3, 0.5],
                      model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.2, patch_size=2)),
-    badge=dict(steps=150, batch_size=32, lr=3e-3, n_initial=20, per_round=20, rounds=6,
+    badge=dict(steps=150, batch_size=32, lr=3e-3, warmup=20, n_initial=20, per_round=20, rounds=6,
                model=dict(d_model=32, n_head=4, n_kv_head=2, n_layer=1, d_ff=64, dropout=0.1, patch_size=2)),
-    vision=dict(steps=600, batch_size=64, lr=5e-3, n_eval=300, n_digits=2, patch_size=4,
+    vision=dict(steps=600, batch_size=64, lr=5e-3, warmup=20, n_eval=300, n_digits=2, patch_size=4,
                 model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=2, d_ff=170,
                            block_size=64, dropout=0.0)),
 )
@@ -105,6 +120,8 @@ AERON_LEARN_SMOKE = dict(
                 model=dict(AERON_LEARN["vision"]["model"], d_model=32, n_encoder_layer=1, n_decoder_layer=1,
                            d_ff=86)),
 )
+AERON_MODULES.update(AERON_LEARN)
+AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 
 PROFILES = {
     "smoke": Profile(
@@ -126,7 +143,7 @@ PROFILES = {
                "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
                                    n_eval=3, eval_every=0, budget=160),
                "rag": RAG_SMOKE,
-               "aeron_learn": AERON_LEARN_SMOKE},
+               "aeron_modules": AERON_MODULES_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -149,7 +166,7 @@ PROFILES = {
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
-               "aeron_learn": AERON_LEARN},
+               "aeron_modules": AERON_MODULES},
     ),
     "full": Profile(
         name="full",
@@ -177,10 +194,13 @@ PROFILES = {
                            reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
                            n_eval=10_000),
-               "aeron_learn": dict(AERON_LEARN, ewc=dict(AERON_LEARN["ewc"], steps=2000),
-                                   uncertainty=dict(AERON_LEARN["uncertainty"], steps=2000),
-                                   badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
-                                   vision=dict(AERON_LEARN["vision"], steps=5000))},
+               "aeron_modules": dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_model=128, n_encoder_layer=4,
+                                                               n_decoder_layer=2, d_ff=341),
+                                     steps=5000, batch_size=128, n_eval=4096,
+                                     ewc=dict(AERON_LEARN["ewc"], steps=2000),
+                                     uncertainty=dict(AERON_LEARN["uncertainty"], steps=2000),
+                                     badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
+                                     vision=dict(AERON_LEARN["vision"], steps=5000))},
     ),
 }
 

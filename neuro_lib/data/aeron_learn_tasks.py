@@ -19,6 +19,7 @@ Tests: tests/test_aeron_learn.py.
 """
 from __future__ import annotations
 
+import random
 from functools import lru_cache
 
 import numpy as np
@@ -128,8 +129,7 @@ def digit_qa(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0, 
             "loss_mask": loss_mask, "kind": kind, "answer": ans}
 
 
-def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
-    """Training batch `step` of a run seeded `seed`: batch_size indices into n examples, a pure function of
-    (seed, step), so every arm of an experiment sees the same batches."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randint(0, n, (min(batch_size, n),), generator=g)
+def batch_indices(rng: random.Random, n: int, batch_size: int) -> torch.Tensor:
+    """min(batch_size, n) indices into n examples drawn with replacement from `rng` (the training loop's data
+    rng, seeded per run, so both arms of an experiment see the same batches)."""
+    return torch.tensor([rng.randrange(n) for _ in range(min(batch_size, n))])

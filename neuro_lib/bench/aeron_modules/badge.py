@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from neuro_lib.data.aeron_learn_tasks import batch_indices, digits, digits_split
 from neuro_lib.models.aeron.badge import STRATEGIES, select
 from neuro_lib.models.aeron.classifier import AeronClassifier, ClassifierConfig
-from neuro_lib.profiles import get_profile
-from neuro_lib.train.fit import FitConfig, fit
+from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
 
 NAME = "badge"
 CLAIM = "BADGE sampling picks the examples worth labelling (ActiveLearningManager)"
@@ -32,18 +31,19 @@ HIGHER_IS_BETTER = True
 
 
 def sizes(profile: str) -> dict:
-    return get_profile(profile).tasks["aeron_learn"]["badge"]
+    return module_sizes(profile)["badge"]
 
 
 def train_on(x, y, s: dict, steps: int, seconds, seed: int):
     torch.manual_seed(seed)
     model = AeronClassifier(ClassifierConfig(n_classes=10, inputs="image", image_size=(8, 8), **s["model"]))
 
-    def loss(step):
-        idx = batch_indices(len(y), s["batch_size"], seed, step)
-        return F.cross_entropy(model(x[idx]), y[idx])
+    def batches(rng):
+        idx = batch_indices(rng, len(y), s["batch_size"])
+        return {"x": x[idx], "y": y[idx]}
 
-    return model, fit(model, loss, FitConfig(steps=steps, seconds=seconds, lr=s["lr"], desc="badge round"))
+    return model, train(model, batches, lambda b: F.cross_entropy(model(b["x"]), b["y"]), seed, steps, seconds,
+                        s["lr"], s["warmup"], "badge round")
 
 
 def learning_curve(strategy: str, seed: int, steps: int, seconds, s: dict) -> dict:
@@ -68,14 +68,14 @@ def learning_curve(strategy: str, seed: int, steps: int, seconds, s: dict) -> di
             logits = model.head(h)               # (N, K)
         picks = select(strategy, s["per_round"], seed=seed * 1000 + rnd, features=h, logits=logits, n_pool=len(rest))
         labelled += rest[picks].tolist()
-    return {"labels": n_labels, "acc": acc, "train_s": train_s, "params": model.num_params()}
+    return {"labels": n_labels, "acc": acc, "train_s": train_s, "steps": rec["steps"], "params": params_of(model)}
 
 
 def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
     s = sizes(profile)
     curves = {k: learning_curve(k, seed, steps, seconds, s) for k in STRATEGIES}
     arms = {k: {"mean_acc": float(np.mean(c["acc"])), "final_acc": c["acc"][-1], "params": c["params"],
-                "train_s": c["train_s"]} for k, c in curves.items()}
+                "train_s": c["train_s"], "steps": c["steps"]} for k, c in curves.items()}
     return {"with": arms["badge"], "without": arms["random"],
             "extra": {"arms": arms, "curves": {k: {"labels": c["labels"], "acc": c["acc"]} for k, c in curves.items()},
                       "per_round": s["per_round"], "n_initial": s["n_initial"]}}

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from neuro_lib.data.aeron_learn_tasks import batch_indices, majority_task
 from neuro_lib.models.aeron.classifier import AeronClassifier, ClassifierConfig
 from neuro_lib.models.aeron.continual import EWC, EWCConfig
-from neuro_lib.profiles import get_profile
-from neuro_lib.train.fit import FitConfig, fit
+from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
 
 NAME = "ewc"
 CLAIM = "EWC-based Fisher consolidation with task embeddings keeps task A while training task B (ContinualLearningModule)"
@@ -38,7 +37,7 @@ TASK_ID = {"A": 0, "B": 1}
 
 
 def sizes(profile: str) -> dict:
-    return get_profile(profile).tasks["aeron_learn"]["ewc"]
+    return module_sizes(profile)["ewc"]
 
 
 def logits_fn(model, batch):
@@ -54,16 +53,18 @@ def accuracy(model, x, y, task: str) -> float:
 
 
 def train_task(model, x, y, task: str, s: dict, steps: int, seconds, seed: int, ewc: EWC | None = None):
-    """`steps` (or `seconds`) of cross-entropy on one task [+ the EWC penalty] -> fit()'s record."""
+    """`steps` (or `seconds`) of cross-entropy on one task [+ the EWC penalty] -> common.train's record."""
     tid = TASK_ID[task]
 
-    def loss(step):
-        idx = batch_indices(len(y), s["batch_size"], seed, step)
-        logits = logits_fn(model, {"x": x[idx], "task": torch.full((len(idx),), tid)})
-        ce = F.cross_entropy(logits, y[idx])
+    def batches(rng):
+        idx = batch_indices(rng, len(y), s["batch_size"])
+        return {"x": x[idx], "y": y[idx], "task": torch.full((len(idx),), tid)}
+
+    def loss(batch):
+        ce = F.cross_entropy(logits_fn(model, batch), batch["y"])
         return ce + ewc.penalty(model) if ewc is not None else ce
 
-    return fit(model, loss, FitConfig(steps=steps, seconds=seconds, lr=s["lr"], desc=f"ewc task {task}"))
+    return train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"ewc task {task}")
 
 
 def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
@@ -95,8 +96,8 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
             rec_b = train_task(model, xb, yb, "B", s, steps, seconds, seed + 1, ewc)
             arms[name] = {"forgetting_A": acc_a0 - accuracy(model, xa_te, ya_te, "A"),
                           "acc_A_before": acc_a0, "acc_A_after": accuracy(model, xa_te, ya_te, "A"),
-                          "acc_B": accuracy(model, xb_te, yb_te, "B"), "params": model.num_params(),
-                          "train_s": rec_a["train_s"] + fisher_s + rec_b["train_s"], "steps_B": rec_b["steps"]}
-            curves[name] = {"loss_A": rec_a["losses"], "loss_B": rec_b["losses"]}
+                          "acc_B": accuracy(model, xb_te, yb_te, "B"), "params": params_of(model),
+                          "train_s": rec_a["train_s"] + fisher_s + rec_b["train_s"], "steps": rec_b["steps"]}
+            curves[name] = {"loss_A": rec_a["curve"], "loss_B": rec_b["curve"]}
     return {"with": arms["ewc+task_emb"], "without": arms["finetune"],
             "extra": {"arms": arms, "curves": curves, "lam": s["lam"], "n_fisher": s["n_fisher"]}}

@@ -23,8 +23,7 @@ from neuro_lib.data.aeron_learn_tasks import batch_indices, digits, digits_split
 from neuro_lib.models.aeron.classifier import AeronClassifier, ClassifierConfig
 from neuro_lib.models.aeron.uncertainty import (ensemble_predict, evidential_loss, expected_calibration_error,
                                                 mc_dropout_predict, reliability_bins, selective_accuracy)
-from neuro_lib.profiles import get_profile
-from neuro_lib.train.fit import FitConfig, fit
+from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
 
 NAME = "uncertainty"
 CLAIM = "MC dropout, deep ensembles and evidential heads quantify uncertainty (UncertaintyQuantification)"
@@ -34,23 +33,28 @@ METHODS = ("softmax", "mc_dropout", "ensemble", "evidential")
 
 
 def sizes(profile: str) -> dict:
-    return get_profile(profile).tasks["aeron_learn"]["uncertainty"]
+    return module_sizes(profile)["uncertainty"]
 
 
 def train_model(head: str, x, y, s: dict, steps: int, seconds, seed: int):
-    """One classifier trained on (x, y) -> (model, fit record). The evidential loss anneals its KL term from 0
-    to 1 over the first half of the budget (the paper anneals over epochs)."""
+    """One classifier trained on (x, y) -> (model, common.train's record). The evidential loss anneals its KL
+    term from 0 to 1 over the first half of the step budget (the paper anneals over epochs)."""
     torch.manual_seed(seed)
     model = AeronClassifier(ClassifierConfig(n_classes=10, inputs="image", image_size=(8, 8), head=head, **s["model"]))
+    done = [0]  # steps taken, for the annealing
 
-    def loss(step):
-        idx = batch_indices(len(y), s["batch_size"], seed, step)
-        out = model(x[idx])
+    def batches(rng):
+        idx = batch_indices(rng, len(y), s["batch_size"])
+        return {"x": x[idx], "y": y[idx]}
+
+    def loss(batch):
+        out = model(batch["x"])
+        done[0] += 1
         if head == "evidential":
-            return evidential_loss(out, y[idx], kl_weight=min(1.0, 2 * step / max(steps, 1)))
-        return F.cross_entropy(out, y[idx])
+            return evidential_loss(out, batch["y"], kl_weight=min(1.0, 2 * (done[0] - 1) / max(steps, 1)))
+        return F.cross_entropy(out, batch["y"])
 
-    return model, fit(model, loss, FitConfig(steps=steps, seconds=seconds, lr=s["lr"], desc=f"uncertainty {head}"))
+    return model, train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"uncertainty {head}")
 
 
 def scores(probs: torch.Tensor, y: torch.Tensor, s: dict, with_bins: bool = True) -> dict:
@@ -91,9 +95,9 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
         probs[("mc_dropout", split)] = mc_dropout_predict(lambda: soft.probs(xt), soft, s["mc_samples"])[0]
         probs[("ensemble", split)] = ensemble_predict(lambda m: m.probs(xt), members)[0]
 
-    cost = {"softmax": (soft.num_params(), rec_soft["train_s"]), "mc_dropout": (soft.num_params(), rec_soft["train_s"]),
-            "ensemble": (sum(m.num_params() for m in members), sum(r["train_s"] for r in recs)),
-            "evidential": (evid.num_params(), rec_evid["train_s"])}
+    cost = {"softmax": (params_of(soft), rec_soft["train_s"]), "mc_dropout": (params_of(soft), rec_soft["train_s"]),
+            "ensemble": (sum(params_of(m) for m in members), sum(r["train_s"] for r in recs)),
+            "evidential": (params_of(evid), rec_evid["train_s"])}
     methods, bins = {}, {}
     for method in METHODS:
         row = {}
@@ -105,9 +109,9 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
         p = probs[(method, "in")]
         sel = selective_accuracy(p.argmax(-1) == y_te, -p.max(-1).values, s["abstain"])
         row.update({f"sel_acc@{int(round(r * 100))}": v for r, v in sel.items()})
-        row["params"], row["train_s"] = cost[method]
+        row["params"], row["train_s"], row["steps"] = *cost[method], rec_soft["steps"]
         methods[method] = row
     return {"with": methods["evidential"], "without": methods["softmax"],
             "extra": {"methods": methods, "bins": bins, "abstain": s["abstain"], "noise": s["noise"],
                       "n_train": s["n_train"], "members": s["members"], "mc_samples": s["mc_samples"],
-                      "curves": {"softmax": rec_soft["losses"], "evidential": rec_evid["losses"]}}}
+                      "curves": {"softmax": rec_soft["curve"], "evidential": rec_evid["curve"]}}}

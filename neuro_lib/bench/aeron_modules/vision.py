@@ -22,8 +22,7 @@ from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.aeron.model import Aeron
 from neuro_lib.models.aeron.vision import VisionAeron
 from neuro_lib.models.base import masked_cross_entropy
-from neuro_lib.profiles import get_profile
-from neuro_lib.train.fit import FitConfig, fit
+from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
 
 NAME = "vision"
 CLAIM = "Vision patch embedding + multimodal fusion lets Aeron answer questions about images (VisionPatchEmbedding, MultimodalFusion)"
@@ -32,7 +31,7 @@ HIGHER_IS_BETTER = True
 
 
 def sizes(profile: str) -> dict:
-    return get_profile(profile).tasks["aeron_learn"]["vision"]
+    return module_sizes(profile)["vision"]
 
 
 def logits_of(model, tokens, qa: dict):
@@ -81,14 +80,16 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
         model = (VisionAeron(cfg, image_size=(8, 8 * s["n_digits"]), patch_size=s["patch_size"]) if name == "vision"
                  else Aeron(cfg))
 
-        def loss(step, model=model):
-            qa = digit_qa(images[tr], labels[tr], s["batch_size"], seed=seed * 1_000_003 + step, n_digits=s["n_digits"])
+        def batches(rng):
+            return digit_qa(images[tr], labels[tr], s["batch_size"], seed=rng.randrange(2**31), n_digits=s["n_digits"])
+
+        def loss(qa, model=model):
             return masked_cross_entropy(logits_of(model, qa["tokens"], qa), qa["targets"], qa["loss_mask"])
 
-        rec = fit(model, loss, FitConfig(steps=steps, seconds=seconds, lr=s["lr"], desc=f"vision {name}"))
-        arms[name] = {**exact_match(model, test), "params": sum(p.numel() for p in model.parameters()),
-                      "train_s": rec["train_s"]}
-        curves[name] = rec["losses"]
+        rec = train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"vision {name}")
+        arms[name] = {**exact_match(model, test), "params": params_of(model), "train_s": rec["train_s"],
+                      "steps": rec["steps"]}
+        curves[name] = rec["curve"]
     examples = [{"question": QUESTIONS[k], "answer": a} for k, a in zip(test["kind"][:6], test["answer"][:6])]
     return {"with": arms["vision"], "without": arms["text-only"],
             "extra": {"arms": arms, "curves": curves, "examples": examples, "n_eval": s["n_eval"]}}
