@@ -11,6 +11,8 @@ held-out digits (in distribution) and on the same digits with Gaussian pixel noi
                pipeline places evidential heads in Aeron's enhancement pipeline)
 Metrics: accuracy, ECE (10 equal-width bins) and NLL on both test sets; selective accuracy when abstaining on
 the least confident (lowest max probability) x % of the in-distribution test set; reliability-diagram bins.
+The headline (the harness's verdict) is NLL on the shifted inputs, a proper scoring rule: ECE alone would
+call a model that always predicts uniform probabilities perfectly calibrated.
 
     from neuro_lib.bench.aeron_modules import uncertainty; uncertainty.run(seed=0, steps=300, profile="bench")
 """
@@ -27,7 +29,7 @@ from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_size
 
 NAME = "uncertainty"
 CLAIM = "MC dropout, deep ensembles and evidential heads quantify uncertainty (UncertaintyQuantification)"
-METRIC = "ece_shifted"
+METRIC = "nll_shifted"  # a proper score: ECE alone rewards a model that predicts the class frequencies
 HIGHER_IS_BETTER = False
 METHODS = ("softmax", "mc_dropout", "ensemble", "evidential")
 
