@@ -361,3 +361,20 @@ def test_batch_indices_follow_the_rng():
     a, b = batch_indices(random.Random(3), 10, 4), batch_indices(random.Random(3), 10, 4)
     assert torch.equal(a, b) and a.shape == (4,) and int(a.max()) < 10
     assert batch_indices(random.Random(0), 3, 8).shape == (3,)  # never more than the examples
+
+
+def test_the_learning_modules_plug_into_the_enhanced_pipeline():
+    """AeronEnhanced takes the vision path, a task embedding and an evidential head; its vision path is
+    VisionAeron's (fusion before the encoder), and an untrained (zero) task embedding changes nothing."""
+    from neuro_lib.models.aeron.enhanced import AeronEnhanced
+
+    torch.manual_seed(0)
+    va = VisionAeron(_small_enc_dec(), image_size=(8, 16), patch_size=4).eval()
+    model = AeronEnhanced(va.aeron, vision=va.patches, fusion=va.fusion, task_embedding=TaskEmbedding(2, 32),
+                          uncertainty=EvidentialHead(32, 5)).eval()
+    src, tokens, images = torch.randint(1, 256, (3, 7)), torch.randint(0, 256, (3, 2)), torch.rand(3, 1, 8, 16)
+    with torch.no_grad():
+        out = model(tokens, src, images=images, task_id=torch.tensor([0, 1, 0]))
+        torch.testing.assert_close(out.logits, va(tokens, src, images))
+    d = out.diagnostics
+    assert d.vision_used and d.task_conditioned and d.uncertainty.shape == (3, 5) and (d.uncertainty >= 1).all()

@@ -2,7 +2,7 @@
 `Aeron` whose encoder output passes through optional modules, in the seed's order, before the decoder
 cross-attends to it:
 
-    encoder(src) -> [vision patches -> multimodal fusion] -> knowledge-graph attention
+    token embeddings(src) -> [vision patches -> multimodal fusion] -> encoder -> knowledge-graph attention
       -> episodic memory read -> task embedding (continual learning)
       -> reasoning engine (gate -> tree of thought -> scratchpad write -> scratchpad attention)
       -> decoder(tokens) cross-attending to the enhanced output -> logits  [+ uncertainty head]
@@ -94,11 +94,13 @@ class AeronEnhanced(nn.Module):
         return src_mask.bool()
 
     def _pre_memory(self, src, mask, images, entities):
-        """Encoder, vision fusion, KG: the part of the pipeline an episodic write also sees."""
-        h = self.backbone.encode(src, mask)                                 # (B, S, C)
+        """Vision fusion, encoder, KG: the part of the pipeline an episodic write also sees. The image is fused
+        into the source embeddings before the encoder (the seed's data flow; vision.py)."""
+        x = self.backbone.tok_emb(src)                                      # (B, S, C)
         vision_used = self.vision is not None and images is not None
         if vision_used:
-            h = self.fusion(h, self.vision(images))                         # (B, S, C)
+            x = self.fusion(x, self.vision(images))                         # (B, S, C)
+        h = self.backbone.encode_embeddings(x, mask)                        # (B, S, C)
         kg_used = self.kg is not None and entities is not None
         if kg_used:
             h = self.kg(h, entities)                                        # (B, S, C)
