@@ -143,9 +143,7 @@ class ReasoningEngine(nn.Module):
         mask = mask if mask is not None else h.new_ones(B, S, dtype=torch.bool)
         thr = self.config.threshold if threshold is None else threshold
         score = self.gate(h, mask)                                                # (B,)
-        # training runs every row so the gate learns what the engine adds where it would skip;
-        # evaluation skips (an explicit threshold skips in training too)
-        active = score >= thr if (not self.training or threshold is not None) else torch.ones_like(score, dtype=torch.bool)
+        active = score >= thr                     # the same in training: what is trained is what runs
         rows = active.nonzero().squeeze(1)
         scores, weights = h.new_zeros(B, k), h.new_zeros(B, k)
         kept = torch.zeros(B, k, dtype=torch.bool, device=h.device)
