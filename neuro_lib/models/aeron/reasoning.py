@@ -69,6 +69,7 @@ class ComplexityGate(nn.Module):
     def __init__(self, d_model: int):
         super().__init__()
         self.net = nn.Sequential(RMSNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 1))
+        nn.init.constant_(self.net[-1].bias, 2.0)  # starts open (score ~0.88): the engine runs until it learns not to
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """h (B, S, C), mask (B, S) -> complexity score (B,) in (0, 1)."""
