@@ -18,7 +18,7 @@ Two layouts behind the same language-model interface (models/base.py):
 
 Incremental decoding caches only the H_kv key/value heads: a contiguous `KVCache` or a
 `PagedKVCache` (`init_state(..., cache="paged")`), which give the same logits.
-The seed's reasoning engine, memories and uncertainty heads are not implemented (config.py).
+The seed's reasoning engine and memories wrap this model without changing it (enhanced.py).
 
     from neuro_lib.models.aeron import Aeron, preset
     model = Aeron(preset("aeron-small", mode="decoder", n_encoder_layer=0))
