@@ -322,16 +322,22 @@ def test_injection_leaves_rows_without_items_alone():
 
 
 # -- synthetic tasks ---------------------------------------------------------------------------
-def test_chain_problems_evaluate_left_to_right():
+def test_chain_problems_follow_the_bindings():
     rng = random.Random(0)
-    src, ans = T.chain_problem(rng, 3)
-    val = src[0] - T.DIGIT0
-    for op, a in zip(src[1:-1:2], src[2:-1:2]):
-        val = {T.PLUS: val + (a - T.DIGIT0), T.MINUS: val - (a - T.DIGIT0), T.TIMES: val * (a - T.DIGIT0)}[op] % 10
-    assert ans == T.DIGIT0 + val and src[-1] == T.ASK and len(src) == 8
+    for depth in (1, 2, 4):
+        src, ans = T.chain_problem(rng, depth)
+        assert len(src) == 2 * depth * 3 + 2 and src[-2] == T.ASK
+        binding = {src[i]: src[i + 2] for i in range(0, len(src) - 2, 3)}
+        assert all(src[i + 1] == T.EQ for i in range(0, len(src) - 2, 3)) and len(binding) == 2 * depth
+        v, hops = src[-1], 0
+        while v >= T.NAME0:                   # follow the chain to its digit
+            v, hops = binding[v], hops + 1
+        assert v == ans and hops == depth
     b = T.chain_batch(random.Random(1), 16, max_depth=4)
     assert b["src"].shape[0] == 16 and (b["src_mask"] == (b["src"] != T.PAD)).all()
     assert set(b["depth"].tolist()) <= {1, 2, 3, 4} and b["src"].max() < T.VOCAB
+    with pytest.raises(ValueError):
+        T.chain_batch(random.Random(1), 2, max_depth=9)
 
 
 def test_facts_batch_window_and_answers():

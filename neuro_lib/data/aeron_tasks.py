@@ -5,8 +5,8 @@ and must emit the answer. Ids share one small vocabulary (VOCAB); batches are di
 `compute_loss` takes: src (B, S), src_mask (B, S) bool, tokens (B, 1), targets (B, 1), plus what a task
 adds. Everything is a pure function of its seed.
 
-- Chain arithmetic (reasoning): "x op a op b ... ?" evaluated left to right mod 10, depth 1..max_depth;
-  the answer needs every intermediate value.
+- Variable chains (reasoning): "a = 3 ; b = a ; c = b" and a distractor chain, statements shuffled,
+  then "? c": the answer needs every intermediate binding (depth 1..max_depth lookups).
       chain_batch(rng, 64, max_depth=4) -> batch with "depth" (B,)
 - Episodic facts: an episode of `n_facts` facts "k1 k2 = v" (fresh random names and digits), then a
   question "k1 k2 ?" about one of them; the question's context window holds only the last `window`
@@ -29,16 +29,15 @@ from dataclasses import dataclass
 
 import torch
 
-PAD, BOS, ASK, EQ, PLUS, MINUS, TIMES = range(7)
-DIGIT0 = 7                        # digits 0-9: ids 7..16
-NAME0 = 17                        # episodic names: 16 symbols, ids 17..32
+PAD, BOS, ASK, EQ = range(4)
+DIGIT0 = 4                        # digits 0-9
+NAME0 = DIGIT0 + 10               # variable / fact names: 16 symbols
 N_NAMES = 16
-REL0 = 33                         # KG relation tokens: 8, ids 33..40
+REL0 = NAME0 + N_NAMES            # KG relation tokens
 N_REL_TOKENS = 8
-ENT0 = 41                         # KG entity tokens: up to 64, ids 41..104
+ENT0 = REL0 + N_REL_TOKENS        # KG entity tokens
 N_ENT_TOKENS = 64
-VOCAB = ENT0 + N_ENT_TOKENS       # 105
-OPS = {PLUS: lambda a, b: (a + b) % 10, MINUS: lambda a, b: (a - b) % 10, TIMES: lambda a, b: (a * b) % 10}
+VOCAB = ENT0 + N_ENT_TOKENS       # 102
 
 
 def _answer_batch(src: list[list[int]], answers: list[int]) -> dict:
@@ -48,20 +47,27 @@ def _answer_batch(src: list[list[int]], answers: list[int]) -> dict:
             "targets": torch.tensor(answers)[:, None]}
 
 
-# -- chain arithmetic --------------------------------------------------------------------------
+# -- variable chains ---------------------------------------------------------------------------
 def chain_problem(rng: random.Random, depth: int) -> tuple[list[int], int]:
-    """One problem of `depth` operations -> (src ids, answer id)."""
-    x = rng.randrange(10)
-    src, val = [DIGIT0 + x], x
-    for _ in range(depth):
-        op, a = rng.choice(list(OPS)), rng.randrange(10)
-        src += [op, DIGIT0 + a]
-        val = OPS[op](val, a)
-    return src + [ASK], DIGIT0 + val
+    """Two chains of `depth` assignments "a = 3 ; b = a ; c = b", statements shuffled, and the question
+    "? c" about the end of one -> (src ids, answer id). Following the chain takes `depth` lookups; the
+    other chain (another digit) is the distractor."""
+    names = rng.sample(range(N_NAMES), 2 * depth)
+    digits = rng.sample(range(10), 2)
+    stmts = []
+    for c in range(2):
+        chain = names[c * depth:(c + 1) * depth]
+        stmts.append([NAME0 + chain[0], EQ, DIGIT0 + digits[c]])
+        stmts += [[NAME0 + chain[i], EQ, NAME0 + chain[i - 1]] for i in range(1, depth)]
+    rng.shuffle(stmts)
+    q = rng.randrange(2)
+    return [t for st in stmts for t in st] + [ASK, NAME0 + names[q * depth + depth - 1]], DIGIT0 + digits[q]
 
 
 def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: int | None = None) -> dict:
     """Depths uniform in 1..max_depth (or all `depth`) -> batch with "depth" (B,)."""
+    if not 1 <= (depth or max_depth) <= N_NAMES // 2:
+        raise ValueError(f"depth must be in 1..{N_NAMES // 2}")
     depths = [depth or rng.randint(1, max_depth) for _ in range(batch_size)]
     probs = [chain_problem(rng, d) for d in depths]
     batch = _answer_batch([p[0] for p in probs], [p[1] for p in probs])

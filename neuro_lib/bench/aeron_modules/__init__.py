@@ -22,6 +22,8 @@ lower is better): "helps" if mean(d) - sd(d) > 0, "hurts" if mean(d) + sd(d) < 0
 from __future__ import annotations
 
 import statistics
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import torch
 
@@ -40,7 +42,8 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=0, help="equal step budget per arm (default: the profile's)")
     p.add_argument("--seconds", type=float, default=0.0, help="equal wall-clock budget per arm instead of steps")
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['aeron_modules'])")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = leave as is)")
+    p.add_argument("--jobs", type=int, default=1, help="processes running (module, seed) pairs side by side")
 
 
 def _spread(xs: list[float]) -> float:
@@ -82,10 +85,16 @@ def summarise(exp, runs: list[dict]) -> list[dict]:
     return rows
 
 
+def _one(name: str, seed: int, steps: int, seconds: float | None, profile: str, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    return EXPERIMENTS[name].run(seed, steps, seconds, profile)
+
+
 def measure(names: list[str] | None = None, seeds: int = 3, steps: int = 0, seconds: float | None = None,
-            profile: str = "smoke", command: str | None = None) -> dict:
+            profile: str = "smoke", command: str | None = None, jobs: int = 1) -> dict:
     """Run the experiments `names` (default all) over `seeds` seeds -> the bench report, with the
-    experiments' extras under "extra" and the command that made it under "provenance"."""
+    experiments' extras under "extra" and the command line under config["command"]. `jobs` > 1 runs
+    (module, seed) pairs in that many processes (the same figures; wall-clock ones are then shared-CPU)."""
     from neuro_lib.bench.aeron_modules.common import sizes
 
     names = names or list(EXPERIMENTS)
@@ -97,15 +106,22 @@ def measure(names: list[str] | None = None, seeds: int = 3, steps: int = 0, seco
     # without --steps each module takes its profile's budget (a module's own "steps" where it has one: ewc counts
     # steps per task, badge per labelling round)
     module_steps = {n: steps or sizes(profile).get(n, {}).get("steps", sizes(profile)["steps"]) for n in names}
+    todo = [(name, seed) for name in names for seed in range(seeds)]
+    threads = torch.get_num_threads()
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = {key: pool.submit(_one, *key, module_steps[key[0]], seconds, profile, threads) for key in todo}
+            done = {key: f.result() for key, f in futures.items()}
+    else:
+        done = {key: _one(*key, module_steps[key[0]], seconds, profile, threads) for key in todo}
     results, extra = [], {}
     for name in names:
-        exp = EXPERIMENTS[name]
-        runs = [exp.run(seed, module_steps[name], seconds, profile) for seed in range(seeds)]
-        results += summarise(exp, runs)
+        runs = [done[(name, seed)] for seed in range(seeds)]
+        results += summarise(EXPERIMENTS[name], runs)
         extra[name] = [r["extra"] for r in runs]
     config = {"profile": profile, "modules": names, "seeds": seeds,
               "budget": {"seconds": seconds} if seconds else {"steps": steps or module_steps},
-              "sizes": sizes(profile), "threads": torch.get_num_threads(),
+              "sizes": sizes(profile), "threads": threads, "jobs": jobs,
               "claims": {n: {"claim": EXPERIMENTS[n].CLAIM, "metric": EXPERIMENTS[n].METRIC,
                              "higher_is_better": EXPERIMENTS[n].HIGHER_IS_BETTER} for n in names}}
     if command:
@@ -122,5 +138,7 @@ def run(args) -> dict:
     command = " ".join(["neuro bench aeron-modules", *(f"--module {m}" for m in args.module or []),
                         f"--seeds {args.seeds}", budget, f"--profile {args.profile}",
                         f"--threads {args.threads}" if args.threads else "",
+                        f"--jobs {args.jobs}" if args.jobs > 1 else "",
                         f"--out {args.out}" if getattr(args, "out", None) else ""])
-    return measure(args.module, args.seeds, args.steps, args.seconds or None, args.profile, " ".join(command.split()))
+    return measure(args.module, args.seeds, args.steps, args.seconds or None, args.profile, " ".join(command.split()),
+                   args.jobs)

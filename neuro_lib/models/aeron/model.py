@@ -18,8 +18,9 @@ Two layouts behind the same language-model interface (models/base.py):
 
 Incremental decoding caches only the H_kv key/value heads: a contiguous `KVCache` or a
 `PagedKVCache` (`init_state(..., cache="paged")`), which give the same logits.
-The seed's optional modules live beside this file (models/aeron/__init__.py lists them); `encode_embeddings`
-and `decode` let them work on the source embeddings and the encoder output between the two stacks.
+The seed's reasoning engine, memories and learning modules wrap this model (enhanced.py, vision.py);
+`encode_embeddings` and `decode` let them work on the source embeddings and on the encoder output between
+the two stacks.
 
     from neuro_lib.models.aeron import Aeron, preset
     model = Aeron(preset("aeron-small", mode="decoder", n_encoder_layer=0))

@@ -69,6 +69,7 @@ class ComplexityGate(nn.Module):
     def __init__(self, d_model: int):
         super().__init__()
         self.net = nn.Sequential(RMSNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 1))
+        nn.init.constant_(self.net[-1].bias, 2.0)  # starts open (score ~0.88): the engine runs until it learns not to
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """h (B, S, C), mask (B, S) -> complexity score (B,) in (0, 1)."""
@@ -143,9 +144,7 @@ class ReasoningEngine(nn.Module):
         mask = mask if mask is not None else h.new_ones(B, S, dtype=torch.bool)
         thr = self.config.threshold if threshold is None else threshold
         score = self.gate(h, mask)                                                # (B,)
-        # training runs every row so the gate learns what the engine adds where it would skip;
-        # evaluation skips (an explicit threshold skips in training too)
-        active = score >= thr if (not self.training or threshold is not None) else torch.ones_like(score, dtype=torch.bool)
+        active = score >= thr                     # the same in training: what is trained is what runs
         rows = active.nonzero().squeeze(1)
         scores, weights = h.new_zeros(B, k), h.new_zeros(B, k)
         kept = torch.zeros(B, k, dtype=torch.bool, device=h.device)
