@@ -104,7 +104,7 @@ AERON_LEARN = dict(
     uncertainty=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=300, noise=0.35, members=5, mc_samples=20,
                      n_bins=10, abstain=[0.0, 0.1, 0.2, 0.3, 0.5],
                      model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.2, patch_size=2)),
-    badge=dict(steps=150, batch_size=32, lr=3e-3, warmup=20, n_initial=20, per_round=20, rounds=6,
+    badge=dict(steps=500, batch_size=32, lr=3e-3, warmup=20, n_initial=20, per_round=20, rounds=6,
                model=dict(d_model=32, n_head=4, n_kv_head=2, n_layer=1, d_ff=64, dropout=0.1, patch_size=2)),
     vision=dict(steps=1000, batch_size=64, lr=5e-3, warmup=20, n_eval=300, n_digits=2, patch_size=4,
                 model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=2, d_ff=170,
