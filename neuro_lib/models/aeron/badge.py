@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from neuro_lib.models.aeron.uncertainty import predictive_entropy
+
 STRATEGIES = ("badge", "random", "entropy")
 
 
@@ -62,12 +64,6 @@ def kmeans_pp(X, k: int, seed: int = 0, first: str = "max_norm") -> list[int]:
     return picked
 
 
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Predictive entropy (N,) of softmax(logits)."""
-    logp = logits.log_softmax(-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
 def select(strategy: str, k: int, seed: int = 0, features: torch.Tensor | None = None,
            logits: torch.Tensor | None = None, n_pool: int | None = None) -> list[int]:
     """k pool indices to label. "badge" and "entropy" need the pool's logits (N, K) (BADGE its last-layer
@@ -82,5 +78,5 @@ def select(strategy: str, k: int, seed: int = 0, features: torch.Tensor | None =
     if logits is None or (strategy == "badge" and features is None):
         raise ValueError(f"{strategy} selection needs the pool's logits" + (" and features" if strategy == "badge" else ""))
     if strategy == "entropy":
-        return torch.topk(entropy(logits), k).indices.tolist()
+        return torch.topk(predictive_entropy(logits.softmax(-1)), k).indices.tolist()
     return kmeans_pp(gradient_embeddings(features, logits), k, seed, first="max_norm")

@@ -98,6 +98,3 @@ class AeronClassifier(nn.Module):
         """Class probabilities (B, K) under either head."""
         out = self(x, task_ids)
         return EvidentialHead.probs(out) if self.config.head == "evidential" else out.softmax(-1)
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())

@@ -98,10 +98,6 @@ class EWC:
         total = sum((self.fisher[n] * (params[n] - self.anchors[n]) ** 2).sum() for n in self.anchors)
         return 0.5 * self.lam * total
 
-    def importance(self) -> dict[str, float]:
-        """Summed Fisher per parameter tensor: which weights task A leans on."""
-        return {n: float(f.sum()) for n, f in self.fisher.items()}
-
 
 class TaskEmbedding(nn.Module):
     """Task ids (B,) -> task vectors (B, C); `condition(h, ids)` adds them to h (B, C) or (B, S, C).

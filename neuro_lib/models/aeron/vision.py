@@ -111,6 +111,3 @@ class VisionAeron(nn.Module):
     def forward(self, tokens: torch.Tensor, src: torch.Tensor, images: torch.Tensor | None = None, src_mask=None):
         """tokens (B, T), src (B, S) [, images] -> logits (B, T, V)."""
         return self.aeron.decode(tokens, self.encode(src, images, src_mask), src_mask)
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
