@@ -268,6 +268,25 @@ def test_memory_write_policy():
     assert mem.used.all()
 
 
+def test_memorize_many_equals_one_at_a_time():
+    """Writing F items per row in one call = F calls in order; and a read with fewer used slots than
+    top_k has finite gradients (no -inf times zero)."""
+    e = full()
+    facts = torch.randint(1, V, (2, 3, 4))
+    slots = e.memorize(facts)
+    keys = e.memory.keys.clone()
+    e.memory.reset(2)
+    for f in range(3):
+        e.memorize(facts[:, f])
+    torch.testing.assert_close(e.memory.keys, keys)
+    assert slots.tolist() == [[0, 1, 2]] * 2
+    mem = _memory(top_k=4)
+    mem.memorize(torch.randn(2, 3, C))
+    out, _, _, _ = mem(torch.randn(2, 3, C))
+    out.sum().backward()
+    assert torch.isfinite(mem.log_scale.grad) and torch.isfinite(mem.key_proj.weight.grad).all()
+
+
 def test_memory_shape_guard_and_empty_reads():
     mem = _memory()
     with pytest.raises(ValueError, match="memory_dim"):

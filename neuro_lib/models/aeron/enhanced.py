@@ -144,13 +144,24 @@ class AeronEnhanced(nn.Module):
         return AeronOutput(logits, diag, aux)
 
     def memorize(self, src, src_mask=None, *, images=None, entities=None) -> torch.Tensor:
-        """Write each row's encoded src (B, S) into the episodic memory -> slots (B,)."""
+        """Write each row's encoded src (B, S) into the episodic memory -> slots (B,); or F items per
+        row at once, src (B, F, S), encoded in one pass and written in order -> slots (B, F)."""
         if self.memory is None:
             raise ValueError("this AeronEnhanced has no episodic memory (EnhancedConfig.episodic)")
+        items = src.dim() == 3
+        B = src.shape[0]
+        if items:
+            if images is not None or entities is not None:
+                raise ValueError("memorize(src of (B, F, S)) takes no images or entities")
+            if src_mask is not None:
+                src_mask = src_mask.reshape(-1, src.shape[-1])
+            src = src.reshape(-1, src.shape[-1])                            # (B * F, S)
         mask = self._mask(src, src_mask)
         h, _, _ = self._pre_memory(src, mask, images, entities)
-        if self.memory.keys.shape[0] != h.shape[0] and self.memory.writes == 0:
-            self.memory.reset(h.shape[0], h.device)
+        if self.memory.keys.shape[0] != B and self.memory.writes == 0:
+            self.memory.reset(B, h.device)
+        if items:
+            return self.memory.memorize(h.view(B, -1, *h.shape[1:]), mask.view(B, -1, mask.shape[-1]))
         return self.memory.memorize(h, mask)
 
     def compute_loss(self, batch: dict):

@@ -130,8 +130,10 @@ class EpisodicMemory(nn.Module):
         sim = self._similarity(query)
         top, slots = sim.topk(self.config.top_k, dim=1)                          # (B, k)
         valid = torch.isfinite(top)
-        logits = (top * self.log_scale.exp()).masked_fill(~valid, float("-inf"))
-        weights = torch.where(valid.any(1, keepdim=True), logits.softmax(1).nan_to_num(0.0), 0.0)
+        # finite stand-ins before anything is multiplied: an -inf times a zero gradient is a NaN gradient
+        # (it happened when near-identical keys overwrote each other and fewer than top_k slots were used)
+        logits = (top.masked_fill(~valid, 0.0) * self.log_scale.exp()).masked_fill(~valid, -1e4)
+        weights = logits.softmax(1) * valid                                      # (B, k), 0 on empty slots
         vals = self.values.gather(1, slots[..., None].expand(-1, -1, self.values.shape[-1]))  # (B, k, D)
         with torch.no_grad():
             self.usage = self.usage.scatter_add(1, slots, weights.detach())
@@ -149,6 +151,12 @@ class EpisodicMemory(nn.Module):
         return self.inject(h, token, token_mask), token, token_mask, stats
 
     def memorize(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Write the pooled encoder output of an item (B, S, C) -> the slots it went to (B,)."""
+        """Write the pooled encoder output of an item (B, S, C), or of F items in order (B, F, S, C)
+        -> the slots they went to (B,) or (B, F)."""
+        if h.dim() == 4:
+            B, F_, S, C = h.shape
+            s = masked_mean(h.reshape(B * F_, S, C), None if mask is None else mask.reshape(B * F_, S))
+            keys, values = self.key_proj(s).view(B, F_, -1), self.value_proj(s).view(B, F_, -1)
+            return torch.stack([self.write(keys[:, f], values[:, f]) for f in range(F_)], 1)
         s = masked_mean(h, mask)
         return self.write(self.key_proj(s), self.value_proj(s))
