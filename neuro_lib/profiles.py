@@ -89,7 +89,7 @@ AERON_MODULES = dict(
     reasoning=dict(max_depth=4, gate_penalty=0.0,
                    engine=dict(n_branches=4, keep=2, rounds=2, n_slots=16, threshold=0.3),
                    thresholds=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01]),
-    episodic=dict(n_facts=8, window=2, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4)),
+    episodic=dict(n_facts=8, window=0, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4)),
     kg=dict(n_entities=48, n_relations=4, heldout=0.25, distractors=1, fresh=0.5))
 AERON_MODULES_SMOKE = dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_model=32, n_encoder_layer=1, d_ff=86),
                            steps=40, batch_size=32, warmup=10, n_eval=128)

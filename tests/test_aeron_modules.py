@@ -441,3 +441,18 @@ def test_cli_rejects_an_unknown_module(tmp_path):
         aeron_modules.run(p.parse_args(["--module", "nope"]))
     with pytest.raises(NeuroError, match="--seeds"):
         aeron_modules.run(p.parse_args(["--seeds", "0"]))
+
+
+def test_notebook_figures_read_the_recorded_runs():
+    """Notebook 05's figures and tables come from the committed reference files, labelled with their command."""
+    from neuro_lib.viz.aeron_modules import arms_figure, depth_figure, gate_sweep_figure, recorded, verdict_table
+
+    recs = recorded("kg")
+    assert recs and all("neuro bench aeron-modules" in label for _, label in recs)
+    ref = recs[-1][0]
+    rows = verdict_table([ref], "kg")
+    assert rows[0]["verdict"] in ("helps", "no difference", "hurts") and rows[0]["seeds"] == ref["config"]["seeds"]
+    assert len(arms_figure("kg", None, recs).data) == len(recs)
+    (reasoning, _), = [r for r in recorded("reasoning") if "reasoning" in r[0]["extra"]][:1]
+    assert len(depth_figure(reasoning, "t").data) == 2 and len(gate_sweep_figure(reasoning, "t").data) == 1
+    assert recorded("no-such-module") == []

@@ -3,8 +3,8 @@ reports: a live one (bench.aeron_modules.measure at smoke size) and the recorded
 data/reference/aeron_modules*.json, drawn side by side and labelled.
 
     live = measure(["kg"], seeds=1, profile="smoke")
-    rec = recorded("kg")                      # (report, label) or None
-    arms_figure("kg", live, rec).show(); verdict_table([live, rec[0]], "kg")
+    recs = recorded("kg")                     # [(report, label)], oldest first
+    arms_figure("kg", live, recs).show(); verdict_table([live] + [r for r, _ in recs], "kg")
 """
 from __future__ import annotations
 
@@ -13,23 +13,22 @@ import plotly.graph_objects as go
 from neuro_lib.bench.reference import load_reference, reference_names
 
 
-def recorded(module: str) -> tuple[dict, str] | None:
-    """The newest recorded report (data/reference/aeron_modules*.json) that measured `module`, with its
-    label (date, machine, command); None when no such record is committed yet."""
+def recorded(module: str) -> list[tuple[dict, str]]:
+    """Every recorded report (data/reference/aeron_modules*.json) that measured `module`, oldest first by
+    date then file name, each with its label (date, machine, command, seeds, budget); [] when none is
+    committed yet."""
     found = []
     for name in reference_names():
         if name.startswith("aeron_modules"):
             ref = load_reference(name)
             if module in ref["config"].get("modules", []):
-                found.append(ref)
-    if not found:
-        return None
-    ref = max(found, key=lambda r: r["date"])
-    m = ref["machine"]
-    label = (f"recorded {ref['date']}, {m.get('cpu', '?')} ({m.get('cores', '?')} cores), "
-             f"`{ref['config'].get('command', 'neuro bench aeron-modules')}`, "
-             f"{ref['config']['seeds']} seeds, budget {ref['config']['budget']}")
-    return ref, label
+                found.append((ref["date"], name, ref))
+    out = []
+    for _, name, ref in sorted(found, key=lambda t: t[:2]):
+        m = ref["machine"]
+        out.append((ref, f"recorded {ref['date']} ({name}.json), {m.get('cpu', '?')} ({m.get('cores', '?')} cores): "
+                         f"`{ref['config'].get('command', 'neuro bench aeron-modules')}`"))
+    return out
 
 
 def _row(report: dict, name: str) -> dict | None:
@@ -40,10 +39,11 @@ def metric_of(report: dict, module: str) -> str:
     return report["config"]["claims"][module]["metric"]
 
 
-def arms_figure(module: str, live: dict | None, rec: tuple[dict, str] | None) -> go.Figure:
+def arms_figure(module: str, live: dict | None, recs: list[tuple[dict, str]]) -> go.Figure:
     """Bars: the module's metric with and without it, mean and spread over seeds, live and recorded."""
     fig = go.Figure()
-    for report, name in ((live, "this run"), (rec[0] if rec else None, "recorded")):
+    runs = [(live, "this run")] + [(ref, f"recorded: {ref['config']['command'].split('--out ')[-1]}") for ref, _ in recs]
+    for report, name in runs:
         if report is None or module not in report["config"]["modules"]:
             continue
         metric = metric_of(report, module)
@@ -93,7 +93,7 @@ def verdict_table(reports: list[dict], module: str) -> list[dict]:
             continue
         metric = metric_of(rep, module)
         w, wo, d = (_row(rep, f"{module} {metric} {k}") for k in ("with", "without", "difference"))
-        out.append({"run": rep["config"].get("command", "live"), "metric": metric,
+        out.append({"run": rep["config"].get("command", "this run"), "metric": metric,
                     "with": f"{w['value']:.3f} ± {w['spread']:.3f}", "without": f"{wo['value']:.3f} ± {wo['spread']:.3f}",
                     "difference": f"{d['value']:+.3f} ± {d['spread']:.3f}", "seeds": rep["config"]["seeds"],
                     "params added": _row(rep, f"{module} params added")["value"],
