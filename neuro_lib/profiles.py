@@ -88,6 +88,49 @@ CODE_MINI = dict(REASON_MINI, budget=100)
 # experts: the general LM (GPT trained on stdlib-docs for general_steps), the RAG index's profile, and the judge
 # model's training set (n_judge questions with one right and two corrupted answers each).
 EXPERTS = dict(general_steps=300, general_tokens=80, rag_profile="smoke", n_judge=600, judge_eval=200)
+# Aeron enhancement modules (models/aeron/enhanced.py, `neuro bench aeron-modules`, notebook 05): a small
+# encoder-decoder backbone and each module's synthetic task (data/aeron_tasks.py); both arms of a module get the
+# same `steps` (or --seconds). Engine sizes follow the seed's defaults scaled down (4 branches, threshold 0.3).
+AERON_MODULES = dict(
+    model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=1, d_ff=170, block_size=64,
+               rope_theta=10_000.0),
+    steps=1500, batch_size=64, lr=3e-3, warmup=30, n_eval=1024,
+    reasoning=dict(max_depth=4, gate_penalty=0.0,
+                   engine=dict(n_branches=4, keep=2, rounds=2, n_slots=16, threshold=0.3),
+                   thresholds=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01]),
+    episodic=dict(n_facts=8, window=0, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4)),
+    kg=dict(n_entities=48, n_relations=4, heldout=0.25, distractors=1, fresh=0.5))
+AERON_MODULES_SMOKE = dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_model=32, n_encoder_layer=1, d_ff=86),
+                           steps=40, batch_size=32, warmup=10, n_eval=128)
+
+# Aeron's learning modules (models/aeron/{continual,uncertainty,badge,vision}.py; bench/aeron_modules/, notebook 05),
+# under tasks["aeron_modules"][name]: one small Aeron encoder classifier (models/aeron/classifier.py) or
+# encoder-decoder per experiment; `steps` is each arm's step budget per training run (per task for ewc, per
+# labelling round for badge), which `neuro bench aeron-modules --steps N` replaces.
+AERON_LEARN = dict(
+    ewc=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=2000, n_test=500, vocab=32, length=12, lam=1e6,
+             n_fisher=200, model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.0)),
+    uncertainty=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=300, noise=0.35, members=5, mc_samples=20,
+                     n_bins=10, abstain=[0.0, 0.1, 0.2, 0.3, 0.5],
+                     model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.2, patch_size=2)),
+    badge=dict(steps=500, batch_size=32, lr=3e-3, warmup=20, n_initial=20, per_round=20, rounds=6,
+               model=dict(d_model=32, n_head=4, n_kv_head=2, n_layer=1, d_ff=64, dropout=0.1, patch_size=2)),
+    vision=dict(steps=1000, batch_size=64, lr=5e-3, warmup=20, n_eval=300, n_digits=2, patch_size=4,
+                model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=2, d_ff=170,
+                           block_size=64, dropout=0.0)),
+)
+AERON_LEARN_SMOKE = dict(
+    ewc=dict(AERON_LEARN["ewc"], steps=40, n_train=512, n_test=200, n_fisher=48,
+             model=dict(AERON_LEARN["ewc"]["model"], d_model=32, n_layer=1, d_ff=64)),
+    uncertainty=dict(AERON_LEARN["uncertainty"], steps=40, members=3, mc_samples=8,
+                     model=dict(AERON_LEARN["uncertainty"]["model"], d_model=32, n_layer=1, d_ff=64)),
+    badge=dict(AERON_LEARN["badge"], steps=30, rounds=2),
+    vision=dict(AERON_LEARN["vision"], steps=40, batch_size=32, n_eval=96,
+                model=dict(AERON_LEARN["vision"]["model"], d_model=32, n_encoder_layer=1, n_decoder_layer=1,
+                           d_ff=86)),
+)
+AERON_MODULES.update(AERON_LEARN)
+AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 
 PROFILES = {
     "smoke": Profile(
@@ -113,7 +156,8 @@ PROFILES = {
                                    n_eval=16, eval_every=0),
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                  n_eval=18, eval_every=0),
-               "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60)},
+               "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
+               "aeron_modules": AERON_MODULES_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -136,7 +180,8 @@ PROFILES = {
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
-               "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS)},
+               "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
+               "aeron_modules": AERON_MODULES},
     ),
     "full": Profile(
         name="full",
@@ -166,7 +211,14 @@ PROFILES = {
                            n_eval=10_000),
                "reason_mini": dict(REASON_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
                "code_mini": dict(CODE_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
-               "experts": dict(EXPERTS, general_steps=5000, rag_profile="full", n_judge=3000, judge_eval=1000)},
+               "experts": dict(EXPERTS, general_steps=5000, rag_profile="full", n_judge=3000, judge_eval=1000),
+               "aeron_modules": dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_model=128, n_encoder_layer=4,
+                                                               n_decoder_layer=2, d_ff=341),
+                                     steps=5000, batch_size=128, n_eval=4096,
+                                     ewc=dict(AERON_LEARN["ewc"], steps=2000),
+                                     uncertainty=dict(AERON_LEARN["uncertainty"], steps=2000),
+                                     badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
+                                     vision=dict(AERON_LEARN["vision"], steps=5000))},
     ),
 }
 

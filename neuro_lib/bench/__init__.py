@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, experts, lm, rag, rnk, scaling, scan, search, speculative, tokenizers, tools
+from neuro_lib.bench import aeron_modules, decode, experts, lm, rag, rnk, scaling, scan, search, speculative, tokenizers, tools
 from neuro_lib.bench import structured as json_suite
 
 SUITES = {
@@ -24,4 +24,5 @@ SUITES = {
     "tools": tools,
     "json": json_suite,
     "experts": experts,
+    "aeron-modules": aeron_modules,
 }

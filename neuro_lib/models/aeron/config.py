@@ -6,11 +6,11 @@ n_head, n_kv_head, d_ff, block_size, dropout); the seed's `NeuralNetConfig` name
 through `AeronConfig.from_seed_names`, which the presets below use (alias table SEED_NAMES).
 What exists of Aeron is the backbone: model.py (decoder-only and the seed's encoder-decoder
 layout; GQA, RoPE, SwiGLU, RMSNorm, tied embeddings; contiguous and paged KV caches) and
-budget.py (parameter and KV-cache accounting against the seed's tables). The seed's reasoning
-engine (tree-of-thought branches, scratchpad), its memories (knowledge-graph attention, neural
-memory, continual learning) and its uncertainty and active-learning heads are not implemented;
-their claimed sizes appear in SEED_BUDGET_M with no count of ours beside them, and the config
-has no fields for them. The tiny CPU sizes used for training live in profiles.py, not here.
+budget.py (parameter and KV-cache accounting against the seed's tables). The seed's enhancement
+modules wrap this backbone without changing it (enhanced.py: reasoning.py, scratchpad.py,
+episodic.py, knowledge_graph.py; continual.py, uncertainty.py, badge.py, vision.py; each with its own
+config or arguments); their claimed sizes appear in SEED_BUDGET_M, and this config has no fields for
+them. The tiny CPU sizes used for training live in profiles.py, not here.
 """
 from __future__ import annotations
 

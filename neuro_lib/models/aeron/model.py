@@ -18,7 +18,9 @@ Two layouts behind the same language-model interface (models/base.py):
 
 Incremental decoding caches only the H_kv key/value heads: a contiguous `KVCache` or a
 `PagedKVCache` (`init_state(..., cache="paged")`), which give the same logits.
-The seed's reasoning engine, memories and uncertainty heads are not implemented (config.py).
+The seed's reasoning engine, memories and learning modules wrap this model (enhanced.py, vision.py);
+`encode_embeddings` and `decode` let them work on the source embeddings and on the encoder output between
+the two stacks.
 
     from neuro_lib.models.aeron import Aeron, preset
     model = Aeron(preset("aeron-small", mode="decoder", n_encoder_layer=0))
@@ -142,7 +144,13 @@ class Aeron(LanguageModel):
         if src.shape[1] > self.config.block_size:
             raise ValueError(f"source of {src.shape[1]} tokens exceeds block_size "
                              f"{self.config.block_size}")
-        x = self.drop(self.tok_emb(src))  # (B, S, C)
+        return self.encode_embeddings(self.tok_emb(src), src_mask)
+
+    def encode_embeddings(self, x: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Source embeddings (B, S, C), e.g. tokens fused with image patches (vision.py) -> encoder output (B, S, C)."""
+        if not self.encoder_decoder:
+            raise ValueError("this Aeron is decoder-only (mode='decoder'); it takes no source")
+        x = self.drop(x)
         for block in self.encoder:
             x = block(x, self.rotary, src_mask)
         return self.encoder_norm(x)
@@ -185,6 +193,11 @@ class Aeron(LanguageModel):
         """tokens (B, T) [, src (B, S), src_mask (B, S)] -> logits (B, T, V)."""
         cross_kv, src_mask = self._source(src, src_mask)
         return self._run(tokens, None, cross_kv, src_mask)
+
+    def decode(self, tokens: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None):
+        """tokens (B, T) attending to an encoder output `memory` (B, S, C) computed (and possibly enhanced)
+        outside `forward` -> logits (B, T, V)."""
+        return self._run(tokens, None, self.cross_kv(memory), None if src_mask is None else src_mask.bool())
 
     def compute_loss(self, batch: dict):
         logits = self(batch["tokens"], batch.get("src"), batch.get("src_mask"))

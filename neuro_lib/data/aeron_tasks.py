@@ -1,0 +1,145 @@
+"""Synthetic tasks on which an Aeron enhancement module should help (issue 16, `neuro bench aeron-modules`).
+
+Each is a seq2seq problem with a one-token answer: the encoder reads `src`, the decoder reads [BOS]
+and must emit the answer. Ids share one small vocabulary (VOCAB); batches are dicts the models'
+`compute_loss` takes: src (B, S), src_mask (B, S) bool, tokens (B, 1), targets (B, 1), plus what a task
+adds. Everything is a pure function of its seed.
+
+- Variable chains (reasoning): "a = 3 ; b = a ; c = b" and a distractor chain, statements shuffled,
+  then "? c": the answer needs every intermediate binding (depth 1..max_depth lookups).
+      chain_batch(rng, 64, max_depth=4) -> batch with "depth" (B,)
+- Episodic facts: an episode of `n_facts` facts "k1 k2 = v" (fresh random names and digits), then a
+  question "k1 k2 ?" about one of them; the question's context window holds only the last `window`
+  facts, so the others must come from memory. "facts" (B, n_facts, 4) are the earlier episode.
+      facts_batch(rng, 64, n_facts=8, window=2)
+- Knowledge-graph questions: a fixed random graph (every entity has one tail per relation); the
+  question "e r ?" asks for the tail. A share of (entity, relation) pairs is held out of training, so
+  answering them needs the graph, given with the input as "entities" (B, M, 3) triples: the question
+  entity's own triples plus another entity's (distractors). In training a share of rows is about a
+  fresh random graph (`fresh`), so reading the triples pays; evaluation asks the fixed graph.
+      g = KnowledgeGraph(seed=0, n_entities=48, n_relations=4)
+      kg_batch(rng, g, 64, split="train", fresh=0.5)
+
+Tests: tests/test_aeron_modules.py.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+PAD, BOS, ASK, EQ = range(4)
+DIGIT0 = 4                        # digits 0-9
+NAME0 = DIGIT0 + 10               # variable / fact names: 16 symbols
+N_NAMES = 16
+REL0 = NAME0 + N_NAMES            # KG relation tokens
+N_REL_TOKENS = 8
+ENT0 = REL0 + N_REL_TOKENS        # KG entity tokens
+N_ENT_TOKENS = 64
+VOCAB = ENT0 + N_ENT_TOKENS       # 102
+
+
+def _answer_batch(src: list[list[int]], answers: list[int]) -> dict:
+    S = max(len(s) for s in src)
+    ids = torch.tensor([s + [PAD] * (S - len(s)) for s in src])
+    return {"src": ids, "src_mask": ids != PAD, "tokens": torch.full((len(src), 1), BOS),
+            "targets": torch.tensor(answers)[:, None]}
+
+
+# -- variable chains ---------------------------------------------------------------------------
+def chain_problem(rng: random.Random, depth: int) -> tuple[list[int], int]:
+    """Two chains of `depth` assignments "a = 3 ; b = a ; c = b", statements shuffled, and the question
+    "? c" about the end of one -> (src ids, answer id). Following the chain takes `depth` lookups; the
+    other chain (another digit) is the distractor."""
+    names = rng.sample(range(N_NAMES), 2 * depth)
+    digits = rng.sample(range(10), 2)
+    stmts = []
+    for c in range(2):
+        chain = names[c * depth:(c + 1) * depth]
+        stmts.append([NAME0 + chain[0], EQ, DIGIT0 + digits[c]])
+        stmts += [[NAME0 + chain[i], EQ, NAME0 + chain[i - 1]] for i in range(1, depth)]
+    rng.shuffle(stmts)
+    q = rng.randrange(2)
+    return [t for st in stmts for t in st] + [ASK, NAME0 + names[q * depth + depth - 1]], DIGIT0 + digits[q]
+
+
+def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: int | None = None) -> dict:
+    """Depths uniform in 1..max_depth (or all `depth`) -> batch with "depth" (B,)."""
+    if not 1 <= (depth or max_depth) <= N_NAMES // 2:
+        raise ValueError(f"depth must be in 1..{N_NAMES // 2}")
+    depths = [depth or rng.randint(1, max_depth) for _ in range(batch_size)]
+    probs = [chain_problem(rng, d) for d in depths]
+    batch = _answer_batch([p[0] for p in probs], [p[1] for p in probs])
+    batch["depth"] = torch.tensor(depths)
+    return batch
+
+
+# -- episodic facts ----------------------------------------------------------------------------
+def facts_batch(rng: random.Random, batch_size: int, n_facts: int = 8, window: int = 2) -> dict:
+    """Episodes of n_facts facts; the question sees the last `window` facts -> batch with "facts"
+    (B, n_facts, 4), "in_window" (B,) bool (was the asked fact in the context window)."""
+    if not 0 <= window <= n_facts or n_facts > N_NAMES * N_NAMES:
+        raise ValueError(f"need 0 <= window <= n_facts <= {N_NAMES * N_NAMES}, got window={window}, n_facts={n_facts}")
+    facts, src, answers, seen = [], [], [], []
+    for _ in range(batch_size):
+        keys = rng.sample(range(N_NAMES * N_NAMES), n_facts)
+        ep = [[NAME0 + k // N_NAMES, NAME0 + k % N_NAMES, EQ, DIGIT0 + rng.randrange(10)] for k in keys]
+        q = rng.randrange(n_facts)
+        context = [t for f in ep[n_facts - window:] for t in f]
+        facts.append(ep)
+        src.append(context + ep[q][:2] + [ASK])
+        answers.append(ep[q][3])
+        seen.append(q >= n_facts - window)
+    batch = _answer_batch(src, answers)
+    batch["facts"] = torch.tensor(facts)
+    batch["in_window"] = torch.tensor(seen)
+    return batch
+
+
+# -- knowledge graph ---------------------------------------------------------------------------
+@dataclass
+class KnowledgeGraph:
+    seed: int = 0
+    n_entities: int = 48
+    n_relations: int = 4
+    heldout: float = 0.25          # share of (entity, relation) questions never trained on
+
+    def __post_init__(self):
+        if not (2 <= self.n_entities <= N_ENT_TOKENS and 1 <= self.n_relations <= N_REL_TOKENS):
+            raise ValueError(f"n_entities must be in 2..{N_ENT_TOKENS}, n_relations in 1..{N_REL_TOKENS}")
+        rng = random.Random(self.seed)
+        self.tail = [[rng.randrange(self.n_entities) for _ in range(self.n_relations)]
+                     for _ in range(self.n_entities)]
+        pairs = [(e, r) for e in range(self.n_entities) for r in range(self.n_relations)]
+        rng.shuffle(pairs)
+        cut = int(round(len(pairs) * self.heldout))
+        self.split = {"test": pairs[:cut], "train": pairs[cut:]}
+
+    def triples(self, e: int) -> list[list[int]]:
+        return [[e, r, self.tail[e][r]] for r in range(self.n_relations)]
+
+
+def kg_batch(rng: random.Random, graph: KnowledgeGraph, batch_size: int, split: str = "train",
+             distractors: int = 1, fresh: float = 0.0) -> dict:
+    """Questions "e r ?" from `split` -> batch with "entities" (B, (1 + distractors) * R, 3), the question
+    entity's triples and `distractors` other entities', shuffled. A `fresh` share of rows asks about a
+    fresh random graph instead (new tails for every entity in that row): only its triples can answer,
+    which is what makes reading the graph pay in training when the fixed graph could be learnt by heart."""
+    pairs = graph.split[split]
+    src, answers, triples = [], [], []
+    for _ in range(batch_size):
+        e, r = rng.choice(pairs)
+        others = rng.sample([x for x in range(graph.n_entities) if x != e], distractors)
+        if rng.random() < fresh:
+            tail = {x: [rng.randrange(graph.n_entities) for _ in range(graph.n_relations)] for x in [e, *others]}
+        else:
+            tail = {x: graph.tail[x] for x in [e, *others]}
+        t = [[x, q, tail[x][q]] for x in [e, *others] for q in range(graph.n_relations)]
+        rng.shuffle(t)
+        src.append([ENT0 + e, REL0 + r, ASK])
+        answers.append(ENT0 + tail[e][r])
+        triples.append(t)
+    batch = _answer_batch(src, answers)
+    batch["entities"] = torch.tensor(triples)
+    return batch
