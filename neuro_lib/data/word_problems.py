@@ -14,9 +14,10 @@ Code-mini: small programming tasks -> a Python program whose printed output is t
     t.text, t.program, t.expected  # "Give the sum of the squares of the integers 3 through 9.",
                                    # "print(sum(i*i for i in range(3, 9+1)))", "280"
 
-Every family has N_TEMPLATES phrasings; the last N_HELDOUT of each are held out (evaluation only), so
-a held-out problem's wording is never seen in training, while its numbers, names and words are drawn
-from the same pools. Programs and plans copy literals from the text (`range(3, 9+1)`): the arithmetic
+Every family has several phrasings (Reason-mini six, Code-mini four); the last N_HELDOUT of each are held
+out (evaluation only), so a held-out problem's wording is never seen in training, while its numbers, names
+and words are drawn from the same pools (and a word problem's optional frame, "Question: ...", from the
+same frames). Programs and plans copy literals from the text (`range(3, 9+1)`): the arithmetic
 is the calculator's or Python's job, not the model's.
 
 Tests: tests/test_runtime_experts.py (template split, targets parse and evaluate to the answer).
