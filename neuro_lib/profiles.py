@@ -80,13 +80,14 @@ RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 
                  n_eval=30)
 
 # The runtime's tiny experts (runtime/reason.py, runtime/code.py, runtime/experts.py; notebook 08): Reason-mini
-# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron encoder-decoder trained
+# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron of `kind` trained
 # with train/seq2seq.py at the profile's Aeron width for a step budget; n_eval held-out-template problems.
-REASON_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=200,
-                   eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
+REASON_MINI = dict(kind="encdec", steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64,
+                   n_eval=200, eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
 CODE_MINI = dict(REASON_MINI, budget=100)
-# experts: the general LM (GPT trained on stdlib-docs for general_steps), the RAG index's profile, and the judge
-# model's training set (n_judge questions with one right and two corrupted answers each).
+# experts: the general LM (GPT trained on stdlib-docs for general_steps, answers of general_tokens), the RAG index's
+# profile, the judge model's training set (n_judge questions with one right and two corrupted answers each) and
+# its evaluation (judge_eval test-section questions; judge_eval // 8 held-out inputs per skill for the agreement).
 EXPERTS = dict(general_steps=300, general_tokens=80, rag_profile="smoke", n_judge=600, judge_eval=200)
 # Aeron enhancement modules (models/aeron/enhanced.py, `neuro bench aeron-modules`, notebook 05): a small
 # encoder-decoder backbone and each module's synthetic task (data/aeron_tasks.py); both arms of a module get the

@@ -1,6 +1,6 @@
 """Code-mini: a small programming task -> a Python program -> its output, run in the sandbox.
 
-A byte-level Aeron encoder-decoder (train/seq2seq.py) is trained on data/word_problems.py's code tasks
+A byte-level Aeron (the profile's kind; train/seq2seq.py) is trained on data/word_problems.py's code tasks
 ("sum of squares of numbers from 3 to 9" -> `print(sum(i*i for i in range(3, 9+1)))`). The answer is what
 the program prints when neuro_lib.tools' PythonSandbox runs it: a program that fails (syntax error,
 exception, timeout) gives ok=False with the sandbox's reason, never a guess.
@@ -19,6 +19,7 @@ import time
 from neuro_lib.data.word_problems import make_code_tasks
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
+from neuro_lib.progress import Progress
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
@@ -31,7 +32,7 @@ def sizes(profile: str) -> dict:
     return dict(get_profile(profile).tasks["code_mini"])
 
 
-def model_config(profile: str, kind: str = "encdec") -> dict:
+def model_config(profile: str, kind: str) -> dict:
     s = sizes(profile)
     return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
 
@@ -40,7 +41,7 @@ def train_code_mini(profile: str = "smoke", steps: int | None = None, seed: int 
     s = sizes(profile)
     train = make_code_tasks(s["n_train"], seed=seed, split="train")
     val = make_code_tasks(s["n_val"], seed=seed + 1, split="heldout")
-    return train_seq2seq(train, val, model_config(profile), s, "encdec", seed, steps, out_dir,
+    return train_seq2seq(train, val, model_config(profile, s["kind"]), s, s["kind"], seed, steps, out_dir,
                          {"task": "code_mini", "profile": profile}, callback)
 
 
@@ -94,13 +95,15 @@ def evaluate_code_mini(model=None, profile: str = "smoke", n: int | None = None,
     tasks = tasks or make_code_tasks(n or s["n_eval"], seed=seed + 7, split="heldout")
     expert = CodeMini(model, s["budget"])
     right, ran, fam, exact_program = [], [], {}, []
-    for t in tasks:
-        a = expert.answer(Query(t.text))
-        ok = a.ok and a.text == t.expected
-        right.append(ok)
-        ran.append(a.ok)
-        exact_program.append(a.meta["program"] == t.program)
-        fam.setdefault(t.family, []).append(ok)
+    with Progress(len(tasks), desc="code-mini", unit="task") as bar:
+        for t in tasks:
+            a = expert.answer(Query(t.text))
+            ok = a.ok and a.text == t.expected
+            right.append(ok)
+            ran.append(a.ok)
+            exact_program.append(a.meta["program"] == t.program)
+            fam.setdefault(t.family, []).append(ok)
+            bar.update()
     n = len(tasks)
     return {"n": n, "profile": profile, "steps": s["steps"], "seed": seed, "accuracy": sum(right) / n,
             "ran_ok": sum(ran) / n, "program_exact": sum(exact_program) / n,

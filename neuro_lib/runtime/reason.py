@@ -1,7 +1,8 @@
 """Reason-mini: a word problem -> a plan of calculator calls -> the answer (seeds/neurotiny.md's reasoning
 expert, TinyLLM's tool-using specialist).
 
-A byte-level Aeron encoder-decoder (train/seq2seq.py) is trained on data/word_problems.py to write
+A byte-level Aeron (the profile's kind, encoder-decoder by default; train/seq2seq.py) is trained on
+data/word_problems.py to write
 
     CALL calc(45*3) -> 135
     CALL calc(135*1000) -> 135000
@@ -28,6 +29,7 @@ import time
 from neuro_lib.data.word_problems import fmt_number, make_problems
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
+from neuro_lib.progress import Progress
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
@@ -44,17 +46,20 @@ def sizes(profile: str) -> dict:
     return dict(get_profile(profile).tasks["reason_mini"])
 
 
-def model_config(profile: str, kind: str = "encdec") -> dict:
+def model_config(profile: str, kind: str) -> dict:
     s = sizes(profile)
     return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
 
 
-def train_reason_mini(profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None, callback=None):
-    """Train Reason-mini on training-template problems; validation loss on held-out-template ones."""
+def train_reason_mini(profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None, callback=None,
+                      kind: str | None = None):
+    """Train Reason-mini (the profile's kind, or `kind`: encdec | decoder) on training-template problems;
+    validation loss on held-out-template ones."""
     s = sizes(profile)
+    kind = kind or s["kind"]
     train = make_problems(s["n_train"], seed=seed, split="train")
     val = make_problems(s["n_val"], seed=seed + 1, split="heldout")
-    return train_seq2seq(train, val, model_config(profile), s, "encdec", seed, steps, out_dir,
+    return train_seq2seq(train, val, model_config(profile, kind), s, kind, seed, steps, out_dir,
                          {"task": "reason_mini", "profile": profile}, callback)
 
 
@@ -158,12 +163,14 @@ def evaluate_reason_mini(model=None, profile: str = "smoke", n: int | None = Non
     write = model_writer(model, s["budget"])
     for mode, use_tool in (("with_tool", True), ("without_tool", False)):
         right, fam, calls, toks = [], {}, 0, 0
-        for p in problems:
-            a = solve(write, p.text, use_tool)
-            ok = a.ok and a.text == p.answer
-            right.append(ok)
-            fam.setdefault(p.family, []).append(ok)
-            calls, toks = calls + a.model_calls, toks + a.tokens
+        with Progress(len(problems), desc=f"reason-mini {mode}", unit="problem") as bar:
+            for p in problems:
+                a = solve(write, p.text, use_tool)
+                ok = a.ok and a.text == p.answer
+                right.append(ok)
+                fam.setdefault(p.family, []).append(ok)
+                calls, toks = calls + a.model_calls, toks + a.tokens
+                bar.update()
         out[mode] = {"exact_match": sum(right) / len(right),
                      "per_family": {k: sum(v) / len(v) for k, v in sorted(fam.items())},
                      "model_calls_per_problem": calls / len(problems), "tokens_per_problem": toks / len(problems)}
