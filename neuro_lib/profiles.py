@@ -86,6 +86,15 @@ ROUTER = dict(n_train=3000, n_test=600, steps=300, n_math=25)
 # each; a family whose direct failure rate exceeds `threshold` is split; `problems` per size are then compared.
 EXPANSION = dict(model=dict(GPT_CPU, n_layer=2, block_size=24), steps=1500, batch_size=64, lr=3e-3, n_train=20_000,
                  sizes=[2, 3, 4, 5], probe=40, problems=100, threshold=0.3, seeds=3)
+# The runtime's tiny experts (runtime/reason.py, runtime/code.py, runtime/experts.py; notebook 08): Reason-mini
+# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron encoder-decoder trained
+# with train/seq2seq.py at the profile's Aeron width for a step budget; n_eval held-out-template problems.
+REASON_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=200,
+                   eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
+CODE_MINI = dict(REASON_MINI, budget=100)
+# experts: the general LM (GPT trained on stdlib-docs for general_steps), the RAG index's profile, and the judge
+# model's training set (n_judge questions with one right and two corrupted answers each).
+EXPERTS = dict(general_steps=300, general_tokens=80, rag_profile="smoke", n_judge=600, judge_eval=200)
 
 PROFILES = {
     "smoke": Profile(
@@ -108,7 +117,12 @@ PROFILES = {
                                    n_eval=3, eval_every=0, budget=160),
                "rag": RAG_SMOKE,
                "router": dict(ROUTER, n_train=1500, n_test=300, steps=150, n_math=10),
-               "expansion": dict(EXPANSION, steps=300, probe=20, problems=20, seeds=1)},
+               "expansion": dict(EXPANSION, steps=300, probe=20, problems=20, seeds=1),
+               "reason_mini": dict(REASON_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
+                                   n_eval=16, eval_every=0),
+               "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
+                                 n_eval=18, eval_every=0),
+               "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60)},
     ),
     "bench": Profile(
         name="bench",
@@ -131,7 +145,8 @@ PROFILES = {
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
-               "router": ROUTER, "expansion": EXPANSION},
+               "router": ROUTER, "expansion": EXPANSION,
+               "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS)},
     ),
     "full": Profile(
         name="full",
@@ -160,7 +175,10 @@ PROFILES = {
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
                            n_eval=10_000),
                "router": dict(ROUTER, n_train=20_000, n_test=2000, steps=2000, n_math=100),
-               "expansion": dict(EXPANSION, model=dict(GPT_CPU, block_size=24), steps=6000, problems=400)},
+               "expansion": dict(EXPANSION, model=dict(GPT_CPU, block_size=24), steps=6000, problems=400),
+               "reason_mini": dict(REASON_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
+               "code_mini": dict(CODE_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
+               "experts": dict(EXPERTS, general_steps=5000, rag_profile="full", n_judge=3000, judge_eval=1000)},
     ),
 }
 

@@ -7,7 +7,8 @@ Two experts at the same step budget and similar size, both byte-level with one e
 - `decoder`: decoder-only Aeron (same width, encoder + decoder layers in one stack): reads
   `description <s>` then writes `JSON <end>`; the loss covers only the JSON and the end token.
 Evaluated on held-out phrasing templates, greedy, with and without the grammar constraint
-(constrain.py): JSON validity, exact match, per-field and overall field accuracy.
+(constrain.py): JSON validity, exact match, per-field and overall field accuracy. The training loop and
+the prompt layout are train/seq2seq.py's, shared with the runtime's Reason-mini and Code-mini.
 
     res = train_expert("encdec", profile="smoke")         # TrainResult (model, tokenizer, history)
     m = evaluate_expert(res.model, "encdec", make_examples(20, split="heldout"))
@@ -19,10 +20,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from neuro_lib.infer.engine import generate
-from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.structured.constrain import JsonConstraint
 from neuro_lib.structured.schemas import load_schema
@@ -30,10 +29,7 @@ from neuro_lib.structured.task import Example, field_scores, make_examples
 from neuro_lib.structured.verify import verify_text
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.lm import TrainResult
-from neuro_lib.train.trainer import TrainConfig, Trainer
-
-START = END = 256  # the one extra token: answer start (decoder input) and end of document
-KINDS = ("encdec", "decoder")
+from neuro_lib.train.seq2seq import END, KINDS, aeron_config, collate, expert_kind, prompt_for, train_seq2seq  # noqa: F401 (re-exported)
 
 
 def sizes(profile: str) -> dict:
@@ -42,79 +38,25 @@ def sizes(profile: str) -> dict:
 
 def model_config(kind: str, profile: str) -> dict:
     s = sizes(profile)
-    cfg = dict(get_profile(profile).model("aeron"), vocab_size=257, block_size=s["max_len"])
-    if kind == "encdec":
-        return dict(cfg, mode="encoder-decoder", n_encoder_layer=s["enc_layers"], n_decoder_layer=s["dec_layers"])
-    if kind == "decoder":
-        return dict(cfg, mode="decoder", n_encoder_layer=0, n_decoder_layer=s["enc_layers"] + s["dec_layers"])
-    raise ValueError(f"expert kind must be one of {KINDS}, got {kind!r}")
-
-
-def collate(examples: list[Example], kind: str) -> dict:
-    """Padded batch: tokens/targets/loss_mask (B, T), and for encdec src/src_mask (B, S)."""
-    srcs = [list(e.source) for e in examples]
-    tgts = [list(e.target) for e in examples]
-    if kind == "encdec":
-        seqs = [[START] + t for t in tgts]
-        outs = [t + [END] for t in tgts]
-        masks = [[1] * len(o) for o in outs]
-    else:
-        seqs = [s + [START] + t for s, t in zip(srcs, tgts)]
-        outs = [s[1:] + [START] + t + [END] for s, t in zip(srcs, tgts)]
-        masks = [[0] * len(s) + [1] * (len(t) + 1) for s, t in zip(srcs, tgts)]
-    T = max(map(len, seqs))
-    batch = {"tokens": torch.tensor([x + [END] * (T - len(x)) for x in seqs]),
-             "targets": torch.tensor([x + [END] * (T - len(x)) for x in outs]),
-             "loss_mask": torch.tensor([x + [0] * (T - len(x)) for x in masks], dtype=torch.float32)}
-    if kind == "encdec":
-        S = max(map(len, srcs))
-        batch["src"] = torch.tensor([x + [0] * (S - len(x)) for x in srcs])
-        batch["src_mask"] = torch.tensor([[1] * len(x) + [0] * (S - len(x)) for x in srcs], dtype=torch.bool)
-    return batch
+    return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
 
 
 def train_expert(kind: str, profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None,
                  callback=None) -> TrainResult:
     """Train one expert for the profile's step budget on generated training-template examples."""
     s = sizes(profile)
-    torch.manual_seed(seed)
-    model = build_model("aeron", **model_config(kind, profile))
     train = make_examples(s["n_train"], seed=seed, split="train")
-    val = collate(make_examples(s["n_val"], seed=seed + 1, split="heldout"), kind)
-    B = s["batch_size"]
-    config = TrainConfig(batch_size=B, block_size=s["max_len"], lr=s["lr"], warmup_steps=s["warmup_steps"],
-                         max_steps=steps or s["steps"], eval_every=s["eval_every"], log_every=10, seed=seed)
-
-    def batches(step: int) -> dict:  # a pure function of (seed, step), so a resumed run sees the same data
-        idx = np.random.default_rng([seed, step]).choice(len(train), B, replace=False)
-        return collate([train[i] for i in idx], kind)
-
-    @torch.no_grad()
-    def evaluate(m):
-        m.eval()
-        loss, _ = m.compute_loss(val)
-        return {"val_loss": loss.item()}
-
-    trainer = Trainer(model, ByteTokenizer(), config, batches, evaluate, out_dir=out_dir,
-                      extra_config={"task": "struct_mini", "expert": kind, "profile": profile})
-    history = trainer.fit(callback=callback)
-    return TrainResult(model.eval(), ByteTokenizer(), history, out_dir)
-
-
-def expert_kind(model) -> str:
-    return "encdec" if getattr(model, "encoder_decoder", False) else "decoder"
+    val = make_examples(s["n_val"], seed=seed + 1, split="heldout")
+    return train_seq2seq(train, val, model_config(kind, profile), s, kind, seed, steps, out_dir,
+                         {"task": "struct_mini", "profile": profile}, callback)
 
 
 def write_json(model, text: str, schema_id: str, constrained: bool = True, budget: int = 256,
                temperature: float = 0.0, seed: int = 0) -> tuple[bytes, JsonConstraint | None]:
     """One document from a Struct-mini expert: (output bytes, the constraint used or None)."""
     tok = ByteTokenizer()
-    source = list(f"{schema_id}: {text}".encode())
     c = JsonConstraint(load_schema(schema_id), tok, budget=budget, name=schema_id) if constrained else None
-    if expert_kind(model) == "encdec":
-        prompt, src = [START], source
-    else:
-        prompt, src = source + [START], None
+    prompt, src = prompt_for(model, f"{schema_id}: {text}".encode())
     out = generate(model, tok, prompt, max_new_tokens=budget, temperature=temperature, seed=seed, processor=c,
                    eos_id=END, src=src)
     return out, c

@@ -1,0 +1,341 @@
+"""RuntimeEngine: runs a query through a graph (graph.py) of router, experts, tools, judge, memory and
+combine nodes, and returns a Result with the answer, the route, a trace step per node and timings
+(the NeuroTiny seed's `RuntimeEngine.run(query, wants_json, schema_id)`, TinyLLM's executor).
+
+    engine = RuntimeEngine(graph="default", experts=experts, router=KeywordRouter(), judge=judge,
+                           memory=Memory("data/cache/runtime/memory.sqlite"))
+    r = engine.run("what is 17 * 23 + 4?")
+    r.ok, r.answer, r.route.path, [(s.node, s.seconds) for s in r.trace], r.timings["total_s"]
+    RuntimeEngine.from_profile("smoke")   # the trained tiny experts (experts.py), keyword router, judge
+
+What a run does, step by step: the graph's entry node runs, then the first outgoing edge whose condition
+holds (graph.py) names the next node, until an exit. Expert nodes answer one task per skill of the route
+(`skills: all`: a compound query such as code + math goes to several experts, and a combine node joins
+their answers) or the top skill only; on re-entry (a retry after the judge failed an answer) only the
+failed tasks are asked again, with the judge's reason added to the query's context, and the judge keeps
+each task's best-scored answer. The conversation window (short-term memory) is put into every query's
+context and the turn is added to it after the run; memory nodes recall from and write to long-term memory.
+
+Nothing escapes `run` as an exception: bad input (empty query, unknown schema id), an expert or judge
+that raises, a tool error mid-graph, no edge to follow, a spent retry budget, or the step budget cut
+(loops) all end in a Result with ok=False, a one-sentence error and the trace so far. The graph is loaded
+and checked once, in the constructor; a run only walks it.
+
+Tests: tests/test_runtime_engine.py.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+from neuro_lib.errors import NeuroError
+from neuro_lib.runtime.graph import Graph, Node, load_graph
+from neuro_lib.runtime.memory import Memory
+from neuro_lib.runtime.router import KeywordRouter, Router
+from neuro_lib.runtime.types import (SKILLS, Expert, ExpertAnswer, Query, Result, Route, ToolCall, TraceStep,
+                                     Verdict)
+
+# which expert serves each skill unless the engine is told otherwise (experts.py builds these names)
+SKILL_EXPERTS = {"math": "reason-mini", "json": "struct-mini", "code": "code-mini", "retrieval": "retrieval",
+                 "chat": "general"}
+Judge = Callable[[Query, ExpertAnswer, str], Verdict]
+
+
+def sentence(text: Any) -> str:
+    """One line: an error message with its whitespace (newlines, tracebacks' indents) collapsed."""
+    return " ".join(str(text).split()) or "unknown error"
+
+
+@dataclass
+class _Run:
+    """Everything one run knows so far; conditions read `facts()`."""
+    query: Query
+    route: Route | None = None
+    answers: dict[str, ExpertAnswer] = field(default_factory=dict)   # task (skill) -> best answer so far
+    verdicts: dict[str, Verdict] = field(default_factory=dict)       # task -> its answer's verdict
+    best: dict[str, tuple[ExpertAnswer, Verdict]] = field(default_factory=dict)  # task -> best judged answer
+    experts: dict[str, str] = field(default_factory=dict)            # task -> expert name
+    answer: ExpertAnswer | None = None                               # what an exit would return now
+    memory_hit: bool = False
+    visits: Counter = field(default_factory=Counter)
+
+    def facts(self, ok: bool) -> dict:
+        skills = self.route.skills if self.route else []
+        return {"path": self.route.path if self.route else "fast", "skill": skills[0] if skills else None,
+                "skills": skills, "compound": len(skills) > 1, "wants_json": self.query.wants_json,
+                "judge_passed": bool(self.verdicts) and all(v.passed for v in self.verdicts.values()),
+                "memory_hit": self.memory_hit, "ok": ok, "failed": not ok}
+
+
+class _StepFailed(Exception):
+    """A node could not do its work (an expert raised, a tool returned an error): the step fails."""
+
+
+def join_answers(answers: dict[str, ExpertAnswer]) -> ExpertAnswer:
+    """Several tasks' answers as one: texts labelled by skill, values by skill, citations and costs summed."""
+    if len(answers) == 1:
+        return next(iter(answers.values()))
+    parts = list(answers.items())
+    errors = [f"{s}: {a.error}" for s, a in parts if not a.ok]
+    return ExpertAnswer(text="\n".join(f"[{s}] {a.text}" for s, a in parts), ok=not errors,
+                        value={s: a.value for s, a in parts}, tool_calls=[c for _, a in parts for c in a.tool_calls],
+                        citations=[c for _, a in parts for c in a.citations],
+                        model_calls=sum(a.model_calls for _, a in parts), tokens=sum(a.tokens for _, a in parts),
+                        error="; ".join(errors) or None, meta={"combined": [s for s, _ in parts]})
+
+
+class RuntimeEngine:
+    def __init__(self, graph: str | Graph = "default", experts: dict[str, Expert] | None = None,
+                 router: Router | None = None, judge: Judge | None = None, memory: Memory | None = None,
+                 skill_experts: dict[str, str] | None = None, fallback_expert: str = "general",
+                 step_budget: int | None = None):
+        self.graph = graph if isinstance(graph, Graph) else load_graph(graph)
+        self.experts = dict(experts or {})
+        self.router = router or KeywordRouter()
+        self.judge = judge
+        self.memory = memory
+        self.skill_experts = {**SKILL_EXPERTS, **(skill_experts or {})}
+        self.fallback_expert = fallback_expert
+        self.step_budget = step_budget or self.graph.step_budget
+        self._check_wiring()
+
+    @classmethod
+    def from_profile(cls, profile: str = "smoke", graph: str | Graph = "default", memory: Memory | None = None,
+                     router: Router | None = None, **kwargs) -> "RuntimeEngine":
+        """The tiny experts of `profile` (trained once, cached under data/cache/runtime/), the rule judge."""
+        from neuro_lib.runtime.experts import build_experts
+        from neuro_lib.runtime.judge import judge
+
+        return cls(graph, build_experts(profile), router, judge, memory, **kwargs)
+
+    def _check_wiring(self) -> None:
+        """Every expert a node names exists; the skills' experts exist or fall back to one that does."""
+        for node in self.graph.nodes.values():
+            name = node.params.get("expert")
+            if node.kind == "expert" and name is not None and name not in self.experts:
+                raise NeuroError(f"graph {self.graph.name!r} node {node.id!r} names expert {name!r}, which this "
+                                 f"engine does not have (experts: {', '.join(sorted(self.experts)) or 'none'})")
+        needs_skills = any(n.kind == "expert" and "expert" not in n.params for n in self.graph.nodes.values())
+        if needs_skills and not self.experts:
+            raise NeuroError("the runtime engine has no experts, but its graph routes queries to them")
+
+    def expert_for(self, skill: str) -> str:
+        name = self.skill_experts.get(skill)
+        if name in self.experts:
+            return name
+        if self.fallback_expert in self.experts:
+            return self.fallback_expert
+        raise _StepFailed(f"no expert serves skill {skill!r} and there is no fallback expert "
+                          f"{self.fallback_expert!r}")
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def run(self, query: str | Query, wants_json: bool = False, schema_id: str | None = None) -> Result:
+        t0 = time.perf_counter()
+        q = query if isinstance(query, Query) else Query(str(query), wants_json, schema_id)
+        q = replace(q, text=q.text.strip(), wants_json=q.wants_json or wants_json,
+                    schema_id=q.schema_id or schema_id, context=list(q.context))
+        if self.memory is not None:
+            q.context = self.memory.short.turns() + q.context
+        run = _Run(q)
+        trace: list[TraceStep] = []
+        error = self._check_input(q)
+        if error is None:
+            error = self._walk(run, trace)
+        answer = run.answer
+        ok = error is None and answer is not None and answer.ok
+        if error is None and answer is not None and not answer.ok:
+            error = sentence(answer.error or "the expert could not answer")
+        rejected = {s: v for s, v in run.verdicts.items() if not v.passed}
+        if error is None and rejected and not run.memory_hit:  # retries spent: the answer stays, marked failed
+            ok, error = False, "the judge rejected the answer: " + "; ".join(
+                f"{s}: {v.reason or v.method}" for s, v in rejected.items())
+        if self.memory is not None and q.text:
+            self.memory.short.add("user", q.text)
+            if answer is not None:
+                self.memory.short.add("assistant", answer.text)
+        timings = {"total_s": time.perf_counter() - t0}
+        for s in trace:
+            timings[f"{s.kind}_s"] = timings.get(f"{s.kind}_s", 0.0) + s.seconds
+        return Result(query=q.text, answer=answer.text if answer else "", ok=ok, route=run.route, trace=trace,
+                      timings=timings, value=answer.value if answer else None,
+                      citations=list(answer.citations) if answer else [], error=None if ok else sentence(error))
+
+    def _check_input(self, q: Query) -> str | None:
+        if not q.text:
+            return "the query is empty"
+        if q.schema_id is not None:
+            from neuro_lib.structured.schemas import load_schema
+
+            try:
+                load_schema(q.schema_id)
+            except NeuroError as e:
+                return str(e)
+        elif q.wants_json:
+            return "a JSON answer needs a schema id (schema_id=..., or --schema ID)"
+        return None
+
+    def _walk(self, run: _Run, trace: list[TraceStep]) -> str | None:
+        """Walk the graph from the entry; the error sentence that ended the run, or None at an exit."""
+        g, node = self.graph, self.graph.nodes[self.graph.entry]
+        while True:
+            if len(trace) >= self.step_budget:
+                looping = run.visits.most_common(1)[0]
+                trace[-1].note = (trace[-1].note + "; " if trace[-1].note else "") + "loop cut at budget"
+                return (f"the run was cut at its step budget of {self.step_budget} steps (node {looping[0]!r} "
+                        f"ran {looping[1]} times)")
+            run.visits[node.id] += 1
+            step, failure = self._step(node, run, len(trace) + 1)
+            trace.append(step)
+            if node.kind == "exit":
+                return None
+            facts = run.facts(step.ok)
+            spent = None
+            for edge in g.out_edges[node.id]:
+                if not step.ok and not edge.on_failure or not edge.test(facts):
+                    continue
+                target = g.nodes[edge.target]
+                if run.visits[target.id] >= target.max_visits:
+                    spent = spent or target
+                    continue
+                node = target
+                break
+            else:
+                if failure is not None:
+                    return failure
+                if spent is not None:
+                    return (f"node {spent.id!r} spent its retry budget of {spent.retries} and no other edge leads "
+                            f"on from {node.id!r}")
+                shown = {k: v for k, v in facts.items() if k in ("path", "skill", "judge_passed", "memory_hit")}
+                return f"no edge out of node {node.id!r} matches ({', '.join(f'{k}={v}' for k, v in shown.items())})"
+
+    def _step(self, node: Node, run: _Run, number: int) -> tuple[TraceStep, str | None]:
+        """Run one node: its trace step, and the error sentence when it failed."""
+        n = run.visits[node.id]
+        budget = f"retry {n - 1}/{node.retries}" if n > 1 and node.retries is not None else ""
+        t0 = time.perf_counter()
+        error = None
+        try:
+            inp, out, tokens, calls = getattr(self, f"_do_{node.kind}")(node, run)
+        except _StepFailed as e:
+            inp, out, tokens, calls, error = run.query.text, None, 0, 0, sentence(e)
+        except Exception as e:  # noqa: BLE001 - a run never raises: the failure is a step of the trace
+            inp, out, tokens, calls = run.query.text, None, 0, 0
+            error = sentence(f"node {node.id!r} ({node.kind}) failed: {type(e).__name__}: {e}")
+        note = "; ".join(x for x in (budget, error) if x)
+        return TraceStep(number, node.id, node.kind, inp, out, time.perf_counter() - t0, tokens, calls,
+                         error is None, note), error
+
+    # -- one method per node kind: (input, output, tokens, model calls) for the trace ----------------------
+    def _do_router(self, node: Node, run: _Run):
+        run.route = self.router.route(run.query)
+        return run.query.text, asdict(run.route), 0, 0
+
+    def _tasks(self, node: Node, run: _Run) -> dict[str, str]:
+        skills = run.route.skills if run.route else ["json" if run.query.wants_json else "chat"]
+        if node.params.get("skills", "top") == "top" or "expert" in node.params:
+            skills = skills[:1]
+        tasks: dict[str, str] = {}
+        for s in skills:
+            name = node.params.get("expert") or self.expert_for(s)
+            if name not in tasks.values():  # two skills served by one expert: ask it once
+                tasks[s] = name
+        return tasks
+
+    def _do_expert(self, node: Node, run: _Run):
+        tasks = self._tasks(node, run)
+        retry = run.visits[node.id] > 1
+        if retry:  # only the tasks the judge failed, told why
+            tasks = {s: e for s, e in tasks.items() if s in run.verdicts and not run.verdicts[s].passed} or tasks
+        inputs, outputs, tokens, calls = [], [], 0, 0
+        for skill, name in tasks.items():
+            q = run.query
+            if retry and skill in run.verdicts:
+                why = run.verdicts[skill].reason or "it failed the check"
+                q = replace(q, context=q.context + [{"role": "judge", "text": f"the previous answer was rejected: "
+                                                                              f"{why}"}])
+            expert = self.experts[name]
+            try:
+                ans = expert.answer(q)
+            except Exception as e:  # noqa: BLE001 - an expert's crash is this step's failure
+                raise _StepFailed(f"expert {name!r} failed on skill {skill}: {type(e).__name__}: {e}") from None
+            if not isinstance(ans, ExpertAnswer):
+                raise _StepFailed(f"expert {name!r} returned {type(ans).__name__}, not an ExpertAnswer")
+            tokens, calls = tokens + ans.tokens, calls + ans.model_calls
+            run.answers[skill], run.experts[skill] = ans, name
+            run.verdicts.pop(skill, None)  # to be judged; the judge keeps the better of this and the best so far
+            inputs.append({"skill": skill, "expert": name, "text": q.text, "context": len(q.context)})
+            outputs.append({"skill": skill, "expert": name, "text": ans.text, "ok": ans.ok, "error": ans.error,
+                            "tool_calls": [asdict(c) for c in ans.tool_calls]})
+        run.answer = join_answers(run.answers)
+        return inputs, outputs, tokens, calls
+
+    def _do_judge(self, node: Node, run: _Run):
+        if not run.answers:
+            raise _StepFailed(f"judge node {node.id!r} has no answer to judge (put an expert node before it)")
+        out = {}
+        for skill, ans in run.answers.items():
+            if skill in run.verdicts:
+                continue  # judged already (kept from an earlier attempt)
+            if self.judge is None:  # no judge given: the expert's own ok flag decides
+                v = Verdict(ans.ok, float(ans.ok), "none", "no judge attached; the expert's ok flag")
+            else:
+                try:
+                    v = self.judge(run.query, ans, skill)
+                except Exception as e:  # noqa: BLE001
+                    raise _StepFailed(f"the judge failed on skill {skill}: {type(e).__name__}: {e}") from None
+            out[skill] = asdict(v)
+            best = run.best.get(skill)
+            if best is None or (v.passed, v.score) >= (best[1].passed, best[1].score):
+                run.best[skill] = (ans, v)
+            run.answers[skill], run.verdicts[skill] = run.best[skill]
+        run.answer = join_answers(run.answers)
+        return [{"skill": s, "text": a.text} for s, a in run.answers.items()], out, 0, 0
+
+    def _do_combine(self, node: Node, run: _Run):
+        if not run.answers:
+            raise _StepFailed(f"combine node {node.id!r} has no answers to combine")
+        if node.params.get("how", "join") == "best":
+            skill = max(run.answers, key=lambda s: run.verdicts[s].score if s in run.verdicts else 0.0)
+            run.answer = run.answers[skill]
+        else:
+            run.answer = join_answers(run.answers)
+        return sorted(run.answers), run.answer.text, 0, 0
+
+    def _do_memory(self, node: Node, run: _Run):
+        if self.memory is None:
+            return run.query.text, "no memory attached to this engine", 0, 0
+        if node.params["op"] == "recall":
+            items, hit = self.memory.recall(run.query, node.params.get("k", 3))
+            run.query.context.extend({"role": i["role"], "text": i["text"]} for i in items)
+            if hit is not None:
+                run.memory_hit = True
+                run.answer = ExpertAnswer(hit["text"], value=hit.get("value"), citations=hit.get("citations") or [],
+                                          meta={"memory_id": hit["id"]})
+            return run.query.text, {"recalled": items, "hit": hit}, 0, 0
+        if run.answer is None:
+            raise _StepFailed(f"memory node {node.id!r} has no answer to write (put it after an expert)")
+        passed = all(v.passed for v in run.verdicts.values()) if run.verdicts else run.answer.ok
+        row = self.memory.write(run.query, run.answer, passed)
+        return run.answer.text, {"stored": row, "passed": passed}, 0, 0
+
+    def _do_tool(self, node: Node, run: _Run):
+        from neuro_lib.tools import get_tool
+
+        fill = {"query": run.query.text, "answer": run.answer.text if run.answer else ""}
+        args = {k: v.format_map(fill) if isinstance(v, str) else v for k, v in node.params["args"].items()}
+        tool = node.params["tool"]
+        r = get_tool(tool).call(args)
+        call = ToolCall(tool, args, r.ok, r.value, r.error, r.timings.get("total_s", 0.0))
+        if not r.ok:
+            raise _StepFailed(f"tool {tool!r} at node {node.id!r} failed: {r.error}")
+        prior = run.answer.tool_calls if run.answer else []
+        run.answer = ExpertAnswer(str(r.value), value=r.value, tool_calls=prior + [call],
+                                  citations=run.answer.citations if run.answer else [])
+        return args, r.value, 0, 0
+
+    def _do_exit(self, node: Node, run: _Run):
+        if run.answer is None:
+            raise _StepFailed(f"the run reached exit {node.id!r} without an answer")
+        return None, run.answer.text, 0, 0
