@@ -79,8 +79,9 @@ RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 
                  reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
                  n_eval=30)
 
-# Runtime router (runtime/router_model.py, data/queries.py): training and held-out query counts, Adam steps.
-ROUTER = dict(n_train=3000, n_test=600, steps=300, n_math=25)
+# Runtime router (runtime/router_model.py, data/queries.py): training and held-out query counts, Adam steps, math
+# queries per size for the sums' cost-quality test, and held-out tasks per family for `neuro bench runtime`.
+ROUTER = dict(n_train=3000, n_test=600, steps=300, n_math=25, n_tasks=30)
 # Recursive expansion vs best-of-N (runtime/expansion.py): the adding GPT (runtime/sum_solver.py) trained for a step
 # budget on rows of at most block_size + 1 bytes; families are operand counts `sizes`, probed on `probe` problems
 # each; a family whose direct failure rate exceeds `threshold` is split; `problems` per size are then compared.
@@ -116,7 +117,7 @@ PROFILES = {
                "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
                                    n_eval=3, eval_every=0, budget=160),
                "rag": RAG_SMOKE,
-               "router": dict(ROUTER, n_train=1500, n_test=300, steps=150, n_math=10),
+               "router": dict(ROUTER, n_train=1500, n_test=300, steps=150, n_math=10, n_tasks=4),
                "expansion": dict(EXPANSION, steps=300, probe=20, problems=20, seeds=1),
                "reason_mini": dict(REASON_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                    n_eval=16, eval_every=0),
@@ -174,7 +175,7 @@ PROFILES = {
                            reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
                            n_eval=10_000),
-               "router": dict(ROUTER, n_train=20_000, n_test=2000, steps=2000, n_math=100),
+               "router": dict(ROUTER, n_train=20_000, n_test=2000, steps=2000, n_math=100, n_tasks=200),
                "expansion": dict(EXPANSION, model=dict(GPT_CPU, block_size=24), steps=6000, problems=400),
                "reason_mini": dict(REASON_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
                "code_mini": dict(CODE_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
