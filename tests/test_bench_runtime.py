@@ -103,3 +103,23 @@ def test_bench_returns_the_design_shape(monkeypatch):
     assert sum3["sum of 3: bon_vote accuracy"]["calls"] == sum3["sum of 3: expansion accuracy"]["calls"]
     with pytest.raises(NeuroError):
         bench.run(argparse.Namespace(profile="smoke", seeds=1, parts="router,nope", threads=0))
+
+
+def test_judge_rows_and_figures():
+    j = {"all": {"n": 10, "agreement": 0.8}, "experts_only": {"n": 6, "agreement": 0.5},
+         "per_method": {"recomputed": {"n": 4, "agreement": 1.0}},
+         "pairwise": {"pairs": 5, "swap_consistency": 1.0, "right_vs_wrong_pairs": 4, "accuracy": 0.75},
+         "judge_model_heldout_accuracy": 0.9}
+    rows = {name: (v, n) for name, v, n in bench.judge_rows(j)}
+    assert rows["judge agreement (recomputed)"] == (1.0, 4) and rows["judge pairwise swap consistency"] == (1.0, 5)
+    from neuro_lib.viz.runtime import confusion_heatmap, expansion_lines, latency_histogram, path_bars, pgr_curves, success_bars
+    tasks = family_tasks(2, seed=2, split="heldout")
+    routers = {"classifier": KeywordRouter(), "keywords": KeywordRouter(), "random": RandomRouter(seed=0)}
+    rt = bench.runtime_part(fake_experts(tasks), tasks, routers)
+    for fig in (success_bars(rt), path_bars(rt, "keywords"), latency_histogram(rt["latency_ms"], "test")):
+        assert fig.data
+    rep = {"confusion": [[1, 0, 0, 0, 0]] * 5, "router": "x"}
+    curve = [{"share_slow": 0, "pgr": 0}, {"share_slow": 1, "pgr": 1}]
+    rows = [{"size": 2, "direct": 1, "expansion": 1, "bon_vote": 1, "bon_logprob": 1, "calls_direct": 1,
+             "calls_expansion": 1}]
+    assert confusion_heatmap(rep).data and pgr_curves({"x": curve}, "t").data and expansion_lines(rows, "t").data

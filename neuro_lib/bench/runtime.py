@@ -157,7 +157,19 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         tradeoff[name] = {"apgr": apgr(scores, q["fast"], q["slow"]) if gap else float("nan"),
                           "quality_fast": float(np.mean(q["fast"])), "quality_slow": float(np.mean(q["slow"]))}
     return {"families": fams, "single": single, "routed": routed, "tradeoff": tradeoff, "latency_ms": latency,
-            "n_tasks": len(tasks), "tables": tables}
+            "n_tasks": len(tasks), "tables": tables, "task_families": [t.family for t in tasks]}
+
+
+def judge_rows(j: dict) -> list[tuple[str, float, int]]:
+    """(name, value, cases) rows of runtime/judge.py's evaluate_judge report."""
+    rows = [("judge agreement (all)", j["all"]["agreement"], j["all"]["n"]),
+            ("judge agreement (expert answers)", j["experts_only"]["agreement"], j["experts_only"]["n"])]
+    rows += [(f"judge agreement ({m})", s["agreement"], s["n"]) for m, s in j["per_method"].items()]
+    p = j["pairwise"]
+    rows += [("judge pairwise swap consistency", p["swap_consistency"], p["pairs"]),
+             ("judge pairwise accuracy", p["accuracy"], p["right_vs_wrong_pairs"]),
+             ("judge model held-out accuracy", j["judge_model_heldout_accuracy"], 0)]
+    return rows
 
 
 def _answer(expert, query: Query) -> tuple[str, object]:
@@ -251,12 +263,10 @@ def run(args) -> dict:
             results.append({"name": f"latency {path} path mean", "value": round(float(np.mean(xs)), 2), "unit": "ms",
                             "timing": True, "runs": len(xs)})
         if evaluate_judge is not None:
-            j = evaluate_judge(profile=args.profile)
-            for key, v in j.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    results.append({"name": f"judge {key}", "value": round(float(v), 4), "unit": "ratio"})
-            details["judge"] = j
-        details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables")}
+            j = evaluate_judge(profile=args.profile, experts=experts)
+            results += [{"name": name, "value": round(v, 4), "unit": "ratio", "n": n} for name, v, n in judge_rows(j)]
+            details["judge"] = {k: v for k, v in j.items() if k != "examples"}
+        details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables", "task_families")}
     config = {"profile": args.profile, "parts": parts, "seeds": seeds, "router": rsizes, "expansion": esizes,
               "threads": torch.get_num_threads(), "missing": missing}
     report = make_report("runtime", config, results)
