@@ -11,6 +11,8 @@
     neuro rag index --corpus stdlib-docs --out runs/idx && neuro rag ask runs/idx "In gzip, which exception ..."
     neuro doctor
     neuro tool calc "2**10 / 3"; neuro tool run FILE.py --timeout 2; neuro tool fetch URL --allow HOST
+    neuro run "what is 17 * 23 + 4?" --trace; neuro run "a blue kettle, 12 dollars" --json --schema product_v1
+    neuro chat --memory memory.sqlite; neuro graph show default --out graph.html; neuro init myproject
 
 Bad input gets one sentence on stderr and exit status 2, before any work starts;
 nothing on disk is changed by a failed command. SIGINT/SIGTERM stop `train` after a
@@ -215,15 +217,139 @@ def cmd_generate(a):
 
 
 def cmd_chat(a):
-    from neuro_lib.infer.chat import chat_loop, chat_reply
-    from neuro_lib.train.checkpoint import load_checkpoint
+    """neuro chat [CHECKPOINT]: turns through the runtime (chat graph), with short- and long-term memory;
+    an RNK checkpoint is the expert for every skill, without one the profile's tiny experts answer."""
+    from neuro_lib.runtime.chat import ChatSession, RNKChatExpert, format_turn
 
-    model, _, _ = load_checkpoint(a.checkpoint)
+    if a.prompt is not None and not a.prompt.strip():
+        raise NeuroError("--prompt is empty")
+    cfg = _runtime_config(a, default_graph="chat")
+    experts = None
+    if a.checkpoint:
+        from neuro_lib.train.checkpoint import load_checkpoint
+
+        model, _, _ = load_checkpoint(a.checkpoint)
+        experts = {"general": RNKChatExpert(model, max_new_bytes=a.max_new_bytes)}
+    from neuro_lib.runtime.config import build_engine
+
+    session = ChatSession(build_engine(cfg, experts))
     if a.prompt is not None:
-        r = chat_reply(model, a.prompt, a.max_new_bytes)
-        print(json.dumps(r) if a.json else r["reply"])
+        t = session.turn(a.prompt)
+        print(json.dumps(t) if a.json else format_turn(t))
+        return 0 if t["ok"] else 1
+    session.loop(as_json=a.json)
+    return 0
+
+
+def _runtime_config(a, default_graph: str = "default"):
+    """Settings for the runtime: --config FILE (or the defaults), then the command line's overrides."""
+    from neuro_lib.runtime.config import RuntimeConfig, load_config
+
+    cfg = load_config(a.config) if a.config else RuntimeConfig(graph=default_graph)
+    for key in ("graph", "profile", "memory", "window", "threshold"):
+        if getattr(a, key, None) is not None:
+            setattr(cfg, key, getattr(a, key))
+    if a.ollama:
+        cfg.ollama = {**(cfg.ollama or {}), "model": a.ollama, **({"url": a.ollama_url} if a.ollama_url else {})}
+    return cfg
+
+
+def cmd_run(a):
+    """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
+    from neuro_lib.runtime.config import build_engine
+
+    if not a.query.strip():
+        raise NeuroError("the query is empty")
+    if a.schema and not a.json:
+        raise NeuroError("--schema goes with --json (a JSON answer under that schema)")
+    if a.json:
+        from neuro_lib.structured.schemas import load_schema
+
+        if not a.schema:
+            raise NeuroError("--json needs --schema ID (a schema in data/schemas/)")
+        load_schema(a.schema)  # an unknown schema fails before any expert is built
+    r = build_engine(_runtime_config(a)).run(a.query, wants_json=a.json, schema_id=a.schema)
+    if a.format == "json":
+        print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
-        chat_loop(model, max_new_bytes=a.max_new_bytes)
+        print(r.answer)
+        if a.trace:
+            print(format_trace(r))
+    if not r.ok:
+        print(f"neuro: error: {r.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_trace(r) -> str:
+    """The trace as a table: step, node, kind, ms, tokens, model calls, ok, note, output (shortened)."""
+    rows = [f"route: {r.route.path} path, skills {'+'.join(r.route.skills)}, complexity {r.route.complexity:.2f} "
+            f"({r.route.router})" if r.route else "route: none",
+            f"{'#':>2}  {'node':<12} {'kind':<8} {'ms':>8} {'tok':>5} {'calls':>5}  ok  note / output"]
+    for s in r.trace:
+        out = s.output if isinstance(s.output, str) else json.dumps(s.output, default=str, ensure_ascii=False)
+        text = (f"[{s.note}] " if s.note else "") + " ".join(str(out).split())
+        rows.append(f"{s.step:>2}  {s.node:<12} {s.kind:<8} {s.seconds * 1e3:>8.2f} {s.tokens:>5} {s.model_calls:>5}  "
+                    f"{'y' if s.ok else 'n':<3} {text[:90]}")
+    rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {'ok' if r.ok else 'failed'}")
+    return "\n".join(rows)
+
+
+def cmd_graph(a):
+    """neuro graph show FILE: nodes and edges of a graph (checked as it loads), or its picture with --out."""
+    from neuro_lib.runtime.graph import load_graph
+
+    g = load_graph(a.file)
+    if a.out:
+        out = Path(a.out)
+        if out.suffix not in (".html", ".png"):
+            raise NeuroError(f"--out must end in .html (interactive) or .png (static), got {out.name}")
+        if out.exists() and not a.force:
+            raise NeuroError(f"--out {out} already exists; add --force to replace it")
+        if not out.parent.is_dir():
+            raise NeuroError(f"--out's folder {out.parent} does not exist")
+        from neuro_lib.viz.graph import graph_figure, save_graph_png
+
+        if out.suffix == ".html":
+            graph_figure(g).write_html(out, include_plotlyjs=True)
+        else:
+            save_graph_png(g, out)
+        print(f"wrote {out}")
+        return 0
+    print(f"graph {g.name}: entry {g.entry}, exits {', '.join(g.exits)}, step budget {g.step_budget}"
+          + (f"\n{g.description}" if g.description else ""))
+    print("nodes:")
+    for n in g.nodes.values():
+        extra = " ".join(f"{k}={v}" for k, v in n.params.items())
+        retries = f" retries={n.retries}" if n.retries is not None else ""
+        print(f"  {n.id:<12} {n.kind:<8}{retries} {extra}".rstrip())
+    print("edges:")
+    for e in g.edges:
+        print(f"  {e.source} -> {e.target}" + ("" if e.when == "always" else f"   when {e.when}"))
+    return 0
+
+
+def cmd_init(a):
+    """neuro init [DIR]: a starter graph and settings file; refuses to overwrite anything."""
+    from neuro_lib.runtime.config import RuntimeConfig
+    from neuro_lib.runtime.graph import graph_path
+
+    folder = Path(a.dir)
+    if folder.exists() and not folder.is_dir():
+        raise NeuroError(f"{folder} is a file, not a folder")
+    files = {folder / "graph.yaml": graph_path("default").read_text(encoding="utf-8"),
+             folder / "neuro.yaml": "# neuro_lib runtime settings: neuro run --config neuro.yaml \"query\"\n"
+                                    "# (neuro_lib/runtime/config.py explains each field)\n"
+                                    + RuntimeConfig(graph="graph.yaml", memory="memory.sqlite").to_yaml()}
+    taken = [str(p) for p in files if p.exists()]
+    if taken:
+        raise NeuroError(f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}; neuro init never "
+                         f"overwrites files")
+    folder.mkdir(parents=True, exist_ok=True)
+    for p, text in files.items():
+        p.write_text(text, encoding="utf-8")
+    print(f"wrote {', '.join(str(p) for p in files)}; try: neuro run --config {folder / 'neuro.yaml'} "
+          f"\"what is 17 * 23?\" --trace")
 
 
 def cmd_json(a):
@@ -429,6 +555,18 @@ def cmd_doctor(a):
         print(f"{k.ljust(width)}  {v}")
 
 
+def _runtime_arguments(p) -> None:
+    """The runtime's settings on the command line (they override --config's)."""
+    p.add_argument("--config", help="a settings file (neuro init writes one)")
+    p.add_argument("--graph", help="a graph file, or a name in data/graphs/")
+    p.add_argument("--profile", help="the experts' sizes (smoke, bench, full)")
+    p.add_argument("--memory", help="long-term memory file (SQLite); kept across runs")
+    p.add_argument("--window", type=_positive(int), help="short-term memory: turns kept in context")
+    p.add_argument("--threshold", type=_number(float, 0, strict=False), help="router: slow path at or above")
+    p.add_argument("--ollama", metavar="MODEL", help="add a local Ollama model as the chat expert")
+    p.add_argument("--ollama-url", help="the Ollama server (default http://127.0.0.1:11434)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from neuro_lib.bench import SUITES
 
@@ -478,12 +616,34 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     g.set_defaults(func=cmd_generate)
 
-    c = sub.add_parser("chat", help="talk to an RNK checkpoint (stdin loop, or one turn with --prompt)")
-    c.add_argument("checkpoint")
+    c = sub.add_parser("chat", help="talk through the runtime with memory across turns (stdin loop, or --prompt)")
+    c.add_argument("checkpoint", nargs="?", help="an RNK chat run to answer every turn (default: the tiny experts)")
     c.add_argument("--prompt", help="one user turn; prints the reply and exits")
-    c.add_argument("--max-new-bytes", type=_positive(int), default=96)
-    c.add_argument("--json", action="store_true", help="with --prompt: print reply, intent, answerable as JSON")
+    c.add_argument("--max-new-bytes", type=_positive(int), default=96, help="with a checkpoint: reply length")
+    c.add_argument("--json", action="store_true", help="print each turn as JSON (reply, route, memory, intent...)")
+    _runtime_arguments(c)
     c.set_defaults(func=cmd_chat)
+
+    rn = sub.add_parser("run", help="answer a query through the runtime graph (router, experts, judge, memory)")
+    rn.add_argument("query")
+    rn.add_argument("--json", action="store_true", help="a JSON answer (needs --schema)")
+    rn.add_argument("--schema", help="the schema id of the JSON answer (data/schemas/)")
+    rn.add_argument("--trace", action="store_true", help="print the trace: a line per step")
+    rn.add_argument("--format", choices=["text", "json"], default="text", help="json: the whole Result")
+    _runtime_arguments(rn)
+    rn.set_defaults(func=cmd_run)
+
+    gr = sub.add_parser("graph", help="runtime graphs: show one (checked as it loads)")
+    gsub = gr.add_subparsers(dest="graph_command", required=True)
+    gs = gsub.add_parser("show", help="print a graph's nodes and edges, or draw it with --out FILE.html|.png")
+    gs.add_argument("file", help="a graph file, or a name in data/graphs/ (default, fast, chat)")
+    gs.add_argument("--out", help="write a picture: .html (plotly, interactive) or .png (matplotlib)")
+    gs.add_argument("--force", action="store_true", help="replace an existing --out file")
+    gs.set_defaults(func=cmd_graph)
+
+    it = sub.add_parser("init", help="write a starter runtime graph and settings file (never overwrites)")
+    it.add_argument("dir", nargs="?", default=".", help="the folder (created if missing; default: here)")
+    it.set_defaults(func=cmd_init)
 
     j = sub.add_parser("json", help="schema-constrained JSON from a run; `neuro json validate FILE --schema ID`")
     j.add_argument("action", nargs="?", choices=["validate"], help="validate FILE against --schema")

@@ -4,6 +4,7 @@ step budget, the trace's contents, and every failure ending in a Result (ok=Fals
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
@@ -27,7 +28,8 @@ class Echo:
         self.seen.append(query)
         if self.raises:
             raise self.raises
-        return ExpertAnswer(f"{self.name}: {query.text}", ok=self.ok, value=self.value or len(self.seen),
+        again = f" (try {query.attempt + 1})" if query.attempt else ""  # a retry gives a new answer
+        return ExpertAnswer(f"{self.name}: {query.text}{again}", ok=self.ok, value=self.value or len(self.seen),
                             tool_calls=[ToolCall("calc", {"expression": "1+1"}, True, 2)], model_calls=2, tokens=5,
                             citations=[{"passage_id": self.name}], error=None if self.ok else f"{self.name} gave up")
 
@@ -172,6 +174,7 @@ def test_retry_asks_only_the_failed_task_again_with_the_judges_reason():
     assert len(ex["reason-mini"].seen) == 2 and len(ex["code-mini"].seen) == 1
     retry_query = ex["reason-mini"].seen[1]
     assert retry_query.context[-1] == {"role": "judge", "text": "the previous answer was rejected: math is wrong"}
+    assert (ex["reason-mini"].seen[0].attempt, retry_query.attempt) == (0, 1)
     assert [s for s, _ in judge.seen] == ["math", "code", "math"]
 
 
@@ -206,6 +209,25 @@ def test_loop_is_cut_at_the_step_budget():
     assert r.trace[-1].note.endswith("loop cut at budget") and r.answer == "general: hi"
     short = RuntimeEngine(parse_graph(doc), experts(), judge=ScriptedJudge(chat=[False]), step_budget=3).run("hi")
     assert len(short.trace) == 3 and "step budget of 3" in short.error
+
+
+def test_a_retry_without_progress_stops_retrying():
+    class Stubborn(Echo):  # ignores the attempt: a greedy expert that cannot use the judge's feedback
+        def answer(self, query):
+            return super().answer(replace(query, attempt=0))
+
+    ex = experts(general=Stubborn("general", "chat"))
+    r = RuntimeEngine("default", ex, judge=ScriptedJudge(chat=[False]), router=Fixed("slow", ["chat"])).run("hi")
+    assert [s.node for s in r.trace] == ["route", "recall", "solve", "gate", "solve", "gate", "combine", "remember",
+                                         "done"]  # one retry, not two
+    assert r.trace[4].note == "retry 1/2; no progress (same answers as the last attempt): no more retries"
+    assert not r.ok and r.error.startswith("the judge rejected the answer")
+    doc = {"name": "r", "entry": "solve", "nodes": [
+        {"id": "solve", "kind": "expert", "retries": 5}, {"id": "gate", "kind": "judge"}, {"id": "done", "kind": "exit"}],
+        "edges": [{"from": "solve", "to": "gate"}, {"from": "gate", "to": "done", "when": "judge.passed"},
+                  {"from": "gate", "to": "solve", "when": "not judge.passed"}]}
+    r = RuntimeEngine(parse_graph(doc), ex, judge=ScriptedJudge(chat=[False])).run("hi")
+    assert r.error == "node 'solve' made no progress on its last retry and no other edge leads on from 'gate'"
 
 
 def test_no_judge_uses_the_experts_ok_flag():

@@ -12,8 +12,10 @@ What a run does, step by step: the graph's entry node runs, then the first outgo
 holds (graph.py) names the next node, until an exit. Expert nodes answer one task per skill of the route
 (`skills: all`: a compound query such as code + math goes to several experts, and a combine node joins
 their answers) or the top skill only; on re-entry (a retry after the judge failed an answer) only the
-failed tasks are asked again, with the judge's reason added to the query's context, and the judge keeps
-each task's best-scored answer. The conversation window (short-term memory) is put into every query's
+failed tasks are asked again (`Query.attempt` counts the retries, the judge's reason is added to the
+context), and the judge keeps each task's best-scored answer. A retry whose answers equal the last
+attempt's is a loop without progress: the node takes no further retries (deterministic experts that
+ignore the feedback would only repeat themselves). The conversation window (short-term memory) is put into every query's
 context and the turn is added to it after the run; memory nodes recall from and write to long-term memory.
 
 Nothing escapes `run` as an exception: bad input (empty query, unknown schema id), an expert or judge
@@ -60,6 +62,9 @@ class _Run:
     answer: ExpertAnswer | None = None                               # what an exit would return now
     memory_hit: bool = False
     visits: Counter = field(default_factory=Counter)
+    last: dict[str, str] = field(default_factory=dict)               # task -> its last attempt's text
+    stalled: set[str] = field(default_factory=set)                   # nodes whose retry changed nothing
+    note: str = ""                                                   # a node's remark for its trace step
 
     def facts(self, ok: bool) -> dict:
         skills = self.route.skills if self.route else []
@@ -99,16 +104,20 @@ class RuntimeEngine:
         self.skill_experts = {**SKILL_EXPERTS, **(skill_experts or {})}
         self.fallback_expert = fallback_expert
         self.step_budget = step_budget or self.graph.step_budget
+        self._schemas_seen: set[str] = set()
         self._check_wiring()
 
     @classmethod
     def from_profile(cls, profile: str = "smoke", graph: str | Graph = "default", memory: Memory | None = None,
-                     router: Router | None = None, **kwargs) -> "RuntimeEngine":
-        """The tiny experts of `profile` (trained once, cached under data/cache/runtime/), the rule judge."""
+                     router: Router | None = None, extra_experts: dict[str, Expert] | None = None,
+                     **kwargs) -> "RuntimeEngine":
+        """The tiny experts of `profile` (trained once, cached under data/cache/runtime/) plus `extra_experts`
+        (an Ollama model, say), the judge, the keyword router unless another is given."""
         from neuro_lib.runtime.experts import build_experts
         from neuro_lib.runtime.judge import judge
 
-        return cls(graph, build_experts(profile), router, judge, memory, **kwargs)
+        graph = graph if isinstance(graph, Graph) else load_graph(graph)  # a bad graph fails before any training
+        return cls(graph, {**build_experts(profile), **(extra_experts or {})}, router, judge, memory, **kwargs)
 
     def _check_wiring(self) -> None:
         """Every expert a node names exists; the skills' experts exist or fall back to one that does."""
@@ -144,6 +153,8 @@ class RuntimeEngine:
         if error is None:
             error = self._walk(run, trace)
         answer = run.answer
+        if error is not None and run.best:  # cut short: the best judged answers, not an unjudged last attempt
+            answer = join_answers({**run.answers, **{s: a for s, (a, _) in run.best.items()}})
         ok = error is None and answer is not None and answer.ok
         if error is None and answer is not None and not answer.ok:
             error = sentence(answer.error or "the expert could not answer")
@@ -165,13 +176,14 @@ class RuntimeEngine:
     def _check_input(self, q: Query) -> str | None:
         if not q.text:
             return "the query is empty"
-        if q.schema_id is not None:
+        if q.schema_id is not None and q.schema_id not in self._schemas_seen:
             from neuro_lib.structured.schemas import load_schema
 
             try:
                 load_schema(q.schema_id)
             except NeuroError as e:
                 return str(e)
+            self._schemas_seen.add(q.schema_id)  # read and meta-checked once per engine, not per run
         elif q.wants_json:
             return "a JSON answer needs a schema id (schema_id=..., or --schema ID)"
         return None
@@ -196,7 +208,7 @@ class RuntimeEngine:
                 if not step.ok and not edge.on_failure or not edge.test(facts):
                     continue
                 target = g.nodes[edge.target]
-                if run.visits[target.id] >= target.max_visits:
+                if run.visits[target.id] >= target.max_visits or target.id in run.stalled:
                     spent = spent or target
                     continue
                 node = target
@@ -205,8 +217,9 @@ class RuntimeEngine:
                 if failure is not None:
                     return failure
                 if spent is not None:
-                    return (f"node {spent.id!r} spent its retry budget of {spent.retries} and no other edge leads "
-                            f"on from {node.id!r}")
+                    why = ("made no progress on its last retry" if spent.id in run.stalled
+                           else f"spent its retry budget of {spent.retries}")
+                    return f"node {spent.id!r} {why} and no other edge leads on from {node.id!r}"
                 shown = {k: v for k, v in facts.items() if k in ("path", "skill", "judge_passed", "memory_hit")}
                 return f"no edge out of node {node.id!r} matches ({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
@@ -223,7 +236,8 @@ class RuntimeEngine:
         except Exception as e:  # noqa: BLE001 - a run never raises: the failure is a step of the trace
             inp, out, tokens, calls = run.query.text, None, 0, 0
             error = sentence(f"node {node.id!r} ({node.kind}) failed: {type(e).__name__}: {e}")
-        note = "; ".join(x for x in (budget, error) if x)
+        note = "; ".join(x for x in (budget, run.note, error) if x)
+        run.note = ""
         return TraceStep(number, node.id, node.kind, inp, out, time.perf_counter() - t0, tokens, calls,
                          error is None, note), error
 
@@ -248,13 +262,13 @@ class RuntimeEngine:
         retry = run.visits[node.id] > 1
         if retry:  # only the tasks the judge failed, told why
             tasks = {s: e for s, e in tasks.items() if s in run.verdicts and not run.verdicts[s].passed} or tasks
-        inputs, outputs, tokens, calls = [], [], 0, 0
+        inputs, outputs, tokens, calls, same = [], [], 0, 0, retry
         for skill, name in tasks.items():
             q = run.query
             if retry and skill in run.verdicts:
                 why = run.verdicts[skill].reason or "it failed the check"
-                q = replace(q, context=q.context + [{"role": "judge", "text": f"the previous answer was rejected: "
-                                                                              f"{why}"}])
+                q = replace(q, attempt=run.visits[node.id] - 1,
+                            context=q.context + [{"role": "judge", "text": f"the previous answer was rejected: {why}"}])
             expert = self.experts[name]
             try:
                 ans = expert.answer(q)
@@ -263,11 +277,16 @@ class RuntimeEngine:
             if not isinstance(ans, ExpertAnswer):
                 raise _StepFailed(f"expert {name!r} returned {type(ans).__name__}, not an ExpertAnswer")
             tokens, calls = tokens + ans.tokens, calls + ans.model_calls
+            same = same and run.last.get(skill) == ans.text
+            run.last[skill] = ans.text
             run.answers[skill], run.experts[skill] = ans, name
             run.verdicts.pop(skill, None)  # to be judged; the judge keeps the better of this and the best so far
             inputs.append({"skill": skill, "expert": name, "text": q.text, "context": len(q.context)})
             outputs.append({"skill": skill, "expert": name, "text": ans.text, "ok": ans.ok, "error": ans.error,
-                            "tool_calls": [asdict(c) for c in ans.tool_calls]})
+                            "tool_calls": [asdict(c) for c in ans.tool_calls], "meta": ans.meta})
+        if same:  # a loop that makes no progress: every retried task gave the same answer as before
+            run.stalled.add(node.id)
+            run.note = "no progress (same answers as the last attempt): no more retries"
         run.answer = join_answers(run.answers)
         return inputs, outputs, tokens, calls
 
@@ -287,7 +306,7 @@ class RuntimeEngine:
                     raise _StepFailed(f"the judge failed on skill {skill}: {type(e).__name__}: {e}") from None
             out[skill] = asdict(v)
             best = run.best.get(skill)
-            if best is None or (v.passed, v.score) >= (best[1].passed, best[1].score):
+            if best is None or (v.passed, v.score) > (best[1].passed, best[1].score):  # ties: the earlier one
                 run.best[skill] = (ans, v)
             run.answers[skill], run.verdicts[skill] = run.best[skill]
         run.answer = join_answers(run.answers)

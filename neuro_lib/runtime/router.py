@@ -36,7 +36,7 @@ KEYWORD_RULES: dict[str, tuple[str, ...]] = {
     "math": (r"\d\s*[-+*/x×^%]\s*\d", r"\b(sum|product|total|average|percent|how (many|much)|calculate|compute)\b",
              r"\b(plus|minus|times|divided|multipl\w*|subtract\w*|add(ed)?|square root|sqrt)\b",
              r"\b(km|kg|meters?|miles?|hours?|minutes?|seconds?|dollars?|euros?|cost|price|speed)\b"),
-    "json": (r"\bjson\b", r"\bschema\b", r"\b(fields?|keys?|object|record|structured)\b",
+    "json": (r"\bjson\b", r"\bschema\b", r"\b(fields?|keys?|record|structured)\b",
              r"\b(extract|fill in|as a (dict|record))\b"),
     "code": (r"\b(python|function|def|code|program|script|loop|list comprehension|return|print)\b",
              r"\b(implement|write a (function|program|script)|run (this|the) code)\b", r"[a-z_]+\(.*\)",

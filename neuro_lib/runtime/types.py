@@ -24,6 +24,7 @@ class Query:
     wants_json: bool = False
     schema_id: str | None = None
     context: list[dict] = field(default_factory=list)  # memory: recent turns and recalled facts ({"role", "text"})
+    attempt: int = 0               # 0: the first try; n: the graph's n-th retry (an expert may sample differently)
 
 
 @dataclass

@@ -1,0 +1,333 @@
+"""The judge gate (seeds/tinyllm.md's quality gate, seeds/neurotiny.md's verifier): does an expert's answer
+pass? Rule checks where the task has them, a small trained judge model where it does not.
+
+- json      "schema":     the answer parses and validates against the query's schema (structured/verify.py).
+                          Validity only: a valid document with wrong values passes.
+- code      "executed":   the program (answer.meta["program"]) must contain the task's numbers and quoted
+                          strings, and run again in the sandbox it must exit 0 and print exactly the answer.
+- math      "recomputed": every calculator step is recomputed with the calculator and must equal the result
+                          the plan used; every number in a step must come from the question, an earlier step's
+                          result or a unit factor (the plan read the problem, it did not invent numbers); the
+                          answer must be the last step's result.
+- retrieval "model":      JudgeModel, a logistic regression (scikit-learn) on features of (question, answer,
+                          cited passage), trained on the RAG index's training questions with their gold answers
+                          (right) and corrupted answers (wrong): another question's answer, a random span of
+                          the right passage.
+- chat      "none":       nothing to check against; a non-empty answer passes (score 0.5).
+
+    v = judge(Query("Convert 7 hours to minutes."), answer, "math")      # Verdict(passed, score, method, reason)
+    pairwise(query, a, b, "math", model)   # "a" | "b" | "tie": the verdicts compared, then the cheaper answer
+    evaluate_judge(profile="smoke")        # agreement with ground truth on held-out expert outputs, swap consistency
+
+Tests: tests/test_runtime_judge.py.
+"""
+from __future__ import annotations
+
+import random
+import re
+
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from neuro_lib.data.word_problems import UNITS, fmt_number, make_code_tasks, make_problems
+from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import get_profile
+from neuro_lib.rag.lite import match_key, question_keys
+from neuro_lib.rag.metrics import exact_match, normalize_answer
+from neuro_lib.runtime.reason import parse_plan
+from neuro_lib.runtime.types import ExpertAnswer, Query, Verdict
+from neuro_lib.structured.schemas import load_schema
+from neuro_lib.structured.task import make_examples
+from neuro_lib.structured.verify import verify_text
+from neuro_lib.tools import get_tool
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+UNIT_FACTORS = {str(f) for _, _, f in UNITS} | {"1000"}  # numbers a plan may bring without reading them
+METHODS = {"json": "schema", "code": "executed", "math": "recomputed", "retrieval": "model", "chat": "none"}
+
+
+# -- rule checks ---------------------------------------------------------------------------------------------
+def check_schema(query: Query, answer: ExpertAnswer) -> Verdict:
+    if not query.schema_id:
+        return Verdict(False, 0.0, "schema", "the query names no schema")
+    try:
+        schema = load_schema(query.schema_id)
+    except NeuroError as e:
+        return Verdict(False, 0.0, "schema", str(e))
+    _, errors = verify_text(answer.text, schema)
+    return Verdict(not errors, 0.0 if errors else 1.0, "schema",
+                   str(errors[0]) if errors else f"valid against {query.schema_id}")
+
+
+QUOTED = re.compile(r"'[^']*'")
+
+
+def check_executed(query: Query, answer: ExpertAnswer, sandbox=None) -> Verdict:
+    program = answer.meta.get("program")
+    if not program:
+        return Verdict(False, 0.0, "executed", "no program to run")
+    unread = [x for x in QUOTED.findall(query.text) + NUMBER.findall(query.text) if x not in program]
+    if unread:  # the program must use the task's own data (its numbers and quoted strings)
+        return Verdict(False, 0.0, "executed", f"the program does not use {unread[0]} from the task")
+    r = (sandbox or get_tool("python")).call({"code": program, "timeout_s": 2.0})
+    out = (r.value or {}).get("stdout", "").strip()
+    if not r.ok:
+        return Verdict(False, 0.0, "executed", f"the program failed on re-run: {r.error}")
+    if not out or out != answer.text.strip():
+        return Verdict(False, 0.0, "executed", f"re-run printed {out[:40]!r}, the answer says {answer.text[:40]!r}")
+    return Verdict(True, 1.0, "executed", "re-run printed the answer")
+
+
+def plan_steps(answer: ExpertAnswer) -> list[tuple[str, str]]:
+    """(expression, result the plan used) per calculator step: the tool calls, else the written plan."""
+    if answer.tool_calls:
+        return [(c.args.get("expression", ""), fmt_number(c.value) if c.ok else "") for c in answer.tool_calls
+                if c.tool == "calc"]
+    return parse_plan(answer.meta.get("plan", ""))[0]
+
+
+def check_recomputed(query: Query, answer: ExpertAnswer, calc=None) -> Verdict:
+    steps = plan_steps(answer)
+    if not steps:
+        return Verdict(False, 0.0, "recomputed", "no calculator steps to recompute")
+    calc = calc or get_tool("calc")
+    known = set(NUMBER.findall(query.text)) | UNIT_FACTORS
+    checks, reason = [], ""
+    for i, (expr, used) in enumerate(steps):
+        r = calc.call({"expression": expr})
+        right = r.ok and fmt_number(r.value) == used
+        unread = [x for x in NUMBER.findall(expr) if x not in known]
+        checks += [right, not unread]
+        if not right and not reason:
+            reason = f"step {i + 1}: {expr} is {fmt_number(r.value) if r.ok else r.error}, the plan used {used}"
+        if unread and not reason:
+            reason = f"step {i + 1}: {', '.join(unread)} is not in the question"
+        known.add(used)
+    final = answer.text.strip() == steps[-1][1]
+    checks.append(final)
+    if not final and not reason:
+        reason = f"the answer {answer.text!r} is not the last result {steps[-1][1]}"
+    passed = all(checks)
+    return Verdict(passed, sum(checks) / len(checks), "recomputed", reason or "every step recomputes")
+
+
+# -- the judge model ----------------------------------------------------------------------------------------
+def _shape(text: str) -> str:
+    t = text.strip()
+    if re.fullmatch(r"[A-Z]\w*(Error|Exception|Warning|Exit|Interrupt|Iteration)", t):
+        return "exception"
+    if t in ("True", "False", "None"):
+        return "constant"
+    if re.fullmatch(r"-?\d+(\.\d+)?", t):
+        return "number"
+    if re.fullmatch(r"['\"].*['\"]", t):
+        return "quoted"
+    if re.fullmatch(r"[\w.]+(\(\))?", t):
+        return "identifier" if re.search(r"[._A-Z]|\(\)", t) else "word"
+    return f"words{min(len(t.split()), 5)}"
+
+
+def _qkind(question: str) -> str:
+    q = question.lower()
+    return "raises" if "exception" in q else "returns" if "returned" in q else "default" if "default" in q else "other"
+
+
+def features(question: str, answer: str, passage: str) -> dict:
+    """What the judge model sees: the question's kind crossed with the answer's shape, and how the answer sits in
+    the cited passage (found, next to the question's words) and against the question (does it only restate it)."""
+    keys, a_keys = question_keys(question), {match_key(w) for w in answer.split()} - {""}
+    kind, shape = _qkind(question), _shape(answer)
+    found = bool(answer.strip()) and normalize_answer(answer) in normalize_answer(passage)
+    near = 0.0
+    if found:  # share of the question's words in the passage sentence holding the answer
+        at = passage.find(answer.strip())
+        sent = passage[max(0, passage.rfind(".", 0, max(at, 0)) + 1): passage.find(".", at + len(answer)) + 1 or None]
+        near = len(keys & {match_key(w) for w in sent.split()}) / max(len(keys), 1)
+    return {f"kind={kind}|shape={shape}": 1.0, f"shape={shape}": 1.0, "found": float(found), "near": near,
+            "restates": len(a_keys & keys) / max(len(a_keys), 1), "words": min(len(answer.split()), 10) / 10}
+
+
+def corrupted_answers(q, questions, data: bytes, rng: random.Random) -> list[str]:
+    """Two wrong answers for question q: another question's answer, a random run of words from q's passage."""
+    other = rng.choice([x for x in questions if normalize_answer(x.answer) != normalize_answer(q.answer)])
+    words = data[q.answer_start - 300: q.answer_end + 300].decode("utf-8", "replace").split()[1:-1]
+    n = rng.randint(1, 4)
+    i = rng.randrange(max(len(words) - n, 1))
+    span = " ".join(words[i:i + n])
+    if normalize_answer(span) == normalize_answer(q.answer):
+        span = " ".join(words[i + 1:i + n + 2])
+    return [other.answer, span]
+
+
+class JudgeModel:
+    """Logistic regression on features(question, answer, passage); P(right) is the verdict's score."""
+
+    def __init__(self, data: bytes, vectorizer: DictVectorizer, clf: LogisticRegression):
+        self.data, self.vectorizer, self.clf = data, vectorizer, clf
+
+    @classmethod
+    def train(cls, index, n: int, seed: int = 0) -> "JudgeModel":
+        xs, ys = examples(index, "train", n, seed)
+        vec = DictVectorizer()
+        clf = LogisticRegression(max_iter=1000, C=1.0).fit(vec.fit_transform(xs), ys)
+        return cls(index.corpus.data, vec, clf)
+
+    def score(self, question: str, answer: str, passage: str) -> float:
+        return float(self.clf.predict_proba(self.vectorizer.transform([features(question, answer, passage)]))[0, 1])
+
+    def passage_of(self, answer: ExpertAnswer) -> str:
+        """The passage the answer cites (its retrieved passage holding the cited span), as text."""
+        for c in answer.citations:
+            for p in answer.meta.get("retrieved", []):
+                if p["start"] <= c["start"] and c["end"] <= p["end"]:
+                    return self.data[p["start"]:p["end"]].decode("utf-8", "replace")
+            return self.data[max(0, c["start"] - 300):c["end"] + 300].decode("utf-8", "replace")
+        return ""
+
+
+def examples(index, split: str, n: int, seed: int = 0) -> tuple[list[dict], list[int]]:
+    """Feature dicts and labels: each of n questions of `split` with its gold answer (1) and two corrupted (0)."""
+    rng = random.Random(f"judge-{seed}-{split}")
+    qs = [q for q in index.questions if q.split == split]
+    qs = rng.sample(qs, min(n, len(qs)))
+    xs, ys, data = [], [], index.corpus.data
+    for q in qs:
+        passage = index.passages[index.by_id[q.passage_id]].text(data)
+        for a, y in [(q.answer, 1)] + [(w, 0) for w in corrupted_answers(q, qs, data, rng)]:
+            xs.append(features(q.text, a, passage))
+            ys.append(y)
+    return xs, ys
+
+
+def check_model(query: Query, answer: ExpertAnswer, model: JudgeModel | None) -> Verdict:
+    if model is None:
+        return Verdict(bool(answer.text.strip()), 0.5, "none", "no judge model given")
+    p = model.score(query.text, answer.text, model.passage_of(answer))
+    return Verdict(p >= 0.5, p, "model", f"judge model P(right) = {p:.2f}")
+
+
+# -- the gate -----------------------------------------------------------------------------------------------
+def judge(query: Query, answer: ExpertAnswer, skill: str, model: JudgeModel | None = None) -> Verdict:
+    """Score an expert's answer for `skill` (one of types.SKILLS)."""
+    if skill not in METHODS:
+        raise NeuroError(f"unknown skill {skill!r}; known: {', '.join(METHODS)}")
+    if not answer.ok:
+        return Verdict(False, 0.0, METHODS[skill], f"the expert failed: {answer.error}")
+    if skill == "json":
+        return check_schema(query, answer)
+    if skill == "code":
+        return check_executed(query, answer)
+    if skill == "math":
+        return check_recomputed(query, answer)
+    if skill == "retrieval":
+        return check_model(query, answer, model)
+    return Verdict(bool(answer.text.strip()), 0.5, "none", "chat: nothing to check against")
+
+
+def pairwise(query: Query, a: ExpertAnswer, b: ExpertAnswer, skill: str, model: JudgeModel | None = None) -> str:
+    """Which answer is better: "a", "b" or "tie". The verdicts decide (passed, then score); between equal verdicts
+    the cheaper answer (fewer model calls, then tokens) wins; identical on all of these is a tie. Every comparison
+    is symmetric, so swapping a and b swaps the result (evaluate_judge measures it)."""
+    def key(x: ExpertAnswer):
+        v = judge(query, x, skill, model)
+        return (v.passed, round(v.score, 6), -x.model_calls, -x.tokens)
+
+    ka, kb = key(a), key(b)
+    return "a" if ka > kb else "b" if kb > ka else "tie"
+
+
+# -- evaluation ---------------------------------------------------------------------------------------------
+def _corrupt(answer: ExpertAnswer, text: str) -> ExpertAnswer:
+    """A copy of `answer` whose shown text is replaced (its plan, program and citations kept)."""
+    return ExpertAnswer(text, answer.ok, text, list(answer.tool_calls), list(answer.citations), answer.model_calls,
+                        answer.tokens, answer.error, dict(answer.meta))
+
+
+def judge_cases(experts: dict, n: int, seed: int = 0) -> list[dict]:
+    """Held-out expert outputs with their ground truth: {skill, query, answer, right, source}. `source` is
+    "expert" (the expert's own answer; Reason-mini both with and without the calculator) or "corrupted" (an
+    expert answer with a wrong text: a result off by one, a changed output, a cut JSON document, another
+    question's answer), so every method meets wrong answers even when an expert is always right."""
+    cases, rng = [], random.Random(f"judge-cases-{seed}")
+
+    def add(skill, query, answer, right, gold_wrong):
+        cases.append(dict(skill=skill, query=query, answer=answer, right=bool(right), source="expert"))
+        cases.append(dict(skill=skill, query=query, answer=_corrupt(answer, gold_wrong), right=False,
+                          source="corrupted"))
+
+    from neuro_lib.runtime.reason import solve
+    reason = experts["reason-mini"]
+    for p in make_problems(n, seed=seed + 11, split="heldout"):
+        q = Query(p.text)
+        with_tool, without = solve(reason.write, p.text, True), solve(reason.write, p.text, False)
+        add("math", q, with_tool, with_tool.ok and with_tool.text == p.answer, str(int(p.values[-1]) + 1))
+        cases.append(dict(skill="math", query=q, answer=without, right=without.ok and without.text == p.answer,
+                          source="expert"))
+    for t in make_code_tasks(n, seed=seed + 11, split="heldout"):
+        a = experts["code-mini"].answer(Query(t.text))
+        add("code", Query(t.text), a, a.ok and a.text == t.expected, (a.text or t.expected) + "0")
+    for ex in make_examples(n, seed=seed + 11, split="heldout"):
+        q = Query(ex.text, wants_json=True, schema_id=ex.schema_id)
+        a = experts["struct-mini"].answer(q)
+        add("json", q, a, a.ok and a.value == ex.doc, a.text[:-1])
+    index = experts["retrieval"].index
+    test = [x for x in index.questions if x.split == "test"]
+    for x in rng.sample(test, min(n, len(test))):
+        a = experts["retrieval"].answer(Query(x.text))
+        other = rng.choice([y.answer for y in test if normalize_answer(y.answer) != normalize_answer(x.answer)])
+        add("retrieval", Query(x.text), a, a.ok and exact_match(a.text, x.answer), other)
+    return cases
+
+
+def evaluate_judge(profile: str = "smoke", experts: dict | None = None, n: int | None = None, seed: int = 0,
+                   model: JudgeModel | None = None) -> dict:
+    """Judge agreement with ground truth on held-out expert outputs, overall and per method (with the share of
+    right answers passed and wrong answers failed), the judge model's accuracy on held-out (test-section)
+    right/corrupted answers, and pairwise judging: accuracy on (right, wrong) pairs and consistency when the
+    two answers swap places."""
+    if experts is None:
+        from neuro_lib.runtime.experts import build_experts
+        experts = build_experts(profile, ("reason-mini", "code-mini", "struct-mini", "retrieval"))
+    sizes = get_profile(profile).tasks["experts"]
+    index = experts["retrieval"].index
+    model = model or JudgeModel.train(index, sizes["n_judge"], seed)
+    xs, ys = examples(index, "test", sizes["judge_eval"], seed)
+    model_acc = float((model.clf.predict(model.vectorizer.transform(xs)) == ys).mean())
+    cases = judge_cases(experts, n or max(sizes["judge_eval"] // 8, 4), seed)
+    for c in cases:
+        c["verdict"] = judge(c["query"], c["answer"], c["skill"], model)
+        c["agree"] = c["verdict"].passed == c["right"]
+
+    def summary(cs):
+        right, wrong = [c for c in cs if c["right"]], [c for c in cs if not c["right"]]
+        return {"n": len(cs), "agreement": sum(c["agree"] for c in cs) / max(len(cs), 1),
+                "right": len(right), "wrong": len(wrong),
+                "passed_right": sum(c["verdict"].passed for c in right) / len(right) if right else None,
+                "failed_wrong": sum(not c["verdict"].passed for c in wrong) / len(wrong) if wrong else None}
+
+    methods = sorted({c["verdict"].method for c in cases})
+    out = {"profile": profile, "seed": seed, "judge_model_heldout_accuracy": model_acc,
+           "judge_model_train_questions": sizes["n_judge"], "all": summary(cases),
+           "experts_only": summary([c for c in cases if c["source"] == "expert"]),
+           "per_method": {m: summary([c for c in cases if c["verdict"].method == m]) for m in methods}}
+    # pairwise: each expert answer against its corrupted copy (and Reason-mini with vs without the tool)
+    pairs, by_query = [], {}
+    for c in cases:
+        by_query.setdefault((c["skill"], c["query"].text), []).append(c)
+    for (skill, _), cs in by_query.items():
+        pairs += [(skill, cs[i], cs[j]) for i in range(len(cs)) for j in range(i + 1, len(cs))]
+    consistent, decided, picked_right = 0, 0, 0
+    mirror = {"a": "b", "b": "a", "tie": "tie"}
+    for skill, a, b in pairs:
+        ab, ba = pairwise(a["query"], a["answer"], b["answer"], skill, model), \
+            pairwise(a["query"], b["answer"], a["answer"], skill, model)
+        consistent += ba == mirror[ab]
+        if a["right"] != b["right"]:
+            decided += 1
+            picked_right += (ab == "a") == a["right"] and ab != "tie"
+    out["pairwise"] = {"pairs": len(pairs), "swap_consistency": consistent / max(len(pairs), 1),
+                       "right_vs_wrong_pairs": decided, "accuracy": picked_right / max(decided, 1)}
+    out["examples"] = [{"skill": c["skill"], "query": c["query"].text, "answer": c["answer"].text[:80],
+                        "right": c["right"], "source": c["source"], "passed": c["verdict"].passed,
+                        "method": c["verdict"].method, "reason": c["verdict"].reason} for c in cases[:40]]
+    return out
