@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import decode, lm, rag, rnk, runtime, scaling, scan, search, speculative, tokenizers, tools
+from neuro_lib.bench import decode, experts, lm, rag, rnk, runtime, scaling, scan, search, speculative, tokenizers, tools
 from neuro_lib.bench import structured as json_suite
 
 SUITES = {
@@ -23,5 +23,6 @@ SUITES = {
     "rag": rag,
     "tools": tools,
     "json": json_suite,
+    "experts": experts,
     "runtime": runtime,
 }

@@ -147,7 +147,7 @@ REASON_FAMILIES = {
         "{n} is {a} years old. {m} is {b} years older. How old will {m} be in {c} years?",
         "{m} is {b} years older than {n}, who is {a}. What will {m}'s age be {c} years from now?",
         "In {c} years, how old will {m} be, if {n} is {a} now and {m} is {b} years older?",
-        "{n} turned {a} today; {m} is {b} years older than {n}. How old is {m} {c} years later?"]),
+        "{n} turned {a} today, and {m} was born {b} years before {n}. How old is {m} {c} years later?"]),
     "area": (_area, [
         "A floor is {a} m by {b} m. Tiles cost {p} dollars per square meter. What do the tiles cost?",
         "Carpet costs {p} dollars a square meter. How much for a {a} m by {b} m room?",

@@ -7,8 +7,8 @@ pass? Rule checks where the task has them, a small trained judge model where it 
                           strings, and run again in the sandbox it must exit 0 and print exactly the answer.
 - math      "recomputed": every calculator step is recomputed with the calculator and must equal the result
                           the plan used; every number in a step must come from the question, an earlier step's
-                          result or a unit factor (the plan read the problem, it did not invent numbers); the
-                          answer must be the last step's result.
+                          result or the factor of a unit pair the question names (the plan read the problem, it
+                          did not invent numbers); the answer must be the last step's result.
 - retrieval "model":      JudgeModel, a logistic regression (scikit-learn) on features of (question, answer,
                           cited passage), trained on the RAG index's training questions with their gold answers
                           (right) and corrupted answers (wrong): another question's answer, a random span of
@@ -42,7 +42,14 @@ from neuro_lib.structured.verify import verify_text
 from neuro_lib.tools import get_tool
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
-UNIT_FACTORS = {str(f) for _, _, f in UNITS} | {"1000"}  # numbers a plan may bring without reading them
+ALIASES = {"km": "kilometer"}
+
+
+def unit_factors(question: str) -> set[str]:
+    """The conversion factors a plan may bring without reading them: those of a unit pair the question names
+    (word by word, so "kilometers" does not name "meters")."""
+    words = {ALIASES.get(w, w).removesuffix("s") for w in re.findall(r"[a-z]+", question.lower())}
+    return {str(f) for big, small, f in UNITS if big.removesuffix("s") in words and small.removesuffix("s") in words}
 METHODS = {"json": "schema", "code": "executed", "math": "recomputed", "retrieval": "model", "chat": "none"}
 
 
@@ -91,7 +98,7 @@ def check_recomputed(query: Query, answer: ExpertAnswer, calc=None) -> Verdict:
     if not steps:
         return Verdict(False, 0.0, "recomputed", "no calculator steps to recompute")
     calc = calc or get_tool("calc")
-    known = set(NUMBER.findall(query.text)) | UNIT_FACTORS
+    known = set(NUMBER.findall(query.text)) | unit_factors(query.text)
     checks, reason = [], ""
     for i, (expr, used) in enumerate(steps):
         r = calc.call({"expression": expr})
@@ -150,7 +157,7 @@ def features(question: str, answer: str, passage: str) -> dict:
 def corrupted_answers(q, questions, data: bytes, rng: random.Random) -> list[str]:
     """Two wrong answers for question q: another question's answer, a random run of words from q's passage."""
     other = rng.choice([x for x in questions if normalize_answer(x.answer) != normalize_answer(q.answer)])
-    words = data[q.answer_start - 300: q.answer_end + 300].decode("utf-8", "replace").split()[1:-1]
+    words = data[max(0, q.answer_start - 300): q.answer_end + 300].decode("utf-8", "replace").split()[1:-1]
     n = rng.randint(1, 4)
     i = rng.randrange(max(len(words) - n, 1))
     span = " ".join(words[i:i + n])

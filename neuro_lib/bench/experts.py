@@ -1,0 +1,87 @@
+"""`neuro bench experts`: the runtime's tiny experts and the judge, each on its held-out test.
+
+    neuro bench experts --profile smoke --json
+    neuro bench experts --profile bench --struct-profile smoke --threads 2 --out data/reference/experts_bench.json
+
+Quality only (step budgets, machine-independent): Reason-mini exact match on held-out-template word problems
+with the calculator and without it (the model's own arithmetic), per family; Code-mini accuracy (the program's
+sandboxed output equals the reference) on held-out-template tasks; judge agreement with ground truth on
+held-out expert outputs (overall, per method, right answers passed, wrong answers failed), the judge model's
+held-out accuracy, pairwise accuracy and swap consistency. Experts are trained on first use and cached
+(runtime/experts.py); `--struct-profile` picks Struct-mini's sizes separately (its bench budget is the
+longest to train). `neuro bench runtime` calls the same evaluate_* functions.
+"""
+from __future__ import annotations
+
+import torch
+
+from neuro_lib.bench.report import make_report
+from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import get_profile
+from neuro_lib.runtime.code import evaluate_code_mini
+from neuro_lib.runtime.experts import StructMini, build_experts, cached_model
+from neuro_lib.runtime.judge import evaluate_judge
+from neuro_lib.runtime.reason import evaluate_reason_mini
+
+
+def add_arguments(p):
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks reason_mini, code_mini, experts)")
+    p.add_argument("--struct-profile", default=None, help="Struct-mini's profile for the judge cases (default: --profile)")
+    p.add_argument("--n", type=int, default=0, help="held-out problems per expert (0 = the profile's n_eval)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:
+    rows = []
+    for mode in ("with_tool", "without_tool"):
+        m = reason[mode]
+        rows.append({"name": f"reason-mini exact match {mode.replace('_', ' ')}", "value": round(m["exact_match"], 4),
+                     "unit": "fraction", "n": reason["n"]})
+        rows += [{"name": f"reason-mini {mode.replace('_', ' ')}: {fam}", "value": round(v, 4), "unit": "fraction"}
+                 for fam, v in m["per_family"].items()]
+        rows.append({"name": f"reason-mini model calls {mode.replace('_', ' ')}",
+                     "value": round(m["model_calls_per_problem"], 3), "unit": "calls/problem"})
+    rows.append({"name": "code-mini accuracy", "value": round(code["accuracy"], 4), "unit": "fraction", "n": code["n"]})
+    rows.append({"name": "code-mini programs ran ok", "value": round(code["ran_ok"], 4), "unit": "fraction"})
+    rows += [{"name": f"code-mini: {fam}", "value": round(v, 4), "unit": "fraction"}
+             for fam, v in code["per_family"].items()]
+    for part in ("all", "experts_only"):
+        m = judge[part]
+        rows.append({"name": f"judge agreement ({part.replace('_', ' ')})", "value": round(m["agreement"], 4),
+                     "unit": "fraction", "n": m["n"]})
+    for method, m in judge["per_method"].items():
+        rows.append({"name": f"judge agreement: {method}", "value": round(m["agreement"], 4), "unit": "fraction",
+                     "n": m["n"], "passed_right": m["passed_right"], "failed_wrong": m["failed_wrong"]})
+    rows.append({"name": "judge model held-out accuracy", "value": round(judge["judge_model_heldout_accuracy"], 4),
+                 "unit": "fraction"})
+    rows.append({"name": "pairwise accuracy (right vs wrong)", "value": round(judge["pairwise"]["accuracy"], 4),
+                 "unit": "fraction", "n": judge["pairwise"]["right_vs_wrong_pairs"]})
+    rows.append({"name": "pairwise swap consistency", "value": round(judge["pairwise"]["swap_consistency"], 4),
+                 "unit": "fraction", "n": judge["pairwise"]["pairs"]})
+    return rows
+
+
+def run(args) -> dict:
+    if args.threads < 0:
+        raise NeuroError(f"--threads must be non-negative, got {args.threads}")
+    if args.n < 0:
+        raise NeuroError(f"--n must be non-negative, got {args.n}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    struct_profile = args.struct_profile or args.profile
+    get_profile(args.profile), get_profile(struct_profile)  # an unknown profile fails before any work
+    n = args.n or None
+    experts = build_experts(args.profile, ("reason-mini", "code-mini", "retrieval"))
+    experts["struct-mini"] = StructMini(cached_model("struct-mini", struct_profile)[0],
+                                        get_profile(struct_profile).tasks["struct_mini"]["budget"])
+    reason = evaluate_reason_mini(experts["reason-mini"].model, args.profile, n, args.seed)
+    code = evaluate_code_mini(experts["code-mini"].model, args.profile, n, args.seed)
+    judge = evaluate_judge(args.profile, experts, n, args.seed)
+    tasks = get_profile(args.profile).tasks
+    config = {"profile": args.profile, "struct_profile": struct_profile, "seed": args.seed,
+              "reason_mini": tasks["reason_mini"], "code_mini": tasks["code_mini"], "experts": tasks["experts"],
+              "eval": "held-out phrasing templates; RAG test-split sections"}
+    report = make_report("experts", config, result_rows(reason, code, judge))
+    report["examples"] = judge["examples"]
+    return report

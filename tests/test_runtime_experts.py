@@ -1,0 +1,189 @@
+"""The runtime's experts: task generators (held-out templates), the shared seq2seq trainer, Reason-mini's
+tool loop, Code-mini in the sandbox, Struct-mini, Retrieval citations, General, build_experts' refusals.
+Models here are untrained or scripted (a fixed writer): no test trains more than a couple of steps."""
+import re
+
+import pytest
+import torch
+
+from neuro_lib.data.word_problems import (CODE_FAMILIES, N_HELDOUT, REASON_FAMILIES, fmt_number, make_code_tasks,
+                                          make_problems)
+from neuro_lib.errors import NeuroError
+from neuro_lib.models import build_model
+from neuro_lib.rag.index import build_index
+from neuro_lib.data.corpus import load_corpus
+from neuro_lib.runtime.code import CodeMini, run_program, train_code_mini
+from neuro_lib.runtime.experts import General, Retrieval, StructMini, build_experts
+from neuro_lib.runtime.reason import ARROW, ReasonMini, parse_plan, solve, train_reason_mini
+from neuro_lib.runtime.types import Expert, Query
+from neuro_lib.structured.schemas import load_schema
+from neuro_lib.structured.verify import verify_text
+from neuro_lib.tools import get_tool
+from neuro_lib.train.checkpoint import load_checkpoint
+from neuro_lib.train.seq2seq import aeron_config
+from test_rag import SIZES, _doc_text
+
+TINY_AERON = dict(vocab_size=257, d_model=32, n_head=2, n_kv_head=1, d_ff=64, rope_theta=10_000.0, dropout=0.0)
+
+
+def tiny_encdec(max_len=256):
+    torch.manual_seed(0)
+    return build_model("aeron", **aeron_config("encdec", TINY_AERON, 1, 1, max_len))
+
+
+def scripted(target: str):
+    """A fixed fake model: it writes `target`, continuing from whatever is already written, up to a stop."""
+    def write(source: bytes, written: bytes, stop: tuple) -> bytes:
+        rest = target.encode()[len(written):]
+        cuts = [rest.find(s) for s in stop if rest.find(s) > 0]
+        return rest[:min(cuts)] if cuts else rest
+    return write
+
+
+# -- generators ----------------------------------------------------------------------------------------------
+def _fixed_words(template: str) -> list[str]:
+    """The template's literal text pieces of three or more words (slots removed)."""
+    return [p.strip() for p in re.split(r"\{\w+\}", template) if len(p.split()) >= 3]
+
+
+@pytest.mark.parametrize("families,make", [(REASON_FAMILIES, make_problems), (CODE_FAMILIES, make_code_tasks)])
+def test_heldout_templates_never_appear_in_training(families, make):
+    train, held = make(400, seed=0, split="train"), make(200, seed=0, split="heldout")
+    for fam, (_, phrasings) in families.items():
+        n = len(phrasings)
+        assert {x.template for x in train if x.family == fam} <= set(range(n - N_HELDOUT))
+        assert {x.template for x in held if x.family == fam} == set(range(n - N_HELDOUT, n))
+        for t in phrasings[n - N_HELDOUT:]:  # a held-out phrasing's fixed words occur in no training text
+            for piece in _fixed_words(t):
+                assert not any(piece in x.text for x in train), (fam, piece)
+    assert make(5, seed=3) == make(5, seed=3) and make(5, seed=3) != make(5, seed=4)
+    with pytest.raises(ValueError):
+        make(1, split="test")
+
+
+def test_problem_plans_recompute_with_the_calculator():
+    calc = get_tool("calc")
+    for p in make_problems(80, seed=1, split="heldout"):
+        steps, answer = parse_plan(p.target.decode())
+        assert [e for e, _ in steps] == p.steps and answer == p.answer
+        for expr, claimed in steps:
+            assert fmt_number(calc.call({"expression": expr}).value) == claimed
+
+
+def test_code_task_programs_print_the_reference_in_the_sandbox():
+    tasks = make_code_tasks(len(CODE_FAMILIES), seed=2, split="heldout")  # one per family
+    for t in tasks:
+        a, value = run_program(t.program)
+        assert a.ok and a.text == t.expected and value["exit_code"] == 0, (t.program, value)
+
+
+# -- Reason-mini ---------------------------------------------------------------------------------------------
+def test_tool_loop_executes_calls_and_feeds_results_back():
+    p = next(p for p in make_problems(40, split="heldout") if len(p.steps) == 2)
+    a = solve(scripted(p.target.decode()), p.text, use_tool=True)
+    assert a.ok and a.text == p.answer and a.value == p.values[-1]
+    assert [c.args["expression"] for c in a.tool_calls] == p.steps and all(c.ok for c in a.tool_calls)
+    assert a.model_calls == 3 and a.tokens > 0  # until each " -> ", then until "ANSWER"
+    assert a.meta["plan"].count(ARROW.decode()) == 2
+
+
+def test_the_tool_corrects_the_models_arithmetic_and_without_it_the_model_answers():
+    plan = "CALL calc(17*23+4) -> 999\nANSWER 999"  # the model's own (wrong) number
+    with_tool, without = solve(scripted(plan), "q", True), solve(scripted(plan), "q", False)
+    assert with_tool.text == "395" and with_tool.tool_calls[0].value == 395
+    assert without.text == "999" and without.tool_calls == [] and without.model_calls == 1
+
+
+@pytest.mark.parametrize("plan,error", [("CALL calc(1/0) -> 1\nANSWER 1", "calculator refused"),
+                                        ("ANSWER 12", "no calculator call"),
+                                        ("CALL calc(1+1) -> 2\n" * 8 + "ANSWER 2", "more than")])
+def test_tool_loop_failures_are_answers_with_ok_false(plan, error):
+    a = solve(scripted(plan), "q", True)
+    assert not a.ok and error in a.error
+    assert not solve(scripted("no plan"), "q", False).ok
+
+
+def test_reason_mini_trains_and_answers_with_costs(tmp_path):
+    res = train_reason_mini("smoke", steps=2, out_dir=tmp_path / "r")
+    model, _, cfg = load_checkpoint(tmp_path / "r")
+    assert cfg["task"] == "reason_mini" and any(r["kind"] == "train" for r in res.history)
+    expert = ReasonMini(model, budget=30)
+    assert isinstance(expert, Expert) and expert.tools == ("calc",)
+    a = expert.answer(Query("Convert 3 hours to minutes."))
+    assert a.model_calls >= 1 and a.tokens >= 1 and isinstance(a.ok, bool)
+
+
+# -- Code-mini -----------------------------------------------------------------------------------------------
+def test_code_expert_runs_its_program_in_the_sandbox():
+    a = CodeMini(None, write=lambda text: b"print(sum(i*i for i in range(3, 9+1)))").answer(Query("x"))
+    assert a.ok and a.text == "280" and a.value == "280" and a.model_calls == 1
+    (call,) = a.tool_calls
+    assert call.tool == "python" and call.ok and call.value["exit_code"] == 0 and a.meta["program"].startswith("print")
+
+
+@pytest.mark.parametrize("program,why", [(b"print(1/0)", "ZeroDivisionError"), (b"print(", "SyntaxError"),
+                                         (b"x = 1", None)])
+def test_a_failing_program_gives_ok_false(program, why):
+    a = CodeMini(None, write=lambda text: program).answer(Query("x"))
+    assert not a.ok and a.error and a.value is None
+    if why:
+        assert why in a.meta["stderr"] and a.tool_calls[0].ok is False
+
+
+def test_code_mini_trains_two_steps(tmp_path):
+    res = train_code_mini("smoke", steps=2, out_dir=tmp_path / "c")
+    assert load_checkpoint(tmp_path / "c")[2]["task"] == "code_mini" and res.history
+
+
+# -- Struct-mini, Retrieval, General --------------------------------------------------------------------------
+def test_struct_expert_is_constrained_to_the_querys_schema():
+    expert = StructMini(tiny_encdec(448), budget=120)
+    a = expert.answer(Query("Lunch on May 3, 2026 with Ana.", wants_json=True, schema_id="event_v1"))
+    assert a.ok and verify_text(a.text, load_schema("event_v1"))[1] == [] and a.value is not None
+    assert a.model_calls == 1 and a.tokens > 1
+    assert "schema_id" in expert.answer(Query("x")).error
+    bad = expert.answer(Query("x", schema_id="no_such_schema"))
+    assert not bad.ok and "no_such_schema" in bad.error
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rag") / "docs.txt"
+    path.write_bytes(_doc_text())
+    return build_index(load_corpus(f"text:{path}"), SIZES, seed=0)
+
+
+def test_retrieval_citations_point_at_real_passage_spans(tiny_index):
+    expert = Retrieval(tiny_index)
+    data = tiny_index.corpus.data
+    for q in tiny_index.questions[:8]:
+        a = expert.answer(Query(q.text))
+        assert a.ok and a.citations
+        for c in a.citations:
+            p = tiny_index.passages[tiny_index.by_id[c["passage_id"]]]
+            assert p.start <= c["start"] < c["end"] <= p.end  # inside the cited passage
+            assert data[c["start"]:c["end"]].decode() == a.text  # the cited bytes are the answer
+            assert c["source"] == tiny_index.corpus.spec
+    assert not expert.answer(Query("   ")).ok
+
+
+def test_general_expert_continues_the_query(tiny_gpt_cfg):
+    from neuro_lib.tokenizers import ByteTokenizer
+    torch.manual_seed(0)
+    g = General(build_model("gpt", **tiny_gpt_cfg), ByteTokenizer(), max_new_tokens=12)
+    a = g.answer(Query("hello", context=[{"role": "user", "text": "earlier turn"}]))
+    assert a.model_calls == 1 and a.tokens == 12 and isinstance(a.text, str)
+    assert g.answer(Query("hello")) == g.answer(Query("hello"))  # seeded sampling: reproducible
+
+
+def test_every_expert_follows_the_protocol(tiny_index, tiny_gpt_cfg):
+    from neuro_lib.tokenizers import ByteTokenizer
+    experts = [ReasonMini(None, write=scripted("")), CodeMini(None, write=lambda t: b""), StructMini(None),
+               Retrieval(tiny_index), General(build_model("gpt", **tiny_gpt_cfg), ByteTokenizer())]
+    for e in experts:
+        assert isinstance(e, Expert) and e.skills and set(e.contract) == {"input", "output"}
+
+
+def test_build_experts_refuses_an_unknown_name():
+    with pytest.raises(NeuroError, match="unknown expert 'poet'"):
+        build_experts("smoke", ["poet"])
