@@ -61,6 +61,7 @@ def test_tasks_and_checks():
     held = router_examples(50, seed=0, split="heldout")
     assert {r.skills for r in rows} >= {("math",), ("code",), ("json",), ("retrieval",), ("math", "code")}
     assert not {r.text for r in rows} & {r.text for r in held}
+    assert not {r.template for r in rows} & {r.template for r in held}  # held-out phrasings only
 
 
 def test_runtime_part_with_fake_experts():

@@ -53,14 +53,16 @@ class Task:
     skills: tuple          # gold skills, most important first
     gold: Any              # the gold answer (text, document, or {skill: answer} for compound)
     slow: bool = False     # the generator's "needs several steps" label
+    template: str = ""     # the phrasing it came from (structured/task.py does not record its index: the
+                           # split is named instead; its train and held-out indexes are disjoint by construction)
 
 
 def _math(p) -> Task:
-    return Task("math", Query(p.text), ("math",), p.answer, len(p.steps) >= 2)
+    return Task("math", Query(p.text), ("math",), p.answer, len(p.steps) >= 2, f"math:{p.family}:{p.template}")
 
 
 def _code(t) -> Task:
-    return Task("code", Query(t.text), ("code",), t.expected, False)
+    return Task("code", Query(t.text), ("code",), t.expected, False, f"code:{t.family}:{t.template}")
 
 
 def family_tasks(n: int, seed: int = 0, split: str = "heldout", index=None, families=FAMILIES) -> list[Task]:
@@ -71,8 +73,8 @@ def family_tasks(n: int, seed: int = 0, split: str = "heldout", index=None, fami
     if "code" in families:
         out += [_code(t) for t in make_code_tasks(n, seed=seed + 202, split=split)]
     if "json" in families:
-        out += [Task("json", Query(e.text, wants_json=True, schema_id=e.schema_id), ("json",), e.doc)
-                for e in make_examples(n, seed=seed + 303, split=split)]
+        out += [Task("json", Query(e.text, wants_json=True, schema_id=e.schema_id), ("json",), e.doc, False,
+                     f"json:{e.schema_id}:{split}") for e in make_examples(n, seed=seed + 303, split=split)]
     if "retrieval" in families and index is not None:
         qs = [q for q in index.questions if q.split == ("train" if split == "train" else "test")]
         rng = random.Random(f"retrieval:{seed}")
@@ -80,7 +82,7 @@ def family_tasks(n: int, seed: int = 0, split: str = "heldout", index=None, fami
     if "compound" in families:
         probs, codes = make_problems(n, seed=seed + 404, split=split), make_code_tasks(n, seed=seed + 505, split=split)
         out += [Task("compound", Query(p.text + JOIN + t.text), ("math", "code"), {"math": p.answer, "code": t.expected},
-                     True) for p, t in zip(probs, codes)]
+                     True, f"{_math(p).template}+{_code(t).template}") for p, t in zip(probs, codes)]
     return out
 
 
@@ -118,7 +120,7 @@ def router_examples(n: int, seed: int = 0, split: str = "train") -> list[Labelle
     tasks, JSON descriptions, documentation questions and compound word problem + programming task."""
     k = max(1, n // 5)
     tasks = family_tasks(k, seed=seed, split=split, families=("math", "code", "json", "compound"))
-    rows = [LabelledQuery(t.query.text, t.skills, t.slow, f"{t.family}-generator") for t in tasks]
+    rows = [LabelledQuery(t.query.text, t.skills, t.slow, t.template) for t in tasks]
     rng = random.Random(f"router-rag:{seed}:{split}")
     kinds = RAG_KINDS[0 if split == "train" else 1]
     for _ in range(k):
