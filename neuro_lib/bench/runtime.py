@@ -93,8 +93,10 @@ def expansion_part(sizes: dict, rsizes: dict, seed: int, routers: dict, profile:
     q_fast = [float(solver.direct(q.operands).value == q.value) for q in queries]
     q_slow = [float(expander.solve(q.operands).value == q.value) for q in queries]
     tradeoff = {}
-    for name, r in routers.items():
-        scores = [route.complexity for route in routes_for(r, queries)]
+    # the oracle ranks by what the slow path gains on each query: the ceiling any router's APGR can reach
+    scored = {"oracle": [s - f for f, s in zip(q_fast, q_slow)],
+              **{name: [route.complexity for route in routes_for(r, queries)] for name, r in routers.items()}}
+    for name, scores in scored.items():
         curve = cost_quality_curve(scores, q_fast, q_slow)
         tradeoff[name] = {"apgr": apgr(scores, q_fast, q_slow), "share_for_half": slow_share_for_pgr(curve),
                           "curve": curve}
@@ -150,9 +152,11 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         routed[name] = by_family([q[p][i] for i, p in enumerate(paths)])
         routed[name]["slow_share"] = paths.count("slow") / len(paths)
     tradeoff = {}
-    for name, r in routers.items():  # the random router is scored on the classifier's skill tables
+    # the random router and the oracle (ranked by what the slow path gains) use the classifier's skill tables
+    scored = {name: [r.route(t.query).complexity for t in tasks] for name, r in routers.items()}
+    scored["oracle"] = [s - f for f, s in zip(tables["classifier"]["fast"], tables["classifier"]["slow"])]
+    for name, scores in scored.items():
         q = tables.get(name, tables["classifier"])
-        scores = [r.route(t.query).complexity for t in tasks]
         gap = np.mean(q["slow"]) - np.mean(q["fast"])
         tradeoff[name] = {"apgr": apgr(scores, q["fast"], q["slow"]) if gap else float("nan"),
                           "quality_fast": float(np.mean(q["fast"])), "quality_slow": float(np.mean(q["slow"]))}
