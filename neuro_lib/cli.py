@@ -236,7 +236,7 @@ def cmd_chat(a):
     if a.prompt is not None:
         t = session.turn(a.prompt)
         print(json.dumps(t) if a.json else format_turn(t))
-        return 0 if t["ok"] else 1
+        return 0 if t["ok"] or t["reply"] else 1  # a reply the judge rejected is still a reply (shown as failed)
     session.loop(as_json=a.json)
     return 0
 
@@ -249,8 +249,11 @@ def _runtime_config(a, default_graph: str = "default"):
     for key in ("graph", "profile", "memory", "window", "threshold"):
         if getattr(a, key, None) is not None:
             setattr(cfg, key, getattr(a, key))
-    if a.ollama:
-        cfg.ollama = {**(cfg.ollama or {}), "model": a.ollama, **({"url": a.ollama_url} if a.ollama_url else {})}
+    if a.ollama_url and not (a.ollama or cfg.ollama):
+        raise NeuroError("--ollama-url needs --ollama MODEL (or an ollama entry in the settings file)")
+    if a.ollama or a.ollama_url:
+        cfg.ollama = {**(cfg.ollama or {}), **({"model": a.ollama} if a.ollama else {}),
+                      **({"url": a.ollama_url} if a.ollama_url else {})}
     return cfg
 
 
@@ -268,7 +271,14 @@ def cmd_run(a):
         if not a.schema:
             raise NeuroError("--json needs --schema ID (a schema in data/schemas/)")
         load_schema(a.schema)  # an unknown schema fails before any expert is built
-    r = build_engine(_runtime_config(a)).run(a.query, wants_json=a.json, schema_id=a.schema)
+    if a.trace_out:
+        _check_new_file(a.trace_out, (".html",), force=None)  # None: there is no --force here
+    engine = build_engine(_runtime_config(a))
+    r = engine.run(a.query, wants_json=a.json, schema_id=a.schema)
+    if a.trace_out:
+        from neuro_lib.viz.graph import trace_html
+
+        Path(a.trace_out).write_text(trace_html(engine.graph, r), encoding="utf-8")
     if a.format == "json":
         print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -295,19 +305,25 @@ def format_trace(r) -> str:
     return "\n".join(rows)
 
 
+def _check_new_file(path: str, suffixes: tuple[str, ...], force: bool | None) -> Path:
+    """An output file to write: the right suffix, an existing folder, and nothing overwritten unless forced."""
+    out = Path(path)
+    if out.suffix not in suffixes:
+        raise NeuroError(f"{out.name} must end in {' or '.join(suffixes)}")
+    if out.exists() and not force:
+        raise NeuroError(f"{out} already exists" + ("; add --force to replace it" if force is False else ""))
+    if not out.parent.is_dir():
+        raise NeuroError(f"the folder {out.parent} does not exist")
+    return out
+
+
 def cmd_graph(a):
     """neuro graph show FILE: nodes and edges of a graph (checked as it loads), or its picture with --out."""
     from neuro_lib.runtime.graph import load_graph
 
     g = load_graph(a.file)
     if a.out:
-        out = Path(a.out)
-        if out.suffix not in (".html", ".png"):
-            raise NeuroError(f"--out must end in .html (interactive) or .png (static), got {out.name}")
-        if out.exists() and not a.force:
-            raise NeuroError(f"--out {out} already exists; add --force to replace it")
-        if not out.parent.is_dir():
-            raise NeuroError(f"--out's folder {out.parent} does not exist")
+        out = _check_new_file(a.out, (".html", ".png"), a.force)
         from neuro_lib.viz.graph import graph_figure, save_graph_png
 
         if out.suffix == ".html":
@@ -630,6 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--schema", help="the schema id of the JSON answer (data/schemas/)")
     rn.add_argument("--trace", action="store_true", help="print the trace: a line per step")
     rn.add_argument("--format", choices=["text", "json"], default="text", help="json: the whole Result")
+    rn.add_argument("--trace-out", metavar="FILE.html", help="draw the traced run (graph, step slider, timeline)")
     _runtime_arguments(rn)
     rn.set_defaults(func=cmd_run)
 

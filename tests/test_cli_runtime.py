@@ -16,6 +16,7 @@ from neuro_lib.runtime.config import RuntimeConfig, build_engine, load_config
 from neuro_lib.runtime.engine import RuntimeEngine
 from neuro_lib.runtime.graph import load_graph
 from test_runtime_engine import COMPOUND, Echo, ScriptedJudge, experts
+from test_runtime_ollama import server  # noqa: F401 - the fake Ollama server fixture
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
                       (["run", "x", "--json"], "--json needs --schema ID"),
                       (["run", "x", "--schema", "product_v1"], "--schema goes with --json"),
                       (["run", "x", "--graph", "nope"], "unknown graph 'nope'"),
-                      (["run", "x", "--profile", "huge"], "unknown profile 'huge'")]:
+                      (["run", "x", "--profile", "huge"], "unknown profile 'huge'"),
+                      (["run", "x", "--ollama-url", "http://127.0.0.1:1"], "--ollama-url needs --ollama MODEL")]:
         code, out, err = _run(capsys, *argv)
         assert code == 2 and err.startswith(f"neuro: error: {msg}") and err.count("\n") == 1, (argv, err)
     bad = tmp_path / "bad.yaml"
@@ -73,6 +75,18 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
     code, out, err = _run(capsys, "run", "hello", "--trace")
     assert code == 1 and err == "neuro: error: expert 'general' failed on skill chat: ValueError: boom\n"
     assert " answer " in out and out.splitlines()[-1].endswith("failed")
+
+
+def test_run_draws_its_trace(doubles, capsys, tmp_path):
+    page = tmp_path / "trace.html"
+    code, _, _ = _run(capsys, "run", COMPOUND, "--trace-out", str(page))
+    html = page.read_text()
+    assert code == 0 and html.count("<html>") == 1 and html.count("Plotly.newPlot") == 2  # graph + timeline
+    assert "trace of" in html
+    code, _, err = _run(capsys, "run", COMPOUND, "--trace-out", str(page))
+    assert code == 2 and err == f"neuro: error: {page} already exists\n"
+    code, _, err = _run(capsys, "run", "x", "--trace-out", str(tmp_path / "none" / "t.html"))
+    assert code == 2 and "does not exist" in err
 
 
 def test_json_run(doubles, capsys):
@@ -92,7 +106,7 @@ def test_graph_show_and_pictures(capsys, tmp_path):
     code, _, err = _run(capsys, "graph", "show", "default", "--out", str(png))
     assert code == 2 and "already exists; add --force" in err and png.read_bytes()[:4] == b"\x89PNG"
     code, _, err = _run(capsys, "graph", "show", "default", "--out", str(tmp_path / "g.svg"))
-    assert code == 2 and "--out must end in .html" in err
+    assert code == 2 and "g.svg must end in .html or .png" in err
     code, _, err = _run(capsys, "graph", "show", str(tmp_path / "none.yaml"))
     assert code == 2 and "does not exist" in err
 
@@ -165,6 +179,11 @@ def test_ollama_flag_adds_the_expert_for_its_skills(doubles):
     assert engine.experts["ollama"].config.model == "tiny:1b" and engine.expert_for("chat") == "ollama"
     r = engine.run("hello")  # nothing listens on port 9: a failed result, not an exception
     assert not r.ok and "is not reachable" in r.error
+
+
+def test_run_with_an_ollama_model(doubles, capsys, server):  # noqa: F811 - the fixture
+    code, out, _ = _run(capsys, "run", "tell me a joke", "--ollama", "tiny:1b", "--ollama-url", server)
+    assert code == 0 and out == "echo: tell me a joke\n"  # the chat skill went to the Ollama expert
 
 
 def test_trace_pictures_from_a_real_run():

@@ -1,7 +1,7 @@
 """Chat with an RNK checkpoint: one reply per user turn, greedy, through the model's step().
 
     reply = chat_reply(model, "What is 12 * 7?")      # {"reply", "intent", "answerable", "calculator", ...}
-    neuro chat runs/rnk --prompt "Hello!"              # one-shot; without --prompt, a stdin loop
+    neuro chat runs/rnk --prompt "Hello!"              # through the runtime (runtime/chat.py), with memory
 
 The prompt is laid out exactly as in training (data/chat.py): "User: ...\\n" padded to a
 chunk boundary, then "Model: ". Decoding stops at the reply's newline (or a PAD byte), at
@@ -16,11 +16,10 @@ lives inside the model's refiner.
 from __future__ import annotations
 
 import re
-import sys
 
 import torch
 
-from neuro_lib.data.chat import INTENTS, MODEL, PAD, prompt_bytes
+from neuro_lib.data.chat import INTENTS, PAD, prompt_bytes
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.rnk import RNK
 from neuro_lib.tools.calculator import Calculator, format_number
@@ -87,17 +86,3 @@ def chat_reply(model: RNK, user: str, max_new_bytes: int = 96) -> dict:
     return {"reply": reply.decode("utf-8", errors="replace"), "intent": intent, "answerable": round(answerable, 3),
             "calculator": answer, "stopped_by": stopped_by}
 
-
-def chat_loop(model: RNK, stdin=None, stdout=None, max_new_bytes: int = 96) -> int:
-    """Read user turns line by line until EOF or an empty line; print each reply. Returns the turns answered."""
-    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    turns = 0
-    for line in stdin:
-        line = line.strip()
-        if not line:
-            break
-        r = chat_reply(model, line, max_new_bytes)
-        print(f"{MODEL.decode()}{r['reply']}   [intent={r['intent']} answerable={r['answerable']}]", file=stdout,
-              flush=True)
-        turns += 1
-    return turns

@@ -18,7 +18,9 @@ attempt's is a loop without progress: the node takes no further retries (determi
 ignore the feedback would only repeat themselves). The conversation window (short-term memory) is put into every query's
 context and the turn is added to it after the run; memory nodes recall from and write to long-term memory.
 
-Nothing escapes `run` as an exception: bad input (empty query, unknown schema id), an expert or judge
+A trace step's `ok` says whether its node did its work (an expert that raised, a tool error: not ok); an
+expert that answered but could not finish (ExpertAnswer.ok False) is shown in the step's output, and the
+run's Result is then failed with the expert's error. Nothing escapes `run` as an exception: bad input (empty query, unknown schema id), an expert or judge
 that raises, a tool error mid-graph, no edge to follow, a spent retry budget, or the step budget cut
 (loops) all end in a Result with ok=False, a one-sentence error and the trace so far. The graph is loaded
 and checked once, in the constructor; a run only walks it.
@@ -36,7 +38,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.runtime.graph import Graph, Node, load_graph
 from neuro_lib.runtime.memory import Memory
 from neuro_lib.runtime.router import KeywordRouter, Router
-from neuro_lib.runtime.types import (SKILLS, Expert, ExpertAnswer, Query, Result, Route, ToolCall, TraceStep,
+from neuro_lib.runtime.types import (Expert, ExpertAnswer, Query, Result, Route, ToolCall, TraceStep,
                                      Verdict)
 
 # which expert serves each skill unless the engine is told otherwise (experts.py builds these names)
@@ -58,7 +60,6 @@ class _Run:
     answers: dict[str, ExpertAnswer] = field(default_factory=dict)   # task (skill) -> best answer so far
     verdicts: dict[str, Verdict] = field(default_factory=dict)       # task -> its answer's verdict
     best: dict[str, tuple[ExpertAnswer, Verdict]] = field(default_factory=dict)  # task -> best judged answer
-    experts: dict[str, str] = field(default_factory=dict)            # task -> expert name
     answer: ExpertAnswer | None = None                               # what an exit would return now
     memory_hit: bool = False
     visits: Counter = field(default_factory=Counter)
@@ -176,16 +177,16 @@ class RuntimeEngine:
     def _check_input(self, q: Query) -> str | None:
         if not q.text:
             return "the query is empty"
-        if q.schema_id is not None and q.schema_id not in self._schemas_seen:
+        if q.schema_id is None:
+            return "a JSON answer needs a schema id (schema_id=..., or --schema ID)" if q.wants_json else None
+        if q.schema_id not in self._schemas_seen:  # read and meta-checked once per engine, not per run
             from neuro_lib.structured.schemas import load_schema
 
             try:
                 load_schema(q.schema_id)
             except NeuroError as e:
                 return str(e)
-            self._schemas_seen.add(q.schema_id)  # read and meta-checked once per engine, not per run
-        elif q.wants_json:
-            return "a JSON answer needs a schema id (schema_id=..., or --schema ID)"
+            self._schemas_seen.add(q.schema_id)
         return None
 
     def _walk(self, run: _Run, trace: list[TraceStep]) -> str | None:
@@ -201,7 +202,7 @@ class RuntimeEngine:
             step, failure = self._step(node, run, len(trace) + 1)
             trace.append(step)
             if node.kind == "exit":
-                return None
+                return failure
             facts = run.facts(step.ok)
             spent = None
             for edge in g.out_edges[node.id]:
@@ -279,7 +280,7 @@ class RuntimeEngine:
             tokens, calls = tokens + ans.tokens, calls + ans.model_calls
             same = same and run.last.get(skill) == ans.text
             run.last[skill] = ans.text
-            run.answers[skill], run.experts[skill] = ans, name
+            run.answers[skill] = ans
             run.verdicts.pop(skill, None)  # to be judged; the judge keeps the better of this and the best so far
             inputs.append({"skill": skill, "expert": name, "text": q.text, "context": len(q.context)})
             outputs.append({"skill": skill, "expert": name, "text": ans.text, "ok": ans.ok, "error": ans.error,

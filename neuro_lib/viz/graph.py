@@ -4,6 +4,7 @@
     graph_figure(g).show()                     # nodes by kind, edges with their conditions, retries dashed
     trace_figure(g, engine.run("...")).show()  # the run step by step: a slider walks through the steps
     trace_timeline(result).show()              # each step's time, in order
+    trace_html(g, result)                      # both on one offline page (neuro run --trace-out FILE.html)
     save_graph_png(g, "figures/graph_default.png")
 
 Layout: layers from the entry by longest path over the graph without its back edges (the retries),
@@ -171,6 +172,14 @@ def trace_timeline(result, title: str = "time per step") -> go.Figure:
     fig.update_layout(title=title, xaxis_title="milliseconds since the run started", barmode="overlay",
                       yaxis=dict(autorange="reversed"), height=140 + 28 * len(result.trace))
     return fig
+
+
+def trace_html(g: Graph, result) -> str:
+    """One offline HTML page: the traced run on its graph (step slider) and its timeline."""
+    parts = [trace_figure(g, result).to_html(full_html=False, include_plotlyjs=True),
+             trace_timeline(result).to_html(full_html=False, include_plotlyjs=False)]
+    return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n" + "\n".join(parts) + \
+        "\n</body></html>\n"
 
 
 def save_graph_png(g: Graph, path: str | Path) -> Path:
