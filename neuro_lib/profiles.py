@@ -88,10 +88,10 @@ ROUTER = dict(n_train=3000, n_test=600, steps=300, n_math=25, n_tasks=30)
 EXPANSION = dict(model=dict(GPT_CPU, n_layer=2, block_size=24), steps=1500, batch_size=64, lr=3e-3, n_train=20_000,
                  sizes=[2, 3, 4, 5], probe=40, problems=100, threshold=0.3, seeds=3)
 # The runtime's tiny experts (runtime/reason.py, runtime/code.py, runtime/experts.py; notebook 08): Reason-mini
-# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron encoder-decoder trained
+# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron of `kind` trained
 # with train/seq2seq.py at the profile's Aeron width for a step budget; n_eval held-out-template problems.
-REASON_MINI = dict(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64, n_eval=200,
-                   eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
+REASON_MINI = dict(kind="encdec", steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64,
+                   n_eval=200, eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
 CODE_MINI = dict(REASON_MINI, budget=100)
 # experts: the general LM (GPT trained on stdlib-docs for general_steps), the RAG index's profile, and the judge
 # model's training set (n_judge questions with one right and two corrupted answers each).

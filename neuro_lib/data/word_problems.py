@@ -14,9 +14,10 @@ Code-mini: small programming tasks -> a Python program whose printed output is t
     t.text, t.program, t.expected  # "Give the sum of the squares of the integers 3 through 9.",
                                    # "print(sum(i*i for i in range(3, 9+1)))", "280"
 
-Every family has N_TEMPLATES phrasings; the last N_HELDOUT of each are held out (evaluation only), so
-a held-out problem's wording is never seen in training, while its numbers, names and words are drawn
-from the same pools. Programs and plans copy literals from the text (`range(3, 9+1)`): the arithmetic
+Every family has several phrasings (Reason-mini six, Code-mini four); the last N_HELDOUT of each are held
+out (evaluation only), so a held-out problem's wording is never seen in training, while its numbers, names
+and words are drawn from the same pools (and a word problem's optional frame, "Question: ...", from the
+same frames). Programs and plans copy literals from the text (`range(3, 9+1)`): the arithmetic
 is the calculator's or Python's job, not the model's.
 
 Tests: tests/test_runtime_experts.py (template split, targets parse and evaluate to the answer).
@@ -117,41 +118,57 @@ REASON_FAMILIES = {
         "{n} has {a} boxes with {b} {t} in each and finds {c} more {t}. How many {t} does {n} have?",
         "There are {a} bags of {b} {t}, plus {c} loose {t}. How many {t} are there in total?",
         "{n} buys {a} packs of {b} {t} and gets {c} extra {t} free. How many {t} is that?",
+        "Each of {a} jars holds {b} {t}. {n} adds {c} more {t}. What is the number of {t} now?",
+        "{n} stacks {b} {t} on each of {a} shelves, then puts {c} {t} on the table. How many {t} altogether?",
         "Count the {t}: {a} rows of {b} {t}, and another {c} {t} on the side."]),
     "change": (_change, [
         "{n} pays {a} dollars for {b} tickets costing {c} dollars each. How much change does {n} get?",
         "{b} books cost {c} dollars each. {n} hands over {a} dollars. What is the change?",
         "With {a} dollars, {n} buys {b} shirts at {c} dollars apiece. How many dollars are left?",
+        "{n} had {a} dollars and bought {b} pens for {c} dollars per pen. How much money remains?",
+        "A shop sells {b} toys at {c} dollars each to {n}, who pays {a} dollars. Work out the change.",
         "What change is due from {a} dollars after buying {b} items priced at {c} dollars each?"]),
     "share": (_share, [
         "{a} {t} are shared equally among {b} children. How many {t} does each child get?",
         "Split {a} {t} evenly into {b} groups. How many {t} are in each group?",
         "{b} friends divide {a} {t} fairly. How many {t} does each friend receive?",
+        "A teacher hands out {a} {t} to {b} students, the same number to each. How many {t} per student?",
+        "{a} {t} are packed into {b} boxes with equal amounts. What does one box contain?",
         "If {a} {t} go into {b} equal piles, how many {t} are in one pile?"]),
     "convert": (_convert, [
         "How many {small} are there in {a} {big}?",
         "Convert {a} {big} to {small}.",
         "A task takes {a} {big}. How long is that in {small}?",
+        "What is {a} {big} when measured in {small}?",
+        "Turn {a} {big} into {small}. What number do you get?",
         "Express {a} {big} in {small}."]),
     "speed": (_speed, [
         "A car drives at {a} kilometers per hour for {b} hours. How many meters does it travel?",
         "A train runs {b} hours at {a} km per hour. What distance is that in meters?",
         "Going {a} km each hour for {b} hours, how many meters does a bus cover?",
+        "A runner keeps up {a} km per hour for {b} hours. Give the distance in meters.",
+        "For {b} hours a boat sails at {a} kilometers per hour. How far is that, in meters?",
         "How many meters does a cyclist ride in {b} hours at a speed of {a} km/h?"]),
     "savings": (_savings, [
         "{n} saves {a} dollars a week for {b} weeks, then spends {c} dollars. How much is left?",
         "Every week for {b} weeks {n} puts {a} dollars aside, and later spends {c}. What remains?",
         "{n} earns {a} dollars per day for {b} days and pays {c} dollars in fees. How much does {n} keep?",
+        "{n} puts {a} dollars in a jar each month for {b} months, then takes out {c}. What is in the jar?",
+        "Over {b} weeks {n} collects {a} dollars weekly and loses {c} dollars. How much does {n} have?",
         "After {b} weeks of saving {a} dollars weekly, {n} buys a gift for {c} dollars. How much money is left?"]),
     "ages": (_ages, [
         "{n} is {a} years old. {m} is {b} years older. How old will {m} be in {c} years?",
         "{m} is {b} years older than {n}, who is {a}. What will {m}'s age be {c} years from now?",
         "In {c} years, how old will {m} be, if {n} is {a} now and {m} is {b} years older?",
+        "{n}'s age is {a}. {m} has {b} more years than {n}. What age will {m} reach after {c} more years?",
+        "Add {c} years to the age of {m}, who is {b} years older than {n}, aged {a}. What is the result?",
         "{n} turned {a} today, and {m} was born {b} years before {n}. How old is {m} {c} years later?"]),
     "area": (_area, [
         "A floor is {a} m by {b} m. Tiles cost {p} dollars per square meter. What do the tiles cost?",
         "Carpet costs {p} dollars a square meter. How much for a {a} m by {b} m room?",
         "A {a} by {b} meter garden is covered with turf at {p} dollars per square meter. Total cost?",
+        "A hall measures {a} m by {b} m and flooring is {p} dollars per square meter. Find the price.",
+        "Glass at {p} dollars per square meter covers a {a} m by {b} m window. How much is the glass?",
         "What does it cost to paint a {a} m x {b} m wall at {p} dollars per square meter?"]),
 }
 
@@ -177,12 +194,18 @@ def _python_eval(expr: str):
     return eval(expr, {"__builtins__": {}})  # generator-only: our own fixed arithmetic strings
 
 
+# frames around any phrasing, in both splits: they move the numbers around, so copying them is learnt by content
+PREFIXES = ["", "", "Question: ", "Word problem. ", "Please solve: ", "Quick one: "]
+SUFFIXES = ["", "", " Answer with a number.", " Use the calculator.", " Thanks!"]
+
+
 def make_problem(family: str, rng: random.Random, split: str) -> Problem:
     draw, phrasings = REASON_FAMILIES[family]
     t = rng.choice(_templates(len(phrasings), split))
     slots, plan = draw(rng)
     exprs, values = evaluate_steps(plan, _python_eval)
-    return Problem(family, t, phrasings[t].format(**slots), exprs, values, fmt_number(values[-1]))
+    text = rng.choice(PREFIXES) + phrasings[t].format(**slots) + rng.choice(SUFFIXES)
+    return Problem(family, t, text, exprs, values, fmt_number(values[-1]))
 
 
 def make_problems(n: int, seed: int = 0, split: str = "train", families=tuple(REASON_FAMILIES)) -> list[Problem]:

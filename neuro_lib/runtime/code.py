@@ -1,6 +1,6 @@
 """Code-mini: a small programming task -> a Python program -> its output, run in the sandbox.
 
-A byte-level Aeron encoder-decoder (train/seq2seq.py) is trained on data/word_problems.py's code tasks
+A byte-level Aeron (the profile's kind; train/seq2seq.py) is trained on data/word_problems.py's code tasks
 ("sum of squares of numbers from 3 to 9" -> `print(sum(i*i for i in range(3, 9+1)))`). The answer is what
 the program prints when neuro_lib.tools' PythonSandbox runs it: a program that fails (syntax error,
 exception, timeout) gives ok=False with the sandbox's reason, never a guess.
@@ -31,7 +31,7 @@ def sizes(profile: str) -> dict:
     return dict(get_profile(profile).tasks["code_mini"])
 
 
-def model_config(profile: str, kind: str = "encdec") -> dict:
+def model_config(profile: str, kind: str) -> dict:
     s = sizes(profile)
     return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
 
@@ -40,7 +40,7 @@ def train_code_mini(profile: str = "smoke", steps: int | None = None, seed: int 
     s = sizes(profile)
     train = make_code_tasks(s["n_train"], seed=seed, split="train")
     val = make_code_tasks(s["n_val"], seed=seed + 1, split="heldout")
-    return train_seq2seq(train, val, model_config(profile), s, "encdec", seed, steps, out_dir,
+    return train_seq2seq(train, val, model_config(profile, s["kind"]), s, s["kind"], seed, steps, out_dir,
                          {"task": "code_mini", "profile": profile}, callback)
 
 

@@ -1,7 +1,8 @@
 """Reason-mini: a word problem -> a plan of calculator calls -> the answer (seeds/neurotiny.md's reasoning
 expert, TinyLLM's tool-using specialist).
 
-A byte-level Aeron encoder-decoder (train/seq2seq.py) is trained on data/word_problems.py to write
+A byte-level Aeron (the profile's kind, encoder-decoder by default; train/seq2seq.py) is trained on
+data/word_problems.py to write
 
     CALL calc(45*3) -> 135
     CALL calc(135*1000) -> 135000
@@ -44,17 +45,20 @@ def sizes(profile: str) -> dict:
     return dict(get_profile(profile).tasks["reason_mini"])
 
 
-def model_config(profile: str, kind: str = "encdec") -> dict:
+def model_config(profile: str, kind: str) -> dict:
     s = sizes(profile)
     return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
 
 
-def train_reason_mini(profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None, callback=None):
-    """Train Reason-mini on training-template problems; validation loss on held-out-template ones."""
+def train_reason_mini(profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None, callback=None,
+                      kind: str | None = None):
+    """Train Reason-mini (the profile's kind, or `kind`: encdec | decoder) on training-template problems;
+    validation loss on held-out-template ones."""
     s = sizes(profile)
+    kind = kind or s["kind"]
     train = make_problems(s["n_train"], seed=seed, split="train")
     val = make_problems(s["n_val"], seed=seed + 1, split="heldout")
-    return train_seq2seq(train, val, model_config(profile), s, "encdec", seed, steps, out_dir,
+    return train_seq2seq(train, val, model_config(profile, kind), s, kind, seed, steps, out_dir,
                          {"task": "reason_mini", "profile": profile}, callback)
 
 
