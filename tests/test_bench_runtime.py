@@ -13,7 +13,7 @@ from neuro_lib.profiles import get_profile
 from neuro_lib.runtime.router import KeywordRouter
 from neuro_lib.runtime.router_model import RandomRouter
 from neuro_lib.runtime.tasks import answer_succeeds, family_tasks, router_examples, succeeded
-from neuro_lib.runtime.types import ExpertAnswer, Query, Result
+from neuro_lib.runtime.types import ExpertAnswer, Result
 
 TINY = dict(n_train=200, n_test=60, steps=20, n_math=2, n_tasks=2)
 TINY_EXP = dict(get_profile("smoke").tasks["expansion"], steps=2, sizes=[2, 3], probe=2, problems=2, seeds=1)
