@@ -93,8 +93,9 @@ EXPANSION = dict(model=dict(GPT_CPU, n_layer=2, block_size=24), steps=1500, batc
 REASON_MINI = dict(kind="encdec", steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64,
                    n_eval=200, eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
 CODE_MINI = dict(REASON_MINI, budget=100)
-# experts: the general LM (GPT trained on stdlib-docs for general_steps), the RAG index's profile, and the judge
-# model's training set (n_judge questions with one right and two corrupted answers each).
+# experts: the general LM (GPT trained on stdlib-docs for general_steps, answers of general_tokens), the RAG index's
+# profile, the judge model's training set (n_judge questions with one right and two corrupted answers each) and
+# its evaluation (judge_eval test-section questions; judge_eval // 8 held-out inputs per skill for the agreement).
 EXPERTS = dict(general_steps=300, general_tokens=80, rag_profile="smoke", n_judge=600, judge_eval=200)
 
 PROFILES = {

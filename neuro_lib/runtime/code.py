@@ -19,6 +19,7 @@ import time
 from neuro_lib.data.word_problems import make_code_tasks
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
+from neuro_lib.progress import Progress
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
@@ -94,13 +95,15 @@ def evaluate_code_mini(model=None, profile: str = "smoke", n: int | None = None,
     tasks = tasks or make_code_tasks(n or s["n_eval"], seed=seed + 7, split="heldout")
     expert = CodeMini(model, s["budget"])
     right, ran, fam, exact_program = [], [], {}, []
-    for t in tasks:
-        a = expert.answer(Query(t.text))
-        ok = a.ok and a.text == t.expected
-        right.append(ok)
-        ran.append(a.ok)
-        exact_program.append(a.meta["program"] == t.program)
-        fam.setdefault(t.family, []).append(ok)
+    with Progress(len(tasks), desc="code-mini", unit="task") as bar:
+        for t in tasks:
+            a = expert.answer(Query(t.text))
+            ok = a.ok and a.text == t.expected
+            right.append(ok)
+            ran.append(a.ok)
+            exact_program.append(a.meta["program"] == t.program)
+            fam.setdefault(t.family, []).append(ok)
+            bar.update()
     n = len(tasks)
     return {"n": n, "profile": profile, "steps": s["steps"], "seed": seed, "accuracy": sum(right) / n,
             "ran_ok": sum(ran) / n, "program_exact": sum(exact_program) / n,

@@ -19,7 +19,7 @@ Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 
-from neuro_lib.data.corpus import CACHE_DIR
+from neuro_lib.data.corpus import CACHE_DIR, load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
@@ -131,8 +131,6 @@ def cached_model(name: str, profile: str = "smoke", callback=None):
 
 def cached_index(profile: str = "smoke", callback=None) -> RagIndex:
     """The RAG index (stdlib-docs, the profile's rag_profile sizes) from data/cache/runtime/, built on first use."""
-    from neuro_lib.data.corpus import load_corpus
-
     rag_profile = expert_sizes(profile)["rag_profile"]
     path = RUNTIME_CACHE / f"rag-index-{rag_profile}"
     if (path / "index.json").exists():

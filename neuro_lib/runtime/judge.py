@@ -32,6 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from neuro_lib.data.word_problems import UNITS, fmt_number, make_code_tasks, make_problems
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import get_profile
+from neuro_lib.progress import Progress
 from neuro_lib.rag.lite import match_key, question_keys
 from neuro_lib.rag.metrics import exact_match, normalize_answer
 from neuro_lib.runtime.reason import parse_plan
@@ -301,9 +302,11 @@ def evaluate_judge(profile: str = "smoke", experts: dict | None = None, n: int |
     xs, ys = examples(index, "test", sizes["judge_eval"], seed)
     model_acc = float((model.clf.predict(model.vectorizer.transform(xs)) == ys).mean())
     cases = judge_cases(experts, n or max(sizes["judge_eval"] // 8, 4), seed)
-    for c in cases:
-        c["verdict"] = judge(c["query"], c["answer"], c["skill"], model)
-        c["agree"] = c["verdict"].passed == c["right"]
+    with Progress(len(cases), desc="judge", unit="answer") as bar:
+        for c in cases:
+            c["verdict"] = judge(c["query"], c["answer"], c["skill"], model)
+            c["agree"] = c["verdict"].passed == c["right"]
+            bar.update()
 
     def summary(cs):
         right, wrong = [c for c in cs if c["right"]], [c for c in cs if not c["right"]]

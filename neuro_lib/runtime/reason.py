@@ -29,6 +29,7 @@ import time
 from neuro_lib.data.word_problems import fmt_number, make_problems
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
+from neuro_lib.progress import Progress
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
@@ -162,12 +163,14 @@ def evaluate_reason_mini(model=None, profile: str = "smoke", n: int | None = Non
     write = model_writer(model, s["budget"])
     for mode, use_tool in (("with_tool", True), ("without_tool", False)):
         right, fam, calls, toks = [], {}, 0, 0
-        for p in problems:
-            a = solve(write, p.text, use_tool)
-            ok = a.ok and a.text == p.answer
-            right.append(ok)
-            fam.setdefault(p.family, []).append(ok)
-            calls, toks = calls + a.model_calls, toks + a.tokens
+        with Progress(len(problems), desc=f"reason-mini {mode}", unit="problem") as bar:
+            for p in problems:
+                a = solve(write, p.text, use_tool)
+                ok = a.ok and a.text == p.answer
+                right.append(ok)
+                fam.setdefault(p.family, []).append(ok)
+                calls, toks = calls + a.model_calls, toks + a.tokens
+                bar.update()
         out[mode] = {"exact_match": sum(right) / len(right),
                      "per_family": {k: sum(v) / len(v) for k, v in sorted(fam.items())},
                      "model_calls_per_problem": calls / len(problems), "tokens_per_problem": toks / len(problems)}
