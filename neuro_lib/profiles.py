@@ -79,6 +79,14 @@ RAG_SMOKE = dict(chunk_bytes=600, test_fraction=0.25, encoder=dict(buckets=1 << 
                  reader_batch=8, reader_lr=2e-3, pretrain_steps=40, finetune_steps=60, reader_retriever="bm25",
                  n_eval=30)
 
+# Runtime router (runtime/router_model.py, data/queries.py): training and held-out query counts, Adam steps, math
+# queries per size for the sums' cost-quality test, and held-out tasks per family for `neuro bench runtime`.
+ROUTER = dict(n_train=3000, n_test=600, steps=300, n_math=25, n_tasks=30)
+# Recursive expansion vs best-of-N (runtime/expansion.py): the adding GPT (runtime/sum_solver.py) trained for a step
+# budget on rows of at most block_size + 1 bytes; families are operand counts `sizes`, probed on `probe` problems
+# each; a family whose direct failure rate exceeds `threshold` is split; `problems` per size are then compared.
+EXPANSION = dict(model=dict(GPT_CPU, n_layer=2, block_size=24), steps=1500, batch_size=64, lr=3e-3, n_train=20_000,
+                 sizes=[2, 3, 4, 5], probe=40, problems=100, threshold=0.3, seeds=3)
 # The runtime's tiny experts (runtime/reason.py, runtime/code.py, runtime/experts.py; notebook 08): Reason-mini
 # (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron of `kind` trained
 # with train/seq2seq.py at the profile's Aeron width for a step budget; n_eval held-out-template problems.
@@ -153,6 +161,8 @@ PROFILES = {
                "struct_mini": dict(STRUCT_MINI, steps=12, batch_size=8, warmup_steps=4, n_train=500, n_val=16,
                                    n_eval=3, eval_every=0, budget=160),
                "rag": RAG_SMOKE,
+               "router": dict(ROUTER, n_train=1500, n_test=300, steps=150, n_math=10, n_tasks=4),
+               "expansion": dict(EXPANSION, steps=300, probe=20, problems=20, seeds=1),
                "reason_mini": dict(REASON_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                    n_eval=16, eval_every=0),
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
@@ -181,6 +191,7 @@ PROFILES = {
                "rag": dict(RAG_SMOKE, encoder=dict(buckets=1 << 16, dim=256), encoder_steps=300,
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
+               "router": ROUTER, "expansion": EXPANSION,
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
                "aeron_modules": AERON_MODULES},
     ),
@@ -210,6 +221,8 @@ PROFILES = {
                            reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
                            reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000,
                            n_eval=10_000),
+               "router": dict(ROUTER, n_train=20_000, n_test=2000, steps=2000, n_math=100, n_tasks=200),
+               "expansion": dict(EXPANSION, model=dict(GPT_CPU, block_size=24), steps=6000, problems=400),
                "reason_mini": dict(REASON_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
                "code_mini": dict(CODE_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
                "experts": dict(EXPERTS, general_steps=5000, rag_profile="full", n_judge=3000, judge_eval=1000),

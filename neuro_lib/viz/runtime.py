@@ -1,0 +1,87 @@
+"""Figures for notebook 08 (the runtime): the router's confusion matrix, the cost-quality curve (PGR
+against the share of slow calls), expansion vs best-of-N at equal calls, success by family and path,
+and latency by path.
+
+They take the dicts of bench/runtime.py's parts (router_part, expansion_part, runtime_part) or a
+recorded bench report's `details`.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from neuro_lib.runtime.types import SKILLS
+
+METHODS = {"direct": "direct (1 call)", "expansion": "recursive expansion", "bon_vote": "best-of-N, majority vote",
+           "bon_logprob": "best-of-N, mean log-prob"}
+
+
+def confusion_heatmap(report: dict, title: str = "") -> go.Figure:
+    """Top-skill confusion of one evaluate_router report (rows: gold, columns: predicted)."""
+    m, labels = report["confusion"], report.get("labels", list(SKILLS))
+    fig = go.Figure(go.Heatmap(z=m, x=labels, y=labels, colorscale="Blues", text=m, texttemplate="%{text}",
+                               showscale=False))
+    fig.update_layout(title=title or f"{report.get('router', 'router')}: top skill, gold (rows) vs predicted",
+                      xaxis_title="predicted", yaxis_title="gold", yaxis_autorange="reversed", height=380, width=460)
+    return fig
+
+
+def pgr_curves(curves: dict, title: str) -> go.Figure:
+    """{router: cost_quality_curve points} -> PGR over the share of slow calls."""
+    fig = go.Figure()
+    for name, c in curves.items():
+        fig.add_scatter(x=[p["share_slow"] for p in c], y=[p["pgr"] for p in c], mode="lines", name=name)
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="random (expected)")
+    fig.update_layout(title=title, xaxis_title="share of calls sent to the slow path",
+                      yaxis_title="performance gap recovered", height=400)
+    return fig
+
+
+def expansion_lines(rows: list, title: str) -> go.Figure:
+    """Accuracy per problem size for each method (expansion and best-of-N at the same calls)."""
+    fig = go.Figure()
+    sizes = [r["size"] for r in rows]
+    for key, label in METHODS.items():
+        calls = [r["calls_direct"] if key == "direct" else r["calls_expansion"] for r in rows]
+        fig.add_scatter(x=sizes, y=[r[key] for r in rows], mode="lines+markers", name=label,
+                        text=[f"{c:.2f} calls" for c in calls], hovertemplate="%{y:.2f} at %{x} operands, %{text}")
+    fig.update_layout(title=title, xaxis_title="operands in the sum (problem size)", yaxis_title="accuracy",
+                      yaxis_range=[-0.02, 1.02], height=400)
+    return fig
+
+
+def success_bars(rt: dict) -> go.Figure:
+    """Success per family: each expert alone, and the engine routed by each router."""
+    fams = rt["families"]
+    fig = go.Figure()
+    for name, v in {**{f"{n} alone": v for n, v in rt["single"].items()},
+                    **{f"routed ({n})": v for n, v in rt["routed"].items()}}.items():
+        fig.add_bar(x=fams, y=[v[f] for f in fams], name=name)
+    fig.update_layout(title="task success by family", barmode="group", yaxis_title="success", yaxis_range=[0, 1.05],
+                      height=420)
+    return fig
+
+
+def path_bars(rt: dict, router: str = "classifier") -> go.Figure:
+    """Success per family when every task takes the fast path, and when every task takes the slow path."""
+    fams, tables = rt["families"], rt["tables"][router]
+    fig = go.Figure()
+    for path in ("fast", "slow"):
+        q = tables[path]
+        fig.add_bar(x=fams, y=[_mean([x for x, f in zip(q, rt["task_families"]) if f == fam]) for fam in fams],
+                    name=f"all {path}")
+    fig.update_layout(title=f"success by family and path ({router}'s skills)", barmode="group",
+                      yaxis_title="success", yaxis_range=[0, 1.05], height=380)
+    return fig
+
+
+def latency_histogram(latency_ms: dict, label: str) -> go.Figure:
+    fig = go.Figure()
+    for path, xs in latency_ms.items():
+        fig.add_histogram(x=xs, name=f"{path} path", opacity=0.7, nbinsx=30)
+    fig.update_layout(title=f"end-to-end latency per query ({label})", barmode="overlay", xaxis_title="ms",
+                      yaxis_title="queries", height=360)
+    return fig
+
+
+def _mean(xs: list) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
