@@ -14,7 +14,7 @@ from neuro_lib.rag.index import build_index
 from neuro_lib.data.corpus import load_corpus
 from neuro_lib.runtime.code import CodeMini, run_program, train_code_mini
 from neuro_lib.runtime.experts import General, Retrieval, StructMini, build_experts
-from neuro_lib.runtime.reason import ARROW, ReasonMini, parse_plan, solve, train_reason_mini
+from neuro_lib.runtime.reason import ARROW, RETRY_TEMPERATURE, ReasonMini, model_writer, parse_plan, solve, train_reason_mini
 from neuro_lib.runtime.types import Expert, Query
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.verify import verify_text
@@ -111,6 +111,21 @@ def test_reason_mini_trains_and_answers_with_costs(tmp_path):
     assert isinstance(expert, Expert) and expert.tools == ("calc",)
     a = expert.answer(Query("Convert 3 hours to minutes."))
     assert a.model_calls >= 1 and a.tokens >= 1 and isinstance(a.ok, bool)
+
+
+def test_first_attempt_is_greedy_and_retries_sample_reproducibly():
+    """A greedy expert would repeat the answer the judge failed; a retry samples, seeded by the attempt."""
+    torch.manual_seed(0)
+    model = tiny_encdec()
+    expert = ReasonMini(model, budget=24)
+    q = Query("Convert 3 hours to minutes.")
+    plan = lambda a: a.meta.get("plan")  # noqa: E731
+    assert plan(expert.answer(q)) == plan(expert.answer(q))
+    retry = Query(q.text, attempt=1)
+    assert plan(expert.answer(retry)) == plan(expert.answer(retry))
+    greedy = model_writer(model, 24)(q.text.encode(), b"", ())
+    sampled = {model_writer(model, 24, RETRY_TEMPERATURE, seed=k)(q.text.encode(), b"", ()) for k in range(1, 6)}
+    assert sampled - {greedy}
 
 
 # -- Code-mini -----------------------------------------------------------------------------------------------

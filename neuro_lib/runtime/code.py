@@ -20,6 +20,7 @@ from neuro_lib.data.word_problems import make_code_tasks
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
 from neuro_lib.progress import Progress
+from neuro_lib.runtime.reason import RETRY_TEMPERATURE
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
@@ -45,9 +46,10 @@ def train_code_mini(profile: str = "smoke", steps: int | None = None, seed: int 
                          {"task": "code_mini", "profile": profile}, callback)
 
 
-def write_program(model, text: str, budget: int) -> bytes:
+def write_program(model, text: str, budget: int, temperature: float = 0.0, seed: int | None = None) -> bytes:
     prompt, src = prompt_for(model, text.encode())
-    return generate(model, ByteTokenizer(), prompt, max_new_tokens=budget, temperature=0.0, eos_id=END, src=src)
+    return generate(model, ByteTokenizer(), prompt, max_new_tokens=budget, temperature=temperature, eos_id=END,
+                    src=src, seed=seed)
 
 
 def run_program(program: str, sandbox=None) -> tuple[ExpertAnswer, dict]:
@@ -75,11 +77,15 @@ class CodeMini:
 
     def __init__(self, model, budget: int = 100, write=None):
         self.model, self.budget = model, budget
+        self.sample_retries = write is None  # a given writer (tests) is used as it is on every attempt
         self.write = write or (lambda text: write_program(model, text, budget))
         self.sandbox = get_tool("python")
 
     def answer(self, query: Query) -> ExpertAnswer:
-        program = self.write(query.text)
+        if query.attempt and self.sample_retries:  # a retry samples (reason.RETRY_TEMPERATURE), seeded by the attempt
+            program = write_program(self.model, query.text, self.budget, RETRY_TEMPERATURE, seed=query.attempt)
+        else:
+            program = self.write(query.text)
         a, _ = run_program(program.decode("utf-8", "replace"), self.sandbox)
         a.model_calls, a.tokens = 1, len(program) + 1
         return a

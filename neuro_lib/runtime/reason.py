@@ -63,14 +63,20 @@ def train_reason_mini(profile: str = "smoke", steps: int | None = None, seed: in
                          {"task": "reason_mini", "profile": profile}, callback)
 
 
-def model_writer(model, budget: int):
-    """write(source, written, stop) -> the model's greedy continuation of `written` (bytes), cut before a stop."""
+# a retry (Query.attempt > 0) samples at this temperature, seeded by the attempt: a greedy expert would only
+# repeat the answer the judge just failed
+RETRY_TEMPERATURE = 0.7
+
+
+def model_writer(model, budget: int, temperature: float = 0.0, seed: int | None = None):
+    """write(source, written, stop) -> the model's continuation of `written` (bytes; greedy unless a temperature
+    is given), cut before a stop."""
     tok = ByteTokenizer()
 
     def write(source: bytes, written: bytes, stop: tuple) -> bytes:
         prompt, src = prompt_for(model, source, written)
-        return generate(model, tok, prompt, max_new_tokens=max(budget - len(written), 1), temperature=0.0,
-                        stop=stop, eos_id=END, src=src)
+        return generate(model, tok, prompt, max_new_tokens=max(budget - len(written), 1), temperature=temperature,
+                        stop=stop, eos_id=END, src=src, seed=seed)
 
     return write
 
@@ -142,12 +148,16 @@ class ReasonMini:
                 "output": {"type": "number", "description": "the answer; tool_calls hold the calculator plan"}}
 
     def __init__(self, model, use_tool: bool = True, budget: int = 120, write=None):
-        self.model, self.use_tool = model, use_tool
+        self.model, self.use_tool, self.budget = model, use_tool, budget
+        self.sample_retries = write is None  # a given writer (tests) is used as it is on every attempt
         self.write = write or model_writer(model, budget)
         self.calc = get_tool("calc")
 
     def answer(self, query: Query) -> ExpertAnswer:
-        return solve(self.write, query.text, self.use_tool, self.calc)
+        write = self.write
+        if query.attempt and self.sample_retries:
+            write = model_writer(self.model, self.budget, RETRY_TEMPERATURE, seed=query.attempt)
+        return solve(write, query.text, self.use_tool, self.calc)
 
 
 def evaluate_reason_mini(model=None, profile: str = "smoke", n: int | None = None, seed: int = 0,
