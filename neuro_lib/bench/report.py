@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from neuro_lib.envinfo import git_state, machine
+
+
+def percentile(xs, q) -> float:
+    """The q-th percentile (0-100) of xs, NaN when there is nothing to rank (latency rows)."""
+    return float(np.percentile(xs, q)) if len(xs) else float("nan")
 
 
 def make_report(suite: str, config: dict, results: list[dict]) -> dict:

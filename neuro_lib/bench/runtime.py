@@ -33,8 +33,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from neuro_lib.bench.report import make_report
-from neuro_lib.bench.structured import _pct  # the percentile helper the json suite's latency rows use
+from neuro_lib.bench.report import make_report, percentile
 from neuro_lib.data.arith import sum_problems
 from neuro_lib.data.queries import generate_queries, math_queries
 from neuro_lib.errors import NeuroError
@@ -259,7 +258,7 @@ def run(args) -> dict:
                             "quality_fast": round(t["quality_fast"], 4), "quality_slow": round(t["quality_slow"], 4)})
         for path, xs in rt["latency_ms"].items():
             for p in (50, 95):
-                results.append({"name": f"latency {path} path p{p}", "value": round(_pct(xs, p), 2),
+                results.append({"name": f"latency {path} path p{p}", "value": round(percentile(xs, p), 2),
                                 "unit": "ms", "timing": True, "runs": len(xs)})
             results.append({"name": f"latency {path} path mean", "value": round(float(np.mean(xs)), 2), "unit": "ms",
                             "timing": True, "runs": len(xs)})

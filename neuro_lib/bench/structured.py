@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
+from neuro_lib.bench.report import make_report, percentile
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
 from neuro_lib.models import build_model
@@ -79,13 +79,7 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
 
 
-def _pct(xs, q) -> float:
-    return float(np.percentile(xs, q)) if len(xs) else float("nan")
-
-
 def run(args) -> dict:
-    from neuro_lib.bench.report import make_report
-
     if min(args.steps, args.n_eval) < 0 or args.n_docs <= 0 or args.bpe_size < 256:
         raise NeuroError("--steps and --n-eval must be non-negative, --n-docs positive, --bpe-size at least 256")
     if args.threads:
@@ -100,11 +94,11 @@ def run(args) -> dict:
              "n": r["n_docs"]},
             {"name": f"{name} random-model validity, unconstrained", "value": r["validity_unconstrained"],
              "unit": "fraction", "n": r["n_docs"]},
-            {"name": f"{name} mask time p50", "value": round(_pct(r["mask_us"], 50), 2), "unit": "us"},
-            {"name": f"{name} mask time p99", "value": round(_pct(r["mask_us"], 99), 2), "unit": "us"},
-            {"name": f"{name} latency per document p50", "value": round(_pct(r["latency_s"], 50) * 1e3, 1),
+            {"name": f"{name} mask time p50", "value": round(percentile(r["mask_us"], 50), 2), "unit": "us"},
+            {"name": f"{name} mask time p99", "value": round(percentile(r["mask_us"], 99), 2), "unit": "us"},
+            {"name": f"{name} latency per document p50", "value": round(percentile(r["latency_s"], 50) * 1e3, 1),
              "unit": "ms"},
-            {"name": f"{name} latency per document p95", "value": round(_pct(r["latency_s"], 95) * 1e3, 1),
+            {"name": f"{name} latency per document p95", "value": round(percentile(r["latency_s"], 95) * 1e3, 1),
              "unit": "ms"},
             {"name": f"{name} tokens/s unconstrained", "value": round(r["tokens_per_s"]["unconstrained"]),
              "unit": "tok/s"},
