@@ -116,7 +116,7 @@ def cmd_train(a):
 
 def cmd_eval(a):
     from neuro_lib.data.corpus import load_corpus
-    from neuro_lib.train.checkpoint import load_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint
     from neuro_lib.train.evaluate import evaluate_bpb
 
     model, tok, cfg = load_checkpoint(a.checkpoint)
@@ -169,7 +169,7 @@ def cmd_generate(a):
     from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
     from neuro_lib.infer.engine import Engine, Sampling, cut_at_stop
     from neuro_lib.infer.speculative import speculative_stream
-    from neuro_lib.train.checkpoint import load_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint
 
     _check_sampling(a)
     if a.gamma < 1:
@@ -226,7 +226,7 @@ def cmd_chat(a):
     cfg = _runtime_config(a, default_graph="chat")
     experts = None
     if a.checkpoint:
-        from neuro_lib.train.checkpoint import load_checkpoint
+        from neuro_lib.checkpoint import load_checkpoint
 
         model, _, _ = load_checkpoint(a.checkpoint)
         experts = {"general": RNKChatExpert(model, max_new_bytes=a.max_new_bytes)}
@@ -383,7 +383,7 @@ def cmd_json(a):
     if a.file or a.prompt is None:
         raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
     from neuro_lib.structured.expert import answer, cached_expert
-    from neuro_lib.train.checkpoint import load_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint
 
     load_schema(a.schema)  # an unknown or broken schema fails before any model work
     model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
@@ -527,7 +527,7 @@ def cmd_rag_ask(a):
     top = [idx.passages[i] for i in ids[0]]
     if a.reader:
         from neuro_lib.rag.reader import reader_answer
-        from neuro_lib.train.checkpoint import load_checkpoint
+        from neuro_lib.checkpoint import load_checkpoint
 
         model, tok, cfg = load_checkpoint(a.reader)
         if cfg.get("task") != "rag_reader" or cfg.get("corpus") != idx.corpus.spec:
@@ -585,6 +585,7 @@ def _runtime_arguments(p) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from neuro_lib.bench import SUITES
+    from neuro_lib.commands import COMMANDS
 
     p = _Parser(prog="neuro", description="neuro_lib: a research workbook for small language models")
     sub = p.add_subparsers(dest="command", required=True)
@@ -748,6 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
     ra.set_defaults(func=cmd_rag_ask)
 
     sub.add_parser("doctor", help="versions, threads, device, what is cached").set_defaults(func=cmd_doctor)
+    for command in COMMANDS:
+        command.register(sub)
     return p
 
 

@@ -190,7 +190,7 @@ def test_encoder_decoder_reads_the_source():
 
 def test_tied_embeddings_share_storage_and_survive_a_checkpoint(tmp_path):
     from neuro_lib.tokenizers import ByteTokenizer
-    from neuro_lib.train.checkpoint import load_checkpoint, save_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint, save_checkpoint
 
     model = build_model("aeron", **dict(TINY, vocab_size=256))
     assert model.lm_head.weight is model.tok_emb.weight
@@ -227,7 +227,7 @@ def test_checkpoint_saved_under_the_seed_names_still_loads(tmp_path):
     import json
 
     from neuro_lib.tokenizers import ByteTokenizer
-    from neuro_lib.train.checkpoint import load_checkpoint, save_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("aeron", **dict(TINY, vocab_size=256)).eval()

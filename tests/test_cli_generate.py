@@ -10,7 +10,7 @@ from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.models import build_model
 from neuro_lib.tokenizers.base import train_tokenizer
 from neuro_lib.tokenizers.byte import ByteTokenizer
-from neuro_lib.train.checkpoint import save_checkpoint
+from neuro_lib.checkpoint import save_checkpoint
 
 from test_engine import TINY, tiny
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from neuro_lib.cli import _stop_bytes, main
-from neuro_lib.train.checkpoint import load_checkpoint, read_config
+from neuro_lib.checkpoint import load_checkpoint, read_config
 from tests.conftest import ENGLISH
 
 TINY = ["--model", "d_model=8", "n_layer=1", "n_head=2", "d_ff=16", "block_size=16"]
@@ -289,7 +289,7 @@ def _assert_same_weights(a, b):
 WRAPPER = r"""
 import os, pathlib, signal, sys, time
 import torch
-import neuro_lib.train.checkpoint as ck
+import neuro_lib.checkpoint as ck
 from neuro_lib.cli import main
 
 point, n = sys.argv[1], int(sys.argv[2])
@@ -443,3 +443,24 @@ def test_two_trainers_then_sigterm_then_resume(unbroken, tmp_path):
     assert last.endswith("run the same command again to resume"), last
     assert read_config(run)["step"] == 8
     _resume_and_compare(unbroken, run)
+
+
+def test_lineage_refuses_a_changed_or_missing_parent(ws):
+    """A child records its parent's id; changing or removing the parent makes the child refused."""
+    from neuro_lib.checkpoint import check_lineage, checkpoint_id, lineage, parents_of, save_checkpoint
+    from neuro_lib.errors import NeuroError
+
+    parent = ws / "run"
+    model, tok, _ = load_checkpoint(parent)
+    child = ws / "child"
+    save_checkpoint(child, model, tok, extra={"parent": lineage(parent, "finetune", steps=0)})
+    cfg = check_lineage(child)
+    assert parents_of(cfg)[0]["id"] == checkpoint_id(parent) and parents_of(cfg)[0]["method"] == "finetune"
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    save_checkpoint(parent, model, tok)  # the parent moves on: the child's task vector is stale
+    with pytest.raises(NeuroError, match="has changed since"):
+        check_lineage(child)
+    shutil.rmtree(parent)
+    with pytest.raises(NeuroError, match="missing or unreadable"):
+        check_lineage(child)

@@ -19,7 +19,7 @@ from neuro_lib.runtime.types import Expert, Query
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.verify import verify_text
 from neuro_lib.tools import get_tool
-from neuro_lib.train.checkpoint import load_checkpoint
+from neuro_lib.checkpoint import load_checkpoint
 from neuro_lib.train.seq2seq import aeron_config
 from test_rag import SIZES, _doc_text
 

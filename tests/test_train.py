@@ -147,7 +147,7 @@ def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
     profile's. All train on the profile's block, Aeron too, though its block_size (cache) is 8x longer."""
 
     from neuro_lib.profiles import get_profile
-    from neuro_lib.train.checkpoint import read_config
+    from neuro_lib.checkpoint import read_config
     from neuro_lib.train.lm import train_lm
 
     text = tmp_path / "corpus.txt"

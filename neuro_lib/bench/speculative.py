@@ -55,7 +55,7 @@ def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str
 
 
 def _load(run: str):
-    from neuro_lib.train.checkpoint import load_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint
 
     model, tok, _ = load_checkpoint(run)
     return model, tok

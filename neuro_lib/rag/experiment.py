@@ -29,7 +29,7 @@ from neuro_lib.rag.index import RETRIEVERS, RagIndex, build_index
 from neuro_lib.rag.lite import lite_answer
 from neuro_lib.rag.metrics import exact_match, gold_ranks, mrr, recall_at, token_f1
 from neuro_lib.rag.reader import CONDITIONS, finetune_reader, fit_prompt, reader_answer
-from neuro_lib.train.checkpoint import save_checkpoint
+from neuro_lib.checkpoint import save_checkpoint
 from neuro_lib.train.lm import train_lm
 
 K_MAX = 20

@@ -12,7 +12,7 @@ citations, model calls, tokens).
     experts = build_experts("smoke")          # trains on first use, then loads data/cache/runtime/
     experts["code-mini"].answer(Query("factorial of 6")).text   # "720" once trained enough
 
-Trained models are checkpoints (train/checkpoint.py) in data/cache/runtime/NAME-PROFILE (Struct-mini keeps its
+Trained models are checkpoints (neuro_lib/checkpoint.py) in data/cache/runtime/NAME-PROFILE (Struct-mini keeps its
 own cache folder, structured/expert.py); a run interrupted mid-training resumes, a finished one is only loaded.
 Sizes: profiles.py tasks["reason_mini"], ["code_mini"], ["struct_mini"], ["rag"], ["experts"].
 Tests: tests/test_runtime_experts.py.
@@ -32,7 +32,7 @@ from neuro_lib.runtime.types import Expert, ExpertAnswer, Query
 from neuro_lib.structured.expert import cached_expert, write_json
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.verify import verify_text
-from neuro_lib.train.checkpoint import load_checkpoint
+from neuro_lib.checkpoint import load_checkpoint
 from neuro_lib.train.lm import train_lm
 
 RUNTIME_CACHE = CACHE_DIR / "runtime"

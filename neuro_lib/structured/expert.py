@@ -90,7 +90,7 @@ def evaluate_expert(model, examples: list[Example], budget: int = 256) -> dict:
 def cached_expert(kind: str = "encdec", profile: str = "smoke"):
     """A trained Struct-mini expert from data/cache/ (trained there on first use) -> (model, tokenizer, config)."""
     from neuro_lib.data.corpus import CACHE_DIR
-    from neuro_lib.train.checkpoint import load_checkpoint
+    from neuro_lib.checkpoint import load_checkpoint
 
     out = CACHE_DIR / f"struct_mini-{kind}-{profile}"
     train_expert(kind, profile, out_dir=out)  # the Trainer resumes an interrupted run and skips a finished one

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from neuro_lib.atomic import disk_error
 from neuro_lib.errors import NeuroError
-from neuro_lib.train.checkpoint import LOCK, POINTER
+from neuro_lib.checkpoint import LOCK, POINTER
 
 
 class RunLock:

@@ -3,7 +3,7 @@
 AdamW (decay/no-decay groups), warmup + cosine schedule, gradient clipping, a budget in
 steps or wall-clock seconds (the schedule follows whichever is given), periodic
 validation, progress (tqdm or log lines), metrics in `metrics.jsonl`, and crash-safe
-checkpoints (train/checkpoint.py) every `ckpt_every` steps and/or `ckpt_every_s` seconds.
+checkpoints (neuro_lib/checkpoint.py) every `ckpt_every` steps and/or `ckpt_every_s` seconds.
 
 A run folder survives its process:
 - the same call after any interruption (kill -9, power loss, full disk) resumes from the
@@ -42,7 +42,7 @@ import torch
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import arch_of
 from neuro_lib.progress import Progress
-from neuro_lib.train.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, collect_garbage, load_train_state,
+from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, collect_garbage, load_train_state,
                                         load_weights, metrics_mark, read_config, read_metrics, rewind_metrics,
                                         save_checkpoint)
 from neuro_lib.train.runlock import RunLock

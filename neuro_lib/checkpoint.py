@@ -15,6 +15,8 @@ and leaves the previous checkpoint as it was.
 
 Loading verifies the chain: pointer -> config.json hash -> every file's hash -> config
 against the weights -> the train state's step. Anything off is one sentence (NeuroError).
+A child (fine-tuned, aligned, merged) records `parent`: `lineage(parent, method)` writes it and
+`check_lineage(child)` refuses a child whose parent is missing or changed.
 
     save_checkpoint("runs/x", model, tokenizer)          # also a standalone export
     model, tokenizer, cfg = load_checkpoint("runs/x")   # or a ckpt-* folder itself
@@ -209,6 +211,47 @@ def load_checkpoint(path, map_location="cpu"):
     if tokenizer.spec != cfg.get("tokenizer"):
         raise NeuroError(f"checkpoint {folder} tokenizer is {tokenizer.spec!r} but config.json says {cfg.get('tokenizer')!r}")
     return model.eval(), tokenizer, cfg
+
+
+# -- lineage -------------------------------------------------------------------------------------
+def checkpoint_id(path) -> str:
+    """A checkpoint's identity: the SHA-256 of its verified config.json, which holds every file's hash."""
+    folder = Path(read_config(path)["folder"])
+    return sha256_file(folder / "config.json")
+
+
+def lineage(parent_path, method: str, **details) -> dict:
+    """The `parent` record a child checkpoint stores (`save_checkpoint(..., extra={"parent": lineage(...)})`):
+    the parent's id and path, the method that made the child (finetune, lora, merge:ties, dpo, ...) and
+    the method's settings. Several parents (a merge) are a list of these records."""
+    return {"id": checkpoint_id(parent_path), "path": str(Path(parent_path).resolve()), "method": method, **details}
+
+
+def parents_of(cfg: dict) -> list[dict]:
+    """The parent records of a checkpoint config (none for a model trained from scratch)."""
+    parent = cfg.get("parent")
+    if parent is None:
+        return []
+    records = parent if isinstance(parent, list) else [parent]
+    if not all(isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("path"), str)
+               for r in records):
+        raise NeuroError(f"checkpoint {cfg.get('folder', '?')} has a malformed 'parent' record")
+    return records
+
+
+def check_lineage(path) -> dict:
+    """The child's verified config, after checking each recorded parent still exists unchanged.
+    A missing or changed parent is refused in one sentence: a task vector against it would be wrong."""
+    cfg = read_config(path)
+    for record in parents_of(cfg):
+        try:
+            current = checkpoint_id(record["path"])
+        except NeuroError:
+            raise NeuroError(f"{path} was made from {record['path']}, which is missing or unreadable") from None
+        if current != record["id"]:
+            raise NeuroError(f"{path} was made from {record['path']}, which has changed since "
+                             f"(id {record['id'][:12]} then, {current[:12]} now)")
+    return cfg
 
 
 def load_weights(model, folder: Path) -> None:

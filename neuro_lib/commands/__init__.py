@@ -1,0 +1,10 @@
+"""Command modules of the `neuro` CLI, registered the way bench suites are.
+
+Each module has `register(sub)`: it adds its subparser(s) to the `neuro` subparsers and sets
+`func` (a callable taking the parsed arguments and returning an exit status or None). Library
+logic stays in the library; a command parses, checks its input in one sentence and calls.
+Register a command by adding its module to COMMANDS.
+"""
+from __future__ import annotations
+
+COMMANDS: list = []  # modules, in the order `neuro --help` lists them
