@@ -18,7 +18,8 @@ Quoted figures
 In the README and notebook markdown a figure taken from a recorded file carries its key in a comment
 right after it: `0.81<!-- ref: data/reference/runtime_bench.json#router classifier exact skill set -->`.
 `quoted_figures(text)` finds them; `check_quote` says whether the shown number equals the recorded
-value rounded as shown (a trailing `%` multiplies a fraction by 100, `k` divides by 1,000).
+value rounded as shown (a trailing `%` multiplies a fraction by 100, `k` divides by 1,000, `M` by a
+million). A figure computed from recorded ones says so instead: `0.57<!-- derived: mean of seeds 0-2 -->`.
 """
 from __future__ import annotations
 
@@ -291,7 +292,7 @@ def check_quote(q: Quote) -> str | None:
         return f"{q.key} is {recorded!r}, not a number"
     shown = float(q.shown.replace(",", ""))
     tail = q.tail.strip()
-    scale = 100.0 if tail.startswith("%") else 1e-3 if tail.startswith("k") else 1.0
+    scale = {"%": 100.0, "k": 1e-3, "M": 1e-6}.get(tail[:1], 1.0)
     decimals = len(q.shown.split(".")[1]) if "." in q.shown else 0
     if abs(recorded * scale - shown) <= 0.5 * 10 ** -decimals + 1e-9:
         return None
@@ -383,3 +384,93 @@ def counts_by_seed(claims: list[Claim]) -> dict:
 
 def is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# ---------------------------------------------------------------- the README's Results table
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+NOT_RECORDED = ("not recorded", "exact", "tests")  # record cells that name no file, and why
+
+
+def _leaves(node):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _leaves(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _leaves(v)
+    elif is_number(node):
+        yield float(node)
+
+
+def results_rows(text: str) -> list[dict]:
+    """The README's Results table as dicts (column name -> cell), from its header row on."""
+    sec = text.split("\n## Results", 1)
+    if len(sec) < 2:
+        raise NeuroError("README.md has no '## Results' section")
+    body = sec[1].split("\n## ", 1)[0]
+    lines = [ln for ln in body.splitlines() if ln.startswith("|")]
+    if len(lines) < 2:
+        raise NeuroError("README.md's Results section has no table")
+    split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]
+    head = split(lines[0])
+    return [dict(zip(head, split(ln))) for ln in lines[2:]]
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*\.\d+)(\s*%|k\b|M\b)?")
+# a figure computed from recorded ones (a difference, a mean over seeds) says so: `0.57<!-- derived: mean of seeds -->`
+_DERIVED = re.compile(r"\d[\d,]*(?:\.\d+)?[^\d<]{0,8}<!--\s*derived.*?-->")
+
+
+def results_table_problems(text: str) -> list[str]:
+    """Rows of the Results table whose `record` cell is missing or names a file that does not exist,
+    and decimals in a `value` cell that no number of the cited records rounds to (a figure with no
+    file behind it). Figures with a `<!-- ref: -->` comment are checked exactly by `check_quote`."""
+    problems = []
+    for i, row in enumerate(results_rows(text), 1):
+        where = f"README Results row {i} ({row.get('figure', '')[:50]!r})"
+        record = row.get("record", "")
+        files = re.findall(r"[A-Za-z0-9_.-]+\.json", record)
+        if not files and not any(w in record for w in NOT_RECORDED):
+            problems.append(f"{where}: the record cell names no data/reference file and does not say 'not recorded'")
+            continue
+        if files:
+            problems += unrecorded_figures(row.get("value", ""), files, where)
+    return problems
+
+
+def unrecorded_figures(text: str, files: list[str], where: str) -> list[str]:
+    """Decimals in `text` that no number of the cited records (`data/reference/` file names) rounds to,
+    as shown; figures marked `<!-- derived -->` are skipped, `<!-- ref: -->` ones are checked exactly
+    elsewhere."""
+    problems, leaves = [], []
+    for f in files:
+        try:
+            leaves += list(_leaves(_record(f"data/reference/{f}")))
+        except NeuroError as e:
+            problems.append(f"{where}: {e}")
+    text = re.sub(r"<!--.*?-->", "", _DERIVED.sub("", text), flags=re.S)
+    for m in _NUMBER.finditer(text):
+        shown, tail = float(m[1].replace(",", "")), (m[2] or "").strip()
+        d = len(m[1].split(".")[1])
+        scale = {"%": 100.0, "k": 1e-3, "M": 1e-6}.get(tail, 1.0)
+        if not any(abs(x * s - shown) <= 0.5 * 10 ** -d + 1e-9 for x in leaves for s in {scale, 1.0}):
+            problems.append(f"{where}: {m[0].strip()} is in no cited record ({', '.join(files)})")
+    return problems
+
+
+def figure_problems(readme: Path = README, notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
+    """Every quoted figure that differs from its record: README (comments and the Results table) and
+    the notebooks' markdown."""
+    text = Path(readme).read_text(encoding="utf-8")
+    problems = document_quote_problems(text, "README.md") + results_table_problems(text)
+    for nb in sorted(Path(notebook_dir).glob("*.ipynb")):
+        problems += document_quote_problems(notebook_markdown(nb), nb.name)
+        # a markdown cell that names a recorded file quotes figures from it
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+        for i, c in enumerate(cells):
+            text = "".join(c["source"])
+            files = sorted(set(re.findall(r"data/reference/([A-Za-z0-9_.-]+\.json)", text)))
+            if c["cell_type"] == "markdown" and files:
+                problems += unrecorded_figures(text, files, f"{nb.name} cell {i}")
+    return problems
