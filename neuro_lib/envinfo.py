@@ -15,15 +15,19 @@ from neuro_lib.paths import REPO_ROOT
 
 
 def git_state() -> dict:
+    """The commit a number was measured at; `dirty_files` names the tracked files that differed from it
+    (a figure from a dirty tree cannot be pinned to a commit without knowing which code changed)."""
     def run(*args):
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout
 
     try:
-        sha = run("rev-parse", "--short", "HEAD")
-        dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+        sha = run("rev-parse", "--short", "HEAD").strip()
+        # porcelain v1: two status letters, a space, the path (renames: "old -> new")
+        changed = [line[3:].split(" -> ")[-1] for line in
+                   run("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
     except OSError:
-        return {"sha": "unknown", "dirty": None}
-    return {"sha": sha or "unknown", "dirty": dirty}
+        return {"sha": "unknown", "dirty": None, "dirty_files": []}
+    return {"sha": sha or "unknown", "dirty": bool(changed), "dirty_files": changed}
 
 
 def cpu_model() -> str:

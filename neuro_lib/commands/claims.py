@@ -46,6 +46,3 @@ def register(sub) -> None:
     t.add_argument("--ledger", help="a ledger file other than data/claims.yaml")
     t.add_argument("--write-readme", action="store_true", help="write it into README.md")
     t.set_defaults(func=cmd_table)
-
-
-
