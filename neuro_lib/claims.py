@@ -474,3 +474,33 @@ def figure_problems(readme: Path = README, notebook_dir: Path = NOTEBOOK_DIR) ->
             if c["cell_type"] == "markdown" and files:
                 problems += unrecorded_figures(text, files, f"{nb.name} cell {i}")
     return problems
+
+
+def section_hrefs(claim: Claim) -> tuple[str, str]:
+    """Links to the notebook section that shows a claim: beside the notebooks (`05_x.ipynb#anchor`) and
+    inside a report folder (`../05_x/05_x.html#anchor`, where `neuro report` puts each notebook's HTML)."""
+    if not claim.section_link:
+        return "", ""
+    path, _, anchor = claim.section_link.partition("#")
+    stem = Path(path).stem
+    frag = f"#{anchor}" if anchor else ""
+    return f"{stem}.ipynb{frag}", f"../{stem}/{stem}.html{frag}"
+
+
+def record_provenance(claims: list[Claim]) -> list[dict]:
+    """Each recorded file the ledger cites: its date, the commit it ran at, whether that tree was dirty
+    (and which files), whether it was transcribed by hand, and how many claims cite it."""
+    cited: dict[str, int] = {}
+    for c in claims:
+        for f in {k.split("#", 1)[0] for k in c.figures}:
+            cited[f] = cited.get(f, 0) + 1
+    rows = []
+    for f in sorted(cited):
+        rec = _record(f)
+        git = rec.get("git") or {}
+        rows.append({"file": f.removeprefix("data/reference/"), "date": rec.get("date", ""),
+                     "commit": git.get("sha", "unknown"), "dirty": git.get("dirty"),
+                     "dirty_files": ", ".join(git.get("dirty_files", [])),
+                     "transcribed": (rec.get("provenance") or {}).get("kind") == "transcribed",
+                     "claims citing it": cited[f]})
+    return rows

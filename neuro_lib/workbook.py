@@ -45,6 +45,7 @@ class NotebookRun:
 
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+LEDGER = "13_claims_ledger"  # the index lists and links the claims ledger first: the summary of every other notebook
 
 
 def strip_notebook(nb) -> None:
@@ -221,7 +222,13 @@ def _headline_table(r: NotebookRun) -> str:
 
 def write_index(run_root: Path, runs: list[NotebookRun], profile: str) -> Path:
     """index.html: per notebook its status, duration, a table of named headline figures (with the
-    recorded reference beside each where the notebook gave one) and links to its HTML and metrics.json."""
+    recorded reference beside each where the notebook gave one) and links to its HTML and metrics.json.
+    The claims ledger (notebook 13), where it ran, comes first and is linked above the table."""
+    runs = sorted(runs, key=lambda r: r.name != LEDGER)  # stable: the others keep their order
+    start = ""
+    if runs and runs[0].name == LEDGER:
+        start = (f'<p>Start with <a href="{LEDGER}/{LEDGER}.html">the claims ledger</a>: every seed claim, '
+                 f'our verdict and the evidence behind it, with links into the other notebooks.</p>')
     rows = []
     for r in runs:
         links = f'<a href="{r.name}/{r.name}.html">{r.name}</a>'
@@ -237,7 +244,7 @@ vertical-align:top}}table.h td,table.h th{{padding:2px 8px;font-size:90%}}</styl
 </head><body><h1>neuro_lib workbook — {html.escape(run_root.name)}</h1>
 <p>profile <b>{profile}</b>; git {env['git']['sha']}{' (dirty)' if env['git']['dirty'] else ''};
 torch {env['torch']}; {env['cpu']}, {env['cores']} cores</p>
-<table><tr><th>notebook</th><th>status</th><th>duration</th><th>headline figures</th><th>error</th></tr>
+{start}<table><tr><th>notebook</th><th>status</th><th>duration</th><th>headline figures</th><th>error</th></tr>
 {''.join(rows)}</table></body></html>"""
     index = run_root / "index.html"
     index.write_text(page, encoding="utf-8")

@@ -165,3 +165,15 @@ def test_cli_check_and_table(capsys, tmp_path):
     bad = _write(tmp_path, json.dumps({"claims": []}))
     assert main(["claims", "check", "--ledger", str(bad)]) == 2
     assert "neuro: error:" in capsys.readouterr().err
+
+
+def test_report_index_links_the_ledger_first(tmp_path):
+    from neuro_lib.workbook import LEDGER, NotebookRun, write_index
+
+    runs = [NotebookRun("00_quickstart", "ok"), NotebookRun("08_runtime_graph", "ok"), NotebookRun(LEDGER, "ok")]
+    page = write_index(tmp_path, runs, "smoke").read_text()
+    assert f'Start with <a href="{LEDGER}/{LEDGER}.html">' in page
+    order = [page.index(f'<a href="{n}/{n}.html">{n}</a>') for n in (LEDGER, "00_quickstart", "08_runtime_graph")]
+    assert order == sorted(order)
+    without = write_index(tmp_path, runs[:2], "smoke").read_text()
+    assert "Start with" not in without

@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 
 
-
-
 def cmd_check(args) -> int:
     from neuro_lib import claims as C
 
