@@ -38,8 +38,9 @@ def test_quotes_are_the_seeds_own_words_under_their_sections(ledger):
     assert C.quote_problems(ledger) == []
 
 
-def test_every_quoted_figure_equals_its_record():
+def test_every_quoted_figure_equals_its_record(ledger):
     assert C.figure_problems() == []
+    assert C.reason_problems(ledger) == []  # the coverage table's figures: the claims' reasons
 
 
 def test_readme_coverage_block_is_the_ledgers_rendering(ledger):

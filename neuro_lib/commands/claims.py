@@ -13,7 +13,8 @@ def cmd_check(args) -> int:
     from neuro_lib import claims as C
 
     ledger = C.load_claims(args.ledger) if args.ledger else C.load_claims()
-    problems = C.evidence_problems(ledger) + C.quote_problems(ledger) + C.figure_problems()
+    problems = (C.evidence_problems(ledger) + C.quote_problems(ledger) + C.reason_problems(ledger)
+                + C.figure_problems())
     for p in problems:
         print(p)
     counts = {v: sum(c.verdict == v for c in ledger) for v in C.VERDICTS}
