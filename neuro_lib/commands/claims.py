@@ -17,6 +17,8 @@ def cmd_check(args) -> int:
                 + C.figure_problems())
     for p in problems:
         print(p)
+    if not C.SEED_DIR.is_dir():
+        print(f"quotes not checked: no seeds at {C.SEED_DIR} (set NEURO_SEEDS_DIR)")
     counts = {v: sum(c.verdict == v for c in ledger) for v in C.VERDICTS}
     print(f"{len(ledger)} claims ({', '.join(f'{v} {n}' for v, n in counts.items() if n)}); "
           f"{len(problems)} problem(s)")
