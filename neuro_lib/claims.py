@@ -10,7 +10,7 @@ Evidence keys
 - a test id `tests/test_x.py::test_name` (or `::TestClass::test_name`): resolved by parsing the test
   file with `ast`, not by running pytest;
 - a figure key `data/reference/FILE.json#NAME`: the result row whose `name` is NAME, its `value`.
-  `#NAME|FIELD` reads another field of that row (`spread`, `per_seed.0`); `#NAME[KEY=VALUE]`
+  `#NAME|FIELD` reads another field of that row (`spread`, `per_seed.0`; `\|` inside a markdown table); `#NAME[KEY=VALUE]`
   picks among rows sharing a name (tools_bench has one row per isolation level: `[isolation=namespace]`);
   `#/a/b/0` (a fragment starting with `/`) is a JSON pointer (RFC 6901) into the whole record.
 
@@ -185,6 +185,7 @@ def resolve_figure(key: str):
     if "#" not in key:
         raise NeuroError(f"figure key {key!r} has no '#': write FILE.json#NAME")
     path, frag = key.split("#", 1)
+    frag = frag.replace("\\|", "|")  # inside a markdown table the field bar is written `\|`
     rec = _record(path)
     if frag.startswith("/"):
         node = rec
@@ -292,7 +293,8 @@ def check_quote(q: Quote) -> str | None:
         return f"{q.key} is {recorded!r}, not a number"
     shown = float(q.shown.replace(",", ""))
     tail = q.tail.strip()
-    scale = {"%": 100.0, "k": 1e-3, "M": 1e-6}.get(tail[:1], 1.0)
+    unit = re.match(r"%|[kM](?![A-Za-z])", tail)  # 3 MiB is 3, not 3 millionths
+    scale = {"%": 100.0, "k": 1e-3, "M": 1e-6}[unit[0]] if unit else 1.0
     decimals = len(q.shown.split(".")[1]) if "." in q.shown else 0
     if abs(recorded * scale - shown) <= 0.5 * 10 ** -decimals + 1e-9:
         return None

@@ -96,6 +96,10 @@ def test_thousands_and_millions_and_a_missing_key():
     calc = C.quoted_figures("46k/s<!-- ref: data/reference/tools_bench.json#calculator -->")
     params = C.quoted_figures("4.87M<!-- ref: data/reference/speculative_bench.json#target params -->")
     assert C.check_quote(calc[0]) is None and C.check_quote(params[0]) is None
+    mib = C.quoted_figures("paged 3 MiB<!-- ref: data/reference/decode_bench.json#fork x8 paged allocated -->")
+    assert C.check_quote(mib[0]) is None  # MiB is a unit, not millions
+    in_table = C.quoted_figures("0.10<!-- ref: data/reference/search_bench.json#mcts success\\|per_seed.1 -->")
+    assert C.check_quote(in_table[0]) is None  # `\|` is how a table cell writes the field bar
     bad = C.quoted_figures("1.0<!-- ref: data/reference/scan.json#no such row -->")
     assert "no result named" in C.check_quote(bad[0])
 
