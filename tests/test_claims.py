@@ -182,3 +182,33 @@ def test_report_index_links_the_ledger_first(tmp_path):
     assert order == sorted(order)
     without = write_index(tmp_path, runs[:2], "smoke").read_text()
     assert "Start with" not in without
+
+
+def test_a_record_from_a_dirty_tree_names_the_dirty_files(tmp_path, monkeypatch):
+    import subprocess
+
+    from neuro_lib import envinfo
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 1\n")
+    git("add", "-A")
+    git("commit", "-qm", "one")
+    monkeypatch.setattr(envinfo, "REPO_ROOT", tmp_path)
+    clean = envinfo.git_state()
+    assert clean["dirty"] is False and clean["dirty_files"] == [] and clean["sha"] != "unknown"
+    (tmp_path / "b.py").write_text("y = 2\n")
+    (tmp_path / "new.py").write_text("untracked\n")  # untracked files do not make a tree dirty
+    dirty = envinfo.git_state()
+    assert dirty["dirty"] is True and dirty["dirty_files"] == ["b.py"]
+
+
+def test_provenance_lists_every_cited_record(ledger):
+    rows = C.record_provenance(ledger)
+    cited = {k.split("#", 1)[0].removeprefix("data/reference/") for c in ledger for k in c.figures}
+    assert {r["file"] for r in rows} == cited
+    assert all(r["claims citing it"] >= 1 for r in rows)
