@@ -322,7 +322,7 @@ def render_coverage(claims: list[Claim]) -> str:
            "Every system and feature the five seeds name, one row per claim, generated from `data/claims.yaml` "
            "(`neuro claims table --write-readme`; `tests/test_claims.py` checks every evidence key resolves and this "
            "block equals the ledger). Verdicts: **VERIFIED** parity with an anchor and a measured result; "
-           "**IMPLEMENTED** works and measured, no anchor; **PARTIAL**; **NOT IMPLEMENTED**; **REFUTED AT THIS "
+           "**IMPLEMENTED** works and measured, no anchor (for a structural claim, a test that asserts it); **PARTIAL**; **NOT IMPLEMENTED**; **REFUTED AT THIS "
            "SCALE** measured and it does not hold; **NOT REPRODUCIBLE HERE**; **UNFALSIFIABLE AS WORDED**. "
            "Notebook 13 shows the ledger as a filterable table. Module paths are under `neuro_lib/`.", ""]
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
