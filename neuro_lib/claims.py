@@ -422,8 +422,8 @@ def results_rows(text: str) -> list[dict]:
 _NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*\.\d+)(\s*%|k\b|M\b)?")
 # a figure that is not read from a record says where it is from instead: computed from recorded ones
 # (`0.57<!-- derived: mean of seeds 0-2 -->`), the seed's own number (`<!-- seed -->`), or an exact count a
-# test asserts (`<!-- exact: tests/test_aeron.py -->`)
-_DERIVED = re.compile(r"\d[\d,]*(?:\.\d+)?[^\d<]{0,8}<!--\s*(?:derived|seed|exact)\b.*?-->")
+# test asserts or a live run computes (`<!-- exact: tests/test_aeron.py -->`), or a goal (`<!-- target -->`)
+_DERIVED = re.compile(r"\d[\d,]*(?:\.\d+)?[^\d<]{0,8}<!--\s*(?:derived|seed|exact|target)\b.*?-->")
 
 
 def results_table_problems(text: str) -> list[str]:
