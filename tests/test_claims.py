@@ -212,3 +212,14 @@ def test_provenance_lists_every_cited_record(ledger):
     cited = {k.split("#", 1)[0].removeprefix("data/reference/") for c in ledger for k in c.figures}
     assert {r["file"] for r in rows} == cited
     assert all(r["claims citing it"] >= 1 for r in rows)
+
+
+def test_a_bench_table_names_the_uncommitted_files():
+    from neuro_lib.bench.report import format_table
+
+    machine = {"cpu": "cpu", "cores": 2, "torch_threads": 1, "load_avg_1m": 0.1}
+    rows = [{"name": "x", "value": 1.0, "unit": "u"}]
+    clean = {"suite": "s", "machine": machine, "git": {"sha": "abc", "dirty": False, "dirty_files": []}, "results": rows}
+    dirty = dict(clean, git={"sha": "abc", "dirty": True, "dirty_files": ["neuro_lib/a.py", "b.py"]})
+    assert "uncommitted" not in format_table(clean).splitlines()[0]
+    assert format_table(dirty).splitlines()[0].endswith("git abc + uncommitted changes to neuro_lib/a.py, b.py")

@@ -33,5 +33,8 @@ def format_table(report: dict) -> str:
     m = report["machine"]
     title = (f"bench {report['suite']} — {m['cpu']} ({m['cores']} cores, {m['torch_threads']} threads, "
              f"load {m['load_avg_1m']} at start), git {report['git']['sha']}")
+    dirty = report["git"].get("dirty_files") or []
+    if dirty:  # the figures below come from code that differs from that commit in these files
+        title += f" + uncommitted changes to {', '.join(dirty)}"
     return title + "\n" + "\n".join(lines)
 
