@@ -199,9 +199,20 @@ def speed(lm: dict) -> list[dict]:
              "unit": "x", **common}]
 
 
-def summary(record: dict):
-    """A recorded `neuro bench ddp` run as a DataFrame: one row per result, indexed by (part, name)."""
+def recorded() -> dict:
+    """The recorded run to show: data/reference/ddp_bench.json (quiet machine, bench sizes) when it exists,
+    else ddp_smoke.json (smoke sizes, no speed rows)."""
+    from neuro_lib.bench.reference import REFERENCE_DIR, load_reference
+
+    return load_reference("ddp_bench" if (REFERENCE_DIR / "ddp_bench.json").is_file() else "ddp_smoke")
+
+
+def summary(record: dict, part: str | None = None):
+    """A recorded `neuro bench ddp` run as a DataFrame indexed by result name: every row with its part, or
+    the rows of one part (empty when the record does not have that part), columns without values dropped."""
     import pandas as pd
 
     frame = pd.DataFrame(record["results"])
-    return frame.set_index(["part", "name"]).sort_index(level=0, sort_remaining=False)
+    if part is not None:
+        frame = frame[frame["part"] == part].drop(columns="part")
+    return frame.set_index("name").dropna(axis=1, how="all")

@@ -158,7 +158,41 @@ def make_hook(spec: str):
     state = powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank=rank,
                                         start_powerSGD_iter=max(start, 2), min_compression_rate=2,
                                         use_error_feedback=True, warm_start=True, random_seed=0)
-    return state, powerSGD_hook.powerSGD_hook
+    return state, in_bucket_order(powerSGD_hook.powerSGD_hook)
+
+
+def in_bucket_order(hook):
+    """`hook`, started for bucket i only when bucket i-1's communication is complete. PowerSGD issues its
+    second all-reduce from a callback; with several buckets those callbacks can run in a different order
+    on different ranks, and gloo, which pairs collectives by their order, then aborts ("Received data
+    size doesn't match expected size"). Serialising the buckets keeps every rank's order the same."""
+    last = {"future": None}
+
+    def ordered(state, bucket):
+        previous = last["future"]
+        if bucket.index() == 0 or previous is None:  # the first bucket of an iteration: nothing pending
+            future = hook(state, bucket)
+        else:
+            future = torch.futures.Future()
+
+            def start(_):
+                try:
+                    hook(state, bucket).add_done_callback(lambda f: _forward(f, future))
+                except Exception as e:  # noqa: BLE001 - handed to DDP, which raises it in backward
+                    future.set_exception(e)
+
+            previous.add_done_callback(start)
+        last["future"] = future
+        return future
+
+    return ordered
+
+
+def _forward(done, future) -> None:
+    try:
+        future.set_result(done.value())
+    except Exception as e:  # noqa: BLE001
+        future.set_exception(e)
 
 
 @contextlib.contextmanager
