@@ -10,8 +10,9 @@ Three parts, each in freshly launched local processes (gloo on CPU, NCCL on GPU)
   `no_sync`; and the loss gap of each communication hook against the plain all-reduce;
 - compression: the profile's GPT on the corpus, 2 processes, `steps` steps per hook (allreduce,
   fp16, powersgd:1, powersgd:4): final training loss (mean of the last 5 steps), val bpb, and the
-  bytes per rank handed to all_reduce (`count_allreduce_bytes`), against the uncompressed all-reduce
-  at equal steps. Loss gaps and bytes do not depend on the machine's load;
+  bytes per rank handed to all_reduce (`count_allreduce_bytes`), in all and per step once PowerSGD
+  compresses (it all-reduces plainly for its first `powersgd_start` steps), against the uncompressed
+  all-reduce at equal steps. Loss gaps and bytes do not depend on the machine's load;
 - speed: median training tokens/s of 2 processes x 1 thread (DDP) against 1 process x 2 threads, the
   same global batch and steps. Only meaningful on a quiet machine; at this model size on 2 CPU cores
   the gradient all-reduce can cost more than the second thread gains.
@@ -175,15 +176,22 @@ def compression(lm: dict, sizes: dict) -> list[dict]:
     hooks = ["allreduce", "fp16"] + [f"powersgd:{r}:{sizes['powersgd_start']}" for r in sizes["powersgd_ranks"]]
     runs = distributed.launch(worker, 2, [dict(lm, comm_hook=h, threads=1) for h in hooks])[0]
     base = runs[0]
+    steps, start = lm["steps"], sizes["powersgd_start"]
+    plain_step = base["bytes"] / steps
     rows = []
     for hook, r in zip(hooks, runs):
-        common = {"part": "compression", "hook": hook, "steps": lm["steps"]}
+        common = {"part": "compression", "hook": hook, "steps": steps}
+        # PowerSGD all-reduces plainly for its first `start` steps: the steady state is what scales
+        warm = start if hook.startswith("powersgd") and steps > start else 0
+        per_step = (r["bytes"] - warm * plain_step) / (steps - warm)
         rows += [{"name": f"{hook}: final train loss", "value": round(r["final_loss"], 5), "unit": "nats",
                   "gap": round(r["final_loss"] - base["final_loss"], 5), **common},
                  {"name": f"{hook}: val bpb", "value": round(r["val_bpb"], 5), "unit": "bits/byte",
                   "gap": round(r["val_bpb"] - base["val_bpb"], 5), **common},
                  {"name": f"{hook}: bytes all-reduced per rank", "value": r["bytes"], "unit": "bytes",
-                  "ratio": round(r["bytes"] / base["bytes"], 5), **common}]
+                  "ratio": round(r["bytes"] / base["bytes"], 5), **common},
+                 {"name": f"{hook}: bytes per step once compressing", "value": round(per_step), "unit": "bytes/step",
+                  "ratio": round(per_step / plain_step, 5), **common}]
     return rows
 
 
