@@ -160,3 +160,12 @@ def test_cli_nproc_trains_and_checkpoints_once(tmp_path, capsys):
     assert main(argv) == 0  # the same command in one process: a finished run, nothing retrained
     assert load_checkpoint(out)[2]["folder"] == cfg["folder"]
     assert "checkpoint in" in capsys.readouterr().out
+
+
+def test_summary_of_a_record_by_part():
+    record = {"results": [{"name": "a", "value": 1e-7, "unit": "nats", "part": "equivalence", "steps": 50},
+                          {"name": "b", "value": 100, "unit": "bytes", "part": "compression", "hook": "fp16"}]}
+    eq = ddp.summary(record, "equivalence")
+    assert list(eq.index) == ["a"] and "hook" not in eq.columns and eq.loc["a", "steps"] == 50
+    assert ddp.summary(record, "speed").empty
+    assert len(ddp.summary(record)) == 2
