@@ -138,6 +138,14 @@ AERON_LEARN_SMOKE = dict(
                 model=dict(AERON_LEARN["vision"]["model"], d_model=32, n_encoder_layer=1, n_decoder_layer=1,
                            d_ff=86)),
 )
+# Data-parallel training (train/distributed.py, `neuro bench ddp`, notebook 12): "tiny" is the equivalence check
+# (world 2 x batch B against world 1 x batch 2B, no dropout, `tiny_steps` AdamW steps; tests/test_distributed.py
+# uses the same), "model" the LM trained `steps` steps per communication hook and per process/thread layout on
+# the corpus; PowerSGD switches from plain all-reduce to compression after `powersgd_start` iterations.
+DDP_TINY = dict(vocab_size=256, d_model=32, n_layer=2, n_head=4, d_ff=64, block_size=16, dropout=0.0)
+DDP = dict(tiny=DDP_TINY, tiny_batch=16, tiny_steps=50, model=dict(GPT_CPU), batch_size=16, block_size=128,
+           steps=300, powersgd_start=10, powersgd_ranks=[1, 4])
+DDP_SMOKE = dict(DDP, model=dict(GPT_CPU, n_layer=2, block_size=64), block_size=64, steps=20, powersgd_start=4)
 AERON_MODULES.update(AERON_LEARN)
 AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 
@@ -168,7 +176,7 @@ PROFILES = {
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
-               "aeron_modules": AERON_MODULES_SMOKE},
+               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -193,7 +201,7 @@ PROFILES = {
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
                "router": ROUTER, "expansion": EXPANSION,
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
-               "aeron_modules": AERON_MODULES},
+               "aeron_modules": AERON_MODULES, "ddp": DDP},
     ),
     "full": Profile(
         name="full",
@@ -232,7 +240,9 @@ PROFILES = {
                                      ewc=dict(AERON_LEARN["ewc"], steps=2000),
                                      uncertainty=dict(AERON_LEARN["uncertainty"], steps=2000),
                                      badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
-                                     vision=dict(AERON_LEARN["vision"], steps=5000))},
+                                     vision=dict(AERON_LEARN["vision"], steps=5000)),
+               "ddp": dict(DDP, model=dict(GPT_CPU, d_model=384, n_layer=6, n_head=6, d_ff=1536, block_size=256),
+                           batch_size=64, block_size=256, steps=2000, powersgd_start=100)},
     ),
 }
 

@@ -33,8 +33,10 @@ def progress_mode() -> str:
 class Progress:
     """`with Progress(total, desc) as p: p.update(n, loss=...)`; log lines at most every `every_s` seconds."""
 
-    def __init__(self, total: float | None, desc: str = "", unit: str = "it", every_s: float = 10.0):
-        self.mode, self.total, self.desc, self.every_s = progress_mode(), total, desc, every_s
+    def __init__(self, total: float | None, desc: str = "", unit: str = "it", every_s: float = 10.0,
+                 enabled: bool = True):
+        """`enabled=False` reports nothing (a data-parallel worker other than rank 0)."""
+        self.mode, self.total, self.desc, self.every_s = progress_mode() if enabled else "off", total, desc, every_s
         self.n, self._start = 0.0, time.time()
         self._last = self._start
         self.bar = None

@@ -16,6 +16,14 @@ A run folder survives its process:
 - one process at a time (train/runlock.py); a folder of another run, or holding other
   files, is refused before anything is written.
 
+Data-parallel (train/distributed.py; under torchrun or `neuro train --nproc N`): the model is
+wrapped in DDP, `batch_size` is the global batch and each rank trains on its rows of
+`batches(step)`, so the run is the same step for step whatever the world size. Rank 0 alone
+reads and writes the run folder and holds its lock; it hands the restored state to the other
+ranks, which wait at a barrier while it saves. A checkpoint of W processes resumes with any
+other W' that divides the batch (the data position is the step: step x batch global samples).
+`grad_accum` splits each rank's rows into micro-batches whose gradients are all-reduced once.
+
     trainer = Trainer(model, tokenizer, TrainConfig(max_steps=200), batches, evaluate, out_dir="runs/x")
     trainer.fit(callback=lambda rec: print(rec))
 
@@ -23,6 +31,7 @@ Tests: tests/test_train.py (resume in process), tests/test_runs.py (real kills, 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -45,6 +54,7 @@ from neuro_lib.progress import Progress
 from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, collect_garbage, load_train_state,
                                         load_weights, metrics_mark, read_config, read_metrics, rewind_metrics,
                                         save_checkpoint)
+from neuro_lib.train import distributed
 from neuro_lib.train.runlock import RunLock
 from neuro_lib.optim import make_adamw, warmup_cosine
 
@@ -69,6 +79,8 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"          # auto = cuda when available, else cpu
     precision: str = "fp32"       # fp32 | bf16 (autocast; matmuls in bfloat16, loss in float32)
+    grad_accum: int = 1           # micro-batches per optimiser step (gradients all-reduced once per step)
+    comm_hook: str = ""           # DDP gradient hook: "" | allreduce | fp16 | powersgd:RANK[:START]
 
     def __post_init__(self):
         floats = {k: getattr(self, k) for k in ("lr", "time_budget_s", "ckpt_every_s", "grad_clip", "weight_decay")}
@@ -85,6 +97,10 @@ class TrainConfig:
             raise NeuroError("ckpt_every and ckpt_every_s must not be negative")
         if self.precision not in ("fp32", "bf16"):
             raise NeuroError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise NeuroError(f"grad_accum must be a positive divisor of batch_size {self.batch_size}, "
+                             f"got {self.grad_accum}")
+        distributed.parse_hook(self.comm_hook)
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -96,6 +112,9 @@ class TrainConfig:
         key = dataclasses.asdict(self)
         for k in ("device", "ckpt_every", "ckpt_every_s"):
             key.pop(k)
+        for k, default in (("grad_accum", 1), ("comm_hook", "")):  # at their defaults: keys of runs before them
+            if key[k] == default:
+                key.pop(k)
         return key
 
 
@@ -112,8 +131,11 @@ class Trainer:
         """`batches(step) -> {"tokens", "targets", ...}` must be deterministic in step;
         `evaluate(model) -> {"val_bpb": ..., ...}` runs at each validation. `extra_config` is part of the
         run's identity (e.g. the corpus hash); `info` is only recorded (e.g. the corpus path, which may move)."""
-        self.device = config.torch_device()
+        self.world, self.device = distributed.setup(config.device)
+        distributed.check_divisible(config.batch_size, self.world, config.grad_accum)
         self.model, self.tokenizer, self.config = model.to(self.device), tokenizer, config
+        # the data-parallel replica (parameters broadcast from rank 0); None in a single process
+        self.ddp = distributed.wrap(self.model, self.device, config.comm_hook) if self.world.distributed else None
         self.batches, self.evaluate = batches, evaluate
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config, self.info = extra_config or {}, info or {}
@@ -138,12 +160,18 @@ class Trainer:
 
     def _train_state(self) -> dict:
         return {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen,
+                "samples_seen": self.step * self.config.batch_size, "world_size": self.world.size,
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                 "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), **metrics_mark(self.out_dir)}
 
-    def save(self) -> None:
-        """Checkpoint now (crash-safe); a failed save says which checkpoint is still there."""
+    def save(self, barrier: bool = True) -> None:
+        """Checkpoint now (crash-safe); a failed save says which checkpoint is still there.
+        Data-parallel: rank 0 writes, the other ranks wait for it at a barrier."""
         if not self.out_dir:
+            return
+        if not self.world.is_main:
+            if barrier:
+                torch.distributed.barrier()
             return
         try:
             save_checkpoint(self.out_dir, self.model, self.tokenizer, self.config.schedule_key(), self._train_state(),
@@ -151,6 +179,8 @@ class Trainer:
         except NeuroError as e:
             raise NeuroError(f"{e} at step {self.step}; {self._resume_hint()}") from None
         self._last_save = time.monotonic()
+        if self.world.distributed and barrier:
+            torch.distributed.barrier()
 
     def _resume_hint(self) -> str:
         if (self.out_dir / POINTER).exists():
@@ -192,7 +222,7 @@ class Trainer:
 
     def _log(self, rec: dict, callback) -> None:
         self.history.append(rec)
-        if self.out_dir:
+        if self.out_dir and self.world.is_main:
             try:
                 with open(self.out_dir / METRICS, "a") as f:
                     f.write(json.dumps(rec) + "\n")
@@ -203,7 +233,7 @@ class Trainer:
             callback(rec)
 
     def _validate(self, callback) -> dict:
-        if self.evaluate is None:
+        if self.evaluate is None or not self.world.is_main:
             return {}
         t0 = time.time()
         out = self.evaluate(self.model)
@@ -215,24 +245,67 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
         """Train until the budget is spent, continuing out_dir's checkpoint of this run if it holds one."""
+        if not self.world.is_main:
+            return self._follow(callback)
         if self.out_dir is None:
             seed_everything(self.config.seed)
+            self._share_state("run")
             return self._run(callback)
-        check_run_folder(self.out_dir)
-        RunLock.probe(self.out_dir)  # a running holder first: its saves may be mid-swap under our read
-        if self._restore() and self._done():
-            return self.history  # a finished run: nothing to do, nothing rewritten
-        with RunLock(self.out_dir):
-            if self._restore():  # again under the lock: another process may have moved it on
-                rewind_metrics(self.out_dir, self._mark)
-            else:
-                seed_everything(self.config.seed)
-                (self.out_dir / METRICS).unlink(missing_ok=True)  # a run killed before its first checkpoint
-                self.save()  # step 0: from here on the folder always holds a checkpoint
-            collect_garbage(self.out_dir)
-            if self._done():
-                return self.history
-            return self._run(callback)
+        shared = False
+        try:
+            check_run_folder(self.out_dir)
+            RunLock.probe(self.out_dir)  # a running holder first: its saves may be mid-swap under our read
+            if self._restore() and self._done():
+                shared = self._share_state("done")
+                return self.history  # a finished run: nothing to do, nothing rewritten
+            with RunLock(self.out_dir):
+                if self._restore():  # again under the lock: another process may have moved it on
+                    rewind_metrics(self.out_dir, self._mark)
+                else:
+                    seed_everything(self.config.seed)
+                    (self.out_dir / METRICS).unlink(missing_ok=True)  # a run killed before its first checkpoint
+                    self.save(barrier=False)  # step 0: from here on the folder always holds a checkpoint
+                collect_garbage(self.out_dir)
+                shared = self._share_state("done" if self._done() else "run")
+                if self._done():
+                    return self.history
+                return self._run(callback)
+        except BaseException as e:
+            if self.world.distributed and not shared:  # the other ranks wait for rank 0's word: give it
+                self._share_state(str(e) if isinstance(e, NeuroError) else f"rank 0 failed ({type(e).__name__}: {e})")
+            raise
+
+    # -- data-parallel: rank 0 owns the run folder and hands its state to the others -------------------------
+    def _share_state(self, status: str) -> bool:
+        """Rank 0: send the status ("run", "done" or an error sentence) and the state to train from."""
+        if not self.world.distributed:
+            return True
+        state = None
+        if status in ("run", "done"):
+            state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen,
+                     "history": self.history, "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                     "optimizer": _to_cpu(self.optimizer.state_dict())}
+        distributed.broadcast_from_main({"status": status, "state": state})
+        self._seed_rank()
+        return True
+
+    def _follow(self, callback) -> list[dict]:
+        """Rank > 0: take rank 0's state (it alone touches the run folder), then train beside it."""
+        msg = distributed.broadcast_from_main(None)
+        if msg["status"] not in ("run", "done"):
+            raise NeuroError(msg["status"])
+        state = msg["state"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.elapsed, self.tokens_seen, self.history = (state["step"], state["elapsed"],
+                                                                  state["tokens_seen"], state["history"])
+        self._seed_rank()
+        return self.history if msg["status"] == "done" else self._run(callback)
+
+    def _seed_rank(self) -> None:
+        """Each rank its own random stream (dropout masks differ across shards), derived from (seed, step, rank)."""
+        if self.world.distributed:
+            seed_everything((self.config.seed * 1_000_003 + self.step) * 1009 + self.world.rank)
 
     def _run(self, callback) -> list[dict]:
         c = self.config
@@ -240,26 +313,47 @@ class Trainer:
         self._last_save = time.monotonic()
         total = c.max_steps or c.time_budget_s
         unit = "step" if c.max_steps else "s"
-        with Progress(total, desc="train", unit=unit) as bar, StopOnSignal() as stop:
+        world = self.world
+        loss_fn = self.ddp if self.ddp is not None else self.model.compute_loss
+        with Progress(total, desc="train", unit=unit, enabled=world.is_main) as bar, StopOnSignal() as stop:
             bar.update(self.step if c.max_steps else self.elapsed)
             while not self._done():
                 t0 = time.time()
                 lr = c.lr * warmup_cosine(self._progress(), self.step, c.warmup_steps, c.min_lr_ratio)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
-                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in self.batches(self.step).items()}
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
-                    loss, parts = self.model.compute_loss(batch)
+                batch = distributed.shard(self.batches(self.step), world.rank, world.size)  # this rank's rows
+                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss_val, parts = 0.0, {}
+                for i, micro in enumerate(_micro_batches(batch, c.grad_accum)):
+                    last = i == c.grad_accum - 1
+                    # gradients of all but the last micro-batch stay local: one all-reduce per step
+                    sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
+                    with sync:
+                        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                            loss, micro_parts = loss_fn(micro)
+                        (loss / c.grad_accum).backward()
+                    loss_val += loss.item() / c.grad_accum
+                    for k, v in micro_parts.items():
+                        parts[k] = parts.get(k, 0.0) + v / c.grad_accum
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip).item()
                 self.optimizer.step()
                 self.step += 1
                 dt = time.time() - t0
+                n_tok = batch["tokens"].numel() * world.size
+                if world.distributed:  # one small all-reduce: the ranks agree on loss, time, stop and save
+                    due_s = bool(c.ckpt_every_s and time.monotonic() - self._last_save >= c.ckpt_every_s)
+                    keys = sorted(parts)
+                    agreed = distributed.all_sum([loss_val, dt, float(stop.signum is not None), float(due_s),
+                                                  *(parts[k] for k in keys)], self.device)
+                    loss_val, dt = agreed[0] / world.size, agreed[1] / world.size
+                    stop_all, due_s = agreed[2] > 0, agreed[3] > 0
+                    parts = {k: v / world.size for k, v in zip(keys, agreed[4:])}
+                    if stop_all and stop.signum is None:
+                        stop.signum = signal.SIGTERM  # another rank was signalled: stop at the same step
                 self.elapsed += dt
-                n_tok = batch["tokens"].numel()
                 self.tokens_seen += n_tok
-                loss_val = loss.item()
                 bar.update(1 if c.max_steps else dt, loss=loss_val)
                 if self.step % c.log_every == 0 or self._done():
                     self._log({"step": self.step, "elapsed_s": round(self.elapsed, 3), "kind": "train",
@@ -271,7 +365,8 @@ class Trainer:
                 if self._done():
                     break
                 due = ((c.ckpt_every and self.step % c.ckpt_every == 0)
-                       or (c.ckpt_every_s and time.monotonic() - self._last_save >= c.ckpt_every_s))
+                       or (due_s if world.distributed
+                           else c.ckpt_every_s and time.monotonic() - self._last_save >= c.ckpt_every_s))
                 if stop.signum is not None or due:
                     self.save()
                 if stop.signum is not None:
@@ -279,6 +374,27 @@ class Trainer:
         self._validate(callback)
         self.save()
         return self.history
+
+
+def _micro_batches(batch: dict, n: int) -> list[dict]:
+    """`n` consecutive row slices of a batch (its tensors' first dimension)."""
+    if n == 1:
+        return [batch]
+    rows = next(v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.dim() > 0)
+    m = rows // n
+    return [{k: v[i * m:(i + 1) * m] if torch.is_tensor(v) and v.dim() > 0 else v for k, v in batch.items()}
+            for i in range(n)]
+
+
+def _to_cpu(obj):
+    """A copy of a (nested) state dict with every tensor on the CPU, to send to other ranks."""
+    if torch.is_tensor(obj):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 def check_run_folder(run_dir) -> None:
