@@ -16,7 +16,8 @@ What goes in:
 - tensors: the state dict under its own names, a tied LM head once (as the embedding).
   Matrices whose rows split into 32-value blocks are quantised with export/ggml.py
   (our implementation); vectors and odd widths stay F32. `quantize_embedding=False` keeps the
-  token embedding (the tied LM head) in F32, the usual llama.cpp choice for small vocabularies.
+  embedding tables (the token embedding, which is also the tied LM head, and GPT's learned
+  positions) in F32.
 
 GGUF records dimensions innermost first (ne[0] is a row's length): the writer reverses
 PyTorch's shape, `GGUFReader` reports `shape` in ggml order and `data` in numpy order.
