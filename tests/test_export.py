@@ -243,7 +243,13 @@ def test_onnx_int8_dynamic_stays_close(onnx_export, tmp_path):
     ref = lm.logits(x)
     diff = np.abs(q.logits(x) - ref).max()
     assert 0 < diff < 0.1 * np.abs(ref).max() + 1e-2
-    assert export_bytes(tmp_path / "q") < export_bytes(out)
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "q" / "decode.onnx")).graph
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)        # int8 weights
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in graph.node)
+    # at d_model 32 the scales, zero points and the float embedding outweigh the savings: no size claim here
+    assert export_bytes(tmp_path / "q") > 0
 
 
 # -- torch int8 / torchao ---------------------------------------------------------------------

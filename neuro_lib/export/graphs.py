@@ -80,10 +80,30 @@ def _pairs(flat) -> list:
     return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
+class TiedHead(nn.Module):
+    """The LM head as W @ h^T with W the embedding matrix (V, C) untransposed.
+
+    nn.Linear computes h @ W^T; the ONNX exporter writes that as MatMul(h, Transpose(W)) and its
+    optimiser folds the transpose into a second, transposed copy of W: the tied embedding would be
+    stored twice. Transposing the activations instead keeps one (V, C) initializer that both the
+    embedding lookup and the head read (tests/test_export.py counts them)."""
+
+    def __init__(self, weight: nn.Parameter):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, h):
+        """h (B, T, C) -> logits (B, T, V)."""
+        return torch.matmul(self.weight, h.transpose(1, 2)).transpose(1, 2)  # (V, C) @ (B, C, T) -> (B, V, T)
+
+
 def export_copy(model):
-    """An eval-mode copy for tracing (Mamba switched to the loop-free scan); the original is untouched."""
+    """An eval-mode copy for tracing (Mamba switched to the loop-free scan, a tied head kept tied in
+    the file); the original is untouched."""
     check_exportable(model)
     m = copy.deepcopy(model).eval()
+    if m.lm_head.weight is m.tok_emb.weight:
+        m.lm_head = TiedHead(m.tok_emb.weight)
     if isinstance(m, Mamba):
         m.config.scan = "quadratic"
         for blk in m.blocks:

@@ -14,7 +14,8 @@ quantised copy of both graphs through onnxruntime's `quantize_dynamic` (int8 wei
 MatMul/Gemm, activations quantised per call).
 
 Known traps, each tested in tests/test_export.py: the tied LM head is stored once (the file
-holds one (V, C) embedding matrix); one file answers two prompt lengths and two past lengths
+holds one (V, C) embedding matrix; with nn.Linear's h @ W^T the exporter's optimiser folded the
+transpose into a second copy, so the export computes the head as W @ h^T, graphs.TiedHead); one file answers two prompt lengths and two past lengths
 (attention did not fix the shape it was traced at); the decode graph returns new state
 tensors and leaves its inputs as they were (no in-place scan or cache update).
 """
