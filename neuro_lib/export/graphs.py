@@ -117,6 +117,7 @@ class Prefill(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = export_copy(model)
+        self.eval()
 
     def forward(self, tokens):
         m = self.model
@@ -134,6 +135,7 @@ class Decode(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = export_copy(model)
+        self.eval()
 
     def forward(self, tokens, *state):
         m = self.model
