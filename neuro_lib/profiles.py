@@ -144,7 +144,7 @@ AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 # `neuro bench export` (bench/export.py): a GPT trained for train_s seconds on windows of `window` bytes,
 # then exported and quantised; bpb on the first eval_bytes of the validation split (0 = all), tokens/s of a
 # prompt_len-token prefill and new_tokens greedy decode steps, best of `repeats`, each runtime in its own process.
-EXPORT = dict(model=dict(GPT_CPU), train_s=200, window=128, eval_bytes=0, prompt_len=64, new_tokens=64, repeats=5,
+EXPORT = dict(model=dict(GPT_CPU), train_s=200, window=128, eval_bytes=200_000, prompt_len=64, new_tokens=64, repeats=5,
               threads=2)
 
 PROFILES = {

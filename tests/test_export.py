@@ -335,3 +335,22 @@ def test_cli_export_pt2_folder(run_dir, tmp_path):
     prefill, _ = load_pt2(out)
     x = torch.randint(0, V, (1, 6))
     assert torch.equal(prefill.module()(x)[0], tiny("gpt")(x))
+
+
+@pytest.mark.slow
+def test_bench_export_quality_rows_cover_every_format(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("gguf")
+    from neuro_lib.bench.export import quality_rows
+
+    torch.manual_seed(0)
+    model = build_model("gpt", vocab_size=V, d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=32,
+                        dropout=0.0).eval()
+    text = b"The quick brown fox jumps over the lazy dog. " * 30
+    rows = {r["name"]: r for r in quality_rows(model, ByteTokenizer(), text, 32, 0, tmp_path)}
+    for name in ("eager/fp32", "onnx/fp32", "onnx/int8-dynamic", "pt2/fp32", "gguf/f32", "gguf/q8_0",
+                 "gguf/q8_0+f32-embedding", "gguf/q4_0", "gguf/q4_0+f32-embedding", "torch/int8-dynamic"):
+        assert rows[name]["unit"] == "bpb" and rows[name]["bytes"] > 0, name
+    assert rows["gguf/f32"]["bpb_delta_pct"] == 0 and rows["pt2/fp32"]["bpb_delta_pct"] == 0
+    assert abs(rows["onnx/fp32"]["bpb_delta_pct"]) < 1e-3
+    assert rows["gguf/q4_0"]["bytes"] < rows["gguf/q8_0"]["bytes"] < rows["gguf/f32"]["bytes"]
