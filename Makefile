@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first: the version is pinned; the build (CPU or CUDA) is the index's, see TORCH_INDEX
 	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[export]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (neuro_lib)" >/dev/null
 	touch $(STAMP)
 

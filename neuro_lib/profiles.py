@@ -149,6 +149,12 @@ DDP_SMOKE = dict(DDP, model=dict(GPT_CPU, n_layer=2, block_size=64), block_size=
 AERON_MODULES.update(AERON_LEARN)
 AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 
+# `neuro bench export` (bench/export.py): a GPT trained for train_s seconds on windows of `window` bytes,
+# then exported and quantised; bpb on the first eval_bytes of the validation split (0 = all), tokens/s of a
+# prompt_len-token prefill and new_tokens greedy decode steps, best of `repeats`, each runtime in its own process.
+EXPORT = dict(model=dict(GPT_CPU), train_s=200, window=128, eval_bytes=200_000, prompt_len=64, new_tokens=64, repeats=5,
+              threads=2)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -176,7 +182,9 @@ PROFILES = {
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
-               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE},
+               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE,
+               "export": dict(EXPORT, model=dict(GPT_CPU, n_layer=2, block_size=64), window=64, train_s=15,
+                              eval_bytes=8_000, prompt_len=32, new_tokens=16, repeats=2)},
     ),
     "bench": Profile(
         name="bench",
@@ -201,7 +209,7 @@ PROFILES = {
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
                "router": ROUTER, "expansion": EXPANSION,
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
-               "aeron_modules": AERON_MODULES, "ddp": DDP},
+               "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT)},
     ),
     "full": Profile(
         name="full",
@@ -242,7 +250,9 @@ PROFILES = {
                                      badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
                                      vision=dict(AERON_LEARN["vision"], steps=5000)),
                "ddp": dict(DDP, model=dict(GPT_CPU, d_model=384, n_layer=6, n_head=6, d_ff=1536, block_size=256),
-                           batch_size=64, block_size=256, steps=2000, powersgd_start=100)},
+                           batch_size=64, block_size=256, steps=2000, powersgd_start=100),
+               "export": dict(EXPORT, model=dict(GPT_CPU, d_model=384, n_layer=6, n_head=6, d_ff=1536, block_size=256),
+                              train_s=1800, window=256, prompt_len=128)},
     ),
 }
 

@@ -7,6 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-from neuro_lib.commands import claims, nproc
+from neuro_lib.commands import claims, export, nproc
 
-COMMANDS: list = [nproc, claims]  # modules, in the order `neuro --help` lists them
+COMMANDS: list = [nproc, export, claims]  # modules, in the order `neuro --help` lists them

@@ -20,6 +20,9 @@ The recurrence, by name (SCANS):
   Function), so autograd stores two tensors per layer, not every intermediate.
 - `compiled`: the same loop compiled by numba, channels in parallel, forward and adjoint
   backward (models/scan_compiled.py).
+- `quadratic`: `quadratic_scan`, every state as a masked sum over an (L, L) matrix of decays:
+  no loop, so a traced graph keeps the length dynamic (the ONNX export, export/graphs.py);
+  quadratic memory, so not for training.
 
 Each of these needs a and v built as (B, L, E, N) tensors. `fused` (models/ssm_fused.py)
 never builds them: the whole SSM, decays, inputs, recurrence and the C contraction, is one
@@ -140,8 +143,21 @@ def chunked_scan(a: torch.Tensor, v: torch.Tensor, chunk: int = 8, block: int = 
     return _ChunkedScan.apply(a, v, chunk, block)
 
 
+def quadratic_scan(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The loop-free form for graph export: h_t = Σ_{s<=t} e^{S_t - S_s} v_s with S the cumsum of the
+    clamped log-decays. a, v (B, L, E, N) -> h (B, L, E, N). Every exponent is <= 0 (a <= 0), so it
+    cannot overflow, but it builds an (L, L) decay matrix per channel: O(B L^2 E N) memory, for short
+    prompts and single decode steps (an ONNX prefill feeds long prompts in pieces)."""
+    L = a.size(1)
+    S = a.clamp_min(LOG_DECAY_FLOOR).cumsum(1)                               # (B, L, E, N)
+    diff = S.unsqueeze(2) - S.unsqueeze(1)                                   # (B, L_t, L_s, E, N) S_t - S_s
+    causal = torch.ones(L, L, dtype=torch.bool, device=a.device).tril()      # (L_t, L_s) s <= t
+    decay = torch.where(causal[None, :, :, None, None], diff, float("-inf")).exp()  # 0 above the diagonal
+    return (decay * v.unsqueeze(1)).sum(2)                                   # (B, L, E, N)
+
+
 # The recurrence alone, by name: a, v (B, L, E, N) -> h (B, L, E, N).
-SCANS = {"sequential": sequential_scan, "chunked": chunked_scan,
+SCANS = {"sequential": sequential_scan, "chunked": chunked_scan, "quadratic": quadratic_scan,
          "compiled": lambda a, v: compiled_scan(a, v, LOG_DECAY_FLOOR)}
 KINDS = (*SCANS, "fused", "auto")  # MambaConfig.scan: a recurrence, the fused SSM, or "auto"
 AUTO_CHUNKED_FROM = 512  # "auto" off the CPU: the chunked scan from this length on (docs/LOG.md, bench scan)
