@@ -156,7 +156,7 @@ FAMILY = dict(
 )
 FAMILY_SMOKE = dict(
     base=dict(FAMILY["base"], d_model=64, n_head=4, n_kv_head=2, n_decoder_layer=2, d_ff=170, block_size=512),
-    pretrain=dict(FAMILY["pretrain"], steps=30, batch_size=8, block_size=64, warmup_steps=5, eval_every=0,
+    pretrain=dict(FAMILY["pretrain"], steps=30, batch_size=8, block_size=128, warmup_steps=5, eval_every=0,
                   eval_bytes=2_000, ckpt_every=10),
     max_bytes={"api-docs": 200_000, "c-docs": 100_000, "stdlib-src": 200_000, "prose": 100_000, "tasks": 200_000},
     finetune=dict(FAMILY["finetune"], steps=30, batch_size=8, warmup_steps=5, n_train=500, n_val=8),

@@ -129,3 +129,18 @@ def pretrain(profile: str, out: str | Path | None = None, *, seconds: float | No
                       info={"mixture": mixture.describe(), "profile": profile})
     trainer.fit(callback=callback)
     return run
+
+
+def scratch_base(profile: str, seed: int = 0) -> Path:
+    """The from-scratch control: the base's architecture at its seed's initialisation, untrained (step 0), saved as
+    a checkpoint in the cache so `finetune` treats it like any base (the same recipe, the same lineage record)."""
+    from neuro_lib.checkpoint import save_checkpoint
+    sizes = family_sizes(profile)
+    model_cfg = dict(sizes["base"], vocab_size=VOCAB, mode="decoder", n_encoder_layer=0)
+    key = {"recipe": "family-scratch", "code_version": CODE_VERSION, "model": model_cfg, "seed": seed}
+    run = CACHE_DIR / f"scratch-{profile}-{_key_hash(key)[:16]}"
+    if (run / POINTER).exists() and read_config(run).get("scratch_key") == key:
+        return run
+    torch.manual_seed(seed)  # the same initialisation pretrain() starts from
+    save_checkpoint(run, build_model(ARCH, **model_cfg), ByteTokenizer(), extra={"scratch_key": key})
+    return run
