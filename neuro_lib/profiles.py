@@ -153,14 +153,17 @@ FAMILY = dict(
     finetune=dict(steps=600, batch_size=16, lr=1e-3, lora_lr=3e-3, lora_alpha=16.0, warmup_steps=30, max_len=448,
                   n_train=20_000, n_val=64, eval_every=0),
     bench=dict(tasks=["reason", "code", "struct"], n_eval=100, seeds=[0, 1, 2]),
+    # what the one progress line says about the duration (an estimate from tokens/s on 2 quiet cores, not a budget)
+    about=dict(pretrain="about 20 min on 2 quiet cores", finetune="2-3 min on 2 quiet cores"),
 )
 FAMILY_SMOKE = dict(
     base=dict(FAMILY["base"], d_model=64, n_head=4, n_kv_head=2, n_decoder_layer=2, d_ff=170, block_size=512),
     pretrain=dict(FAMILY["pretrain"], steps=30, batch_size=8, block_size=128, warmup_steps=5, eval_every=0,
                   eval_bytes=2_000, ckpt_every=10),
     max_bytes={"api-docs": 200_000, "c-docs": 100_000, "stdlib-src": 200_000, "prose": 100_000, "tasks": 200_000},
-    finetune=dict(FAMILY["finetune"], steps=30, batch_size=8, warmup_steps=5, n_train=500, n_val=8),
+    finetune=dict(FAMILY["finetune"], steps=30, batch_size=8, warmup_steps=5, n_train=2000, n_val=8),
     bench=dict(FAMILY["bench"], n_eval=20, seeds=[0]),
+    about=dict(pretrain="seconds", finetune="seconds"),
 )
 AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 
@@ -260,7 +263,8 @@ PROFILES = {
                                                 d_ff=1024, block_size=2048),
                               pretrain=dict(FAMILY["pretrain"], steps=100_000, batch_size=64, block_size=512, lr=1e-3,
                                             warmup_steps=1000, eval_every=5000, eval_bytes=200_000),
-                              finetune=dict(FAMILY["finetune"], steps=5000, batch_size=32, n_train=200_000))},
+                              finetune=dict(FAMILY["finetune"], steps=5000, batch_size=32, n_train=200_000),
+                              about=dict(pretrain="overnight (hours; a GPU welcome)", finetune="about an hour"))},
     ),
 }
 

@@ -147,6 +147,24 @@ def test_lora_child_is_a_plain_checkpoint_with_the_adapter_beside(base, tmp_path
     assert moved and all(k.endswith(("proj.weight", "gate.weight", "up.weight", "down.weight")) for k in moved)
 
 
+def test_interrupted_lora_finetune_resumes_to_the_unbroken_child(base, tmp_path):
+    class Boom(Exception):
+        pass
+
+    def stop_at_10(rec):
+        if rec.get("step") == 10 and rec.get("kind") == "train":
+            raise Boom
+
+    unbroken = finetune(base, "chat", tmp_path / "a", steps=12, lora_rank=2)
+    with pytest.raises(Boom):
+        finetune(base, "chat", tmp_path / "b", steps=12, lora_rank=2, callback=stop_at_10)
+    assert (tmp_path / "b" / ADAPTER_RUN).is_dir() and not (tmp_path / "b" / "checkpoint.json").exists()
+    resumed = finetune(base, "chat", tmp_path / "b", steps=12, lora_rank=2)
+    a, b = load_checkpoint(unbroken)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_file(unbroken / ADAPTER_FILE).keys() == load_file(resumed / ADAPTER_FILE).keys()
+
+
 def _run_cli(argv, capsys):
     try:
         rc = main(argv)

@@ -152,7 +152,8 @@ def finetune(base: str | Path, task: str, out: str | Path, *, steps: int | None 
     what = f"LoRA rank {lora_rank} ({n_train / 1e3:.0f}k trainable parameters)" if lora_rank else \
         f"full fine-tuning ({n_train / 1e6:.2f}M parameters)"
     print(f"[finetune] {what} of {base} on task {task!r}: {steps} steps of {config.batch_size} pairs "
-          f"({len(pairs)} training pairs) -> {out}", file=sys.stderr, flush=True)
+          f"({len(pairs)} training pairs) -> {out}; the profile's {sizes['steps']} steps take "
+          f"{family_sizes(profile)['about']['finetune']}", file=sys.stderr, flush=True)
     extra = {"parent": parent, "finetune": rec}
     run = out / ADAPTER_RUN if lora_rank else out
     trainer = Trainer(model, tokenizer, config, task_batches(pairs, config.batch_size, seed), evaluate, out_dir=run,

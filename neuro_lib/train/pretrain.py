@@ -123,7 +123,8 @@ def pretrain(profile: str, out: str | Path | None = None, *, seconds: float | No
     print(f"[pretrain] {profile} base: Aeron decoder, {n_params / 1e6:.2f}M parameters, {budget_text} of "
           f"{p['batch_size']}x{p['block_size']} tokens on the mixture "
           + ", ".join(f"{n} {s.share:.0%}" for n, s in mixture.sources.items())
-          + f" -> {run}", file=sys.stderr, flush=True)
+          + f" -> {run}; the profile's {p['steps']} steps take {sizes['about']['pretrain']}", file=sys.stderr,
+          flush=True)
     trainer = Trainer(model, tokenizer, config, batches, evaluate, out_dir=run,
                       extra_config={"base_key": key, "tokenizer_spec": TOKENIZER},
                       info={"mixture": mixture.describe(), "profile": profile})
