@@ -108,6 +108,15 @@ def test_every_task_has_training_and_heldout_pairs():
     assert set(TASKS) == {"reason", "struct", "code", "reader", "chat"}
 
 
+@pytest.mark.slow
+def test_reader_pairs_hold_their_answer_and_split_by_section():
+    train, held = task_pairs("reader", 50, seed=0), task_pairs("reader", 50, seed=0, split="heldout")
+    assert train and held
+    assert {p.meta.section for p in train}.isdisjoint({p.meta.section for p in held})
+    for p in train + held:
+        assert p.source.startswith(b"Question: ") and p.source.endswith(b"\nAnswer:") and p.target
+
+
 def test_child_records_its_parent_and_is_refused_when_the_base_changes(base, tmp_path):
     parent = tmp_path / "base"
     shutil.copytree(base, parent)

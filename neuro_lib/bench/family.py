@@ -21,7 +21,8 @@ import torch
 from neuro_lib.bench.report import make_report
 from neuro_lib.checkpoint import checkpoint_id, load_checkpoint, read_config
 from neuro_lib.data.corpus import CACHE_DIR
-from neuro_lib.data.sft import MARK, task_pairs
+from neuro_lib.data.mixture import MIXTURE_SPEC
+from neuro_lib.data.sft import MARK, prompt_ids, task_pairs
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import get_profile
 from neuro_lib.train.finetune import finetune
@@ -38,6 +39,8 @@ def add_arguments(p):
     p.add_argument("--pretrain-steps", type=int, default=0, help="the base's steps (0 = the profile's)")
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tuning steps per arm (0 = the profile's)")
     p.add_argument("--lora-rank", type=int, default=0, help="also fine-tune the base with LoRA of this rank")
+    p.add_argument("--ablate-tasks", action="store_true",
+                   help="also a base pretrained without the task-template source (does the base help beyond them?)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
 
 
@@ -70,7 +73,7 @@ def score(model, task: str, profile: str, n: int, seed: int) -> dict:
         from neuro_lib.infer.engine import generate
         from neuro_lib.tokenizers import ByteTokenizer
         pairs = task_pairs("chat", n, seed=seed + 7, split="heldout")
-        right = [generate(model, ByteTokenizer(), [*p.source, MARK], max_new_tokens=len(p.target) + 8,
+        right = [generate(model, ByteTokenizer(), prompt_ids(p.source), max_new_tokens=len(p.target) + 8,
                           temperature=0.0, eos_id=MARK) == p.target for p in pairs]
         return {"score": sum(right) / len(right)}
     raise NeuroError(f"task {task!r} has no held-out score here; choose from {', '.join(SCORED)}")
@@ -95,6 +98,10 @@ def run(args) -> dict:
     arms = {"base": (base, 0), "scratch": (scratch, 0)}
     if args.lora_rank:
         arms[f"base+lora{args.lora_rank}"] = (base, args.lora_rank)
+    if args.ablate_tasks:
+        no_tasks = {k: v for k, v in MIXTURE_SPEC.items() if k != "tasks"}
+        arms["base without task templates"] = (pretrain(args.profile, steps=args.pretrain_steps or None,
+                                                        mixture=no_tasks), 0)
     root = CACHE_DIR / "family-bench"
     rows, per = [], {}
     base_cfg = read_config(base)
@@ -105,7 +112,7 @@ def run(args) -> dict:
     for task in tasks:
         for seed in seeds:
             for arm, (parent, rank) in arms.items():
-                out = root / f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}-{arm}-s{seed}-{steps}"
+                out = root / f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}-{arm.replace(' ', '-')}-s{seed}-{steps}"
                 child = finetune(parent, task, out, steps=steps, lora_rank=rank, seed=seed, profile=args.profile)
                 model = load_checkpoint(child)[0]
                 s = score(model, task, args.profile, n, seed)
@@ -122,7 +129,7 @@ def run(args) -> dict:
     config = {"profile": args.profile, "tasks": tasks, "seeds": seeds, "n_eval": n, "finetune_steps": steps,
               "pretrain_steps": base_cfg["step"], "base": str(base), "base_id": checkpoint_id(base),
               "model": base_cfg["model"], "finetune": sizes["finetune"], "mixture": base_cfg.get("mixture"),
-              "lora_rank": args.lora_rank,
+              "lora_rank": args.lora_rank, "arms": {a: str(p) for a, (p, _) in arms.items()},
               "eval": "held-out phrasing templates; reason: exact answer with the calculator; code: sandboxed output; "
                       "struct: constrained field accuracy; chat: exact reply"}
     return make_report("family", config, rows)

@@ -235,6 +235,10 @@ def build_mixture(spec: dict | None = None, max_bytes: dict | None = None) -> Mi
     unknown = sorted(set(spec) - set(SOURCES))
     if unknown:
         raise ValueError(f"unknown mixture source(s) {unknown}; known: {SOURCES}")
+    if not spec or any(not v > 0 for v in spec.values()):
+        raise ValueError("every mixture share must be positive (leave a source out instead)")
+    total = sum(spec.values())
+    spec = {k: v / total for k, v in spec.items()}  # shares of training bytes: they sum to 1
     sources = {}
     for name, share in spec.items():
         arr = source_tokens(name)

@@ -1,6 +1,7 @@
 """Prompt -> answer pairs for fine-tuning the base model, one entry per task, from the existing generators.
 
     pairs = task_pairs("reason", 1000, seed=0, split="train")   # [Pair(source=b"Ana has ...", target=b"CALL ...")]
+    generate(child, ByteTokenizer(), prompt_ids(pairs[0].source), eos_id=MARK, temperature=0)   # its answer
 
 Tasks (TASKS), each with a training split and a held-out one that fine-tuning never sees:
 - reason: word problem -> calculator plan (data/word_problems.py; held-out phrasings);
@@ -82,3 +83,8 @@ def _reader_pairs(n: int, seed: int, split: str) -> list[Pair]:
 def layout(pair: Pair) -> list[int]:
     """The token sequence a pair is trained as: source <s> target <end>."""
     return [*pair.source, MARK, *pair.target, MARK]
+
+
+def prompt_ids(source: bytes) -> list[int]:
+    """What a fine-tuned child is given to answer `source`: source <s>; it writes the answer and then MARK (eos)."""
+    return [*source, MARK]

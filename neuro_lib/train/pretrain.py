@@ -88,15 +88,19 @@ def _val_texts(mixture: Mixture, n: int) -> dict[str, bytes]:
 
 
 def pretrain(profile: str, out: str | Path | None = None, *, seconds: float | None = None, steps: int | None = None,
-             seed: int = 0, callback=None) -> Path:
-    """The run folder of the profile's base model, trained now if it is not there yet (or resumed)."""
+             seed: int = 0, mixture: dict | None = None, callback=None) -> Path:
+    """The run folder of the profile's base model, trained now if it is not there yet (or resumed). `mixture`
+    replaces the sampling shares of data/mixture.MIXTURE_SPEC (an ablation; part of the cache key)."""
     sizes = family_sizes(profile)
     p = sizes["pretrain"]
     if steps is not None and steps <= 0 or seconds is not None and seconds <= 0:
         raise NeuroError("the pretraining budget must be positive")
     if steps is not None and seconds is not None:
         raise NeuroError("give steps or seconds, not both")
-    mixture = build_mixture(max_bytes=sizes["max_bytes"])
+    try:
+        mixture = build_mixture(mixture, max_bytes=sizes["max_bytes"])
+    except ValueError as e:
+        raise NeuroError(str(e)) from None
     key = base_key(profile, mixture, seed, steps, seconds)
     run = Path(out) if out is not None else cache_path(profile, key)
     if _finished(run, key, steps or p["steps"], seconds):
