@@ -295,3 +295,29 @@ def test_lora_a_init_has_peft_scale():
     assert layer.lora_A.abs().max() <= bound and layer.lora_A.abs().max() > 0.9 * bound
     assert layer.lora_A.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)
     assert torch.count_nonzero(layer.lora_B) == 0
+
+
+# -- the bench suite ---------------------------------------------------------------------------------------------------
+def _bench_args(argv):
+    import argparse
+
+    from neuro_lib.bench import SUITES
+    p = argparse.ArgumentParser()
+    SUITES["family"].add_arguments(p)
+    return p.parse_args(argv)
+
+
+@pytest.mark.slow
+def test_bench_family_runs_base_and_scratch_arms(tmp_path, monkeypatch):
+    from neuro_lib.bench import family as bench
+    monkeypatch.setattr(pretrain_mod, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(bench, "CACHE_DIR", tmp_path)
+    with pytest.raises(NeuroError, match="unknown task 'poetry'"):
+        bench.run(_bench_args(["--tasks", "poetry"]))
+    report = bench.run(_bench_args(["--tasks", "chat", "--n", "2", "--finetune-steps", "3"]))
+    names = {r["name"]: r["value"] for r in report["results"]}
+    assert {"chat base seed 0", "chat scratch seed 0", "chat base - scratch"} <= set(names)
+    assert all(0 <= names[f"chat {arm} seed 0"] <= 1 for arm in ("base", "scratch"))
+    assert report["config"]["base_id"] == checkpoint_id(report["config"]["base"])
+    scratch = read_config(report["config"]["arms"]["scratch"])
+    assert scratch["step"] == 0 and scratch["model"] == read_config(report["config"]["base"])["model"]
