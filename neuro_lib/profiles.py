@@ -147,6 +147,32 @@ DDP = dict(tiny=DDP_TINY, tiny_batch=16, tiny_steps=50, model=dict(GPT_CPU), bat
            steps=300, powersgd_start=10, powersgd_ranks=[1, 4])
 DDP_SMOKE = dict(DDP, model=dict(GPT_CPU, n_layer=2, block_size=64), block_size=64, steps=20, powersgd_start=4)
 AERON_MODULES.update(AERON_LEARN)
+
+# The model family (train/pretrain.py, train/finetune.py, `neuro bench family`): one Aeron decoder base per profile,
+# vocabulary 257 (bytes + the answer/document marker of data/sft.py), pretrained for `pretrain.steps` on the mixture
+# of data/mixture.py (`max_bytes` caps a source: 0 = all of it); fine-tunes run `finetune.steps` on `n_train`
+# training-template pairs, `lora_lr` for LoRA children; the bench compares base vs scratch on `bench.tasks` with
+# `n_eval` held-out-template examples per task and `seeds`.
+FAMILY = dict(
+    base=dict(AERON_CPU, vocab_size=257),
+    pretrain=dict(steps=4000, batch_size=16, block_size=256, lr=3e-3, warmup_steps=100, eval_every=1000,
+                  eval_bytes=20_000, ckpt_every=0, ckpt_every_s=120.0),
+    max_bytes={"stdlib-src": 0},
+    finetune=dict(steps=600, batch_size=16, lr=1e-3, lora_lr=3e-3, lora_alpha=16.0, warmup_steps=30, max_len=448,
+                  n_train=20_000, n_val=64, eval_every=0),
+    bench=dict(tasks=["reason", "code", "struct"], n_eval=100, seeds=[0, 1, 2]),
+    # what the one progress line says about the duration (an estimate from tokens/s on 2 quiet cores, not a budget)
+    about=dict(pretrain="about 20 min on 2 quiet cores", finetune="2-3 min on 2 quiet cores"),
+)
+FAMILY_SMOKE = dict(
+    base=dict(FAMILY["base"], d_model=64, n_head=4, n_kv_head=2, n_decoder_layer=2, d_ff=170, block_size=512),
+    pretrain=dict(FAMILY["pretrain"], steps=30, batch_size=8, block_size=128, warmup_steps=5, eval_every=0,
+                  eval_bytes=2_000, ckpt_every=10),
+    max_bytes={"api-docs": 200_000, "c-docs": 100_000, "stdlib-src": 200_000, "prose": 100_000, "tasks": 200_000},
+    finetune=dict(FAMILY["finetune"], steps=30, batch_size=8, warmup_steps=5, n_train=2000, n_val=8),
+    bench=dict(FAMILY["bench"], n_eval=20, seeds=[0]),
+    about=dict(pretrain="seconds", finetune="seconds"),
+)
 AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 
 # `neuro bench export` (bench/export.py): a GPT trained for train_s seconds on windows of `window` bytes,
@@ -182,7 +208,7 @@ PROFILES = {
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
-               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE,
+               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE, "family": FAMILY_SMOKE,
                "export": dict(EXPORT, model=dict(GPT_CPU, n_layer=2, block_size=64), window=64, train_s=15,
                               eval_bytes=8_000, prompt_len=32, new_tokens=16, repeats=2)},
     ),
@@ -209,7 +235,7 @@ PROFILES = {
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
                "router": ROUTER, "expansion": EXPANSION,
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
-               "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT)},
+               "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT), "family": FAMILY},
     ),
     "full": Profile(
         name="full",
@@ -252,7 +278,13 @@ PROFILES = {
                "ddp": dict(DDP, model=dict(GPT_CPU, d_model=384, n_layer=6, n_head=6, d_ff=1536, block_size=256),
                            batch_size=64, block_size=256, steps=2000, powersgd_start=100),
                "export": dict(EXPORT, model=dict(GPT_CPU, d_model=384, n_layer=6, n_head=6, d_ff=1536, block_size=256),
-                              train_s=1800, window=256, prompt_len=128)},
+                              train_s=1800, window=256, prompt_len=128),
+               "family": dict(FAMILY, base=dict(FAMILY["base"], d_model=384, n_head=6, n_kv_head=2, n_decoder_layer=6,
+                                                 d_ff=1024, block_size=2048),
+                              pretrain=dict(FAMILY["pretrain"], steps=100_000, batch_size=64, block_size=512, lr=1e-3,
+                                            warmup_steps=1000, eval_every=5000, eval_bytes=200_000),
+                              finetune=dict(FAMILY["finetune"], steps=5000, batch_size=32, n_train=200_000),
+                              about=dict(pretrain="overnight (hours; a GPU welcome)", finetune="about an hour"))},
     ),
 }
 

@@ -8,7 +8,7 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import (aeron_modules, ddp, decode, experts, export, lm, rag, rnk, runtime, scaling, scan, search,
+from neuro_lib.bench import (aeron_modules, ddp, decode, experts, export, family, lm, rag, rnk, runtime, scaling, scan, search,
                              speculative, tokenizers, tools)
 from neuro_lib.bench import structured as json_suite
 
@@ -29,4 +29,5 @@ SUITES = {
     "runtime": runtime,
     "ddp": ddp,
     "export": export,
+    "family": family,
 }

@@ -7,6 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-from neuro_lib.commands import claims, export, nproc
+from neuro_lib.commands import claims, export, family, nproc
 
-COMMANDS: list = [nproc, export, claims]  # modules, in the order `neuro --help` lists them
+COMMANDS: list = [nproc, family, export, claims]  # modules, in the order `neuro --help` lists them
