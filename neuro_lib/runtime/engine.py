@@ -208,15 +208,15 @@ class RuntimeEngine:
                 trace[-1].note = (trace[-1].note + "; " if trace[-1].note else "") + "loop cut at budget"
                 return (f"the run was cut at its step budget of {self.step_budget} steps (node {looping[0]!r} "
                         f"ran {looping[1]} times)")
-            if trace and time.monotonic() >= run.deadline:
-                trace[-1].note = (trace[-1].note + "; " if trace[-1].note else "") + "cut at wall-clock budget"
-                return (f"the run was cut at its wall-clock budget of {self.wall_s:g} s after {len(trace)} steps "
-                        f"(node {run.visits.most_common(1)[0][0]!r} ran most often)")
             run.visits[node.id] += 1
             step, failure = self._step(node, run, len(trace) + 1)
             trace.append(step)
             if node.kind == "exit":
                 return failure
+            if time.monotonic() >= run.deadline:  # also when the step failed because its tool got only the rest
+                step.note = (step.note + "; " if step.note else "") + "cut at wall-clock budget"
+                return (f"the run was cut at its wall-clock budget of {self.wall_s:g} s after {len(trace)} steps "
+                        f"(node {run.visits.most_common(1)[0][0]!r} ran most often)")
             facts = run.facts(step.ok)
             spent = None
             for edge in g.out_edges[node.id]:

@@ -1,0 +1,277 @@
+"""Hostile inputs that used to hang or exhaust memory: each door has a bound and refuses in one sentence.
+
+Every test that could hang runs its work in a subprocess with a timeout (no pytest-timeout here), or
+against a server of its own on 127.0.0.1 with a bounded wait.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from neuro_lib.errors import NeuroError
+from neuro_lib.paths import REPO_ROOT
+
+CLI = [sys.executable, "-m", "neuro_lib.cli"]
+
+
+def _neuro(*args, timeout=60, **kw):
+    """`neuro ARGS` in a subprocess (so a hang is a failed test, not a stuck run)."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)}, **kw)
+
+
+def _one_sentence(err: str) -> None:
+    assert err.startswith("neuro: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# -- the keyword router ------------------------------------------------------------------------------------
+ROUTE_SNIPPET = """
+import sys, time
+from neuro_lib.runtime.router import KeywordRouter
+from neuro_lib.runtime.types import Query
+r = KeywordRouter()
+for text in (sys.argv[1] * int(sys.argv[2]),):
+    r.route(Query(text))
+print("routed")
+"""
+
+
+@pytest.mark.parametrize("unit", ["a", "f(", "what does ", "f(x" + " " * 50])
+def test_keyword_router_routes_a_megabyte_in_bounded_time(unit):
+    """The old `[a-z_]+\\(.*\\)` took about a minute on 120 KB; every rule is now linear."""
+    n = 1_000_000 // len(unit)
+    p = subprocess.run([sys.executable, "-c", ROUTE_SNIPPET, unit, str(n)], capture_output=True, text=True,
+                       timeout=60, cwd=REPO_ROOT, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0 and p.stdout.strip() == "routed", p.stderr
+
+
+def test_rewritten_rules_mean_what_the_old_ones_meant():
+    """The linear rules accept exactly the texts the quadratic ones accepted (random short texts)."""
+    import random
+    import re
+
+    from neuro_lib.runtime.router import KEYWORD_RULES
+
+    old = [r"[a-z_]+\(.*\)", r"\b(which (exception|function|class|method)|what does .* (do|return|raise))\b"]
+    new = [KEYWORD_RULES["code"][2], KEYWORD_RULES["retrieval"][1]]
+    pieces = ["a", "F", "(", ")", "\n", " ", "what does ", " do", " Return", "x_", "which class ", "1"]
+    rng = random.Random(0)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        for o, n in zip(old, new):
+            assert bool(re.search(o, text, re.I)) == bool(re.search(n, text, re.I)), (text, o)
+
+
+def test_engine_refuses_an_overlong_query_in_one_sentence():
+    from neuro_lib.runtime.engine import MAX_QUERY_CHARS, RuntimeEngine
+    from neuro_lib.runtime.graph import parse_graph
+
+    g = parse_graph({"name": "t", "entry": "c", "nodes": [{"id": "c", "kind": "tool", "tool": "calc",
+                                                          "args": {"expression": "1+1"}}, {"id": "x", "kind": "exit"}],
+                     "edges": [{"from": "c", "to": "x"}]})
+    r = RuntimeEngine(g).run("x" * (MAX_QUERY_CHARS + 1))
+    assert not r.ok and r.error == f"the query is {MAX_QUERY_CHARS + 1} characters long; the limit is {MAX_QUERY_CHARS}"
+    assert r.trace == []
+
+
+# -- the runtime's wall-clock budget -----------------------------------------------------------------------
+def _ring(step_budget=10_000, wall_s=None):
+    from neuro_lib.runtime.graph import parse_graph
+
+    doc = {"name": "ring", "entry": "a", "step_budget": step_budget,
+           "nodes": [{"id": "a", "kind": "tool", "tool": "python", "retries": 100,
+                      "args": {"code": "import time; time.sleep(0.2)"}},
+                     {"id": "b", "kind": "tool", "tool": "python", "retries": 100,
+                      "args": {"code": "import time; time.sleep(0.2)"}},
+                     {"id": "x", "kind": "exit"}],
+           "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}, {"from": "b", "to": "x"}]}
+    if wall_s is not None:
+        doc["wall_s"] = wall_s
+    return parse_graph(doc)
+
+
+def test_a_ring_of_sandboxed_tool_nodes_is_cut_at_the_wall_clock_budget():
+    """200 legal steps of 0.2 s each would take 40 s or more; the run ends failed at its budget, with a trace."""
+    from neuro_lib.runtime.engine import RuntimeEngine
+
+    engine = RuntimeEngine(_ring(), wall_s=1.5)
+    t0 = time.monotonic()
+    r = engine.run("go")
+    took = time.monotonic() - t0
+    assert not r.ok and r.error.startswith("the run was cut at its wall-clock budget of 1.5 s after ")
+    assert 2 <= len(r.trace) < 100 and "cut at wall-clock budget" in r.trace[-1].note
+    assert took < 1.5 + 10  # the step in progress gets no more than the time left (and sandbox start-up)
+
+
+def test_wall_budget_comes_from_the_graph_then_the_engine_default():
+    from neuro_lib.runtime.engine import DEFAULT_WALL_S, RuntimeEngine
+
+    assert RuntimeEngine(_ring(wall_s=7)).wall_s == 7
+    assert RuntimeEngine(_ring()).wall_s == DEFAULT_WALL_S
+    assert RuntimeEngine(_ring(wall_s=7), wall_s=2).wall_s == 2
+
+
+def test_settings_file_takes_wall_s(tmp_path):
+    from neuro_lib.runtime.config import load_config
+
+    (tmp_path / "neuro.yaml").write_text("wall_s: 12.5\n")
+    assert load_config(tmp_path / "neuro.yaml").wall_s == 12.5
+    (tmp_path / "neuro.yaml").write_text("wall_s: 0\n")
+    with pytest.raises(NeuroError, match="wall_s: 0 is less than or equal to the minimum of 0"):
+        load_config(tmp_path / "neuro.yaml")
+
+
+# -- JSON Schema patterns run on RE2 --------------------------------------------------------------------------
+def test_catastrophic_schema_pattern_validates_in_bounded_time(tmp_path):
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(a+)+$"}},
+              "patternProperties": {"^(b+)+$": {"type": "integer"}}}
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    (tmp_path / "d.json").write_text(json.dumps({"s": "a" * 5000 + "!", "b" * 5000 + "!": 1, "bb": "x"}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    p = _neuro("json", "validate", str(tmp_path / "d.json"), "--schema", str(tmp_path / "s.json"), timeout=60)
+    assert p.returncode == 1, p.stderr  # the document is invalid: a run that finished and found errors
+    assert "$.s: pattern:" in p.stdout and "$.bb: type:" in p.stdout and "Traceback" not in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == before
+
+
+def test_pattern_matching_agrees_with_python_re_where_both_run():
+    from neuro_lib.structured.verify import verify
+
+    schema = {"type": "object", "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}},
+              "patternProperties": {"^x_": {"type": "integer"}}}
+    assert verify({"zip": "12345", "x_a": 1}, schema) == []
+    errs = verify({"zip": "1234", "x_a": "no"}, schema)
+    assert [(e.path, e.rule) for e in errs] == [("$.x_a", "type"), ("$.zip", "pattern")]
+    assert verify({"zip": "\ud800"}, {"properties": {"zip": {"pattern": "^.$"}}}) == []  # a lone surrogate
+
+
+def test_a_pattern_re2_cannot_run_is_refused_in_one_sentence(tmp_path, capsys):
+    from neuro_lib.cli import main
+
+    (tmp_path / "s.json").write_text(json.dumps({"type": "string", "pattern": "(a)\\1"}))
+    (tmp_path / "d.json").write_text('"aa"')
+    assert main(["json", "validate", str(tmp_path / "d.json"), "--schema", str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err
+    _one_sentence(err)
+    assert "cannot be run by the linear-time regex engine" in err
+
+
+# -- the web reader: one deadline for connect, headers and body ------------------------------------------------
+@pytest.fixture
+def trickle_server():
+    """A server on 127.0.0.1 that answers every request with its status line, one byte every 0.1 s."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for b in b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: " + b"x" * 10_000:
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(bytes([b]))
+                    except OSError:
+                        break
+                    time.sleep(0.1)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}/"
+    stop.set()
+    t.join(5)
+    srv.close()
+
+
+def test_web_reader_deadline_covers_the_response_headers(trickle_server):
+    from neuro_lib.tools.web import WebReader
+
+    t0 = time.monotonic()
+    r = WebReader(allow=["127.0.0.1"], timeout_s=1.0).call({"url": trickle_server})
+    took = time.monotonic() - t0
+    assert not r.ok and r.error == "fetch took longer than 1 s"
+    assert took < 4  # one second of deadline, plus the last 0.1 s read
+
+
+def test_neuro_tool_fetch_against_a_trickling_server_exits_in_one_sentence(trickle_server):
+    t0 = time.monotonic()
+    p = _neuro("tool", "fetch", trickle_server, "--allow", "127.0.0.1", "--timeout", "1", timeout=60)
+    assert p.returncode == 2 and p.stderr == "neuro: error: fetch took longer than 1 s\n"
+    assert time.monotonic() - t0 < 30
+
+
+# -- YAML alias bombs and other hostile YAML ------------------------------------------------------------------
+BOMB = """\
+a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+@pytest.mark.parametrize("text, message", [
+    (BOMB, "expands to more than 100000 YAML nodes once its aliases are copied"),
+    ("a: &a [*a]\n", "has an alias that refers to itself"),
+    ("[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("x: 1\n" + "#" * (1 << 20) + "\n", "bytes; YAML files are read up to 1048576 bytes"),
+    (b"name: caf\xe9\n", "is not UTF-8 text"),
+])
+def test_hostile_yaml_is_refused_in_one_sentence(tmp_path, text, message):
+    from neuro_lib.yamlfile import load_yaml
+
+    p = tmp_path / "f.yaml"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(NeuroError, match=message):
+        load_yaml(p, "settings f.yaml")
+
+
+def test_yaml_aliases_within_the_cap_still_load(tmp_path):
+    from neuro_lib.yamlfile import load_yaml
+
+    p = tmp_path / "ok.yaml"
+    p.write_text("base: &b {k: 1}\nuse: [*b, *b]\n")
+    assert load_yaml(p, "ok.yaml") == {"base": {"k": 1}, "use": [{"k": 1}, {"k": 1}]}
+
+
+def test_every_yaml_read_in_the_package_goes_through_load_yaml():
+    offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "neuro_lib").rglob("*.py")
+                 if p.name != "yamlfile.py" and any(f"yaml.{f}(" in p.read_text() for f in
+                                                    ("load", "safe_load", "full_load", "unsafe_load", "load_all",
+                                                     "safe_load_all", "compose"))]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("door", ["graph", "config"])
+def test_alias_bomb_through_the_cli_is_one_sentence_and_exit_2(tmp_path, door, capsys):
+    """In process: the loader is bounded by construction (the hang-prone doors above run in subprocesses)."""
+    from neuro_lib.cli import main
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(BOMB)
+    args = ["graph", "show", str(bomb)] if door == "graph" else ["run", "--config", str(bomb), "hello"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    _one_sentence(err)
+    assert "alias bomb" in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == before
