@@ -7,25 +7,35 @@ killed and why, and the resources it used.
 
 Defence in depth, outermost first:
 1. namespace sandbox (isolation "namespace", when running as root and `unshare` works): new
-   mount, PID, network, IPC and UTS namespaces. No network (only a down loopback); every mount
-   remounted read-only; tmpfs over /root, /home and /tmp (the host's temp files and homes are not
-   visible); the Python installation re-mounted read-only; the work directory a small tmpfs of
-   `disk_mb`. The program is PID 1 of its namespace, so every process it leaves behind dies with it.
+   mount, PID, network, IPC and UTS namespaces. No network (only a down loopback); a new root
+   (pivot_root into a read-only tmpfs) that holds only what the interpreter needs: /usr and the
+   Python prefix read-only, /etc/ld.so.cache, /dev with four character devices, a private
+   /dev/shm of `shm_mb`, a private /proc, and the work directory, a tmpfs of `disk_mb`. The
+   program runs under PID 1 of its namespace, so every process it leaves behind dies with it.
+   Or (isolation "process") Landlock, where the kernel has it: reads beneath the interpreter's
+   prefix and the system libraries only, writes in the work directory only, no TCP, no signals
+   or abstract sockets out of the sandbox.
 2. an unprivileged user: as root, the program runs under a fresh uid (never 0, unique per run),
    so RLIMIT_NPROC counts only its processes, it cannot signal the host, cannot write the host's
    files, and everything it started is found and killed by uid afterwards.
 3. its own session and process group, killed as a group at the wall-clock limit, when the output
-   cap is passed, or when the work directory outgrows `disk_mb`.
+   cap is passed, or when the work directory (or, without Landlock, its /dev/shm files) outgrows
+   its cap.
 4. rlimits: CPU seconds (SIGXCPU, then SIGKILL one second later), address space, processes,
    file size, open files, no core dumps.
 5. a fresh temporary work directory (removed afterwards), a minimal environment (no host variable
    passes through), `python -I -S -B` (no site-packages, no PYTHON* variables, no .pyc writes).
 6. output read in chunks through non-blocking pipes, at most `output_bytes` kept per stream.
+7. lifetime: the child (the program, or `unshare`) gets SIGKILL when the host dies, by any signal
+   (a parent-death signal, set after the uid drop, which would clear it); SIGTERM to the host
+   first unwinds the clean-up below. A work directory's name carries the host's pid, so one left
+   by a host killed with SIGKILL is removed (and, as root, its uid's processes killed) when the
+   next host makes its first sandbox (`sweep_stale_workdirs`).
 
-Without root (or without `unshare`) only layers 3-6 apply (isolation "process"): network, the
-file system's world-readable and world-writable parts, and processes that leave the process
-group are then not contained; README.md's "Isolation" section lists this plainly, and every
-result names the level it got.
+Without root (or without `unshare`) only Landlock and layers 3-7 apply (isolation "process"):
+UDP, and without Landlock the network, the file system's world-readable and world-writable
+parts and /proc, and processes that leave the process group are then not contained; README.md's
+"Isolation" section lists this plainly, and every result names the level it got.
 
 Tests: tests/test_tools_sandbox.py (the hostile suite).  Bench: `neuro bench tools`.
 """
