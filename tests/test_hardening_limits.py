@@ -436,3 +436,40 @@ def test_neuro_tool_run_killed_by_sigterm_leaves_nothing(tmp_path):
     finally:
         p.kill()
         p.communicate()
+
+
+# -- a model that cannot fit fails in one sentence, before allocating ----------------------------------------------
+def test_memory_room_reads_the_address_space_limit():
+    snippet = ("import resource\nresource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
+               "from neuro_lib.memlimit import memory_room\nroom, bound = memory_room()\nprint(room, '|', bound)")
+    p = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+                       env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    room, bound = p.stdout.strip().split(" | ")
+    assert bound == "the address-space limit (RLIMIT_AS)" and 0 < int(room) < 2**30, p.stderr
+
+
+def test_a_model_too_large_for_the_limit_is_refused_before_allocating(monkeypatch):
+    import neuro_lib.memlimit as memlimit
+    from neuro_lib.models import build_model
+
+    monkeypatch.setattr(memlimit, "memory_room", lambda: (50 * 2**20, "the address-space limit (RLIMIT_AS)"))
+    big = dict(vocab_size=256, d_model=1024, n_layer=8, n_head=8, d_ff=4096, block_size=64, dropout=0.0)
+    with pytest.raises(NeuroError, match=r"^a gpt model of [\d,]+ float32 values needs about 0\.\d\d GiB, but the "
+                                         r"address-space limit \(RLIMIT_AS\) leaves 0\.05 GiB; use a smaller model"):
+        build_model("gpt", **big)
+    small = dict(big, d_model=32, n_layer=1, n_head=4, d_ff=64)
+    assert build_model("gpt", **small).num_params() > 0  # what fits still builds
+
+
+@pytest.mark.slow
+def test_a_model_too_large_under_a_real_rlimit_fails_in_one_sentence():
+    """A real RLIMIT_AS (not a patched bound): the refusal comes before torch tries to allocate."""
+    snippet = ("import resource\nfrom neuro_lib.memlimit import _status\nfrom neuro_lib.errors import NeuroError\n"
+               "from neuro_lib.models import build_model\nlimit = _status('VmSize') + 256 * 2**20\n"
+               "resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))\ntry:\n"
+               "    build_model('gpt', vocab_size=256, d_model=2048, n_layer=16, n_head=16, d_ff=8192, block_size=64)\n"
+               "except NeuroError as e:\n    print('refused:', e)\n")
+    p = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+                       env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.startswith("refused: a gpt model of ") and "address-space limit (RLIMIT_AS)" in p.stdout
