@@ -19,9 +19,10 @@ from pathlib import Path
 from neuro_lib.errors import NeuroError
 
 
-def _meminfo(key: str) -> int | None:
+def _kib_field(path: str, key: str) -> int | None:
+    """A "Key:   N kB" line of a /proc file, in bytes."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
@@ -30,13 +31,7 @@ def _meminfo(key: str) -> int | None:
 
 
 def _status(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _kib_field("/proc/self/status", key)
 
 
 def _read_int(path: Path) -> int | None:
@@ -78,7 +73,7 @@ def memory_room() -> tuple[int | None, str]:
     room = _cgroup_room()
     if room is not None:
         bounds.append((room, "the memory cgroup's limit"))
-    available = _meminfo("MemAvailable")
+    available = _kib_field("/proc/meminfo", "MemAvailable")
     if available is not None:
         bounds.append((available, "the memory available on this machine"))
     return min(bounds) if bounds else (None, "")

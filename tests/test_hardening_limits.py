@@ -76,9 +76,12 @@ def test_engine_refuses_an_overlong_query_in_one_sentence():
     g = parse_graph({"name": "t", "entry": "c", "nodes": [{"id": "c", "kind": "tool", "tool": "calc",
                                                           "args": {"expression": "1+1"}}, {"id": "x", "kind": "exit"}],
                      "edges": [{"from": "c", "to": "x"}]})
-    r = RuntimeEngine(g).run("x" * (MAX_QUERY_CHARS + 1))
+    from neuro_lib.runtime.memory import Memory
+
+    engine = RuntimeEngine(g, memory=Memory(None, 4))
+    r = engine.run("x" * (MAX_QUERY_CHARS + 1))
     assert not r.ok and r.error == f"the query is {MAX_QUERY_CHARS + 1} characters long; the limit is {MAX_QUERY_CHARS}"
-    assert r.trace == []
+    assert r.trace == [] and engine.memory.short.turns() == []  # refused input is not remembered
 
 
 # -- the runtime's wall-clock budget -----------------------------------------------------------------------

@@ -159,6 +159,7 @@ class RuntimeEngine:
         run = _Run(q, deadline=time.monotonic() + self.wall_s)
         trace: list[TraceStep] = []
         error = self._check_input(q)
+        refused = error is not None  # refused input (empty, too long, unknown schema) is not remembered
         if error is None:
             error = self._walk(run, trace)
         answer = run.answer
@@ -171,7 +172,7 @@ class RuntimeEngine:
         if error is None and rejected and not run.memory_hit:  # retries spent: the answer stays, marked failed
             ok, error = False, "the judge rejected the answer: " + "; ".join(
                 f"{s}: {v.reason or v.method}" for s, v in rejected.items())
-        if self.memory is not None and q.text:
+        if self.memory is not None and not refused:
             self.memory.short.add("user", q.text)
             if answer is not None:
                 self.memory.short.add("assistant", answer.text)
