@@ -416,6 +416,7 @@ class PythonSandbox(Tool):
                              "pivot_root)")
         self.isolation = ("namespace" if namespace_available() else "process") if isolation == "auto" else isolation
         self.limits = limits or Limits()
+        _libc()  # loaded here, in the host: the child calls prctl between fork and exec, where dlopen may deadlock
         self.landlock = self.isolation == "process" and landlock_abi() >= 1 if landlock is None else bool(landlock)
         if self.landlock and self.isolation == "process" and landlock_abi() < 1:
             raise NeuroError("Landlock is not available in this kernel (Linux 5.13 or later with Landlock enabled)")
@@ -546,42 +547,50 @@ class PythonSandbox(Tool):
             except ProcessLookupError:
                 pass
 
-        while sel.get_map():
-            now = time.monotonic()
-            if now - t0 > lim.wall_s:
-                kill("wall", f"wall-clock limit of {lim.wall_s:g} s")
-            # once the program has exited, take what is already in the pipes and stop: a descendant that
-            # escaped the group may hold them open (it dies by uid, or with the PID namespace, below)
-            if status is None:  # reaped here, not by Popen.poll, to keep the rusage
-                pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    status, usage = st, ru
-            exited = status is not None
-            events = sel.select(timeout=0 if exited else 0.05)
-            if exited and not events:
-                break
-            for key, _ in events:
-                try:
-                    chunk = os.read(key.fileobj.fileno(), 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    continue
-                name = key.data
-                seen[name] += len(chunk)
-                if name == "stderr":
-                    stderr_tail = (stderr_tail + chunk)[-256:]
-                room = lim.output_bytes - len(out[name])
-                out[name] += chunk[:max(room, 0)]
-                if seen[name] > lim.output_bytes:
-                    kill("output", f"{name} passed the {lim.output_bytes}-byte output cap")
-            if not namespace and now - last_disk_check > 0.05:  # the namespace's tmpfs has its own cap
-                last_disk_check = now
-                if _dir_bytes(work) > lim.disk_mb * 1024 * 1024:
-                    kill("disk", f"work directory passed {lim.disk_mb} MiB")
-                if shm_before is not None and _shm_bytes(shm_owner, shm_before) > lim.shm_mb * 1024 * 1024:
-                    kill("disk", f"/dev/shm use passed {lim.shm_mb} MiB")
+        try:
+            while sel.get_map():
+                now = time.monotonic()
+                if now - t0 > lim.wall_s:
+                    kill("wall", f"wall-clock limit of {lim.wall_s:g} s")
+                # once the program has exited, take what is already in the pipes and stop: a descendant that
+                # escaped the group may hold them open (it dies by uid, or with the PID namespace, below)
+                if status is None:  # reaped here, not by Popen.poll, to keep the rusage
+                    pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+                    if pid:
+                        status, usage = st, ru
+                exited = status is not None
+                events = sel.select(timeout=0 if exited else 0.05)
+                if exited and not events:
+                    break
+                for key, _ in events:
+                    try:
+                        chunk = os.read(key.fileobj.fileno(), 65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        continue
+                    name = key.data
+                    seen[name] += len(chunk)
+                    if name == "stderr":
+                        stderr_tail = (stderr_tail + chunk)[-256:]
+                    room = lim.output_bytes - len(out[name])
+                    out[name] += chunk[:max(room, 0)]
+                    if seen[name] > lim.output_bytes:
+                        kill("output", f"{name} passed the {lim.output_bytes}-byte output cap")
+                if not namespace and now - last_disk_check > 0.05:  # the namespace's tmpfs has its own cap
+                    last_disk_check = now
+                    if _dir_bytes(work) > lim.disk_mb * 1024 * 1024:
+                        kill("disk", f"work directory passed {lim.disk_mb} MiB")
+                    if shm_before is not None and _shm_bytes(shm_owner, shm_before) > lim.shm_mb * 1024 * 1024:
+                        kill("disk", f"/dev/shm use passed {lim.shm_mb} MiB")
+        except BaseException:  # SIGINT/SIGTERM in the host: the group dies before the clean-up
+            kill("host", "the host was interrupted")
+            try:
+                proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, ChildProcessError):
+                pass
+            raise
         sel.close()
         for stream in (proc.stdout, proc.stderr):
             stream.close()
