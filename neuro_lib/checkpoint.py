@@ -41,6 +41,7 @@ from safetensors.torch import save as save_safetensors
 
 from neuro_lib.atomic import DISK_ERRNOS, disk_error, fsync_dir, fsync_file, write_atomic
 from neuro_lib.errors import NeuroError
+from neuro_lib.memlimit import check_fits
 from neuro_lib.models import ARCHS, arch_of, build_model, upgrade_config
 from neuro_lib.tokenizers import load_tokenizer
 
@@ -199,6 +200,9 @@ def load_checkpoint(path, map_location="cpu"):
     folder = Path(cfg["folder"])
     if cfg["arch"] not in ARCHS:
         raise NeuroError(f"checkpoint {folder} has unknown arch {cfg['arch']!r}")
+    weights = folder / "model.safetensors"
+    if weights.is_file():  # reading the weights holds a second copy beside the model's own
+        check_fits(2 * weights.stat().st_size, f"checkpoint {folder} (model and weights file)")
     model = build_model(cfg["arch"], **cfg["model"])
     load_weights(model, folder)
     model.to(map_location)

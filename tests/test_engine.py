@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuro_lib.infer.engine import Cursor, Engine, Sampling, generate
+from neuro_lib.infer.engine import Cursor, Engine, Sampling, cut_at_stop, generate
 from neuro_lib.infer.sampling import repetition_penalty
 from neuro_lib.models import build_model
 from neuro_lib.tokenizers.byte import ByteTokenizer
@@ -82,6 +82,43 @@ def test_stop_sequences_cut_the_text():
     full = generate(model, tok, "q", 30, temperature=0)
     stop = full[5:7]
     assert generate(model, tok, "q", 30, temperature=0, stop=[stop]) == full[:full.find(stop)]
+
+
+class CountingBytes(ByteTokenizer):
+    """A byte tokenizer that counts how many ids its decode is handed (the stop check's cost)."""
+
+    def __init__(self):
+        super().__init__()
+        self.decoded_ids = 0
+
+    def decode(self, ids):
+        ids = list(ids)
+        self.decoded_ids += len(ids)
+        return super().decode(ids)
+
+
+@pytest.mark.parametrize("arch", ["gpt", "mamba"])
+def test_stop_check_gives_the_same_text_as_cutting_the_whole_row(arch):
+    """The incremental stop check cuts where the old one did: before the first occurrence in the full text,
+    for stops of one byte, of several bytes, overlapping each other, spanning token boundaries, or absent."""
+    model, tok = tiny(arch), ByteTokenizer()
+    prompts = ["q", "hello", "x"]
+    full = Engine(model, tok).generate(prompts, Sampling(max_new_tokens=40, temperature=0))
+    for stops in ([full[0][3:4]], [full[0][5:9]], [full[1][2:6], full[1][4:5]], [full[2][10:13], b"\xff\xfe"],
+                  [b"never-there"]):
+        got = Engine(model, tok).generate(prompts, Sampling(max_new_tokens=40, temperature=0, stop=tuple(stops)))
+        assert got == [cut_at_stop(t, tuple(stops))[0] for t in full]
+
+
+def test_stop_check_decodes_each_token_once_not_the_whole_row():
+    """Behavioural, not timed: over n generated tokens the stop check decodes n ids (linear), where decoding
+    the whole row at every token decoded n (n + 1) / 2."""
+    model, tok = tiny("gpt"), CountingBytes()
+    n = 60
+    engine = Engine(model, tok)
+    ids = [t.id for t in engine.stream("q", Sampling(max_new_tokens=n, temperature=0, stop=(b"never-there",)))]
+    assert len(ids) == n
+    assert tok.decoded_ids <= n + len("q")  # the prompt is not decoded; at most the new ids, each once
 
 
 class OnlyVowels:

@@ -118,8 +118,11 @@ def test_writing_outside_the_work_dir(level, tmp_path):
     code = ("import os\nfor p in %r + ['../escape-%s']:\n    try:\n        open(p, 'w').write('x')\n"
             "        print('wrote', p)\n    except OSError as e:\n        print('refused', p, e.errno)\n" % (targets, token))
     r = run(level, code, outside=targets + [f"/tmp/escape-{token}"])
-    if level == "namespace":  # everything outside the work dir is read-only
-        assert "wrote" not in r.value["stdout"]
+    wrote = [line.split()[1] for line in r.value["stdout"].splitlines() if line.startswith("wrote")]
+    if level == "namespace":  # everything outside the work dir is read-only, but for its private /dev/shm
+        assert wrote in ([], [f"/dev/shm/neuro-escape-{token}"])
+    elif r.value["landlock"]:  # Landlock: nothing outside the work dir can be opened for writing
+        assert wrote == []
     else:  # world-writable places are writable by any uid: the files are removed after the run
         assert any(token in p for p in r.value["stray_files_removed"])
 
@@ -228,3 +231,60 @@ def test_schema_errors_are_results():
     assert not r.ok and "invalid arguments" in r.error
     r = PythonSandbox(isolation="process").call({"code": "pass", "timeout_s": -1})
     assert not r.ok and "invalid arguments" in r.error
+
+
+def test_host_files_are_out_of_reach(level, tmp_path):
+    """A file in a temp dir of the host, the checkout, the homes: not readable (namespace: not mounted at all;
+    process: Landlock grants reads beneath the interpreter's prefix and the system libraries only)."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    targets = [str(secret), str(Path(__file__).resolve()), "/etc/hostname", "/root"]
+    code = ("import os\nfor p in %r:\n    try:\n        print('read', p, os.listdir(p) if os.path.isdir(p) "
+            "else open(p).read()[:20])\n    except OSError as e:\n        print('refused', p, e.errno)\n" % targets)
+    v = run(level, code).value
+    if level == "process" and not v["landlock"]:
+        pytest.skip("without Landlock, process isolation reaches every world-readable file (README, Isolation)")
+    assert "host secret" not in v["stdout"] and "read " + str(secret) not in v["stdout"]
+    assert all(line.startswith("refused") or line.startswith("read /root [") for line in v["stdout"].splitlines())
+
+
+def test_host_processes_are_out_of_sight(level):
+    """No command line of a host process can be read: the namespace has its own /proc, the process level under
+    Landlock cannot open /proc at all."""
+    code = ("import os\nseen, pids = [], []\ntry:\n    pids = [int(p) for p in os.listdir('/proc') if p.isdigit()]\n"
+            "except OSError as e:\n    print('no /proc', e.errno)\n"
+            f"for p in pids + [{os.getpid()}]:\n    try:\n"
+            "        seen.append(open(f'/proc/{p}/cmdline', 'rb').read())\n    except OSError:\n        pass\n"
+            f"print(len(pids), any(b'pytest' in c for c in seen), {os.getpid()} in pids)")
+    v = run(level, code).value
+    if level == "process" and not v["landlock"]:
+        pytest.skip("without Landlock, process isolation shows every host process in /proc (README, Isolation)")
+    last = v["stdout"].split("\n")[-2].split()
+    assert last[1:] == ["False", "False"] and int(last[0]) <= 3, v["stdout"]
+
+
+@pytest.mark.parametrize("landlock", [True, False])
+def test_dev_shm_cannot_be_filled(level, landlock):
+    """The host's RAM-backed /dev/shm: the namespace has a private one of `shm_mb`; at process level Landlock
+    denies it, and without Landlock the run is killed once its files there pass `shm_mb`."""
+    from neuro_lib.tools.sandbox import landlock_abi
+
+    if level == "namespace" and not landlock:
+        pytest.skip("the namespace level does not use Landlock")
+    if level == "process" and landlock and landlock_abi() < 1:
+        pytest.skip("this kernel has no Landlock")
+    token = uuid.uuid4().hex
+    code = ("import os, time\nwritten = 0\ntry:\n    for i in range(64):\n"
+            f"        with open(f'/dev/shm/neuro-fill-{token}-{{i}}', 'wb') as f:\n"
+            "            f.write(b'x' * 2**20)\n        written += 1\n        time.sleep(0.01)\n"
+            "except OSError as e:\n    print('stopped', e.errno)\nprint('written', written)")
+    sandbox = PythonSandbox(isolation=level, landlock=landlock if level == "process" else None,
+                            limits=Limits(**{**LIMITS.__dict__, "shm_mb": 4, "wall_s": 10.0, "cpu_s": 5}))
+    v = sandbox.call({"code": code}).value
+    assert not list(Path("/dev/shm").glob(f"neuro-fill-{token}-*")), "files left in the host's /dev/shm"
+    if level == "namespace":  # its private tmpfs is full at shm_mb
+        assert "stopped 28" in v["stdout"] and int(v["stdout"].split()[-1]) <= 4
+    elif landlock:
+        assert v["stdout"] == "stopped 13\nwritten 0\n"
+    else:
+        assert v["killed_by"] == "disk" and "/dev/shm" in v["reason"]

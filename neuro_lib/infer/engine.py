@@ -148,6 +148,12 @@ class Engine:
         out: list[list[int]] = [[] for _ in range(B)]
         active = [params.max_new_tokens > 0] * B
         forced_fn = getattr(processor, "forced", None)
+        # The stop check reads only what is new: a stop sequence first found at this token ends in its bytes
+        # and starts at most len(stop) - 1 bytes earlier, so each row keeps that many trailing bytes and
+        # decodes just the new tokens (every tokenizer decodes token by token: decode(a + b) is
+        # decode(a) + decode(b)). Decoding the whole row at every token was quadratic in the output length.
+        keep = max((len(s) for s in params.stop), default=1) - 1
+        tails = [b""] * B
         while any(active):
             feeds: dict[int, list[int]] = {}
             for b in (b for b in range(B) if active[b]):
@@ -169,7 +175,11 @@ class Engine:
                     yield tok
                 out[b] += [tok.id for tok in new]
                 contexts[b] += [tok.id for tok in new]
-                stopped = ended or (cut_at_stop(self.tokenizer.decode(out[b]), params.stop)[1] if params.stop else False)
+                stopped = ended
+                if params.stop and not stopped:
+                    window = tails[b] + self.tokenizer.decode([tok.id for tok in new])
+                    stopped = any(stop in window for stop in params.stop)
+                    tails[b] = window[len(window) - keep:] if keep else b""
                 if stopped or len(out[b]) >= params.max_new_tokens:
                     active[b] = False
                 else:

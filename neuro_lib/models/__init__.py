@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from neuro_lib.errors import NeuroError
+from neuro_lib.memlimit import check_fits
 from neuro_lib.models.aeron import Aeron, AeronConfig
 from neuro_lib.models.aeron.config import SEED_NAMES
 from neuro_lib.models.base import LanguageModel, renamed
@@ -56,7 +59,29 @@ def build_model(arch: str, **config) -> LanguageModel:
         cfg = cfg_cls(**config)
     except (ValueError, TypeError) as e:
         raise NeuroError(f"invalid {arch} config: {e}") from None
-    return model_cls(cfg)
+    n_bytes = model_bytes(model_cls, cfg)
+    if n_bytes is not None:  # a model that cannot fit fails in one sentence, before any allocation
+        check_fits(n_bytes, f"a {arch} model of {n_bytes // 4:,} float32 values")
+    try:
+        return model_cls(cfg)
+    except MemoryError:
+        raise NeuroError(f"a {arch} model of this config does not fit in memory") from None
+    except RuntimeError as e:
+        if "allocate" not in str(e):
+            raise
+        raise NeuroError(f"a {arch} model of this config does not fit in memory ({' '.join(str(e).split())[:120]})"
+                         ) from None
+
+
+def model_bytes(model_cls, cfg) -> int | None:
+    """Bytes of a model's parameters and buffers, counted on the meta device (no memory is allocated);
+    None when the model cannot be built there."""
+    try:
+        with torch.device("meta"):
+            model = model_cls(cfg)
+    except Exception:  # noqa: BLE001 - the real build below reports any real problem
+        return None
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
 def arch_of(model: LanguageModel) -> str:

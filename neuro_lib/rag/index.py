@@ -31,6 +31,7 @@ import torch
 
 from neuro_lib.data.corpus import Corpus, load_corpus
 from neuro_lib.errors import NeuroError
+from neuro_lib.memlimit import check_fits
 from neuro_lib.progress import Progress
 from neuro_lib.rag.bm25 import BM25Retriever
 from neuro_lib.rag.dense import DenseRetriever, EncoderConfig, HashEncoder, contrastive_batches
@@ -174,6 +175,7 @@ def load_index(path, corpus: str | None = None) -> RagIndex:
     text = load_corpus(meta["corpus"])
     if text.sha256 != meta["corpus_sha256"]:
         raise NeuroError(f"corpus {meta['corpus']!r} has changed since index {path} was built; rebuild the index")
+    check_fits(index_size_bytes(path)["total"], f"index {path}")  # what is read below, before reading it
     passages = [Passage(**json.loads(line)) for line in (path / "passages.jsonl").read_text().splitlines()]
     questions = [Question(**json.loads(line)) for line in (path / "questions.jsonl").read_text().splitlines()]
     bm25 = BM25Retriever.load(path / "bm25", len(passages))

@@ -11,6 +11,7 @@ read it) and the one place an engine is wired from settings.
     window: 8                  # short-term memory: the last N turns go into each query's context
     threshold: 0.5             # the keyword router's complexity threshold: at or above it, the slow path
     step_budget: null          # null: the graph's own
+    wall_s: null               # seconds per run; null: the graph's own, else the engine's default (300)
     ollama: null               # or {model: qwen2.5:0.5b, url: http://127.0.0.1:11434, skills: [chat]}
 
 Tests: tests/test_cli_runtime.py.
@@ -25,6 +26,7 @@ import yaml
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.runtime.types import SKILLS
+from neuro_lib.yamlfile import load_yaml
 
 CONFIG_SCHEMA = {
     "type": "object", "additionalProperties": False,
@@ -32,6 +34,7 @@ CONFIG_SCHEMA = {
         "graph": {"type": "string", "minLength": 1}, "profile": {"type": "string", "minLength": 1},
         "memory": {"type": ["string", "null"], "minLength": 1}, "window": {"type": "integer", "minimum": 1},
         "threshold": {"type": "number", "minimum": 0}, "step_budget": {"type": ["integer", "null"], "minimum": 1},
+        "wall_s": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "ollama": {"type": ["object", "null"], "additionalProperties": False, "required": ["model"], "properties": {
             "model": {"type": "string", "minLength": 1}, "url": {"type": "string", "minLength": 1},
             "skills": {"type": "array", "items": {"enum": list(SKILLS)}, "minItems": 1},
@@ -48,6 +51,7 @@ class RuntimeConfig:
     window: int = 8
     threshold: float = 0.5
     step_budget: int | None = None
+    wall_s: float | None = None
     ollama: dict | None = None
 
     def to_yaml(self) -> str:
@@ -59,10 +63,7 @@ def load_config(path: str | Path) -> RuntimeConfig:
     p = Path(path)
     if not p.is_file():
         raise NeuroError(f"config file {p} does not exist (neuro init writes one)")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise NeuroError(f"config file {p} is not valid YAML: {' '.join(str(e).split())}") from None
+    doc = load_yaml(p, f"config file {p}") or {}
     err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc))
     if err is not None:
         where = "/".join(str(x) for x in err.absolute_path) or "the top level"
@@ -88,7 +89,7 @@ def build_engine(cfg: RuntimeConfig, experts: dict | None = None):
     graph = load_graph(cfg.graph)  # a bad graph fails before any expert is built
     router = KeywordRouter(KeywordRouterConfig(threshold=cfg.threshold))
     memory = Memory(cfg.memory, cfg.window)
-    kwargs = dict(memory=memory, router=router, step_budget=cfg.step_budget)
+    kwargs = dict(memory=memory, router=router, step_budget=cfg.step_budget, wall_s=cfg.wall_s)
     extra = {}
     if cfg.ollama:
         from neuro_lib.runtime.ollama import OllamaConfig, OllamaExpert

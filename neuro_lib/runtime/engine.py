@@ -22,7 +22,9 @@ A trace step's `ok` says whether its node did its work (an expert that raised, a
 expert that answered but could not finish (ExpertAnswer.ok False) is shown in the step's output, and the
 run's Result is then failed with the expert's error. Nothing escapes `run` as an exception: bad input (empty query, unknown schema id), an expert or judge
 that raises, a tool error mid-graph, no edge to follow, a spent retry budget, or the step budget cut
-(loops) all end in a Result with ok=False, a one-sentence error and the trace so far. The graph is loaded
+(loops), the wall-clock budget (`wall_s`: a run that takes longer, say a ring of sandboxed tool calls, is cut
+after the step in progress, and a tool that takes a timeout gets no more than the time left) all end in a
+Result with ok=False, a one-sentence error and the trace so far. The graph is loaded
 and checked once, in the constructor; a run only walks it.
 
 Tests: tests/test_runtime_engine.py.
@@ -45,6 +47,8 @@ from neuro_lib.runtime.types import (Expert, ExpertAnswer, Query, Result, Route,
 SKILL_EXPERTS = {"math": "reason-mini", "json": "struct-mini", "code": "code-mini", "retrieval": "retrieval",
                  "chat": "general"}
 Judge = Callable[[Query, ExpertAnswer, str], Verdict]
+MAX_QUERY_CHARS = 100_000  # a query is a question, not a document; longer ones are refused in one sentence
+DEFAULT_WALL_S = 300.0     # wall-clock budget of one run; a graph or the settings file may set another
 
 
 def sentence(text: Any) -> str:
@@ -66,6 +70,7 @@ class _Run:
     last: dict[str, str] = field(default_factory=dict)               # task -> its last attempt's text
     stalled: set[str] = field(default_factory=set)                   # nodes whose retry changed nothing
     note: str = ""                                                   # a node's remark for its trace step
+    deadline: float = float("inf")                                   # time.monotonic() when the run is cut
 
     def facts(self, ok: bool) -> dict:
         skills = self.route.skills if self.route else []
@@ -96,7 +101,7 @@ class RuntimeEngine:
     def __init__(self, graph: str | Graph = "default", experts: dict[str, Expert] | None = None,
                  router: Router | None = None, judge: Judge | None = None, memory: Memory | None = None,
                  skill_experts: dict[str, str] | None = None, fallback_expert: str = "general",
-                 step_budget: int | None = None):
+                 step_budget: int | None = None, wall_s: float | None = None):
         self.graph = graph if isinstance(graph, Graph) else load_graph(graph)
         self.experts = dict(experts or {})
         self.router = router or KeywordRouter()
@@ -105,6 +110,9 @@ class RuntimeEngine:
         self.skill_experts = {**SKILL_EXPERTS, **(skill_experts or {})}
         self.fallback_expert = fallback_expert
         self.step_budget = step_budget or self.graph.step_budget
+        # the step budget bounds the number of steps, not their length (a ring of tool nodes may legally
+        # run the sandbox thousands of times): a run is also cut at this many seconds
+        self.wall_s = float(wall_s or self.graph.wall_s or DEFAULT_WALL_S)
         self._schemas_seen: set[str] = set()
         self._check_wiring()
 
@@ -148,9 +156,10 @@ class RuntimeEngine:
                     schema_id=q.schema_id or schema_id, context=list(q.context))
         if self.memory is not None:
             q.context = self.memory.short.turns() + q.context
-        run = _Run(q)
+        run = _Run(q, deadline=time.monotonic() + self.wall_s)
         trace: list[TraceStep] = []
         error = self._check_input(q)
+        refused = error is not None  # refused input (empty, too long, unknown schema) is not remembered
         if error is None:
             error = self._walk(run, trace)
         answer = run.answer
@@ -163,7 +172,7 @@ class RuntimeEngine:
         if error is None and rejected and not run.memory_hit:  # retries spent: the answer stays, marked failed
             ok, error = False, "the judge rejected the answer: " + "; ".join(
                 f"{s}: {v.reason or v.method}" for s, v in rejected.items())
-        if self.memory is not None and q.text:
+        if self.memory is not None and not refused:
             self.memory.short.add("user", q.text)
             if answer is not None:
                 self.memory.short.add("assistant", answer.text)
@@ -177,6 +186,8 @@ class RuntimeEngine:
     def _check_input(self, q: Query) -> str | None:
         if not q.text:
             return "the query is empty"
+        if len(q.text) > MAX_QUERY_CHARS:
+            return f"the query is {len(q.text)} characters long; the limit is {MAX_QUERY_CHARS}"
         if q.schema_id is None:
             return "a JSON answer needs a schema id (schema_id=..., or --schema ID)" if q.wants_json else None
         if q.schema_id not in self._schemas_seen:  # read and meta-checked once per engine, not per run
@@ -203,6 +214,10 @@ class RuntimeEngine:
             trace.append(step)
             if node.kind == "exit":
                 return failure
+            if time.monotonic() >= run.deadline:  # also when the step failed because its tool got only the rest
+                step.note = (step.note + "; " if step.note else "") + "cut at wall-clock budget"
+                return (f"the run was cut at its wall-clock budget of {self.wall_s:g} s after {len(trace)} steps "
+                        f"(node {run.visits.most_common(1)[0][0]!r} ran most often)")
             facts = run.facts(step.ok)
             spent = None
             for edge in g.out_edges[node.id]:
@@ -346,7 +361,12 @@ class RuntimeEngine:
         fill = {"query": run.query.text, "answer": run.answer.text if run.answer else ""}
         args = {k: v.format_map(fill) if isinstance(v, str) else v for k, v in node.params["args"].items()}
         tool = node.params["tool"]
-        r = get_tool(tool).call(args)
+        impl = get_tool(tool)
+        left = max(run.deadline - time.monotonic(), 0.01)
+        asked = args.get("timeout_s", getattr(getattr(impl, "limits", None), "wall_s", None))
+        if "timeout_s" in impl.schema.get("properties", {}) and (asked is None or asked > left):
+            args["timeout_s"] = left  # a tool call may not outlast the run's wall-clock budget
+        r = impl.call(args)
         call = ToolCall(tool, args, r.ok, r.value, r.error, r.timings.get("total_s", 0.0))
         if not r.ok:
             raise _StepFailed(f"tool {tool!r} at node {node.id!r} failed: {r.error}")

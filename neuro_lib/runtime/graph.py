@@ -9,6 +9,7 @@ The format (data/graphs/graph.schema.json is the schema; README "Runtime" has an
     name: default
     entry: route                 # the one entry node
     step_budget: 24              # steps per run; a run that needs more is cut ("loop cut at budget")
+    wall_s: 300                  # optional: seconds per run; a run that takes longer is cut after its step
     nodes:
       - {id: route, kind: router}
       - {id: solve, kind: expert, skills: all, retries: 2}   # re-entered at most twice
@@ -47,11 +48,11 @@ from typing import Callable
 
 import jsonschema
 import networkx as nx
-import yaml
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.paths import REPO_ROOT
 from neuro_lib.runtime.types import PATHS, SKILLS
+from neuro_lib.yamlfile import load_yaml
 
 GRAPH_DIR = REPO_ROOT / "data" / "graphs"
 SCHEMA_FILE = GRAPH_DIR / "graph.schema.json"
@@ -92,6 +93,7 @@ class Graph:
     edges: list[Edge]
     description: str = ""
     source: str = ""                       # the file it came from
+    wall_s: float | None = None            # a run's wall-clock budget; None: the engine's default
     out_edges: dict[str, list[Edge]] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -188,15 +190,7 @@ def _validator() -> jsonschema.Draft202012Validator:
 def load_graph(name_or_path: str | Path) -> Graph:
     """Read, schema-check and structure-check a graph file; NeuroError (one sentence) when it is bad."""
     p = graph_path(name_or_path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise NeuroError(f"graph {p.name} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    except UnicodeDecodeError:
-        raise NeuroError(f"graph {p.name} is not UTF-8 text") from None
-    return parse_graph(doc, source=str(p))
+    return parse_graph(load_yaml(p, f"graph {p.name}"), source=str(p))
 
 
 def _where(path) -> str:
@@ -252,7 +246,7 @@ def parse_graph(doc, source: str = "<dict>") -> Graph:
     if entry not in nodes:
         raise fail(f"the entry {entry!r} is not a node")
     graph = Graph(doc["name"], entry, doc.get("step_budget", DEFAULT_STEP_BUDGET), nodes, edges,
-                  doc.get("description", ""), source)
+                  doc.get("description", ""), source, doc.get("wall_s"))
     _check_structure(graph, fail)
     return graph
 

@@ -31,6 +31,14 @@ class Router(Protocol):
     def route(self, query: Query) -> Route: ...
 
 
+# Every rule must run in time linear in the query's length (a hostile 1 MB line must not stall routing):
+# no `.*` that a later failure backtracks into from every start. "f(...)" used to read `[a-z_]+\(.*\)`,
+# quadratic on a long run of letters or of "f(" without ")". Both rules below commit (an atomic group) to the
+# line's first "f(" / "what does ", then scan the rest of that line once: a ")" / "do|return|raise" after the
+# first occurrence exists exactly when one exists after any occurrence, so the meaning is unchanged.
+CALL_RULE = r"(?m)^(?>[^\n]*?[a-z_]\()[^\n]*\)"
+WHICH_RULE = r"(?m)\bwhich (exception|function|class|method)\b|^(?>[^\n]*?\bwhat does )[^\n]*? (do|return|raise)\b"
+
 # Skill -> patterns (case-insensitive). Each pattern that matches counts once towards the skill's score.
 KEYWORD_RULES: dict[str, tuple[str, ...]] = {
     "math": (r"\d\s*[-+*/x×^%]\s*\d", r"\b(sum|product|total|average|percent|how (many|much)|calculate|compute)\b",
@@ -39,10 +47,10 @@ KEYWORD_RULES: dict[str, tuple[str, ...]] = {
     "json": (r"\bjson\b", r"\bschema\b", r"\b(fields?|keys?|record|structured)\b",
              r"\b(extract|fill in|as a (dict|record))\b"),
     "code": (r"\b(python|function|def|code|program|script|loop|list comprehension|return|print)\b",
-             r"\b(implement|write a (function|program|script)|run (this|the) code)\b", r"[a-z_]+\(.*\)",
+             r"\b(implement|write a (function|program|script)|run (this|the) code)\b", CALL_RULE,
              r"\b(sort|reverse|string|integer|array|variable)\b"),
     "retrieval": (r"\b(docs?|documentation|module|stdlib|standard library|according to)\b",
-                  r"\b(which (exception|function|class|method)|what does .* (do|return|raise))\b",
+                  WHICH_RULE,
                   r"\b(raise[sd]?|exception|argument|parameter|attribute)\b"),
     "chat": (r"^\s*(hi|hello|hey|thanks|thank you|good (morning|evening))\b", r"\b(you|your|tell me|how are)\b",
              r"\b(story|poem|joke|opinion|feel)\b"),

@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.structured.verify import check_patterns
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "data" / "schemas"
 
@@ -37,6 +38,7 @@ def check_schema(schema, name: str) -> dict:
     except jsonschema.SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(root)"
         raise NeuroError(f"schema {name!r} fails the JSON Schema meta-schema at {where}: {e.message}") from None
+    check_patterns(schema, name)  # patterns run on RE2 (linear time); one it cannot run is refused here
     return schema
 
 

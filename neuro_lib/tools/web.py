@@ -11,8 +11,13 @@ text as passages that each keep their byte span in the raw document, and record 
 
 Fetching (httpx): only hosts in the allow-list (exact host names); redirects are followed by hand,
 at most MAX_REDIRECTS, each target re-checked against the allow-list before it is requested; a byte
-cap (Content-Length checked first, then the streamed body counted) and a time cap over the whole
-fetch (a slow body is cut off); only the content types in `content_types`.
+cap (Content-Length checked first, then the streamed body counted) and one time cap over the whole
+fetch: connecting, TLS, the request, the response headers and the body, every redirect hop included.
+httpx's own timeouts bound each socket operation, so a server sending a byte a second never trips
+them; here every socket operation is given only the time left until one deadline (`_DeadlineBackend`,
+an httpcore network backend), and the first one after it fails. Proxies named in the environment
+are not used (a proxy's own transport would not share the deadline). Only the content types in
+`content_types` are read.
 
 Extraction (tree-sitter-html, a maintained incremental parser whose every node carries its byte
 range in the input): text and character-reference leaves outside script, style, template and the
@@ -36,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 import tree_sitter
 import tree_sitter_html
@@ -181,6 +187,67 @@ def _charset(content_type: str, raw: bytes) -> str:
         return "utf-8"
 
 
+def _time_left(deadline: float, timeout: float | None, exc) -> float:
+    """The smaller of an operation's own timeout and the time left; `exc` once the deadline has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise exc("the fetch's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write gets at most the time left until `deadline`."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float):
+        self.inner, self.deadline = inner, deadline
+
+    def _left(self, timeout: float | None, exc) -> float:
+        return _time_left(self.deadline, timeout, exc)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> "_DeadlineStream":
+        inner = self.inner.start_tls(ssl_context, server_hostname, self._left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(inner, self.deadline)
+
+    def get_extra_info(self, info: str):
+        return self.inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's blocking sockets, each operation bounded by one deadline for the whole fetch."""
+
+    def __init__(self, deadline: float):
+        self.inner, self.deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        left = _time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self.inner.connect_tcp(host, port, left, local_address, socket_options), self.deadline)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        left = _time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self.inner.connect_unix_socket(path, left, socket_options), self.deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool that uses `_DeadlineBackend`."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                             network_backend=_DeadlineBackend(deadline))
+
+
 class WebReader(Tool):
     """Fetch an http(s) URL from an allow-listed host (redirects re-checked), within byte and time caps,
     and return its readable text as passages with byte spans, plus a provenance record (URLs, UTC time,
@@ -217,22 +284,15 @@ class WebReader(Tool):
         deadline = time.monotonic() + self.timeout_s
         fetched_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         redirects = []
-        with httpx.Client(follow_redirects=False, timeout=self.timeout_s, transport=self.transport,
-                          headers={"User-Agent": "neuro_lib-webreader/0.1"}) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                with client.stream("GET", url) as resp:
-                    if resp.is_redirect:
-                        target = urljoin(url, resp.headers.get("location", ""))
-                        self.check_url(target)  # every hop re-checked before it is requested
-                        redirects.append({"from": url, "to": target, "status": resp.status_code})
-                        url = target
-                        continue
-                    raw, status = self._read(resp, deadline), resp.status_code
-                    content_type = resp.headers.get("content-type", "")
-                    break
-            else:
-                raise ToolError(f"more than {MAX_REDIRECTS} redirects")
+        transport = self.transport or _DeadlineTransport(deadline)  # tests may hand in a mock transport
+        try:
+            with httpx.Client(follow_redirects=False, timeout=self.timeout_s, transport=transport, trust_env=False,
+                              headers={"User-Agent": "neuro_lib-webreader/0.1"}) as client:
+                raw, status, content_type, url = self._fetch(client, url, redirects, deadline)
+        except httpx.TimeoutException:
+            raise ToolError(f"fetch took longer than {self.timeout_s:g} s") from None
         sha = hashlib.sha256(raw).hexdigest()
+
         encoding = _charset(content_type, raw)
         provenance = {"requested_url": requested, "final_url": url, "redirects": redirects, "fetched_at": fetched_at,
                       "status": status, "content_type": content_type, "bytes": len(raw), "sha256": sha,
@@ -247,6 +307,21 @@ class WebReader(Tool):
                  "undecodable": undecodable(raw, encoding),
                  "html": is_html}
         return ToolResult(True, value=value, provenance=provenance)
+
+    def _fetch(self, client: httpx.Client, url: str, redirects: list, deadline: float):
+        """-> (raw body, status, content type, final URL), following redirects by hand."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if time.monotonic() > deadline:
+                raise ToolError(f"fetch took longer than {self.timeout_s:g} s")
+            with client.stream("GET", url) as resp:
+                if resp.is_redirect:
+                    target = urljoin(url, resp.headers.get("location", ""))
+                    self.check_url(target)  # every hop re-checked before it is requested
+                    redirects.append({"from": url, "to": target, "status": resp.status_code})
+                    url = target
+                    continue
+                return self._read(resp, deadline), resp.status_code, resp.headers.get("content-type", ""), url
+        raise ToolError(f"more than {MAX_REDIRECTS} redirects")
 
     def _read(self, resp: httpx.Response, deadline: float) -> bytes:
         ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()

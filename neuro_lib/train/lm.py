@@ -19,6 +19,7 @@ from neuro_lib.atomic import disk_error
 from neuro_lib.data.batching import encode_to_array
 from neuro_lib.data.corpus import CACHE_DIR, Corpus, load_corpus
 from neuro_lib.errors import NeuroError
+from neuro_lib.memlimit import check_fits
 from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
@@ -107,6 +108,9 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     mcfg["vocab_size"] = tok.vocab_size
     seed_everything(config.seed)  # before the model is built: the seed fixes the initial weights
     model = build_model(arch, **mcfg)
+    # training holds gradients and AdamW's two moments beside the weights: three more copies
+    check_fits(3 * sum(p.numel() * p.element_size() for p in model.parameters()),
+               f"training a {arch} model (gradients and optimiser state)")
     train_ids = encode_to_array(tok, corpus.train)
     if len(train_ids) <= config.block_size + 1:
         raise NeuroError(f"corpus {corpus.spec!r} has {len(train_ids)} training tokens, fewer than one window of "
