@@ -24,6 +24,7 @@ import argparse
 import codecs
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -755,8 +756,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from neuro_lib.errors import Interrupted, signals_interrupt
+
+    try:
+        with signals_interrupt():
+            return _dispatch(argv)
+    except KeyboardInterrupt as e:  # start-up, parsing, or a command without handlers of its own
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"neuro: {e}" if str(e) else f"neuro: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+
+
+def _dispatch(argv) -> int:
     from neuro_lib.atomic import DISK_ERRNOS, disk_error
-    from neuro_lib.train.trainer import TrainingStopped
 
     args = build_parser().parse_args(argv)
     try:
@@ -764,9 +776,6 @@ def main(argv=None) -> int:
     except NeuroError as e:
         print(f"neuro: error: {e}", file=sys.stderr)
         return 2
-    except TrainingStopped as e:
-        print(f"neuro: {e}", file=sys.stderr)
-        return 128 + e.signum
     except OSError as e:
         if e.errno not in DISK_ERRNOS:
             raise

@@ -77,7 +77,7 @@ def _corrupt(ws, what):
     elif what == "pointer":
         (run / "checkpoint.json").write_text('{"checkpoint": 7}')
     elif what == "train_state":
-        (folder / "train_state.pt").write_bytes(b"truncated")
+        (folder / "train_state.json").write_text("{truncated")
 
 
 TRAIN = ["train", "--corpus", "text:{ws}/corpus.txt", "--steps", "3", "--out", "{ws}/run", *TINY]
@@ -207,14 +207,14 @@ def _only_one_checkpoint(run):
 
 
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path, text_corpus, capsys, monkeypatch):
-    """ENOSPC in the middle of the third save (train_state.pt half written): one sentence, the step-2
+    """ENOSPC in the middle of the third save (train_state.safetensors half written): one sentence, the step-2
     checkpoint intact, no partial folder or temp file left; the same command then finishes the run."""
     argv = ["train", "--corpus", text_corpus, "--steps", "6", "--ckpt-every", "2", *TINY]
     assert main([*argv, "--out", str(tmp_path / "unbroken")]) == 0
     real_write, saves = pathlib.Path.write_bytes, []
 
     def full_disk(self, data):
-        if self.name == "train_state.pt":
+        if self.name == "train_state.safetensors":
             saves.append(self)
             if len(saves) == 3:
                 real_write(self, data[: len(data) // 2])
