@@ -23,39 +23,15 @@ from __future__ import annotations
 import argparse
 import codecs
 import json
-import math
 import signal
 import sys
 from pathlib import Path
 
+from neuro_lib.argtypes import Parser as _Parser  # the names command modules import from here
+from neuro_lib.argtypes import number as _number
+from neuro_lib.argtypes import positive as _positive
+from neuro_lib.argtypes import seed as _seed
 from neuro_lib.errors import NeuroError
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line, like every other error: `neuro: error: ...`, exit 2."""
-
-    def error(self, message):
-        self.exit(2, f"neuro: error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _number(kind, low=None, strict=True):
-    """An argparse type: a finite number of `kind`, above `low` (or at least `low` when not strict)."""
-    def check(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if low is not None and (v <= low if strict else v < low):
-            raise argparse.ArgumentTypeError(f"must be {'positive' if low == 0 and strict else f'at least {low}'}"
-                                             f", got {text}")
-        return v
-    return check
-
-
-def _positive(kind):
-    return _number(kind, 0)
 
 
 def _ckpt_every(text):
@@ -600,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--time-budget", type=_positive(float), help="training seconds")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
     t.add_argument("--out", required=True, help="run folder; the same command again resumes it")
-    t.add_argument("--seed", type=_number(int, 0, strict=False), default=1337, help="fixes weights, batches, dropout")
+    t.add_argument("--seed", type=_seed, default=1337, help="fixes weights, batches, dropout")
     t.add_argument("--ckpt-every", type=_ckpt_every, default=(0, 120.0), metavar="N|Ns|Nm",
                    help="checkpoint every N steps, or every N seconds/minutes of wall clock (default 120s)")
     t.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model config overrides, e.g. n_layer=6")
@@ -625,8 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=_number(int), default=40, help=">= 0; 0 keeps every token")
     g.add_argument("--top-p", type=_number(float), default=0.95, help="in (0, 1]; 1 keeps every token")
     g.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable; \\n escapes allowed)")
-    g.add_argument("--seed", type=_number(int, 0, strict=False))
-    g.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL penalty on tokens already seen")
+    g.add_argument("--seed", type=_seed)
+    g.add_argument("--repetition-penalty", type=_positive(float), default=1.0, help="CTRL penalty on tokens already seen")
     g.add_argument("--draft", help="speculative decoding: a draft run with the same tokenizer, or 'ngram'")
     g.add_argument("--gamma", type=int, default=4, help="draft tokens per speculative round")
     g.add_argument("--adaptive", action="store_true", help="grow/shrink gamma with the acceptance")
@@ -674,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
     j.add_argument("--max-new-tokens", type=_positive(int), default=256, help="the token budget")
     j.add_argument("--temperature", type=float, default=0.0)
-    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--seed", type=_seed, default=0)
     j.set_defaults(func=cmd_json)
 
     b = sub.add_parser("bench", help="run a benchmark suite")
@@ -730,14 +706,14 @@ def build_parser() -> argparse.ArgumentParser:
     ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
     ri.add_argument("--out", required=True, help="a new directory for the index")
     ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
-    ri.add_argument("--seed", type=int, default=0)
+    ri.add_argument("--seed", type=_seed, default=0)
     ri.set_defaults(func=cmd_rag_index)
     rt = rsub.add_parser("train-reader", help="pre-train and fine-tune an LM reader on an index's questions")
     rt.add_argument("index")
     rt.add_argument("--out", required=True, help="a new directory for the reader checkpoint")
     rt.add_argument("--arch", default=None, help="reader architecture (default: the profile's)")
     rt.add_argument("--profile", default="smoke")
-    rt.add_argument("--seed", type=int, default=0)
+    rt.add_argument("--seed", type=_seed, default=0)
     rt.set_defaults(func=cmd_rag_train_reader)
     ra = rsub.add_parser("ask", help="answer a question from an index, citing passage ids and byte spans")
     ra.add_argument("index")

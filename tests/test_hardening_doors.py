@@ -253,3 +253,63 @@ def test_a_signal_during_the_final_validation_finishes_saves_and_says_so(tmp_pat
     assert read_config(tmp_path / "run")["step"] == 3
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["kind"] == "val" and records[-1]["step"] == 3  # the validation finished and was kept
+
+
+# -- a corrupt or missing RAG index file ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved_index(tmp_path_factory):
+    from neuro_lib.data.corpus import load_corpus
+    from neuro_lib.rag.index import build_index
+    from tests.test_rag import SIZES, _doc_text
+
+    root = tmp_path_factory.mktemp("rag")
+    (root / "docs.txt").write_bytes(_doc_text())
+    build_index(load_corpus(f"text:{root / 'docs.txt'}"), dict(SIZES, encoder_steps=2), seed=0).save(root / "idx")
+    return root
+
+
+def _write_npy(path, shape):
+    import numpy as np
+    np.save(path, np.zeros(shape, dtype=np.float32))
+
+
+INDEX_DAMAGE = {
+    "index.json not JSON": lambda i: (i / "index.json").write_text("{nope"),
+    "index.json not UTF-8": lambda i: (i / "index.json").write_bytes(b'{"kind": "\xff"}'),
+    "index.json a list": lambda i: (i / "index.json").write_text("[1, 2]"),
+    "index.json without its corpus": lambda i: (i / "index.json").write_text(json.dumps(
+        {k: v for k, v in json.loads((i / "index.json").read_text()).items() if k != "corpus"})),
+    "passages missing": lambda i: (i / "passages.jsonl").unlink(),
+    "passages not JSON": lambda i: (i / "passages.jsonl").write_text("garbage\n"),
+    "passage of the wrong shape": lambda i: (i / "passages.jsonl").write_text('{"id": "x", "start": 0}\n'),
+    "passage offsets mistyped": lambda i: (i / "passages.jsonl").write_text(
+        '{"id": "x", "section": "s", "start": "0", "end": 5}\n'),
+    "passage outside the corpus": lambda i: (i / "passages.jsonl").write_text(
+        (i / "passages.jsonl").read_text() + '{"id": "far", "section": "s", "start": 0, "end": 99999999}\n'),
+    "questions missing": lambda i: (i / "questions.jsonl").unlink(),
+    "question of an unknown passage": lambda i: (i / "questions.jsonl").write_text(
+        (i / "questions.jsonl").read_text().replace('"passage_id": "', '"passage_id": "gone-')),
+    "bm25 missing": lambda i: shutil.rmtree(i / "bm25"),
+    "bm25 files corrupt": lambda i: [f.write_bytes(b"\x00junk") for f in (i / "bm25").iterdir()],
+    "encoder.json missing": lambda i: (i / "dense" / "encoder.json").unlink(),
+    "encoder.json of another shape": lambda i: (i / "dense" / "encoder.json").write_text('{"width": 3}'),
+    "encoder weights corrupt": lambda i: (i / "dense" / "encoder.safetensors").write_bytes(b"\x00junk"),
+    "vectors corrupt": lambda i: (i / "dense" / "vectors.npy").write_bytes(b"\x93NUMPY junk"),
+    "vectors of another count": lambda i: _write_npy(i / "dense" / "vectors.npy", (3, 16)),
+    "vectors of another width": lambda i: _write_npy(i / "dense" / "vectors.npy", (
+        __import__("numpy").load(i / "dense" / "vectors.npy").shape[0], 5)),
+    "hnsw corrupt": lambda i: (i / "dense" / "hnsw.faiss").write_bytes(b"\x00junk"),
+    "hnsw missing": lambda i: (i / "dense" / "hnsw.faiss").unlink(),
+}
+
+
+@pytest.mark.parametrize("case", list(INDEX_DAMAGE))
+def test_a_damaged_rag_index_is_one_sentence(saved_index, tmp_path, capsys, case):
+    shutil.copytree(saved_index, tmp_path / "ws")
+    idx = tmp_path / "ws" / "idx"
+    INDEX_DAMAGE[case](idx)
+    before = _snapshot(tmp_path / "ws")
+    code, _, err = _main(capsys, ["rag", "ask", str(idx), "which exception is raised?"])
+    _one_sentence(code, err)
+    assert str(idx) in err
+    assert _snapshot(tmp_path / "ws") == before

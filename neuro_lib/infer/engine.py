@@ -36,6 +36,7 @@ Tests: tests/test_engine.py.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -57,8 +58,11 @@ class Sampling:
     eos_id: int | None = None        # a row ends at this token (not returned), e.g. a grammar's end token
 
     def __post_init__(self):
-        if self.max_new_tokens < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
+        if (self.max_new_tokens < 0 or self.top_k < 0 or not 0 < self.top_p <= 1
+                or not 0 < self.repetition_penalty < math.inf):  # written so that nan fails too
             raise ValueError(f"invalid sampling parameters: {self}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ValueError(f"the sampling seed must be in [0, 2**63), got {self.seed}")
         self.stop = tuple(as_bytes(s) for s in self.stop)
 
     def generator(self) -> torch.Generator | None:

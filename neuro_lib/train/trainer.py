@@ -83,6 +83,8 @@ class TrainConfig:
             raise NeuroError("batch_size and block_size must be positive")
         if self.ckpt_every < 0 or self.ckpt_every_s < 0:
             raise NeuroError("ckpt_every and ckpt_every_s must not be negative")
+        if not 0 <= self.seed < 2**63:  # torch's generators take a signed 64-bit seed
+            raise NeuroError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.precision not in ("fp32", "bf16"):
             raise NeuroError(f"precision must be fp32 or bf16, got {self.precision!r}")
 
