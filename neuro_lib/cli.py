@@ -359,10 +359,13 @@ def cmd_json(a):
         return 1 if errors else 0
     if a.file or a.prompt is None:
         raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
-    from neuro_lib.structured.expert import answer, cached_expert
     from neuro_lib.checkpoint import load_checkpoint
+    from neuro_lib.structured.expert import answer, cached_expert
 
     load_schema(a.schema)  # an unknown or broken schema fails before any model work
+    if not a.run:
+        from neuro_lib.structured.expert import check_description, model_config
+        check_description(a.prompt, a.schema, model_config("encdec", a.profile)["block_size"])
     model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
     r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
     print(r["text"])

@@ -63,7 +63,12 @@ def load_config(path: str | Path) -> RuntimeConfig:
         doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise NeuroError(f"config file {p} is not valid YAML: {' '.join(str(e).split())}") from None
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc))
+    except RecursionError:
+        raise NeuroError(f"config file {p} is nested too deeply to read") from None
+    try:
+        err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc))
+    except RecursionError:
+        raise NeuroError(f"config file {p} is nested too deeply to check") from None
     if err is not None:
         where = "/".join(str(x) for x in err.absolute_path) or "the top level"
         raise NeuroError(f"config file {p}: {where}: {err.message}")
