@@ -260,7 +260,7 @@ def test_a_signal_during_the_final_validation_finishes_saves_and_says_so(tmp_pat
 def saved_index(tmp_path_factory):
     from neuro_lib.data.corpus import load_corpus
     from neuro_lib.rag.index import build_index
-    from tests.test_rag import SIZES, _doc_text
+    from tests.conftest import SIZES, _doc_text
 
     root = tmp_path_factory.mktemp("rag")
     (root / "docs.txt").write_bytes(_doc_text())
