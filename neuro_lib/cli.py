@@ -238,7 +238,7 @@ def cmd_run(a):
     """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
     from neuro_lib.runtime.config import build_engine
 
-    if not a.query.strip():
+    if not _utf8(a.query, "the query").strip():
         raise NeuroError("the query is empty")
     if a.schema and not a.json:
         raise NeuroError("--schema goes with --json (a JSON answer under that schema)")
@@ -253,9 +253,10 @@ def cmd_run(a):
     engine = build_engine(_runtime_config(a))
     r = engine.run(a.query, wants_json=a.json, schema_id=a.schema)
     if a.trace_out:
+        from neuro_lib.atomic import write_atomic
         from neuro_lib.viz.graph import trace_html
 
-        Path(a.trace_out).write_text(trace_html(engine.graph, r), encoding="utf-8")
+        write_atomic(a.trace_out, trace_html(engine.graph, r))  # a failed drawing leaves no file behind
     if a.format == "json":
         print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -283,12 +284,15 @@ def format_trace(r) -> str:
 
 
 def _check_new_file(path: str, suffixes: tuple[str, ...], force: bool | None) -> Path:
-    """An output file to write: the right suffix, an existing folder, and nothing overwritten unless forced."""
+    """An output file to write: the right suffix, an existing folder, no link, nothing overwritten unless forced."""
+    from neuro_lib.paths import check_output
+
     out = Path(path)
     if out.suffix not in suffixes:
         raise NeuroError(f"{out.name} must end in {' or '.join(suffixes)}")
-    if out.exists() and not force:
+    if out.exists() and not out.is_symlink() and not out.is_dir() and not force:
         raise NeuroError(f"{out} already exists" + ("; add --force to replace it" if force is False else ""))
+    check_output(out, "", exist_ok=bool(force))
     if not out.parent.is_dir():
         raise NeuroError(f"the folder {out.parent} does not exist")
     return out
@@ -303,10 +307,15 @@ def cmd_graph(a):
         out = _check_new_file(a.out, (".html", ".png"), a.force)
         from neuro_lib.viz.graph import graph_figure, save_graph_png
 
+        from neuro_lib.atomic import write_atomic
+
         if out.suffix == ".html":
-            graph_figure(g).write_html(out, include_plotlyjs=True)
+            write_atomic(out, graph_figure(g).to_html(include_plotlyjs=True))
         else:
-            save_graph_png(g, out)
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as d:  # drawn aside, then moved in whole: no half-written --out
+                write_atomic(out, save_graph_png(g, Path(d) / "graph.png").read_bytes())
         print(f"wrote {out}")
         return 0
     print(f"graph {g.name}: entry {g.entry}, exits {', '.join(g.exits)}, step budget {g.step_budget}"
@@ -327,20 +336,23 @@ def cmd_init(a):
     from neuro_lib.runtime.config import RuntimeConfig
     from neuro_lib.runtime.graph import graph_path
 
-    folder = Path(a.dir)
-    if folder.exists() and not folder.is_dir():
-        raise NeuroError(f"{folder} is a file, not a folder")
+    from neuro_lib.paths import check_output
+
+    folder = check_output(a.dir, "", folder=True, exist_ok=True)
     files = {folder / "graph.yaml": graph_path("default").read_text(encoding="utf-8"),
              folder / "neuro.yaml": "# neuro_lib runtime settings: neuro run --config neuro.yaml \"query\"\n"
                                     "# (neuro_lib/runtime/config.py explains each field)\n"
                                     + RuntimeConfig(graph="graph.yaml", memory="memory.sqlite").to_yaml()}
-    taken = [str(p) for p in files if p.exists()]
+    taken = [str(p) for p in files if p.exists() and not p.is_symlink()]
     if taken:
         raise NeuroError(f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}; neuro init never "
                          f"overwrites files")
+    for p in files:
+        check_output(p, "")  # a planted link (even a dangling one) would send the write elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     for p, text in files.items():
-        p.write_text(text, encoding="utf-8")
+        with open(p, "x", encoding="utf-8") as f:  # exclusive: never through a link made since the check
+            f.write(text)
     print(f"wrote {', '.join(str(p) for p in files)}; try: neuro run --config {folder / 'neuro.yaml'} "
           f"\"what is 17 * 23?\" --trace")
 
@@ -455,9 +467,11 @@ def cmd_report(a):
 def cmd_nbfreeze(a):
     from neuro_lib.workbook import freeze_notebook
 
+    from neuro_lib.workbook import read_notebook
+
+    for path in a.notebooks:  # every notebook checked before the first one runs
+        read_notebook(path)
     for path in a.notebooks:
-        if not Path(path).is_file():
-            raise NeuroError(f"notebook {path} does not exist")
         freeze_notebook(path)
         print(f"froze {path}")
 

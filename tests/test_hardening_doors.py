@@ -313,3 +313,179 @@ def test_a_damaged_rag_index_is_one_sentence(saved_index, tmp_path, capsys, case
     _one_sentence(code, err)
     assert str(idx) in err
     assert _snapshot(tmp_path / "ws") == before
+
+
+# -- output paths: under a regular file, of the wrong kind, or a symbolic link -------------------------------
+@pytest.fixture
+def place(tmp_path):
+    """A folder with a regular file, a folder, links to a file and a folder outside it, and a dangling
+    link whose target (outside) must never appear."""
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    (ws / "file.txt").write_text("keep me")
+    (ws / "dir.html").mkdir()
+    (outside / "victim.txt").write_text("keep me too")
+    (ws / "link.html").symlink_to(outside / "victim.txt")
+    (ws / "dangling.html").symlink_to(outside / "planted.html")
+    (ws / "dirlink").symlink_to(outside, target_is_directory=True)
+    return ws, outside
+
+
+def _refused_and_unchanged(capsys, place, argv, expected):
+    ws, outside = place
+    before = _snapshot(ws.parent)
+    code, _, err = _main(capsys, argv)
+    _one_sentence(code, err)
+    assert expected in err, err
+    assert _snapshot(ws.parent) == before
+
+
+PATH_CASES = {
+    # name: (argv with {ws}, words of the sentence)
+    "graph --out under a file": (["graph", "show", "default", "--out", "{ws}/file.txt/g.html"], "is a file"),
+    "graph --out is a folder": (["graph", "show", "default", "--out", "{ws}/dir.html", "--force"], "is a folder"),
+    "graph --out a link to a file": (["graph", "show", "default", "--out", "{ws}/link.html", "--force"],
+                                     "symbolic link"),
+    "graph --out a dangling link": (["graph", "show", "default", "--out", "{ws}/dangling.html"], "symbolic link"),
+    "init under a file": (["init", "{ws}/file.txt/proj"], "is a file"),
+    "init into a file": (["init", "{ws}/file.txt"], "is a file, not a folder"),
+    "init into a link": (["init", "{ws}/dirlink"], "symbolic link"),
+    "report --out-root under a file": (["report", "--only", "00", "--out-root", "{ws}/file.txt/r"], "is a file"),
+    "report --out-root is a file": (["report", "--only", "00", "--out-root", "{ws}/file.txt"], "not a folder"),
+    "report --out-root a link": (["report", "--only", "00", "--out-root", "{ws}/dirlink"], "symbolic link"),
+    "nbfreeze a folder": (["nbfreeze", "{ws}/dir.html"], "is a folder"),
+    "nbfreeze under a file": (["nbfreeze", "{ws}/file.txt/n.ipynb"], "is a file"),
+    "nbfreeze a link": (["nbfreeze", "{ws}/link.html"], "symbolic link"),
+    "nbfreeze not a notebook": (["nbfreeze", "{ws}/file.txt"], "not a readable notebook"),
+    "nbfreeze missing": (["nbfreeze", "{ws}/none.ipynb"], "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(PATH_CASES))
+def test_output_paths_are_checked_at_every_door(capsys, place, case):
+    argv, expected = PATH_CASES[case]
+    _refused_and_unchanged(capsys, place, [a.format(ws=place[0]) for a in argv], expected)
+    assert not (place[1] / "planted.html").exists()
+
+
+def test_init_never_writes_through_a_planted_link(capsys, place):
+    ws, outside = place
+    (ws / "proj").mkdir()
+    (ws / "proj" / "graph.yaml").symlink_to(outside / "graph.yaml")  # dangling: exists() says no
+    _refused_and_unchanged(capsys, place, ["init", str(ws / "proj")], "symbolic link")
+    assert not (outside / "graph.yaml").exists()
+
+
+@pytest.fixture
+def no_experts(monkeypatch):
+    """A door that would build experts fails the test instead of training them."""
+    from neuro_lib.runtime.engine import RuntimeEngine
+
+    def refuse(*a, **k):
+        raise AssertionError("experts were built: the bad path was not refused first")
+    monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(refuse))
+
+
+MEMORY_CASES = {
+    "under a file": ("{ws}/file.txt/m.sqlite", "is a file"),
+    "a folder": ("{ws}/dir.html", "is a directory"),
+    "a link to a file elsewhere": ("{ws}/link.html", "symbolic link"),
+    "a dangling link": ("{ws}/dangling.html", "symbolic link"),
+    "a text file": ("{ws}/file.txt", "cannot be used"),
+}
+
+
+@pytest.mark.parametrize("case", list(MEMORY_CASES))
+def test_memory_paths_are_refused_before_any_expert(capsys, place, no_experts, case):
+    path, expected = MEMORY_CASES[case]
+    _refused_and_unchanged(capsys, place, ["run", "hello", "--memory", path.format(ws=place[0])], expected)
+    assert not (place[1] / "planted.html").exists()
+
+
+def test_a_planted_wal_link_is_refused(capsys, place, no_experts):
+    ws, outside = place
+    (ws / "m.sqlite-wal").symlink_to(outside / "wal")
+    _refused_and_unchanged(capsys, place, ["run", "hello", "--memory", str(ws / "m.sqlite")], "symbolic link")
+    assert not (outside / "wal").exists() and not (ws / "m.sqlite").exists()
+
+
+def _foreign_db(path, table="other (a TEXT)"):
+    import sqlite3
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE {table}")
+    conn.execute(f"INSERT INTO {table.split()[0]} VALUES ('x')")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("table", ["other (a TEXT)", "memories (text TEXT)"], ids=["another app's", "another shape"])
+def test_a_refused_sqlite_file_is_not_touched(capsys, place, no_experts, table):
+    """Refused before anything is written: the file keeps its bytes (not switched to WAL), no side files."""
+    ws, _ = place
+    _foreign_db(ws / "app.sqlite", table)
+    _refused_and_unchanged(capsys, place, ["run", "hello", "--memory", str(ws / "app.sqlite")], "give another file")
+    assert (ws / "app.sqlite").read_bytes()[18:20] == b"\x01\x01"  # the header's journal mode: still rollback
+
+
+def test_trace_out_failure_leaves_no_file_and_a_rerun_works(capsys, tmp_path, monkeypatch):
+    import neuro_lib.viz.graph as viz
+    from neuro_lib.runtime.engine import RuntimeEngine
+    from tests.test_cli_runtime import COMPOUND, ScriptedJudge, experts  # test-double experts: nothing trains
+
+    monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(
+        lambda cls, profile="smoke", graph="default", memory=None, router=None, extra_experts=None, **kw:
+        cls(graph, experts(), router, ScriptedJudge(), memory, **kw)))
+    page = tmp_path / "trace.html"
+    real = viz.trace_html
+    monkeypatch.setattr(viz, "trace_html", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    code, _, err = _main(capsys, ["run", COMPOUND, "--trace-out", str(page)])
+    assert code == 2 and "no space left on device" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []  # no empty page, no temporary file
+    monkeypatch.setattr(viz, "trace_html", real)
+    code, _, err = _main(capsys, ["run", COMPOUND, "--trace-out", str(page)])
+    assert code == 0 and page.read_text().count("<html>") == 1, err
+
+
+def test_a_query_that_is_not_utf8_is_one_sentence(capsys, no_experts):
+    code, _, err = _main(capsys, ["run", "caf\udce9"])
+    _one_sentence(code, err)
+    assert "the query is not valid UTF-8" in err
+
+
+# -- values: repetition penalty, seeds -----------------------------------------------------------------------
+VALUE_CASES = {
+    "repetition penalty nan": (["generate", "{run}", "--repetition-penalty", "nan"], "finite"),
+    "repetition penalty 0": (["generate", "{run}", "--repetition-penalty", "0"], "positive"),
+    "repetition penalty -1": (["generate", "{run}", "--repetition-penalty", "-1"], "positive"),
+    "generate seed 2**63": (["generate", "{run}", "--seed", str(2**63)], "below"),
+    "train seed 2**63": (["train", "--corpus", "text:{ws}/corpus.txt", "--steps", "1", "--seed", str(2**63),
+                          "--out", "{ws}/new", *TINY], "below"),
+    "train seed 2**64": (["train", "--seed", str(2**64), "--out", "{ws}/new"], "below"),
+    "json seed 2**63": (["json", "--schema", "product_v1", "--prompt", "x", "--seed", str(2**63)], "below"),
+    "rag index seed -1": (["rag", "index", "--out", "{ws}/idx", "--seed", "-1"], "at least 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(VALUE_CASES))
+def test_values_without_a_meaning_are_one_sentence(ws, capsys, case):
+    ws, _ = ws
+    argv, expected = VALUE_CASES[case]
+    before = _snapshot(ws)
+    code, _, err = _main(capsys, [a.format(ws=ws, run=ws / "run") for a in argv])
+    _one_sentence(code, err)
+    assert expected in err, err
+    assert _snapshot(ws) == before
+
+
+def test_the_library_refuses_the_same_values():
+    from neuro_lib.infer.engine import Sampling
+    from neuro_lib.train.trainer import TrainConfig
+
+    for penalty in (float("nan"), 0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError):
+            Sampling(repetition_penalty=penalty)
+    with pytest.raises(ValueError, match="seed"):
+        Sampling(seed=2**63)
+    with pytest.raises(NeuroError, match="seed"):
+        TrainConfig(max_steps=1, seed=2**63)
