@@ -489,3 +489,43 @@ def test_the_library_refuses_the_same_values():
         Sampling(seed=2**63)
     with pytest.raises(NeuroError, match="seed"):
         TrainConfig(max_steps=1, seed=2**63)
+
+
+# -- recorded files name their commit and, from a dirty tree, the dirty files ----------------------------------
+def _git(root, *args):
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_git_state_names_the_commit_and_the_dirty_files(tmp_path):
+    from neuro_lib.envinfo import git_state
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    (repo / ".gitignore").write_text("ignored.txt\n")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = git_state(repo)
+    assert clean["commit"] == _git(repo, "rev-parse", "HEAD") and clean["sha"] == clean["commit"][:7]
+    assert clean["dirty"] is False and clean["dirty_files"] == []
+    (repo / "a.py").write_text("x = 2\n")
+    (repo / "new.py").write_text("")
+    (repo / "ignored.txt").write_text("")
+    dirty = git_state(repo)
+    assert dirty["dirty"] is True and dirty["dirty_files"] == [" M a.py", "?? new.py"]
+    outside = git_state(tmp_path / "repo" / ".git")  # inside .git: not a work tree
+    assert outside["sha"] == "unknown" and outside["error"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    gone = git_state(plain)
+    assert gone["sha"] == "unknown" and gone["dirty"] is None and "not a git repository" in gone["error"].lower()
+
+
+def test_a_bench_record_carries_the_git_state():
+    import neuro_lib.bench.report as report
+    from neuro_lib.envinfo import git_state
+
+    rec = report.make_report("x", {}, [{"name": "n", "value": 1.0, "unit": "u"}])
+    assert rec["git"] == git_state()  # this checkout's commit and dirty files, as the record stores them
+    assert rec["git"]["commit"] is None or len(rec["git"]["commit"]) == 40
