@@ -144,7 +144,7 @@ def _stop_bytes(stops: list[str]) -> list[bytes]:
 def cmd_generate(a):
     from neuro_lib.infer.best_of_n import best_of_n
     from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
-    from neuro_lib.infer.engine import Engine, Sampling, cut_at_stop
+    from neuro_lib.infer.engine import Engine, Sampling, cut_at_stop, stream_text
     from neuro_lib.infer.speculative import speculative_stream
     from neuro_lib.checkpoint import load_checkpoint
 
@@ -176,20 +176,14 @@ def cmd_generate(a):
     else:
         tokens = (speculative_stream(engine, drafter, prompt, params, a.gamma, adaptive=a.adaptive) if drafter
                   else engine.stream(prompt, params))
-        ids, printed, hold = [], 0, max((len(s) for s in stop), default=1) - 1
-        for t in tokens:
-            ids.append(t.id)
-            if a.stream:  # print as it comes, holding back what may be the start of a stop sequence
-                text, hit = cut_at_stop(tok.decode(ids), stop)
-                upto = len(text) if hit else max(printed, len(text) - hold)
-                if printed == 0 and upto:
-                    print(a.prompt, end="", flush=True)
-                print(text[printed:upto].decode("utf-8", errors="replace"), end="", flush=True)
-                printed = upto
-        out = cut_at_stop(tok.decode(ids), stop)[0]
-        if a.stream:
-            print(out[printed:].decode("utf-8", errors="replace"))
+        if a.stream:  # as it comes; a character split across chunks is decoded once whole
+            utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+            print(a.prompt, end="", flush=True)
+            for chunk in stream_text(tokens, tok, stop):
+                print(utf8.decode(chunk), end="", flush=True)
+            print(utf8.decode(b"", final=True))
             return
+        out = cut_at_stop(tok.decode([t.id for t in tokens]), stop)[0]
     print(a.prompt + out.decode("utf-8", errors="replace"))  # bytes that are not UTF-8 show as U+FFFD
 
 

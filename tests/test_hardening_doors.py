@@ -529,3 +529,17 @@ def test_a_bench_record_carries_the_git_state():
     rec = report.make_report("x", {}, [{"name": "n", "value": 1.0, "unit": "u"}])
     assert rec["git"] == git_state()  # this checkout's commit and dirty files, as the record stores them
     assert rec["git"]["commit"] is None or len(rec["git"]["commit"]) == 40
+
+
+# -- the engine streams text with stop sequences held back (moved out of the CLI) --------------------------------
+def test_stream_text_holds_back_stop_prefixes_and_equals_the_cut_text():
+    from neuro_lib.infer.engine import Token, cut_at_stop, stream_text
+    from neuro_lib.tokenizers import ByteTokenizer
+
+    tok = ByteTokenizer()
+    for text, stop in [(b"abcENxEND tail", (b"END",)), (b"no stop here", (b"\n\n",)), (b"caf\xc3\xa9!", ()),
+                       (b"EEND", ("END", b"EE")), (b"", (b"x",))]:
+        tokens = [Token(0, b, 0.0) for b in text]
+        chunks = list(stream_text(iter(tokens), tok, stop))
+        assert b"".join(chunks) == cut_at_stop(text, tuple(s.encode() if isinstance(s, str) else s for s in stop))[0]
+        assert all(chunks)  # nothing empty is yielded

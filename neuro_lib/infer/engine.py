@@ -93,6 +93,27 @@ def cut_at_stop(text: bytes, stop: tuple) -> tuple[bytes, bool]:
     return (text[: min(hits)], True) if hits else (text, False)
 
 
+def stream_text(tokens, tokenizer, stop=()) -> Iterator[bytes]:
+    """The text of a token stream as it comes, cut before the first stop sequence: yields byte chunks,
+    holding back a tail that may be the start of a stop sequence until the next tokens show it is not.
+    The chunks joined equal `cut_at_stop(tokenizer.decode(all ids), stop)[0]`."""
+    stop = tuple(as_bytes(s) for s in stop)
+    hold = max((len(s) for s in stop), default=1) - 1  # the longest proper prefix of a stop sequence
+    ids, sent = [], 0
+    text = b""
+    for t in tokens:
+        ids.append(t.id)
+        text, hit = cut_at_stop(tokenizer.decode(ids), stop)
+        upto = len(text) if hit else max(sent, len(text) - hold)
+        if upto > sent:
+            yield text[sent:upto]
+            sent = upto
+        if hit:
+            return
+    if len(text) > sent:
+        yield text[sent:]
+
+
 class Engine:
     def __init__(self, model, tokenizer, cache: str | None = None, compile: bool = False, block_size: int = 16,
                  src: list[int] | None = None):
