@@ -243,7 +243,9 @@ def cmd_run(a):
             raise NeuroError("--json needs --schema ID (a schema in data/schemas/)")
         load_schema(a.schema)  # an unknown schema fails before any expert is built
     if a.trace_out:
-        _check_new_file(a.trace_out, (".html",), force=None)  # None: there is no --force here
+        from neuro_lib.paths import check_new_file
+
+        check_new_file(a.trace_out, (".html",), force=None)  # None: there is no --force here
     engine = build_engine(_runtime_config(a))
     r = engine.run(a.query, wants_json=a.json, schema_id=a.schema)
     if a.trace_out:
@@ -275,113 +277,6 @@ def format_trace(r) -> str:
                     f"{'y' if s.ok else 'n':<3} {text[:90]}")
     rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {'ok' if r.ok else 'failed'}")
     return "\n".join(rows)
-
-
-def _check_new_file(path: str, suffixes: tuple[str, ...], force: bool | None) -> Path:
-    """An output file to write: the right suffix, an existing folder, no link, nothing overwritten unless forced."""
-    from neuro_lib.paths import check_output
-
-    out = Path(path)
-    if out.suffix not in suffixes:
-        raise NeuroError(f"{out.name} must end in {' or '.join(suffixes)}")
-    if out.exists() and not out.is_symlink() and not out.is_dir() and not force:
-        raise NeuroError(f"{out} already exists" + ("; add --force to replace it" if force is False else ""))
-    check_output(out, "", exist_ok=bool(force))
-    if not out.parent.is_dir():
-        raise NeuroError(f"the folder {out.parent} does not exist")
-    return out
-
-
-def cmd_graph(a):
-    """neuro graph show FILE: nodes and edges of a graph (checked as it loads), or its picture with --out."""
-    from neuro_lib.runtime.graph import load_graph
-
-    g = load_graph(a.file)
-    if a.out:
-        out = _check_new_file(a.out, (".html", ".png"), a.force)
-        from neuro_lib.viz.graph import graph_figure, save_graph_png
-
-        from neuro_lib.atomic import write_atomic
-
-        if out.suffix == ".html":
-            write_atomic(out, graph_figure(g).to_html(include_plotlyjs=True))
-        else:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as d:  # drawn aside, then moved in whole: no half-written --out
-                write_atomic(out, save_graph_png(g, Path(d) / "graph.png").read_bytes())
-        print(f"wrote {out}")
-        return 0
-    print(f"graph {g.name}: entry {g.entry}, exits {', '.join(g.exits)}, step budget {g.step_budget}"
-          + (f"\n{g.description}" if g.description else ""))
-    print("nodes:")
-    for n in g.nodes.values():
-        extra = " ".join(f"{k}={v}" for k, v in n.params.items())
-        retries = f" retries={n.retries}" if n.retries is not None else ""
-        print(f"  {n.id:<12} {n.kind:<8}{retries} {extra}".rstrip())
-    print("edges:")
-    for e in g.edges:
-        print(f"  {e.source} -> {e.target}" + ("" if e.when == "always" else f"   when {e.when}"))
-    return 0
-
-
-def cmd_init(a):
-    """neuro init [DIR]: a starter graph and settings file; refuses to overwrite anything."""
-    from neuro_lib.runtime.config import RuntimeConfig
-    from neuro_lib.runtime.graph import graph_path
-
-    from neuro_lib.paths import check_output
-
-    folder = check_output(a.dir, "", folder=True, exist_ok=True)
-    files = {folder / "graph.yaml": graph_path("default").read_text(encoding="utf-8"),
-             folder / "neuro.yaml": "# neuro_lib runtime settings: neuro run --config neuro.yaml \"query\"\n"
-                                    "# (neuro_lib/runtime/config.py explains each field)\n"
-                                    + RuntimeConfig(graph="graph.yaml", memory="memory.sqlite").to_yaml()}
-    taken = [str(p) for p in files if p.exists() and not p.is_symlink()]
-    if taken:
-        raise NeuroError(f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}; neuro init never "
-                         f"overwrites files")
-    for p in files:
-        check_output(p, "")  # a planted link (even a dangling one) would send the write elsewhere
-    folder.mkdir(parents=True, exist_ok=True)
-    for p, text in files.items():
-        with open(p, "x", encoding="utf-8") as f:  # exclusive: never through a link made since the check
-            f.write(text)
-    print(f"wrote {', '.join(str(p) for p in files)}; try: neuro run --config {folder / 'neuro.yaml'} "
-          f"\"what is 17 * 23?\" --trace")
-
-
-def cmd_json(a):
-    from neuro_lib.structured.schemas import load_schema
-    from neuro_lib.structured.verify import verify_text
-
-    if a.action == "validate":
-        if not a.file or not Path(a.file).is_file():
-            raise NeuroError(f"neuro json validate needs an existing FILE, got {a.file!r}")
-        schema = load_schema(a.schema)
-        _, errors = verify_text(Path(a.file).read_bytes(), schema)
-        print(f"{a.file}: valid against {a.schema}" if not errors else
-              f"{a.file}: {len(errors)} error(s) against {a.schema}\n" + "\n".join(f"  {e}" for e in errors))
-        return 1 if errors else 0
-    if a.file or a.prompt is None:
-        raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
-    from neuro_lib.checkpoint import load_checkpoint
-    from neuro_lib.structured.expert import answer, cached_expert
-
-    load_schema(a.schema)  # an unknown or broken schema fails before any model work
-    if not a.run:
-        from neuro_lib.structured.expert import check_description, model_config
-        check_description(a.prompt, a.schema, model_config("encdec", a.profile)["block_size"])
-    model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
-    r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
-    print(r["text"])
-    print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))
-    if r["repair"] is not None:
-        rep = r["repair"]
-        print(("repaired:" if rep.ok else "unrepairable; attempted:") + "".join(f"\n  {c}" for c in rep.changes))
-        if rep.ok:
-            print(json.dumps(rep.doc, ensure_ascii=False))
-    return 0
 
 
 def cmd_bench(a):
@@ -442,121 +337,6 @@ def cmd_tool(a):
             print(" ".join(f"{k}={r.provenance[k]}" for k in ("final_url", "status", "bytes", "sha256")), file=sys.stderr)
     if not r.ok:
         raise SystemExit(1)
-
-
-def cmd_report(a):
-    from neuro_lib.workbook import run_workbook
-
-    params = {}
-    for k, v in a.param or []:
-        try:
-            params[k] = json.loads(v)
-        except json.JSONDecodeError:
-            params[k] = v
-    failures = run_workbook(profile=a.profile, only=a.only, jobs=a.jobs, params=params, out_root=a.out_root)
-    if failures:
-        raise NeuroError(f"{len(failures)} notebook(s) failed: {', '.join(failures)}")
-
-
-def cmd_nbfreeze(a):
-    from neuro_lib.workbook import freeze_notebook
-
-    from neuro_lib.workbook import read_notebook
-
-    for path in a.notebooks:  # every notebook checked before the first one runs
-        read_notebook(path)
-    for path in a.notebooks:
-        freeze_notebook(path)
-        print(f"froze {path}")
-
-
-def cmd_data(a):
-    from neuro_lib.data.corpus import corpus_stats, load_corpus
-
-    stats = corpus_stats(load_corpus(a.corpus))
-    width = max(map(len, stats))
-    for k, v in stats.items():
-        print(f"{k.ljust(width)}  {v}")
-
-
-# -- rag (issue 14): neuro rag index / ask / train-reader ------------------------------------------------
-def cmd_rag_index(a):
-    from neuro_lib.data.corpus import load_corpus
-    from neuro_lib.rag.experiment import rag_sizes
-    from neuro_lib.rag.index import build_index, index_size_bytes
-
-    if Path(a.out).exists():
-        raise NeuroError(f"--out {a.out} already exists; choose a new directory for the index")
-    idx = build_index(load_corpus(a.corpus), rag_sizes(a.profile), seed=a.seed)
-    idx.save(a.out)
-    print(f"indexed {len(idx.passages):,} passages of {a.corpus} ({len(idx.questions)} generated questions) "
-          f"in {a.out}, {index_size_bytes(a.out)['total'] / 1e6:.1f} MB")
-
-
-def cmd_rag_train_reader(a):
-    from neuro_lib.rag.experiment import train_retrieval_reader
-    from neuro_lib.rag.index import load_index
-
-    if Path(a.out).exists():
-        raise NeuroError(f"--out {a.out} already exists; choose a new directory for the reader")
-    train_retrieval_reader(load_index(a.index), a.profile, a.arch, a.seed, out_dir=a.out)
-    print(f"reader checkpoint in {a.out}")
-
-
-def cmd_rag_ask(a):
-    from neuro_lib.rag.index import load_index
-    from neuro_lib.rag.lite import lite_answer
-
-    question = " ".join(a.question.split())
-    if not question:
-        raise NeuroError("the question is empty")
-    idx = load_index(a.index, corpus=a.corpus)
-    ids, scores = idx.retriever(a.retriever).search([question], a.k)
-    top = [idx.passages[i] for i in ids[0]]
-    if a.reader:
-        from neuro_lib.rag.reader import reader_answer
-        from neuro_lib.checkpoint import load_checkpoint
-
-        model, tok, cfg = load_checkpoint(a.reader)
-        if cfg.get("task") != "rag_reader" or cfg.get("corpus") != idx.corpus.spec:
-            raise NeuroError(f"{a.reader} is not a RAG reader trained on {idx.corpus.spec!r}")
-        ans = reader_answer(model, tok, idx.corpus.data, question, top[0], cfg["rag"])
-    else:
-        ans = lite_answer(idx.corpus.data, top[0], question)
-    out = {"question": question, **ans.to_dict(), "retrieved": [
-        {"passage_id": p.id, "start": p.start, "end": p.end, "score": round(float(s), 4)}
-        for p, s in zip(top, scores[0])]}
-    if a.json:
-        print(json.dumps(out, indent=2))
-        return
-    print(ans.text)
-    for c in ans.citations:
-        cited = idx.corpus.data[c["start"]:c["end"]].decode("utf-8", errors="replace")
-        print(f"  cites [{c['passage_id']}] bytes {c['start']}-{c['end']}: {cited!r}")
-    for r in out["retrieved"]:
-        print(f"  retrieved [{r['passage_id']}] bytes {r['start']}-{r['end']} score {r['score']}")
-
-
-def cmd_doctor(a):
-    import torch
-
-    from neuro_lib.bench import SUITES
-    from neuro_lib.data.corpus import CACHE_DIR
-    from neuro_lib.envinfo import environment_record
-    from neuro_lib.models import ARCHS
-    from neuro_lib.tokenizers import TOKENIZER_KINDS
-
-    rec = environment_record()
-    rec["cuda_available"] = torch.cuda.is_available()
-    rec["archs"] = sorted(ARCHS)
-    rec["tokenizers"] = sorted(TOKENIZER_KINDS)
-    rec["bench_suites"] = sorted(SUITES)
-    cached = sorted(p.name for p in CACHE_DIR.iterdir()) if CACHE_DIR.is_dir() else []
-    rec["cache_dir"] = str(CACHE_DIR)
-    rec["cached"] = cached
-    width = max(map(len, rec))
-    for k, v in rec.items():
-        print(f"{k.ljust(width)}  {v}")
 
 
 def _runtime_arguments(p) -> None:
@@ -639,31 +419,6 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_arguments(rn)
     rn.set_defaults(func=cmd_run)
 
-    gr = sub.add_parser("graph", help="runtime graphs: show one (checked as it loads)")
-    gsub = gr.add_subparsers(dest="graph_command", required=True)
-    gs = gsub.add_parser("show", help="print a graph's nodes and edges, or draw it with --out FILE.html|.png")
-    gs.add_argument("file", help="a graph file, or a name in data/graphs/ (default, fast, chat)")
-    gs.add_argument("--out", help="write a picture: .html (plotly, interactive) or .png (matplotlib)")
-    gs.add_argument("--force", action="store_true", help="replace an existing --out file")
-    gs.set_defaults(func=cmd_graph)
-
-    it = sub.add_parser("init", help="write a starter runtime graph and settings file (never overwrites)")
-    it.add_argument("dir", nargs="?", default=".", help="the folder (created if missing; default: here)")
-    it.set_defaults(func=cmd_init)
-
-    j = sub.add_parser("json", help="schema-constrained JSON from a run; `neuro json validate FILE --schema ID`")
-    j.add_argument("action", nargs="?", choices=["validate"], help="validate FILE against --schema")
-    j.add_argument("file", nargs="?", help="with validate: the JSON file")
-    j.add_argument("--schema", required=True, help="a schema id in data/schemas/ (or a .json path)")
-    j.add_argument("--prompt", help="the description to turn into JSON")
-    j.add_argument("--run", help="checkpoint directory (default: the Struct-mini encoder-decoder, trained once)")
-    j.add_argument("--profile", default="smoke", help="sizes of the default Struct-mini expert")
-    j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
-    j.add_argument("--max-new-tokens", type=_positive(int), default=256, help="the token budget")
-    j.add_argument("--temperature", type=float, default=0.0)
-    j.add_argument("--seed", type=_seed, default=0)
-    j.set_defaults(func=cmd_json)
-
     b = sub.add_parser("bench", help="run a benchmark suite")
     bsub = b.add_subparsers(dest="suite", required=True)
     for name, module in SUITES.items():
@@ -692,51 +447,6 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="print the whole ToolResult as JSON")
         sp.set_defaults(func=cmd_tool)
 
-    r = sub.add_parser("report", help="execute the notebooks with papermill into an HTML report")
-    r.add_argument("--profile", default="smoke")
-    r.add_argument("--only", nargs="*", help="notebook numbers or names, e.g. 00 03")
-    r.add_argument("--jobs", type=_positive(int), default=1, help="notebooks run in parallel")
-    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="notebook parameter (repeatable)")
-    r.add_argument("--out-root", default=None, help="defaults to papermill_runs/")
-    r.set_defaults(func=cmd_report)
-
-    f = sub.add_parser("nbfreeze", help="execute notebooks and save them stripped but for NBVAL_CHECK_OUTPUT cells")
-    f.add_argument("notebooks", nargs="+")
-    f.set_defaults(func=cmd_nbfreeze)
-
-    d = sub.add_parser("data", help="corpus tools")
-    dsub = d.add_subparsers(dest="data_command", required=True)
-    ds = dsub.add_parser("stats", help="size, byte histogram summary and the split")
-    ds.add_argument("corpus")
-    ds.set_defaults(func=cmd_data)
-
-    rg = sub.add_parser("rag", help="retrieval-augmented answers: build an index, ask it questions")
-    rsub = rg.add_subparsers(dest="rag_command", required=True)
-    ri = rsub.add_parser("index", help="chunk a corpus, generate questions, build BM25 + dense indexes")
-    ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
-    ri.add_argument("--out", required=True, help="a new directory for the index")
-    ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
-    ri.add_argument("--seed", type=_seed, default=0)
-    ri.set_defaults(func=cmd_rag_index)
-    rt = rsub.add_parser("train-reader", help="pre-train and fine-tune an LM reader on an index's questions")
-    rt.add_argument("index")
-    rt.add_argument("--out", required=True, help="a new directory for the reader checkpoint")
-    rt.add_argument("--arch", default=None, help="reader architecture (default: the profile's)")
-    rt.add_argument("--profile", default="smoke")
-    rt.add_argument("--seed", type=_seed, default=0)
-    rt.set_defaults(func=cmd_rag_train_reader)
-    ra = rsub.add_parser("ask", help="answer a question from an index, citing passage ids and byte spans")
-    ra.add_argument("index")
-    ra.add_argument("question")
-    ra.add_argument("--retriever", default="hybrid", choices=["bm25", "dense", "dense-faiss", "hybrid"])
-    ra.add_argument("--k", type=_positive(int), default=3, help="passages retrieved (the reader reads the first)")
-    ra.add_argument("--corpus", help="refuse the index unless it was built on this corpus")
-    ra.add_argument("--reader", help="an LM reader checkpoint (neuro rag train-reader); default: the lite rules")
-    ra.add_argument("--json", action="store_true")
-    ra.set_defaults(func=cmd_rag_ask)
-
-    sub.add_parser("doctor", help="versions, threads, device, what is cached").set_defaults(func=cmd_doctor)
     for command in COMMANDS:
         command.register(sub)
     return p

@@ -42,3 +42,18 @@ def check_output(path, what: str, folder: bool = False, exist_ok: bool = False) 
     if not p.exists() and not os.access(existing, os.W_OK | os.X_OK):
         raise NeuroError(f"{what} cannot be created: {existing} is not writable")
     return p
+
+
+def check_new_file(path: str, suffixes: tuple[str, ...], force: bool | None) -> Path:
+    """An output file to write: the right suffix, an existing folder, no link, nothing overwritten unless forced."""
+    from neuro_lib.errors import NeuroError
+
+    out = Path(path)
+    if out.suffix not in suffixes:
+        raise NeuroError(f"{out.name} must end in {' or '.join(suffixes)}")
+    if out.exists() and not out.is_symlink() and not out.is_dir() and not force:
+        raise NeuroError(f"{out} already exists" + ("; add --force to replace it" if force is False else ""))
+    check_output(out, "", exist_ok=bool(force))
+    if not out.parent.is_dir():
+        raise NeuroError(f"the folder {out.parent} does not exist")
+    return out
