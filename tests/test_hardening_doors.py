@@ -214,6 +214,7 @@ def _signalled(where, signame, argv):
                           text=True, timeout=120, env=env)
 
 
+@pytest.mark.slow  # a fresh interpreter (torch import) per case
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_signal_at_start_up_is_one_line(tmp_path, signame):
     (tmp_path / "corpus.txt").write_bytes(ENGLISH)
@@ -225,6 +226,7 @@ def test_a_signal_at_start_up_is_one_line(tmp_path, signame):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter (torch import) per case
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_signal_during_the_step_0_save_keeps_it_and_stops(tmp_path, signame):
     (tmp_path / "corpus.txt").write_bytes(ENGLISH)
@@ -240,6 +242,7 @@ def test_a_signal_during_the_step_0_save_keeps_it_and_stops(tmp_path, signame):
     assert main(argv) == 0 and read_config(tmp_path / "run")["step"] == 3  # the same command resumes
 
 
+@pytest.mark.slow  # a fresh interpreter (torch import) per case
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_signal_during_the_final_validation_finishes_saves_and_says_so(tmp_path, signame):
     (tmp_path / "corpus.txt").write_bytes(ENGLISH)

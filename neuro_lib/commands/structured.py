@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from neuro_lib.argtypes import positive, seed
+from neuro_lib.argtypes import number, positive, seed
 from neuro_lib.errors import NeuroError
 
 
@@ -51,6 +51,6 @@ def register(sub) -> None:
     j.add_argument("--profile", default="smoke", help="sizes of the default Struct-mini expert")
     j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
     j.add_argument("--max-new-tokens", type=positive(int), default=256, help="the token budget")
-    j.add_argument("--temperature", type=float, default=0.0)
+    j.add_argument("--temperature", type=number(float, 0, strict=False), default=0.0, help=">= 0; 0 is greedy")
     j.add_argument("--seed", type=seed, default=0)
     j.set_defaults(func=cmd_json)
