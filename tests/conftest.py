@@ -13,6 +13,28 @@ ENGLISH = (b"The quick brown fox jumps over the lazy dog. " * 40 +
            b"A module is a file containing Python definitions and statements. " * 40)
 
 
+def snapshot(root) -> dict:
+    """Every path under root with a hash of its bytes (dotfiles included): "nothing on disk changed"."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+def run_cli(capsys, argv) -> tuple:
+    """`neuro ARGV` in this process -> (exit status, stdout, stderr); argparse's SystemExit is a status too."""
+    from neuro_lib.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture
 def text_corpus(tmp_path):
     path = tmp_path / "corpus.txt"

@@ -19,23 +19,9 @@ import torch
 from neuro_lib.checkpoint import load_checkpoint, load_train_state, read_config
 from neuro_lib.cli import main
 from neuro_lib.errors import NeuroError
-from tests.conftest import ENGLISH
+from tests.conftest import ENGLISH, run_cli as _main, snapshot as _snapshot
 
 TINY = ["--model", "d_model=8", "n_layer=1", "n_head=2", "d_ff=16", "block_size=16"]
-
-
-def _snapshot(root: pathlib.Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
-
-
-def _main(capsys, argv):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _one_sentence(code, err, expected_code=2):
@@ -227,35 +213,23 @@ def test_a_signal_at_start_up_is_one_line(tmp_path, signame):
 
 
 @pytest.mark.slow  # a fresh interpreter (torch import) per case
+@pytest.mark.parametrize("where,step", [("step-0 save", 0), ("final validation", 3)])
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-def test_a_signal_during_the_step_0_save_keeps_it_and_stops(tmp_path, signame):
+def test_a_signal_outside_the_loop_lets_the_work_finish_saves_and_says_so(tmp_path, where, step, signame):
+    """The save or the validation in hand finishes and is kept; then the promised line and 128 + signal;
+    the same command then resumes (or finds the run finished)."""
     (tmp_path / "corpus.txt").write_bytes(ENGLISH)
-    argv = ["train", "--corpus", f"text:{tmp_path / 'corpus.txt'}", "--steps", "3", "--out", str(tmp_path / "run"),
-            *TINY]
-    r = _signalled("step-0 save", signame, argv)
-    signum = getattr(__import__("signal"), signame)
-    assert r.returncode == 128 + signum and "Traceback" not in r.stderr, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last == f"neuro: stopped by {signame} at step 0; checkpoint saved in {tmp_path / 'run'}; run the same " \
-                   "command again to resume", r.stderr
-    assert read_config(tmp_path / "run")["step"] == 0
-    assert main(argv) == 0 and read_config(tmp_path / "run")["step"] == 3  # the same command resumes
-
-
-@pytest.mark.slow  # a fresh interpreter (torch import) per case
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-def test_a_signal_during_the_final_validation_finishes_saves_and_says_so(tmp_path, signame):
-    (tmp_path / "corpus.txt").write_bytes(ENGLISH)
-    argv = ["train", "--corpus", f"text:{tmp_path / 'corpus.txt'}", "--steps", "3", "--out", str(tmp_path / "run"),
-            *TINY]
-    r = _signalled("final validation", signame, argv)
-    signum = getattr(__import__("signal"), signame)
-    assert r.returncode == 128 + signum and "Traceback" not in r.stderr, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"neuro: stopped by {signame} at step 3; checkpoint saved in "), r.stderr
-    assert read_config(tmp_path / "run")["step"] == 3
-    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["kind"] == "val" and records[-1]["step"] == 3  # the validation finished and was kept
+    run = tmp_path / "run"
+    argv = ["train", "--corpus", f"text:{tmp_path / 'corpus.txt'}", "--steps", "3", "--out", str(run), *TINY]
+    r = _signalled(where, signame, argv)
+    assert r.returncode == 128 + getattr(__import__("signal"), signame) and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"neuro: stopped by {signame} at step {step}; checkpoint saved in "
+                                                 f"{run}; run the same command again to resume"), r.stderr
+    assert read_config(run)["step"] == step
+    if where == "final validation":
+        records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert records[-1]["kind"] == "val" and records[-1]["step"] == 3  # the validation finished and was kept
+    assert main(argv) == 0 and read_config(run)["step"] == 3
 
 
 # -- a corrupt or missing RAG index file ----------------------------------------------------------------

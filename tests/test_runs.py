@@ -7,7 +7,6 @@ process on its n-th call, or the test kills it from outside), then the same comm
 run again and its final weights are compared with an unbroken run's.
 """
 import errno
-import hashlib
 import json
 import os
 import pathlib
@@ -22,25 +21,10 @@ import torch
 
 from neuro_lib.cli import _stop_bytes, main
 from neuro_lib.checkpoint import load_checkpoint, read_config
-from tests.conftest import ENGLISH
+from tests.conftest import ENGLISH, run_cli as _main, snapshot as _snapshot
 
 TINY = ["--model", "d_model=8", "n_layer=1", "n_head=2", "d_ff=16", "block_size=16"]
 STEPS = "24"
-
-
-def _snapshot(root: pathlib.Path) -> dict:
-    """Every path under root with a hash of its bytes (dotfiles included)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
-
-
-def _main(capsys, argv):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
