@@ -301,7 +301,7 @@ def load_train_state(path) -> dict | None:
         if (folder / LEGACY_STATE).is_file():
             raise NeuroError(f"{folder / LEGACY_STATE} is a pickled train state of before 2026-12-03, which is "
                              "never loaded because unpickling can run code; its weights still load (eval, generate), "
-                             "but to train choose a new --out")
+                             f"but to train delete {folder.parent} or choose a new --out")
         return None
     f = folder / STATE_JSON
     try:
