@@ -2,7 +2,8 @@
 
     RUN/checkpoint.json          {"format", "checkpoint": "ckpt-000007", "seq", "step", "config_sha256"}
     RUN/ckpt-000007/config.json  {"arch", "model", "tokenizer", "train", "step", "files": {name: sha256}, ...}
-    RUN/ckpt-000007/model.safetensors, tokenizer/, train_state.pt (optimiser, step, RNG, metrics offset)
+    RUN/ckpt-000007/model.safetensors, tokenizer/,
+                 train_state.json + train_state.safetensors (optimiser, step, RNG, metrics offset)
     RUN/metrics.jsonl            appended by the Trainer; the checkpoint records its length and hash
     RUN/.lock                    held by the process training into RUN (train/runlock.py)
 
@@ -12,6 +13,11 @@ then deletes the older folders. At every instant the pointer names one complete
 checkpoint: a kill at any moment leaves either the old or the new one, plus garbage that
 the next save or resume removes. A save that fails (full disk) removes its partial folder
 and leaves the previous checkpoint as it was.
+
+The train state holds no pickle: its tensors (optimiser moments, the torch RNG) are in safetensors and
+everything else in JSON, so a planted run folder cannot run code when a run resumes (the SHA-256 checks
+do not help there: whoever writes the file writes the hashes). A pickled `train_state.pt` of before
+2026-12-03 is refused, never unpickled; its weights still load.
 
 Loading verifies the chain: pointer -> config.json hash -> every file's hash -> config
 against the weights -> the train state's step. Anything off is one sentence (NeuroError).
@@ -27,13 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
+import math
 import os
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -51,6 +58,8 @@ METRICS = "metrics.jsonl"
 LOCK = ".lock"
 CKPT_RE = re.compile(r"ckpt-\d{6}")
 TEMP_RE = re.compile(r"\..+\.tmp-\d+")  # write_atomic's temporary files
+STATE_JSON, STATE_TENSORS = "train_state.json", "train_state.safetensors"
+LEGACY_STATE = "train_state.pt"  # pickled (before 2026-12-03): refused, never loaded
 
 
 def sha256_file(path) -> str:
@@ -79,9 +88,10 @@ def _write_folder(folder: Path, model, tokenizer, cfg: dict, train_state: dict |
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(_weights_bytes(model))
     if train_state is not None:
-        buf = io.BytesIO()  # serialise in memory: a disk error is then a plain OSError from write_bytes
-        torch.save(train_state, buf)
-        (folder / "train_state.pt").write_bytes(buf.getvalue())
+        tensors: dict = {}
+        doc = _pack(train_state, tensors)  # serialise in memory: a disk error is then a plain OSError
+        (folder / STATE_TENSORS).write_bytes(save_safetensors(tensors))
+        (folder / STATE_JSON).write_text(json.dumps(doc, allow_nan=False))
     tokenizer.save(folder / "tokenizer")
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     for p in files:
@@ -287,18 +297,77 @@ def _is_tied(model, key: str, state: dict) -> bool:
 
 
 def load_train_state(path) -> dict | None:
-    """The train state of the checkpoint at `path` (verified by read_config), None if it has none."""
+    """The train state of the checkpoint at `path` (verified by read_config), None if it has none.
+    Reads JSON and safetensors only: nothing in a run folder can run code here."""
     cfg = read_config(path)
-    f = Path(cfg["folder"]) / "train_state.pt"
-    if not f.is_file():
+    folder = Path(cfg["folder"])
+    if not (folder / STATE_JSON).is_file():
+        if (folder / LEGACY_STATE).is_file():
+            raise NeuroError(f"{folder / LEGACY_STATE} is a pickled train state of before 2026-12-03, which is "
+                             "never loaded because unpickling can run code; its weights still load (eval, generate), "
+                             f"but to train delete {folder.parent} or choose a new --out")
         return None
+    f = folder / STATE_JSON
     try:
-        state = torch.load(f, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a truncated pickle
+        tensors = load_safetensors((folder / STATE_TENSORS).read_bytes())
+        state = _unpack(json.loads(f.read_text()), tensors)
+    except (OSError, ValueError, SafetensorError, RecursionError, KeyError, TypeError) as e:
         raise NeuroError(f"{f} is corrupt ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("step") != cfg["step"]:
         raise NeuroError(f"{f} does not belong to the step of its config.json ({cfg['step']})")
     return state
+
+
+# The train state as JSON + tensors: each tensor becomes {"$tensor": name}; what JSON cannot hold exactly
+# (tuples, dicts with non-string keys, numpy arrays, inf/nan) gets a tagged object of its own.
+def _pack(obj, tensors: dict):
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"$float": repr(obj)}
+    if isinstance(obj, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = obj.detach().cpu().contiguous()
+        return {"$tensor": name}
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
+        return {"$ndarray": obj.tolist(), "dtype": obj.dtype.str}
+    if isinstance(obj, tuple):
+        return {"$tuple": [_pack(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_pack(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in obj):
+            return {k: _pack(v, tensors) for k, v in obj.items()}
+        return {"$items": [[_pack(k, tensors), _pack(v, tensors)] for k, v in obj.items()]}
+    raise TypeError(f"a train state cannot hold a {type(obj).__name__}")
+
+
+def _unpack(doc, tensors: dict):
+    """The inverse of _pack; anything else (an unknown tag, a missing tensor) raises ValueError or KeyError."""
+    if isinstance(doc, list):
+        return [_unpack(v, tensors) for v in doc]
+    if not isinstance(doc, dict):
+        return doc
+    tags = [k for k in doc if k.startswith("$")]
+    if not tags:
+        return {k: _unpack(v, tensors) for k, v in doc.items()}
+    tag = tags[0]
+    if tag == "$tensor":
+        return tensors[doc[tag]]
+    if tag == "$float":
+        return float(doc[tag]) if doc[tag] in ("inf", "-inf", "nan") else _bad(tag)
+    if tag == "$ndarray":
+        dtype = np.dtype(doc["dtype"])
+        return np.array(doc[tag], dtype=dtype) if dtype.kind in "biuf" else _bad(tag)
+    if tag == "$tuple":
+        return tuple(_unpack(doc[tag], tensors))
+    if tag == "$items":
+        return {_unpack(k, tensors): _unpack(v, tensors) for k, v in doc[tag]}
+    return _bad(tag)
+
+
+def _bad(tag: str):
+    raise ValueError(f"malformed {tag}")
 
 
 # -- the metrics log -------------------------------------------------------------------------------

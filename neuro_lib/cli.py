@@ -23,38 +23,15 @@ from __future__ import annotations
 import argparse
 import codecs
 import json
-import math
+import signal
 import sys
 from pathlib import Path
 
+from neuro_lib.argtypes import Parser as _Parser  # the names command modules import from here
+from neuro_lib.argtypes import number as _number
+from neuro_lib.argtypes import positive as _positive
+from neuro_lib.argtypes import seed as _seed
 from neuro_lib.errors import NeuroError
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line, like every other error: `neuro: error: ...`, exit 2."""
-
-    def error(self, message):
-        self.exit(2, f"neuro: error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _number(kind, low=None, strict=True):
-    """An argparse type: a finite number of `kind`, above `low` (or at least `low` when not strict)."""
-    def check(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if low is not None and (v <= low if strict else v < low):
-            raise argparse.ArgumentTypeError(f"must be {'positive' if low == 0 and strict else f'at least {low}'}"
-                                             f", got {text}")
-        return v
-    return check
-
-
-def _positive(kind):
-    return _number(kind, 0)
 
 
 def _ckpt_every(text):
@@ -167,7 +144,7 @@ def _stop_bytes(stops: list[str]) -> list[bytes]:
 def cmd_generate(a):
     from neuro_lib.infer.best_of_n import best_of_n
     from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
-    from neuro_lib.infer.engine import Engine, Sampling, cut_at_stop
+    from neuro_lib.infer.engine import Engine, Sampling, cut_at_stop, stream_text
     from neuro_lib.infer.speculative import speculative_stream
     from neuro_lib.checkpoint import load_checkpoint
 
@@ -199,20 +176,14 @@ def cmd_generate(a):
     else:
         tokens = (speculative_stream(engine, drafter, prompt, params, a.gamma, adaptive=a.adaptive) if drafter
                   else engine.stream(prompt, params))
-        ids, printed, hold = [], 0, max((len(s) for s in stop), default=1) - 1
-        for t in tokens:
-            ids.append(t.id)
-            if a.stream:  # print as it comes, holding back what may be the start of a stop sequence
-                text, hit = cut_at_stop(tok.decode(ids), stop)
-                upto = len(text) if hit else max(printed, len(text) - hold)
-                if printed == 0 and upto:
-                    print(a.prompt, end="", flush=True)
-                print(text[printed:upto].decode("utf-8", errors="replace"), end="", flush=True)
-                printed = upto
-        out = cut_at_stop(tok.decode(ids), stop)[0]
-        if a.stream:
-            print(out[printed:].decode("utf-8", errors="replace"))
+        if a.stream:  # as it comes; a character split across chunks is decoded once whole
+            utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+            print(a.prompt, end="", flush=True)
+            for chunk in stream_text(tokens, tok, stop):
+                print(utf8.decode(chunk), end="", flush=True)
+            print(utf8.decode(b"", final=True))
             return
+        out = cut_at_stop(tok.decode([t.id for t in tokens]), stop)[0]
     print(a.prompt + out.decode("utf-8", errors="replace"))  # bytes that are not UTF-8 show as U+FFFD
 
 
@@ -261,7 +232,7 @@ def cmd_run(a):
     """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
     from neuro_lib.runtime.config import build_engine
 
-    if not a.query.strip():
+    if not _utf8(a.query, "the query").strip():
         raise NeuroError("the query is empty")
     if a.schema and not a.json:
         raise NeuroError("--schema goes with --json (a JSON answer under that schema)")
@@ -272,13 +243,16 @@ def cmd_run(a):
             raise NeuroError("--json needs --schema ID (a schema in data/schemas/)")
         load_schema(a.schema)  # an unknown schema fails before any expert is built
     if a.trace_out:
-        _check_new_file(a.trace_out, (".html",), force=None)  # None: there is no --force here
+        from neuro_lib.paths import check_new_file
+
+        check_new_file(a.trace_out, (".html",), force=None)  # None: there is no --force here
     engine = build_engine(_runtime_config(a))
     r = engine.run(a.query, wants_json=a.json, schema_id=a.schema)
     if a.trace_out:
+        from neuro_lib.atomic import write_atomic
         from neuro_lib.viz.graph import trace_html
 
-        Path(a.trace_out).write_text(trace_html(engine.graph, r), encoding="utf-8")
+        write_atomic(a.trace_out, trace_html(engine.graph, r))  # a failed drawing leaves no file behind
     if a.format == "json":
         print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -303,99 +277,6 @@ def format_trace(r) -> str:
                     f"{'y' if s.ok else 'n':<3} {text[:90]}")
     rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {'ok' if r.ok else 'failed'}")
     return "\n".join(rows)
-
-
-def _check_new_file(path: str, suffixes: tuple[str, ...], force: bool | None) -> Path:
-    """An output file to write: the right suffix, an existing folder, and nothing overwritten unless forced."""
-    out = Path(path)
-    if out.suffix not in suffixes:
-        raise NeuroError(f"{out.name} must end in {' or '.join(suffixes)}")
-    if out.exists() and not force:
-        raise NeuroError(f"{out} already exists" + ("; add --force to replace it" if force is False else ""))
-    if not out.parent.is_dir():
-        raise NeuroError(f"the folder {out.parent} does not exist")
-    return out
-
-
-def cmd_graph(a):
-    """neuro graph show FILE: nodes and edges of a graph (checked as it loads), or its picture with --out."""
-    from neuro_lib.runtime.graph import load_graph
-
-    g = load_graph(a.file)
-    if a.out:
-        out = _check_new_file(a.out, (".html", ".png"), a.force)
-        from neuro_lib.viz.graph import graph_figure, save_graph_png
-
-        if out.suffix == ".html":
-            graph_figure(g).write_html(out, include_plotlyjs=True)
-        else:
-            save_graph_png(g, out)
-        print(f"wrote {out}")
-        return 0
-    print(f"graph {g.name}: entry {g.entry}, exits {', '.join(g.exits)}, step budget {g.step_budget}"
-          + (f"\n{g.description}" if g.description else ""))
-    print("nodes:")
-    for n in g.nodes.values():
-        extra = " ".join(f"{k}={v}" for k, v in n.params.items())
-        retries = f" retries={n.retries}" if n.retries is not None else ""
-        print(f"  {n.id:<12} {n.kind:<8}{retries} {extra}".rstrip())
-    print("edges:")
-    for e in g.edges:
-        print(f"  {e.source} -> {e.target}" + ("" if e.when == "always" else f"   when {e.when}"))
-    return 0
-
-
-def cmd_init(a):
-    """neuro init [DIR]: a starter graph and settings file; refuses to overwrite anything."""
-    from neuro_lib.runtime.config import RuntimeConfig
-    from neuro_lib.runtime.graph import graph_path
-
-    folder = Path(a.dir)
-    if folder.exists() and not folder.is_dir():
-        raise NeuroError(f"{folder} is a file, not a folder")
-    files = {folder / "graph.yaml": graph_path("default").read_text(encoding="utf-8"),
-             folder / "neuro.yaml": "# neuro_lib runtime settings: neuro run --config neuro.yaml \"query\"\n"
-                                    "# (neuro_lib/runtime/config.py explains each field)\n"
-                                    + RuntimeConfig(graph="graph.yaml", memory="memory.sqlite").to_yaml()}
-    taken = [str(p) for p in files if p.exists()]
-    if taken:
-        raise NeuroError(f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}; neuro init never "
-                         f"overwrites files")
-    folder.mkdir(parents=True, exist_ok=True)
-    for p, text in files.items():
-        p.write_text(text, encoding="utf-8")
-    print(f"wrote {', '.join(str(p) for p in files)}; try: neuro run --config {folder / 'neuro.yaml'} "
-          f"\"what is 17 * 23?\" --trace")
-
-
-def cmd_json(a):
-    from neuro_lib.structured.schemas import load_schema
-    from neuro_lib.structured.verify import verify_text
-
-    if a.action == "validate":
-        if not a.file or not Path(a.file).is_file():
-            raise NeuroError(f"neuro json validate needs an existing FILE, got {a.file!r}")
-        schema = load_schema(a.schema)
-        _, errors = verify_text(Path(a.file).read_bytes(), schema)
-        print(f"{a.file}: valid against {a.schema}" if not errors else
-              f"{a.file}: {len(errors)} error(s) against {a.schema}\n" + "\n".join(f"  {e}" for e in errors))
-        return 1 if errors else 0
-    if a.file or a.prompt is None:
-        raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
-    from neuro_lib.structured.expert import answer, cached_expert
-    from neuro_lib.checkpoint import load_checkpoint
-
-    load_schema(a.schema)  # an unknown or broken schema fails before any model work
-    model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
-    r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
-    print(r["text"])
-    print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))
-    if r["repair"] is not None:
-        rep = r["repair"]
-        print(("repaired:" if rep.ok else "unrepairable; attempted:") + "".join(f"\n  {c}" for c in rep.changes))
-        if rep.ok:
-            print(json.dumps(rep.doc, ensure_ascii=False))
-    return 0
 
 
 def cmd_bench(a):
@@ -458,119 +339,6 @@ def cmd_tool(a):
         raise SystemExit(1)
 
 
-def cmd_report(a):
-    from neuro_lib.workbook import run_workbook
-
-    params = {}
-    for k, v in a.param or []:
-        try:
-            params[k] = json.loads(v)
-        except json.JSONDecodeError:
-            params[k] = v
-    failures = run_workbook(profile=a.profile, only=a.only, jobs=a.jobs, params=params, out_root=a.out_root)
-    if failures:
-        raise NeuroError(f"{len(failures)} notebook(s) failed: {', '.join(failures)}")
-
-
-def cmd_nbfreeze(a):
-    from neuro_lib.workbook import freeze_notebook
-
-    for path in a.notebooks:
-        if not Path(path).is_file():
-            raise NeuroError(f"notebook {path} does not exist")
-        freeze_notebook(path)
-        print(f"froze {path}")
-
-
-def cmd_data(a):
-    from neuro_lib.data.corpus import corpus_stats, load_corpus
-
-    stats = corpus_stats(load_corpus(a.corpus))
-    width = max(map(len, stats))
-    for k, v in stats.items():
-        print(f"{k.ljust(width)}  {v}")
-
-
-# -- rag (issue 14): neuro rag index / ask / train-reader ------------------------------------------------
-def cmd_rag_index(a):
-    from neuro_lib.data.corpus import load_corpus
-    from neuro_lib.rag.experiment import rag_sizes
-    from neuro_lib.rag.index import build_index, index_size_bytes
-
-    if Path(a.out).exists():
-        raise NeuroError(f"--out {a.out} already exists; choose a new directory for the index")
-    idx = build_index(load_corpus(a.corpus), rag_sizes(a.profile), seed=a.seed)
-    idx.save(a.out)
-    print(f"indexed {len(idx.passages):,} passages of {a.corpus} ({len(idx.questions)} generated questions) "
-          f"in {a.out}, {index_size_bytes(a.out)['total'] / 1e6:.1f} MB")
-
-
-def cmd_rag_train_reader(a):
-    from neuro_lib.rag.experiment import train_retrieval_reader
-    from neuro_lib.rag.index import load_index
-
-    if Path(a.out).exists():
-        raise NeuroError(f"--out {a.out} already exists; choose a new directory for the reader")
-    train_retrieval_reader(load_index(a.index), a.profile, a.arch, a.seed, out_dir=a.out)
-    print(f"reader checkpoint in {a.out}")
-
-
-def cmd_rag_ask(a):
-    from neuro_lib.rag.index import load_index
-    from neuro_lib.rag.lite import lite_answer
-
-    question = " ".join(a.question.split())
-    if not question:
-        raise NeuroError("the question is empty")
-    idx = load_index(a.index, corpus=a.corpus)
-    ids, scores = idx.retriever(a.retriever).search([question], a.k)
-    top = [idx.passages[i] for i in ids[0]]
-    if a.reader:
-        from neuro_lib.rag.reader import reader_answer
-        from neuro_lib.checkpoint import load_checkpoint
-
-        model, tok, cfg = load_checkpoint(a.reader)
-        if cfg.get("task") != "rag_reader" or cfg.get("corpus") != idx.corpus.spec:
-            raise NeuroError(f"{a.reader} is not a RAG reader trained on {idx.corpus.spec!r}")
-        ans = reader_answer(model, tok, idx.corpus.data, question, top[0], cfg["rag"])
-    else:
-        ans = lite_answer(idx.corpus.data, top[0], question)
-    out = {"question": question, **ans.to_dict(), "retrieved": [
-        {"passage_id": p.id, "start": p.start, "end": p.end, "score": round(float(s), 4)}
-        for p, s in zip(top, scores[0])]}
-    if a.json:
-        print(json.dumps(out, indent=2))
-        return
-    print(ans.text)
-    for c in ans.citations:
-        cited = idx.corpus.data[c["start"]:c["end"]].decode("utf-8", errors="replace")
-        print(f"  cites [{c['passage_id']}] bytes {c['start']}-{c['end']}: {cited!r}")
-    for r in out["retrieved"]:
-        print(f"  retrieved [{r['passage_id']}] bytes {r['start']}-{r['end']} score {r['score']}")
-
-
-def cmd_doctor(a):
-    import torch
-
-    from neuro_lib.bench import SUITES
-    from neuro_lib.data.corpus import CACHE_DIR
-    from neuro_lib.envinfo import environment_record
-    from neuro_lib.models import ARCHS
-    from neuro_lib.tokenizers import TOKENIZER_KINDS
-
-    rec = environment_record()
-    rec["cuda_available"] = torch.cuda.is_available()
-    rec["archs"] = sorted(ARCHS)
-    rec["tokenizers"] = sorted(TOKENIZER_KINDS)
-    rec["bench_suites"] = sorted(SUITES)
-    cached = sorted(p.name for p in CACHE_DIR.iterdir()) if CACHE_DIR.is_dir() else []
-    rec["cache_dir"] = str(CACHE_DIR)
-    rec["cached"] = cached
-    width = max(map(len, rec))
-    for k, v in rec.items():
-        print(f"{k.ljust(width)}  {v}")
-
-
 def _runtime_arguments(p) -> None:
     """The runtime's settings on the command line (they override --config's)."""
     p.add_argument("--config", help="a settings file (neuro init writes one)")
@@ -599,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--time-budget", type=_positive(float), help="training seconds")
     budget.add_argument("--steps", type=_positive(int), help="optimiser steps")
     t.add_argument("--out", required=True, help="run folder; the same command again resumes it")
-    t.add_argument("--seed", type=_number(int, 0, strict=False), default=1337, help="fixes weights, batches, dropout")
+    t.add_argument("--seed", type=_seed, default=1337, help="fixes weights, batches, dropout")
     t.add_argument("--ckpt-every", type=_ckpt_every, default=(0, 120.0), metavar="N|Ns|Nm",
                    help="checkpoint every N steps, or every N seconds/minutes of wall clock (default 120s)")
     t.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model config overrides, e.g. n_layer=6")
@@ -624,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=_number(int), default=40, help=">= 0; 0 keeps every token")
     g.add_argument("--top-p", type=_number(float), default=0.95, help="in (0, 1]; 1 keeps every token")
     g.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable; \\n escapes allowed)")
-    g.add_argument("--seed", type=_number(int, 0, strict=False))
-    g.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL penalty on tokens already seen")
+    g.add_argument("--seed", type=_seed)
+    g.add_argument("--repetition-penalty", type=_positive(float), default=1.0, help="CTRL penalty on tokens already seen")
     g.add_argument("--draft", help="speculative decoding: a draft run with the same tokenizer, or 'ngram'")
     g.add_argument("--gamma", type=int, default=4, help="draft tokens per speculative round")
     g.add_argument("--adaptive", action="store_true", help="grow/shrink gamma with the acceptance")
@@ -650,31 +418,6 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--trace-out", metavar="FILE.html", help="draw the traced run (graph, step slider, timeline)")
     _runtime_arguments(rn)
     rn.set_defaults(func=cmd_run)
-
-    gr = sub.add_parser("graph", help="runtime graphs: show one (checked as it loads)")
-    gsub = gr.add_subparsers(dest="graph_command", required=True)
-    gs = gsub.add_parser("show", help="print a graph's nodes and edges, or draw it with --out FILE.html|.png")
-    gs.add_argument("file", help="a graph file, or a name in data/graphs/ (default, fast, chat)")
-    gs.add_argument("--out", help="write a picture: .html (plotly, interactive) or .png (matplotlib)")
-    gs.add_argument("--force", action="store_true", help="replace an existing --out file")
-    gs.set_defaults(func=cmd_graph)
-
-    it = sub.add_parser("init", help="write a starter runtime graph and settings file (never overwrites)")
-    it.add_argument("dir", nargs="?", default=".", help="the folder (created if missing; default: here)")
-    it.set_defaults(func=cmd_init)
-
-    j = sub.add_parser("json", help="schema-constrained JSON from a run; `neuro json validate FILE --schema ID`")
-    j.add_argument("action", nargs="?", choices=["validate"], help="validate FILE against --schema")
-    j.add_argument("file", nargs="?", help="with validate: the JSON file")
-    j.add_argument("--schema", required=True, help="a schema id in data/schemas/ (or a .json path)")
-    j.add_argument("--prompt", help="the description to turn into JSON")
-    j.add_argument("--run", help="checkpoint directory (default: the Struct-mini encoder-decoder, trained once)")
-    j.add_argument("--profile", default="smoke", help="sizes of the default Struct-mini expert")
-    j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
-    j.add_argument("--max-new-tokens", type=_positive(int), default=256, help="the token budget")
-    j.add_argument("--temperature", type=float, default=0.0)
-    j.add_argument("--seed", type=int, default=0)
-    j.set_defaults(func=cmd_json)
 
     b = sub.add_parser("bench", help="run a benchmark suite")
     bsub = b.add_subparsers(dest="suite", required=True)
@@ -704,59 +447,25 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="print the whole ToolResult as JSON")
         sp.set_defaults(func=cmd_tool)
 
-    r = sub.add_parser("report", help="execute the notebooks with papermill into an HTML report")
-    r.add_argument("--profile", default="smoke")
-    r.add_argument("--only", nargs="*", help="notebook numbers or names, e.g. 00 03")
-    r.add_argument("--jobs", type=_positive(int), default=1, help="notebooks run in parallel")
-    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="notebook parameter (repeatable)")
-    r.add_argument("--out-root", default=None, help="defaults to papermill_runs/")
-    r.set_defaults(func=cmd_report)
-
-    f = sub.add_parser("nbfreeze", help="execute notebooks and save them stripped but for NBVAL_CHECK_OUTPUT cells")
-    f.add_argument("notebooks", nargs="+")
-    f.set_defaults(func=cmd_nbfreeze)
-
-    d = sub.add_parser("data", help="corpus tools")
-    dsub = d.add_subparsers(dest="data_command", required=True)
-    ds = dsub.add_parser("stats", help="size, byte histogram summary and the split")
-    ds.add_argument("corpus")
-    ds.set_defaults(func=cmd_data)
-
-    rg = sub.add_parser("rag", help="retrieval-augmented answers: build an index, ask it questions")
-    rsub = rg.add_subparsers(dest="rag_command", required=True)
-    ri = rsub.add_parser("index", help="chunk a corpus, generate questions, build BM25 + dense indexes")
-    ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
-    ri.add_argument("--out", required=True, help="a new directory for the index")
-    ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
-    ri.add_argument("--seed", type=int, default=0)
-    ri.set_defaults(func=cmd_rag_index)
-    rt = rsub.add_parser("train-reader", help="pre-train and fine-tune an LM reader on an index's questions")
-    rt.add_argument("index")
-    rt.add_argument("--out", required=True, help="a new directory for the reader checkpoint")
-    rt.add_argument("--arch", default=None, help="reader architecture (default: the profile's)")
-    rt.add_argument("--profile", default="smoke")
-    rt.add_argument("--seed", type=int, default=0)
-    rt.set_defaults(func=cmd_rag_train_reader)
-    ra = rsub.add_parser("ask", help="answer a question from an index, citing passage ids and byte spans")
-    ra.add_argument("index")
-    ra.add_argument("question")
-    ra.add_argument("--retriever", default="hybrid", choices=["bm25", "dense", "dense-faiss", "hybrid"])
-    ra.add_argument("--k", type=_positive(int), default=3, help="passages retrieved (the reader reads the first)")
-    ra.add_argument("--corpus", help="refuse the index unless it was built on this corpus")
-    ra.add_argument("--reader", help="an LM reader checkpoint (neuro rag train-reader); default: the lite rules")
-    ra.add_argument("--json", action="store_true")
-    ra.set_defaults(func=cmd_rag_ask)
-
-    sub.add_parser("doctor", help="versions, threads, device, what is cached").set_defaults(func=cmd_doctor)
     for command in COMMANDS:
         command.register(sub)
     return p
 
 
 def main(argv=None) -> int:
+    from neuro_lib.errors import Interrupted, signals_interrupt
+
+    try:
+        with signals_interrupt():
+            return _dispatch(argv)
+    except KeyboardInterrupt as e:  # start-up, parsing, or a command without handlers of its own
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"neuro: {e}" if str(e) else f"neuro: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+
+
+def _dispatch(argv) -> int:
     from neuro_lib.atomic import DISK_ERRNOS, disk_error
-    from neuro_lib.train.trainer import TrainingStopped
 
     args = build_parser().parse_args(argv)
     try:
@@ -764,9 +473,6 @@ def main(argv=None) -> int:
     except NeuroError as e:
         print(f"neuro: error: {e}", file=sys.stderr)
         return 2
-    except TrainingStopped as e:
-        print(f"neuro: {e}", file=sys.stderr)
-        return 128 + e.signum
     except OSError as e:
         if e.errno not in DISK_ERRNOS:
             raise

@@ -14,20 +14,31 @@ from pathlib import Path
 from neuro_lib.paths import REPO_ROOT
 
 
-def git_state() -> dict:
-    """The commit a number was measured at; `dirty_files` names the tracked files that differed from it
-    (a figure from a dirty tree cannot be pinned to a commit without knowing which code changed)."""
-    def run(*args):
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+MAX_DIRTY_FILES = 50  # a record lists at most this many changed paths (and says how many there were)
+
+
+def git_state(root=REPO_ROOT) -> dict:
+    """The commit a number was measured at: `commit` (full hash), `sha` (short, for tables), `dirty`, and
+    `dirty_files`, the `git status --porcelain` lines of a dirty tree (modified, staged, deleted, and
+    untracked files git does not ignore: each can change a result). Outside a checkout, or without git,
+    `sha` is "unknown" and `error` says why instead of the record silently naming no commit."""
+    def run(*args) -> str:
+        # safe.directory: reading the state of a checkout owned by another user (a CI or container mount)
+        r = subprocess.run(["git", "-c", f"safe.directory={Path(root).resolve()}", *args], cwd=root,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError((r.stderr.strip().splitlines() or [f"git {args[0]} failed"])[0])
+        return r.stdout
 
     try:
-        sha = run("rev-parse", "--short", "HEAD").strip()
-        # porcelain v1: two status letters, a space, the path (renames: "old -> new")
-        changed = [line[3:].split(" -> ")[-1] for line in
-                   run("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
-    except OSError:
-        return {"sha": "unknown", "dirty": None, "dirty_files": []}
-    return {"sha": sha or "unknown", "dirty": bool(changed), "dirty_files": changed}
+        commit = run("rev-parse", "HEAD").strip()
+        status = [line for line in run("status", "--porcelain", "--untracked-files=normal").splitlines() if line]
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        return {"sha": "unknown", "commit": None, "dirty": None, "dirty_files": [], "error": str(e)}
+    state = {"sha": commit[:7], "commit": commit, "dirty": bool(status), "dirty_files": status[:MAX_DIRTY_FILES]}
+    if len(status) > MAX_DIRTY_FILES:
+        state["dirty_files_total"] = len(status)
+    return state
 
 
 def cpu_model() -> str:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuro_lib.envinfo import environment_record
-from neuro_lib.paths import REPO_ROOT
+from neuro_lib.atomic import write_atomic
+from neuro_lib.paths import REPO_ROOT, check_output
 from neuro_lib.errors import NeuroError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -63,18 +64,32 @@ def strip_notebook(nb) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
+def read_notebook(path):
+    """A notebook to rewrite in place, read and checked: a missing file, a folder, a link, or a file
+    that is not a notebook is one sentence (NeuroError)."""
+    import nbformat
+
+    path = check_output(path, "notebook", exist_ok=True)
+    if not path.is_file():
+        raise NeuroError(f"notebook {path} does not exist")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as e:  # nbformat raises JSON, Unicode, validation and reader errors
+        raise NeuroError(f"{path} is not a readable notebook ({type(e).__name__})") from None
+
+
 def freeze_notebook(path) -> Path:
     """Execute a notebook in place (smoke defaults) and save it stripped but for its checked cells."""
     import nbformat
     from nbclient import NotebookClient
 
+    nb = read_notebook(path)
     path = Path(path)
-    nb = nbformat.read(str(path), as_version=4)
     os.environ.setdefault("NEURO_PROGRESS", "log")
     NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
                    timeout=1800).execute()
     strip_notebook(nb)
-    nbformat.write(nb, str(path))
+    write_atomic(path, nbformat.writes(nb))
     return path
 
 
@@ -261,8 +276,9 @@ def run_workbook(profile: str = "smoke", only=None, jobs: int = 1, params: dict 
     params = {"profile": profile, **(params or {})}
     for nb in books:
         check_parameters(nb, params)
+    root = check_output(out_root or RUNS_DIR, "report folder", folder=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_root = Path(out_root or RUNS_DIR) / f"{stamp}-{profile}"
+    run_root = check_output(root / f"{stamp}-{profile}", "report folder", folder=True)
     run_root.mkdir(parents=True, exist_ok=False)
     os.environ.setdefault("NEURO_PROGRESS", "log")  # kernels inherit it: log lines, no widgets
     with ThreadPoolExecutor(max_workers=jobs) as pool:

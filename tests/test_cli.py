@@ -28,7 +28,7 @@ def trained(tmp_path, text_corpus, capsys):
 
 def test_train_eval_generate_happy_path(trained, text_corpus, capsys):
     assert {p.name for p in trained.iterdir()} == {"checkpoint.json", "ckpt-000002", "metrics.jsonl", ".lock"}
-    assert {"config.json", "model.safetensors", "train_state.pt", "tokenizer"} <= {
+    assert {"config.json", "model.safetensors", "train_state.json", "train_state.safetensors", "tokenizer"} <= {
         p.name for p in (trained / "ckpt-000002").iterdir()}
     code, out, _ = _run(capsys, "eval", str(trained), "--corpus", text_corpus)
     assert code == 0 and json.loads(out)["bpb"] > 0

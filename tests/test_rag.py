@@ -22,44 +22,13 @@ from neuro_lib.rag.metrics import exact_match, gold_ranks, mrr, recall_at, token
 from neuro_lib.rag.passages import Passage, chunk_corpus, sections, sentences
 from neuro_lib.rag.questions import generate_questions, section_split
 from neuro_lib.rag.reader import fit_prompt, reader_answer, reader_batches
-
-TOPICS = ["path", "socket", "queue", "codec", "timer", "parser", "archive", "cipher", "buffer", "shell",
-          "mailbox", "locale"]
-
-
-def _doc_text() -> bytes:
-    parts = []
-    for i, t in enumerate(TOPICS):
-        parts.append(f"{t}lib\n\n"
-                     f"Tools for working with {t} objects in programs.\n\n"
-                     f"Return True if the {t} object is ready for reading. "
-                     f"Raises ValueError if the {t} handle was closed before the call. "
-                     f"The {t} timeout defaults to {i + 1}.\n\n"
-                     f"Create a new {t} from the given arguments. The {t} keeps an internal buffer of "
-                     f"{t} records; it raises KeyError when the {t} record is missing from the table. "
-                     f"Return None if the {t} has no name attached to it.\n")
-    return "\n".join(parts).encode()
-
-
-SIZES = dict(chunk_bytes=200, test_fraction=0.3, encoder=dict(buckets=1 << 12, dim=16), question_repeat=2,
-             encoder_batch=8, encoder_lr=1e-2, encoder_steps=30, reader_arch="gpt",
-             reader_model={"gpt": dict(d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=192)},
-             reader_block=192, ctx_bytes=96, answer_bytes=16, reader_batch=4, reader_lr=3e-3, pretrain_steps=3,
-             finetune_steps=3, reader_retriever="bm25", n_eval=6)
-
+from tests.conftest import SIZES, TOPICS, _doc_text
 
 @pytest.fixture
 def doc_corpus(tmp_path):
     path = tmp_path / "docs.txt"
     path.write_bytes(_doc_text())
     return f"text:{path}"
-
-
-@pytest.fixture(scope="module")
-def tiny_index(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rag") / "docs.txt"
-    path.write_bytes(_doc_text())
-    return build_index(load_corpus(f"text:{path}"), SIZES, seed=0)
 
 
 # -- passages ------------------------------------------------------------------------------------------

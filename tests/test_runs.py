@@ -7,7 +7,6 @@ process on its n-th call, or the test kills it from outside), then the same comm
 run again and its final weights are compared with an unbroken run's.
 """
 import errno
-import hashlib
 import json
 import os
 import pathlib
@@ -22,25 +21,10 @@ import torch
 
 from neuro_lib.cli import _stop_bytes, main
 from neuro_lib.checkpoint import load_checkpoint, read_config
-from tests.conftest import ENGLISH
+from tests.conftest import ENGLISH, run_cli as _main, snapshot as _snapshot
 
 TINY = ["--model", "d_model=8", "n_layer=1", "n_head=2", "d_ff=16", "block_size=16"]
 STEPS = "24"
-
-
-def _snapshot(root: pathlib.Path) -> dict:
-    """Every path under root with a hash of its bytes (dotfiles included)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
-
-
-def _main(capsys, argv):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +61,7 @@ def _corrupt(ws, what):
     elif what == "pointer":
         (run / "checkpoint.json").write_text('{"checkpoint": 7}')
     elif what == "train_state":
-        (folder / "train_state.pt").write_bytes(b"truncated")
+        (folder / "train_state.json").write_text("{truncated")
 
 
 TRAIN = ["train", "--corpus", "text:{ws}/corpus.txt", "--steps", "3", "--out", "{ws}/run", *TINY]
@@ -207,14 +191,14 @@ def _only_one_checkpoint(run):
 
 
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path, text_corpus, capsys, monkeypatch):
-    """ENOSPC in the middle of the third save (train_state.pt half written): one sentence, the step-2
+    """ENOSPC in the middle of the third save (train_state.safetensors half written): one sentence, the step-2
     checkpoint intact, no partial folder or temp file left; the same command then finishes the run."""
     argv = ["train", "--corpus", text_corpus, "--steps", "6", "--ckpt-every", "2", *TINY]
     assert main([*argv, "--out", str(tmp_path / "unbroken")]) == 0
     real_write, saves = pathlib.Path.write_bytes, []
 
     def full_disk(self, data):
-        if self.name == "train_state.pt":
+        if self.name == "train_state.safetensors":
             saves.append(self)
             if len(saves) == 3:
                 real_write(self, data[: len(data) // 2])

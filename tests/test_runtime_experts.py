@@ -10,8 +10,6 @@ from neuro_lib.data.word_problems import (CODE_FAMILIES, N_HELDOUT, REASON_FAMIL
                                           make_problems)
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import build_model
-from neuro_lib.rag.index import build_index
-from neuro_lib.data.corpus import load_corpus
 from neuro_lib.runtime.code import CodeMini, run_program, train_code_mini
 from neuro_lib.runtime.experts import General, Retrieval, StructMini, build_experts
 from neuro_lib.runtime.reason import ARROW, RETRY_TEMPERATURE, ReasonMini, model_writer, parse_plan, solve, train_reason_mini
@@ -21,7 +19,6 @@ from neuro_lib.structured.verify import verify_text
 from neuro_lib.tools import get_tool
 from neuro_lib.checkpoint import load_checkpoint
 from neuro_lib.train.seq2seq import aeron_config
-from test_rag import SIZES, _doc_text
 
 TINY_AERON = dict(vocab_size=257, d_model=32, n_head=2, n_kv_head=1, d_ff=64, rope_theta=10_000.0, dropout=0.0)
 
@@ -159,13 +156,6 @@ def test_struct_expert_is_constrained_to_the_querys_schema():
     assert "schema_id" in expert.answer(Query("x")).error
     bad = expert.answer(Query("x", schema_id="no_such_schema"))
     assert not bad.ok and "no_such_schema" in bad.error
-
-
-@pytest.fixture(scope="module")
-def tiny_index(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rag") / "docs.txt"
-    path.write_bytes(_doc_text())
-    return build_index(load_corpus(f"text:{path}"), SIZES, seed=0)
 
 
 def test_retrieval_citations_point_at_real_passage_spans(tiny_index):

@@ -2,13 +2,10 @@
 model on a tiny index, pairwise judging and its consistency when the answers swap places."""
 import pytest
 
-from neuro_lib.data.corpus import load_corpus
 from neuro_lib.errors import NeuroError
-from neuro_lib.rag.index import build_index
 from neuro_lib.runtime.judge import JudgeModel, examples, features, judge, pairwise
 from neuro_lib.runtime.reason import solve
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
-from test_rag import SIZES, _doc_text
 
 PROBLEM = Query("A car drives at 45 kilometers per hour for 3 hours. How many meters does it travel?")
 
@@ -99,13 +96,6 @@ def test_a_failed_expert_fails_and_unknown_skills_are_refused():
 
 
 # -- the judge model ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_index(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rag") / "docs.txt"
-    path.write_bytes(_doc_text())
-    return build_index(load_corpus(f"text:{path}"), SIZES, seed=0)
-
-
 def test_judge_model_scores_gold_answers_above_corrupted_ones(tiny_index):
     m = JudgeModel.train(tiny_index, n=50, seed=0)
     xs, ys = examples(tiny_index, "test", 50, seed=1)
@@ -154,8 +144,7 @@ def test_pairwise_breaks_equal_verdicts_by_cost_and_is_swap_consistent():
 
 
 # -- the bench suite's refusals (its full run trains the experts: `neuro bench experts`) ----------------------
-@pytest.mark.parametrize("argv,msg", [(["--threads", "-1"], "--threads"), (["--n", "-1"], "--n"),
-                                      (["--profile", "huge"], "unknown profile")])
+@pytest.mark.parametrize("argv,msg", [(["--n", "-1"], "--n"), (["--profile", "huge"], "unknown profile")])
 def test_bench_experts_refuses_bad_arguments_before_any_work(argv, msg):
     import argparse
 
@@ -164,3 +153,5 @@ def test_bench_experts_refuses_bad_arguments_before_any_work(argv, msg):
     SUITES["experts"].add_arguments(p)
     with pytest.raises(NeuroError, match=msg):
         SUITES["experts"].run(p.parse_args(argv))
+    with pytest.raises(SystemExit):  # the shared --threads flag (bench/flags.py) is checked as it is parsed
+        p.parse_args(["--threads", "-1"])

@@ -36,6 +36,10 @@ class Handler(BaseHTTPRequestHandler):
             "/page": lambda: self.send(PAGE),
             "/latin1": lambda: self.send("<p>Gar\u00e7on cr\u00e8me</p>".encode("latin-1"), "text/html; charset=iso-8859-1"),
             "/meta": lambda: self.send(b'<meta charset="iso-8859-1"><p>na\xefve</p>', "text/html"),
+            "/unknown-charset": lambda: self.send("<p>caf\u00e9</p>".encode(), "text/html; charset=x-no-such"),
+            "/base64-charset": lambda: self.send("<p>caf\u00e9</p>".encode(), "text/html; charset=base64"),
+            "/idna-meta": lambda: self.send('<meta charset="idna"><p>caf\u00e9</p>'.encode() + b"<p>\xff</p>",
+                                            "text/html"),
             "/bad-utf8": lambda: self.send(b"<p>ok \xff\xfe broken</p>"),
             "/text": lambda: self.send(b"first para\nstill first\n\nsecond para\n", "text/plain"),
             "/json": lambda: self.send(b'{"a": 1}', "application/json"),
@@ -160,7 +164,10 @@ def test_http_errors_keep_provenance(server):
 
 @pytest.mark.parametrize("path,text,undecodable", [("/latin1", "Gar\u00e7on cr\u00e8me", 0),
                                                    ("/meta", "na\u00efve", 0),
-                                                   ("/bad-utf8", "ok \ufffd\ufffd broken", 2)])
+                                                   ("/bad-utf8", "ok \ufffd\ufffd broken", 2),
+                                                   ("/unknown-charset", "caf\u00e9", 0),  # falls back to UTF-8
+                                                   ("/base64-charset", "caf\u00e9", 0),  # not a text encoding
+                                                   ("/idna-meta", "\ufffd", 1)])  # idna cannot replace
 def test_encodings(server, path, text, undecodable):
     r = reader().call({"url": server + path})
     assert r.ok and r.value["passages"][-1]["text"] == text and r.value["undecodable"] == undecodable

@@ -37,6 +37,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import Engine
 from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
+from neuro_lib.bench.flags import add_seed, add_threads
 
 METHODS = ("no-cache", "contiguous", "paged")
 
@@ -50,8 +51,8 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=1, help="sequences decoded together")
     p.add_argument("--block-size", type=int, default=16, help="positions per block of the paged cache")
     p.add_argument("--rows", type=int, default=8, help="rows of the ragged and fork scenarios (0 = skip them)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=1337)
+    add_threads(p)
+    add_seed(p, 1337)
 
 
 def _peak_rss_reset() -> None:

@@ -22,14 +22,15 @@ from neuro_lib.runtime.code import evaluate_code_mini
 from neuro_lib.runtime.experts import StructMini, build_experts, cached_model
 from neuro_lib.runtime.judge import evaluate_judge
 from neuro_lib.runtime.reason import evaluate_reason_mini
+from neuro_lib.bench.flags import add_seed, add_threads
 
 
 def add_arguments(p):
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks reason_mini, code_mini, experts)")
     p.add_argument("--struct-profile", default=None, help="Struct-mini's profile for the judge cases (default: --profile)")
     p.add_argument("--n", type=int, default=0, help="held-out problems per expert (0 = the profile's n_eval)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=0)
+    add_threads(p)
+    add_seed(p, 0)
 
 
 def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:

@@ -15,6 +15,7 @@ from neuro_lib.bench.report import make_report
 from neuro_lib.data.corpus import load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.train.lm import train_lm
+from neuro_lib.bench.flags import add_seed, add_threads
 
 
 def add_arguments(p):
@@ -23,8 +24,8 @@ def add_arguments(p):
     p.add_argument("--tokenizer", default="byte", help="tokenizer spec: byte, bpe:4096, ...")
     p.add_argument("--time-budget", type=float, default=200.0, help="training seconds")
     p.add_argument("--profile", default="bench", help="sizes from profiles.py")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    p.add_argument("--seed", type=int, default=1337)
+    add_threads(p)
+    add_seed(p, 1337)
     p.add_argument("--no-anchors", action="store_true", help="skip the compressor anchors")
 
 

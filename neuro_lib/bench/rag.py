@@ -20,6 +20,7 @@ from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
 from neuro_lib.rag.experiment import rag_sizes, run_rag_experiment
 from neuro_lib.rag.index import index_size_bytes
+from neuro_lib.bench.flags import add_seed, add_threads
 
 
 def add_arguments(p):
@@ -27,8 +28,8 @@ def add_arguments(p):
     p.add_argument("--arch", default=None, help="reader LM architecture (default: the profile's reader_arch)")
     p.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
     p.add_argument("--no-readers", action="store_true", help="retrieval and the lite reader only (no LM training)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=0)
+    add_threads(p)
+    add_seed(p, 0)
 
 
 def result_rows(r: dict) -> list[dict]:

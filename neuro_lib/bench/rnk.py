@@ -21,6 +21,7 @@ from neuro_lib.data.chat import INTENTS, collate_chat, generate_chat
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.chat import chat_reply
 from neuro_lib.train.chat import rnk_sizes, train_rnk
+from neuro_lib.bench.flags import add_seed, add_threads
 
 ABLATIONS = {"full": {}, "no_hrm": {"use_hrm": False}, "no_refiner": {"use_refiner": False},
              "no_contrastive": {"w_contrastive": 0.0}}
@@ -110,8 +111,8 @@ def add_arguments(p):
     p.add_argument("--ablations", action="store_true", help="also train no_hrm, no_refiner, no_contrastive")
     p.add_argument("--n-eval", type=int, default=0, help="held-out prompts for the head metrics (0 = profile's)")
     p.add_argument("--n-decode", type=int, default=0, help="of those, prompts decoded for reply metrics")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=0)
+    add_threads(p)
+    add_seed(p, 0)
 
 
 def run(args) -> dict:

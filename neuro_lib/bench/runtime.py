@@ -46,6 +46,7 @@ from neuro_lib.runtime.router_model import RandomRouter, RouterConfig, train_rou
 from neuro_lib.runtime.sum_solver import train_sum_solver
 from neuro_lib.runtime.tasks import FAMILIES, answer_succeeds, family_tasks, router_examples, succeeded
 from neuro_lib.runtime.types import Query
+from neuro_lib.bench.flags import add_threads
 
 PARTS = ("router", "expansion", "runtime")
 METRICS = (("accuracy", "exact skill set"), ("micro_f1", "micro F1"), ("macro_f1", "macro F1"),
@@ -57,7 +58,7 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=0, help="seeds for the router and the adding model (default: "
                                                         "the profile's)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    add_threads(p)
 
 
 # -- router -------------------------------------------------------------------------------------------------------

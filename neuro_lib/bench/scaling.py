@@ -22,6 +22,7 @@ import torch
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import ARCHS, build_model
 from neuro_lib.profiles import get_profile
+from neuro_lib.bench.flags import add_threads
 
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
@@ -72,7 +73,7 @@ def add_arguments(p):
     p.add_argument("--lengths", default="256,512,1024,2048,4096", help="comma-separated context lengths")
     p.add_argument("--profile", default="smoke", help="model sizes from profiles.py")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2, help="torch threads (0 = leave as is)")
+    add_threads(p, 2)
 
 
 def run(args) -> dict:

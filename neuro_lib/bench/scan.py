@@ -26,6 +26,7 @@ import torch
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.scans import SCANS
+from neuro_lib.bench.flags import add_threads
 
 
 def _mambapy_scan(a, v):
@@ -99,7 +100,7 @@ def add_arguments(p):
     p.add_argument("--d-inner", type=int, default=256, help="E, SSM channels (expand * d_model)")
     p.add_argument("--d-state", type=int, default=16, help="N, state size per channel")
     p.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (0 = leave as is)")
+    add_threads(p, 2)
     p.add_argument("--no-mambapy", action="store_true", help="skip the mambapy reference")
 
 

@@ -25,6 +25,7 @@ from neuro_lib.infer.best_of_n import best_of_n
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.infer.mcts import mcts
 from neuro_lib.profiles import get_profile
+from neuro_lib.bench.flags import add_seed, add_threads
 
 ANSWER = dict(max_new_tokens=4, stop=(b"\n",))  # up to 3 digits and the newline
 
@@ -35,8 +36,8 @@ def add_arguments(p):
     p.add_argument("--problems", type=int, default=0, help="held-out problems (default: the profile's)")
     p.add_argument("--seeds", type=int, default=0, help="search seeds (default: the profile's)")
     p.add_argument("--n", type=int, default=0, help="best-of-N samples (default: the profile's)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=1337, help="training seed")
+    add_threads(p)
+    add_seed(p, 1337, help="training seed")
 
 
 def train_arith_model(sizes: dict, steps: int, profile: str, seed: int):

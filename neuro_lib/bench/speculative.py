@@ -31,6 +31,7 @@ from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.infer.speculative import expected_speedup, speculative_generate
 from neuro_lib.profiles import get_profile
+from neuro_lib.bench.flags import add_seed, add_threads
 
 
 def add_arguments(p):
@@ -41,8 +42,8 @@ def add_arguments(p):
     p.add_argument("--gammas", default="", help="comma-separated draft lengths (default: the profile's)")
     p.add_argument("--new-tokens", type=int, default=0, help="tokens per prompt (default: the profile's)")
     p.add_argument("--compile", action="store_true", help="also time plain decoding through torch.compile")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=1337)
+    add_threads(p)
+    add_seed(p, 1337)
 
 
 def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int):

@@ -29,6 +29,7 @@ from neuro_lib.structured.schemas import list_schemas, load_schema
 from neuro_lib.structured.task import make_examples
 from neuro_lib.structured.verify import verify_text
 from neuro_lib.tokenizers import ByteTokenizer, train_tokenizer
+from neuro_lib.bench.flags import add_seed, add_threads
 
 
 def task_bpe(size: int = 1024, seed: int = 0):
@@ -75,8 +76,8 @@ def add_arguments(p):
     p.add_argument("--n-docs", type=int, default=3, help="random-model documents per schema and tokenizer")
     p.add_argument("--bpe-size", type=int, default=1024, help="the bpe:N vocabulary for the mask-time rows")
     p.add_argument("--skip-experts", action="store_true", help="only the constraint-cost rows")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    p.add_argument("--seed", type=int, default=0)
+    add_threads(p)
+    add_seed(p, 0)
 
 
 def run(args) -> dict:

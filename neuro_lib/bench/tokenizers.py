@@ -24,6 +24,7 @@ from neuro_lib.data.corpus import Corpus, load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import get_profile
 from neuro_lib.tokenizers import Tokenizer, parse_spec, train_tokenizer
+from neuro_lib.bench.flags import add_threads
 
 KINDS = ("byte", "word", "bpe", "vq")
 
@@ -119,7 +120,7 @@ def add_arguments(p):
     p.add_argument("--sizes", default="", help="comma-separated vocabulary sizes (default: the profile's)")
     p.add_argument("--profile", default="bench", help="sizes and VQ training steps from profiles.py")
     p.add_argument("--vq-steps", type=int, default=0, help="VQ training steps (0 = the profile's)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    add_threads(p)
 
 
 def run(args) -> dict:

@@ -36,6 +36,7 @@ Tests: tests/test_engine.py.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -57,8 +58,11 @@ class Sampling:
     eos_id: int | None = None        # a row ends at this token (not returned), e.g. a grammar's end token
 
     def __post_init__(self):
-        if self.max_new_tokens < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
+        if (self.max_new_tokens < 0 or self.top_k < 0 or not 0 < self.top_p <= 1
+                or not 0 < self.repetition_penalty < math.inf):  # written so that nan fails too
             raise ValueError(f"invalid sampling parameters: {self}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ValueError(f"the sampling seed must be in [0, 2**63), got {self.seed}")
         self.stop = tuple(as_bytes(s) for s in self.stop)
 
     def generator(self) -> torch.Generator | None:
@@ -87,6 +91,27 @@ def cut_at_stop(text: bytes, stop: tuple) -> tuple[bytes, bool]:
     """text before the first stop sequence, and whether one occurred."""
     hits = [text.find(s) for s in stop if s in text]
     return (text[: min(hits)], True) if hits else (text, False)
+
+
+def stream_text(tokens, tokenizer, stop=()) -> Iterator[bytes]:
+    """The text of a token stream as it comes, cut before the first stop sequence: yields byte chunks,
+    holding back a tail that may be the start of a stop sequence until the next tokens show it is not.
+    The chunks joined equal `cut_at_stop(tokenizer.decode(all ids), stop)[0]`."""
+    stop = tuple(as_bytes(s) for s in stop)
+    hold = max((len(s) for s in stop), default=1) - 1  # the longest proper prefix of a stop sequence
+    ids, sent = [], 0
+    text = b""
+    for t in tokens:
+        ids.append(t.id)
+        text, hit = cut_at_stop(tokenizer.decode(ids), stop)
+        upto = len(text) if hit else max(sent, len(text) - hold)
+        if upto > sent:
+            yield text[sent:upto]
+            sent = upto
+        if hit:
+            return
+    if len(text) > sent:
+        yield text[sent:]
 
 
 class Engine:

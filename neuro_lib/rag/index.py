@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -158,17 +158,17 @@ def build_index(corpus: Corpus, sizes: dict, seed: int = 0, callback=None) -> Ra
 
 
 def load_index(path, corpus: str | None = None) -> RagIndex:
-    """Reload an index; refuses a missing index, another corpus, or a corpus whose bytes changed."""
+    """Reload an index; refuses a missing index, another corpus, or a corpus whose bytes changed, and any
+    missing, corrupt or inconsistent part (passages, questions, BM25, encoder, vectors, HNSW) in one sentence."""
     path = Path(path)
     meta_path = path / "index.json"
     if not meta_path.is_file():
         raise NeuroError(f"{path} is not a RAG index (no index.json); build one with neuro rag index")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
-        raise NeuroError(f"{meta_path} is corrupt (not valid JSON)") from None
-    if meta.get("kind") != "neuro-rag-index" or meta.get("format") != FORMAT:
+    meta = _part(path, "index.json", lambda: json.loads(meta_path.read_text()))
+    if not isinstance(meta, dict) or meta.get("kind") != "neuro-rag-index" or meta.get("format") != FORMAT:
         raise NeuroError(f"{path} is not a neuro_lib RAG index of format {FORMAT}")
+    if not isinstance(meta.get("corpus"), str) or not isinstance(meta.get("corpus_sha256"), str):
+        raise NeuroError(f"{meta_path} is corrupt (needs 'corpus' and 'corpus_sha256')")
     if corpus is not None and corpus != meta["corpus"]:
         raise NeuroError(f"index {path} was built on corpus {meta['corpus']!r}, not {corpus!r}; "
                          f"build another index with --corpus {corpus}")
@@ -176,11 +176,57 @@ def load_index(path, corpus: str | None = None) -> RagIndex:
     if text.sha256 != meta["corpus_sha256"]:
         raise NeuroError(f"corpus {meta['corpus']!r} has changed since index {path} was built; rebuild the index")
     check_fits(index_size_bytes(path)["total"], f"index {path}")  # what is read below, before reading it
-    passages = [Passage(**json.loads(line)) for line in (path / "passages.jsonl").read_text().splitlines()]
-    questions = [Question(**json.loads(line)) for line in (path / "questions.jsonl").read_text().splitlines()]
-    bm25 = BM25Retriever.load(path / "bm25", len(passages))
-    dense = DenseRetriever.load(path / "dense")
+    passages = _part(path, "passages.jsonl", lambda: _records(path / "passages.jsonl", Passage))
+    questions = _part(path, "questions.jsonl", lambda: _records(path / "questions.jsonl", Question))
+    bm25 = _part(path, "bm25/", lambda: BM25Retriever.load(path / "bm25", len(passages)))
+    dense = _part(path, "dense/", lambda: DenseRetriever.load(path / "dense"))
+    ids = {p.id for p in passages}
+    problems = [
+        (not passages, "passages.jsonl holds no passage"),
+        (any(not 0 <= p.start <= p.end <= len(text.data) for p in passages), "a passage lies outside the corpus"),
+        (any(q.passage_id not in ids for q in questions), "a question names a passage the index lacks"),
+        (_bm25_docs(bm25) != len(passages), "bm25/ indexes another number of passages"),
+        (dense.vectors.ndim != 2 or len(dense.vectors) != len(passages), "dense/vectors.npy has another shape"),
+        (dense.vectors.ndim == 2 and dense.vectors.shape[1] != dense.encoder.config.dim,
+         "dense/vectors.npy does not match the encoder's width"),
+        (dense.faiss_index is not None and dense.faiss_index.ntotal != len(passages),
+         "dense/hnsw.faiss holds another number of vectors"),
+    ]
+    bad = next((why for broken, why in problems if broken), None)
+    if bad:
+        raise NeuroError(f"index {path} is inconsistent ({bad}); rebuild it with neuro rag index")
     return RagIndex(text, passages, questions, bm25, dense, meta)
+
+
+def _records(file: Path, cls) -> list:
+    """One dataclass per JSON line; a field of the wrong type is an error, not a later crash."""
+    out = []
+    for line in file.read_text().splitlines():
+        rec = cls(**json.loads(line))
+        for f in fields(cls):
+            if not isinstance(getattr(rec, f.name), f.type if isinstance(f.type, type) else _TYPES[f.type]):
+                raise TypeError(f"{f.name} is not {f.type}")
+        out.append(rec)
+    return out
+
+
+_TYPES = {"str": str, "int": int}  # dataclass field annotations as strings (from __future__ import annotations)
+
+
+def _bm25_docs(bm25: BM25Retriever) -> int:
+    """The number of documents bm25s indexed (recorded in its params.index.json, loaded into scores)."""
+    return bm25.model.scores.get("num_docs", -1)
+
+
+def _part(path: Path, what: str, load):
+    """Load one part of the index at `path`; whatever goes wrong inside is one sentence naming the part."""
+    try:
+        return load()
+    except NeuroError:
+        raise
+    except Exception as e:  # json, numpy, safetensors, bm25s and faiss raise many types on a bad file
+        raise NeuroError(f"index {path} is corrupt or incomplete: {what} is missing or unreadable "
+                         f"({type(e).__name__}); rebuild it with neuro rag index") from None
 
 
 def index_size_bytes(path) -> dict:

@@ -64,7 +64,10 @@ def load_config(path: str | Path) -> RuntimeConfig:
     if not p.is_file():
         raise NeuroError(f"config file {p} does not exist (neuro init writes one)")
     doc = load_yaml(p, f"config file {p}") or {}
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc))
+    try:
+        err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc))
+    except RecursionError:
+        raise NeuroError(f"config file {p} is nested too deeply to check") from None
     if err is not None:
         where = "/".join(str(x) for x in err.absolute_path) or "the top level"
         raise NeuroError(f"config file {p}: {where}: {err.message}")

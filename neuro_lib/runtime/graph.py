@@ -206,10 +206,14 @@ def parse_graph(doc, source: str = "<dict>") -> Graph:
     fail = lambda msg: NeuroError(f"graph {label}: {msg}")  # noqa: E731 - one prefix for every sentence
     if not isinstance(doc, dict):
         raise fail("the file must hold a mapping with name, entry, nodes and edges")
-    for i, n in enumerate(doc.get("nodes") or []):  # the commonest mistake gets its own sentence
+    nodes_list = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    for i, n in enumerate(nodes_list):  # the commonest mistake gets its own sentence
         if isinstance(n, dict) and "kind" in n and n["kind"] not in KINDS:
             raise fail(f"node {n.get('id', i)!r} has unknown kind {n['kind']!r}; kinds are {', '.join(KINDS)}")
-    err = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
+    try:
+        err = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
+    except RecursionError:
+        raise fail("it is nested too deeply to check") from None
     if err is not None:
         raise fail(f"{_where(err.absolute_path)}: {err.message}")
 

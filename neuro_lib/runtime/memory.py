@@ -27,6 +27,7 @@ from collections import deque
 from pathlib import Path
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.paths import check_output
 from neuro_lib.runtime.types import ExpertAnswer, Query
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -48,6 +49,9 @@ CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
     INSERT INTO memories_fts (rowid, text) VALUES (new.id, new.text);
 END;
 """
+
+
+MEMORY_COLUMNS = {"id", "kind", "text", "key", "value", "ok", "created", "pid"}
 
 
 def normalise(text: str) -> str:
@@ -83,21 +87,40 @@ class LongTermMemory:
             p = Path(self.path)
             if p.is_dir():
                 raise NeuroError(f"memory path {p} is a directory; give a file name such as {p / 'memory.sqlite'}")
+            for f in (p, *(Path(self.path + s) for s in ("-wal", "-shm", "-journal"))):  # SQLite writes these too
+                check_output(f, "memory file", exist_ok=True)
             p.parent.mkdir(parents=True, exist_ok=True)
         try:
             # autocommit mode: transactions are the explicit BEGIN IMMEDIATE ... COMMIT below
             self.conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            if self.path != ":memory:":
+            self._check_foreign()  # read only: a file that is not ours is refused before anything is written
+            self.conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")  # one writer creates the tables
+            if self.path != ":memory:":  # only once the file is known to be ours: WAL rewrites its header
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, fast
-            self.conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")  # one writer creates the tables
+        except NeuroError:
+            self.conn.close()
+            raise
         except sqlite3.DatabaseError as e:
-            if getattr(self, "conn", None) is not None and self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            if getattr(self, "conn", None) is not None:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                self.conn.close()
             if "fts5" in str(e).lower():
                 raise NeuroError("this Python's sqlite3 has no FTS5, which long-term memory needs") from None
             raise NeuroError(f"memory file {self.path} cannot be used: {e}") from None
+
+    def _check_foreign(self) -> None:
+        """Refuse a SQLite file that holds other tables and not ours, or a `memories` table of another shape."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "memories" not in tables:
+            raise NeuroError(f"memory file {self.path} is a SQLite database of something else (tables "
+                             f"{', '.join(sorted(tables)[:3])}); give another file")
+        if "memories" in tables:
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(memories)")}
+            if columns != MEMORY_COLUMNS:
+                raise NeuroError(f"memory file {self.path} has a memories table of another shape; give another file")
 
     def _write(self):
         """One write transaction that waits (busy timeout) for other writers instead of failing."""

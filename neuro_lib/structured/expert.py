@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
 from neuro_lib.structured.constrain import JsonConstraint
@@ -51,11 +52,21 @@ def train_expert(kind: str, profile: str = "smoke", steps: int | None = None, se
                          {"task": "struct_mini", "profile": profile}, callback)
 
 
+def check_description(text: str, schema_id: str, block_size: int) -> None:
+    """Refuse a description longer than the expert's window (it reads it whole: no silent cut), before any
+    model work. The decoder-only kind also reads the start token, hence `>=`."""
+    n = len(f"{schema_id}: {text}".encode())
+    if n >= block_size:
+        raise NeuroError(f"the description is {n} bytes with its schema id, but this Struct-mini expert reads "
+                         f"fewer than {block_size}; shorten it")
+
+
 def write_json(model, text: str, schema_id: str, constrained: bool = True, budget: int = 256,
                temperature: float = 0.0, seed: int = 0) -> tuple[bytes, JsonConstraint | None]:
     """One document from a Struct-mini expert: (output bytes, the constraint used or None)."""
     tok = ByteTokenizer()
     c = JsonConstraint(load_schema(schema_id), tok, budget=budget, name=schema_id) if constrained else None
+    check_description(text, schema_id, model.config.block_size)
     prompt, src = prompt_for(model, f"{schema_id}: {text}".encode())
     out = generate(model, tok, prompt, max_new_tokens=budget, temperature=temperature, seed=seed, processor=c,
                    eos_id=END, src=src)

@@ -16,10 +16,14 @@ import json
 from pathlib import Path
 
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.structured.verify import check_patterns
 
+DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "data" / "schemas"
 
 
@@ -29,17 +33,53 @@ def list_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
 
 
 def check_schema(schema, name: str) -> dict:
-    """Raise NeuroError unless `schema` is a JSON object that its meta-schema accepts."""
+    """Raise NeuroError unless `schema` is a JSON object that its meta-schema accepts and whose every
+    `$ref` / `$dynamicRef` resolves inside the schema itself (a remote reference is never fetched)."""
     if not isinstance(schema, dict):
         raise NeuroError(f"schema {name!r} is not a JSON object")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
+        check_references(schema, name)
     except jsonschema.SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(root)"
         raise NeuroError(f"schema {name!r} fails the JSON Schema meta-schema at {where}: {e.message}") from None
+    except RecursionError:
+        raise NeuroError(f"schema {name!r} is nested too deeply to check") from None
     check_patterns(schema, name)  # patterns run on RE2 (linear time); one it cannot run is refused here
     return schema
+
+
+def check_references(schema: dict, name: str) -> None:
+    """Resolve every reference of `schema` against the schema alone, with a registry that retrieves
+    nothing (jsonschema's default would fetch an http(s) reference while validating)."""
+    spec = referencing.jsonschema.specification_with(schema.get("$schema", DEFAULT_DIALECT),
+                                                     default=referencing.jsonschema.DRAFT202012)
+    root = spec.create_resource(schema)
+    resolver = referencing.Registry().resolver_with_root(root)
+
+    def walk(node, resolver):
+        if isinstance(node, list):
+            for v in node:
+                walk(v, resolver)
+            return
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("$id"), str) and node is not schema:
+            resolver = resolver.in_subresource(spec.create_resource(node))
+        for key in ("$ref", "$dynamicRef"):
+            ref = node.get(key)
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(ref)
+                except referencing.exceptions.Unresolvable:
+                    remote = "" if ref.startswith("#") else " (remote references are never fetched)"
+                    raise NeuroError(f"schema {name!r} has a {key} {ref!r} that does not resolve within the "
+                                     f"schema{remote}") from None
+        for v in node.values():
+            walk(v, resolver)
+
+    walk(schema, resolver)
 
 
 def schema_path(schema_id: str, directory: Path = SCHEMA_DIR) -> Path:
@@ -57,7 +97,11 @@ def load_schema(schema_id: str, directory: Path = SCHEMA_DIR) -> dict:
     """Read, parse and meta-check one schema."""
     p = schema_path(schema_id, directory)
     try:
-        schema = json.loads(p.read_text())
+        schema = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise NeuroError(f"schema {schema_id!r} ({p}) is not UTF-8 text (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise NeuroError(f"schema {schema_id!r} ({p}) is not valid JSON: {e}") from None
+    except RecursionError:
+        raise NeuroError(f"schema {schema_id!r} ({p}) is nested too deeply to read") from None
     return check_schema(schema, schema_id)

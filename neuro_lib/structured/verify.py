@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import jsonschema
 import re2
+import referencing
 from jsonschema import ValidationError
 
 from neuro_lib.errors import NeuroError
@@ -104,15 +105,25 @@ def _linear_class(cls):
 
 
 def validator(schema: dict):
+    """A validator whose patterns run on RE2 and that resolves references within `schema` only: an empty
+    registry retrieves nothing (jsonschema's default fetches an http(s) `$ref` while validating)."""
     cls = _linear_class(jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator))
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=referencing.Registry())
 
 
 def verify(doc, schema: dict) -> list[SchemaViolation]:
     """All schema violations of a parsed document, ordered by path."""
-    errs = sorted(validator(schema).iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
-    return [SchemaViolation(json_path(e.absolute_path), str(e.validator), e.message, tuple(e.absolute_path))
+    try:
+        errs = sorted(validator(schema).iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    except RecursionError:
+        return [SchemaViolation("$", "depth", "nested too deeply to check", ())]
+    return [SchemaViolation(json_path(e.absolute_path), str(e.validator), _short(e.message), tuple(e.absolute_path))
             for e in errs]
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """jsonschema quotes the whole offending value; a huge one would bury the report."""
+    return message if len(message) <= limit else f"{message[:limit]}... ({len(message)} characters)"
 
 
 def verify_text(text: str | bytes, schema: dict) -> tuple[object, list[SchemaViolation]]:
@@ -121,4 +132,6 @@ def verify_text(text: str | bytes, schema: dict) -> tuple[object, list[SchemaVio
         doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return None, [SchemaViolation("$", "syntax", f"not valid JSON: {e}", ())]
+    except RecursionError:
+        return None, [SchemaViolation("$", "syntax", "not valid JSON: nested too deeply to read", ())]
     return doc, verify(doc, schema)

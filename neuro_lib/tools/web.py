@@ -182,8 +182,12 @@ def _charset(content_type: str, raw: bytes) -> str:
         m = _META_CHARSET.search(raw[:2048])
         name = m.group(1).decode("ascii") if m else None
     try:
-        return codecs.lookup(name or "utf-8").name
-    except LookupError:  # an unknown charset name: read as UTF-8 and count what does not decode
+        encoding = codecs.lookup(name or "utf-8").name
+        raw.decode(encoding, "replace"), raw.decode(encoding, "ignore")  # as extract_passages and undecodable will
+        return encoding
+    except (LookupError, UnicodeError):
+        # an unknown name, a codec that is not a text encoding (base64, rot13) or one that cannot replace bad
+        # bytes (idna, punycode): read as UTF-8 and count what does not decode
         return "utf-8"
 
 

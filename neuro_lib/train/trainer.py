@@ -48,7 +48,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from neuro_lib.errors import NeuroError
+from neuro_lib.errors import Interrupted, NeuroError
 from neuro_lib.models import arch_of
 from neuro_lib.progress import Progress
 from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, collect_garbage, load_train_state,
@@ -95,6 +95,8 @@ class TrainConfig:
             raise NeuroError("batch_size and block_size must be positive")
         if self.ckpt_every < 0 or self.ckpt_every_s < 0:
             raise NeuroError("ckpt_every and ckpt_every_s must not be negative")
+        if not 0 <= self.seed < 2**63:  # torch's generators take a signed 64-bit seed
+            raise NeuroError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.precision not in ("fp32", "bf16"):
             raise NeuroError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.grad_accum < 1 or self.batch_size % self.grad_accum:
@@ -206,17 +208,21 @@ class Trainer:
             return False
         state = load_train_state(self.out_dir)
         if state is None:
-            raise NeuroError(f"{self.out_dir} holds a finished model without train_state.pt; choose a new --out")
-        history = read_metrics(self.out_dir, state)  # verified before anything is changed
+            raise NeuroError(f"{self.out_dir} holds a finished model without a train state; choose a new --out")
+        try:
+            history = read_metrics(self.out_dir, state)  # verified before anything is changed
+        except (KeyError, TypeError):
+            raise NeuroError(f"the train state in {cfg['folder']} has no valid metrics mark") from None
         load_weights(self.model, Path(cfg["folder"]))
         try:
             self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as e:
-            raise NeuroError(f"the optimiser state in {cfg['folder']} does not fit the model ({e})") from None
-        self.step, self.elapsed, self.tokens_seen = state["step"], state["elapsed"], state["tokens_seen"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+            self.step, self.elapsed, self.tokens_seen = state["step"], float(state["elapsed"]), state["tokens_seen"]
+            torch.set_rng_state(state["torch_rng"])
+            np.random.set_state(state["numpy_rng"])
+            random.setstate(state["python_rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise NeuroError(f"the train state in {cfg['folder']} does not fit this run ({type(e).__name__}: {e})"
+                             ) from None
         self.history, self._mark = history, state
         return True
 
@@ -244,7 +250,16 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
-        """Train until the budget is spent, continuing out_dir's checkpoint of this run if it holds one."""
+        """Train until the budget is spent, continuing out_dir's checkpoint of this run if it holds one.
+        SIGINT/SIGTERM at any moment (start-up, the step-0 save, a step, the final validation) let the
+        current step or save finish, then raise TrainingStopped naming the checkpoint."""
+        with StopOnSignal() as self._stop:
+            history = self._fit(callback)
+            if self._stop.signum is not None:  # arrived outside the loop: the work in hand is done and saved
+                raise TrainingStopped(self._stop.signum, self.step, self.out_dir)
+        return history
+
+    def _fit(self, callback) -> list[dict]:
         if not self.world.is_main:
             return self._follow(callback)
         if self.out_dir is None:
@@ -267,7 +282,7 @@ class Trainer:
                     self.save(barrier=False)  # step 0: from here on the folder always holds a checkpoint
                 collect_garbage(self.out_dir)
                 shared = self._share_state("done" if self._done() else "run")
-                if self._done():
+                if self._done() or self._stop.signum is not None:
                     return self.history
                 return self._run(callback)
         except BaseException as e:
@@ -313,9 +328,10 @@ class Trainer:
         self._last_save = time.monotonic()
         total = c.max_steps or c.time_budget_s
         unit = "step" if c.max_steps else "s"
+        stop = self._stop
         world = self.world
         loss_fn = self.ddp if self.ddp is not None else self.model.compute_loss
-        with Progress(total, desc="train", unit=unit, enabled=world.is_main) as bar, StopOnSignal() as stop:
+        with Progress(total, desc="train", unit=unit, enabled=world.is_main) as bar:
             bar.update(self.step if c.max_steps else self.elapsed)
             while not self._done():
                 t0 = time.time()
@@ -420,13 +436,13 @@ def check_run_folder(run_dir) -> None:
             raise NeuroError(f"{run_dir} already holds other files ({other[0]}, ...); choose a new or empty folder")
 
 
-class TrainingStopped(KeyboardInterrupt):
+class TrainingStopped(Interrupted):
     """SIGINT/SIGTERM stopped training after a step and a checkpoint (a KeyboardInterrupt to other code)."""
 
     def __init__(self, signum: int, step: int, out_dir):
-        self.signum, self.step = signum, step
+        self.step = step
         where = f"checkpoint saved in {out_dir}; run the same command again to resume" if out_dir else "nothing saved"
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; {where}")
+        super().__init__(signum, f"stopped by {signal.Signals(signum).name} at step {step}; {where}")
 
 
 class StopOnSignal:
@@ -442,9 +458,11 @@ class StopOnSignal:
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise Interrupted(signum, f"stopped at once by a second {signal.Signals(signum).name}; no checkpoint "
+                                      "was left half-written")
         self.signum = signum
-        print(f"\n[train] {signal.Signals(signum).name}: finishing this step, then saving", file=sys.stderr, flush=True)
+        print(f"\n[train] {signal.Signals(signum).name}: finishing this step or save, then stopping", file=sys.stderr,
+              flush=True)
 
     def __exit__(self, *exc) -> None:
         for s, handler in self.old.items():

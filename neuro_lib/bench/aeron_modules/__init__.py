@@ -30,6 +30,7 @@ import torch
 from neuro_lib.bench.aeron_modules import badge, episodic, ewc, kg, reasoning, uncertainty, vision
 from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
+from neuro_lib.bench.flags import add_threads
 
 EXPERIMENTS = {m.NAME: m for m in (reasoning, episodic, kg, ewc, uncertainty, badge, vision)}
 VERDICTS = {"helps": 1, "no difference": 0, "hurts": -1, "undecided (one seed, no spread)": 0}
@@ -42,7 +43,7 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=0, help="equal step budget per arm (default: the profile's)")
     p.add_argument("--seconds", type=float, default=0.0, help="equal wall-clock budget per arm instead of steps")
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['aeron_modules'])")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = leave as is)")
+    add_threads(p)  # per process
     p.add_argument("--jobs", type=int, default=1, help="processes running (module, seed) pairs side by side")
 
 

@@ -1,0 +1,90 @@
+"""`neuro rag index | train-reader | ask`: build a RAG index, train its reader, answer with citations."""
+from __future__ import annotations
+
+import json
+
+from neuro_lib.argtypes import positive, seed
+from neuro_lib.errors import NeuroError
+from neuro_lib.paths import check_output
+
+
+def cmd_rag_index(a):
+    from neuro_lib.data.corpus import load_corpus
+    from neuro_lib.rag.experiment import rag_sizes
+    from neuro_lib.rag.index import build_index, index_size_bytes
+
+    check_output(a.out, "--out", folder=True)
+    idx = build_index(load_corpus(a.corpus), rag_sizes(a.profile), seed=a.seed)
+    idx.save(a.out)
+    print(f"indexed {len(idx.passages):,} passages of {a.corpus} ({len(idx.questions)} generated questions) "
+          f"in {a.out}, {index_size_bytes(a.out)['total'] / 1e6:.1f} MB")
+
+
+def cmd_rag_train_reader(a):
+    from neuro_lib.rag.experiment import train_retrieval_reader
+    from neuro_lib.rag.index import load_index
+
+    check_output(a.out, "--out", folder=True)
+    train_retrieval_reader(load_index(a.index), a.profile, a.arch, a.seed, out_dir=a.out)
+    print(f"reader checkpoint in {a.out}")
+
+
+def cmd_rag_ask(a):
+    from neuro_lib.rag.index import load_index
+    from neuro_lib.rag.lite import lite_answer
+
+    question = " ".join(a.question.split())
+    if not question:
+        raise NeuroError("the question is empty")
+    idx = load_index(a.index, corpus=a.corpus)
+    ids, scores = idx.retriever(a.retriever).search([question], a.k)
+    top = [idx.passages[i] for i in ids[0]]
+    if a.reader:
+        from neuro_lib.rag.reader import reader_answer
+        from neuro_lib.checkpoint import load_checkpoint
+
+        model, tok, cfg = load_checkpoint(a.reader)
+        if cfg.get("task") != "rag_reader" or cfg.get("corpus") != idx.corpus.spec:
+            raise NeuroError(f"{a.reader} is not a RAG reader trained on {idx.corpus.spec!r}")
+        ans = reader_answer(model, tok, idx.corpus.data, question, top[0], cfg["rag"])
+    else:
+        ans = lite_answer(idx.corpus.data, top[0], question)
+    out = {"question": question, **ans.to_dict(), "retrieved": [
+        {"passage_id": p.id, "start": p.start, "end": p.end, "score": round(float(s), 4)}
+        for p, s in zip(top, scores[0])]}
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(ans.text)
+    for c in ans.citations:
+        cited = idx.corpus.data[c["start"]:c["end"]].decode("utf-8", errors="replace")
+        print(f"  cites [{c['passage_id']}] bytes {c['start']}-{c['end']}: {cited!r}")
+    for r in out["retrieved"]:
+        print(f"  retrieved [{r['passage_id']}] bytes {r['start']}-{r['end']} score {r['score']}")
+
+
+def register(sub) -> None:
+    rg = sub.add_parser("rag", help="retrieval-augmented answers: build an index, ask it questions")
+    rsub = rg.add_subparsers(dest="rag_command", required=True)
+    ri = rsub.add_parser("index", help="chunk a corpus, generate questions, build BM25 + dense indexes")
+    ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
+    ri.add_argument("--out", required=True, help="a new directory for the index")
+    ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
+    ri.add_argument("--seed", type=seed, default=0)
+    ri.set_defaults(func=cmd_rag_index)
+    rt = rsub.add_parser("train-reader", help="pre-train and fine-tune an LM reader on an index's questions")
+    rt.add_argument("index")
+    rt.add_argument("--out", required=True, help="a new directory for the reader checkpoint")
+    rt.add_argument("--arch", default=None, help="reader architecture (default: the profile's)")
+    rt.add_argument("--profile", default="smoke")
+    rt.add_argument("--seed", type=seed, default=0)
+    rt.set_defaults(func=cmd_rag_train_reader)
+    ra = rsub.add_parser("ask", help="answer a question from an index, citing passage ids and byte spans")
+    ra.add_argument("index")
+    ra.add_argument("question")
+    ra.add_argument("--retriever", default="hybrid", choices=["bm25", "dense", "dense-faiss", "hybrid"])
+    ra.add_argument("--k", type=positive(int), default=3, help="passages retrieved (the reader reads the first)")
+    ra.add_argument("--corpus", help="refuse the index unless it was built on this corpus")
+    ra.add_argument("--reader", help="an LM reader checkpoint (neuro rag train-reader); default: the lite rules")
+    ra.add_argument("--json", action="store_true")
+    ra.set_defaults(func=cmd_rag_ask)

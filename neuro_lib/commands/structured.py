@@ -1,0 +1,56 @@
+"""`neuro json`: schema-constrained JSON from a run, and `neuro json validate FILE --schema ID`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from neuro_lib.argtypes import number, positive, seed
+from neuro_lib.errors import NeuroError
+
+
+def cmd_json(a):
+    from neuro_lib.structured.schemas import load_schema
+    from neuro_lib.structured.verify import verify_text
+
+    if a.action == "validate":
+        if not a.file or not Path(a.file).is_file():
+            raise NeuroError(f"neuro json validate needs an existing FILE, got {a.file!r}")
+        schema = load_schema(a.schema)
+        _, errors = verify_text(Path(a.file).read_bytes(), schema)
+        print(f"{a.file}: valid against {a.schema}" if not errors else
+              f"{a.file}: {len(errors)} error(s) against {a.schema}\n" + "\n".join(f"  {e}" for e in errors))
+        return 1 if errors else 0
+    if a.file or a.prompt is None:
+        raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
+    from neuro_lib.checkpoint import load_checkpoint
+    from neuro_lib.structured.expert import answer, cached_expert
+
+    load_schema(a.schema)  # an unknown or broken schema fails before any model work
+    if not a.run:
+        from neuro_lib.structured.expert import check_description, model_config
+        check_description(a.prompt, a.schema, model_config("encdec", a.profile)["block_size"])
+    model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
+    r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
+    print(r["text"])
+    print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))
+    if r["repair"] is not None:
+        rep = r["repair"]
+        print(("repaired:" if rep.ok else "unrepairable; attempted:") + "".join(f"\n  {c}" for c in rep.changes))
+        if rep.ok:
+            print(json.dumps(rep.doc, ensure_ascii=False))
+    return 0
+
+
+def register(sub) -> None:
+    j = sub.add_parser("json", help="schema-constrained JSON from a run; `neuro json validate FILE --schema ID`")
+    j.add_argument("action", nargs="?", choices=["validate"], help="validate FILE against --schema")
+    j.add_argument("file", nargs="?", help="with validate: the JSON file")
+    j.add_argument("--schema", required=True, help="a schema id in data/schemas/ (or a .json path)")
+    j.add_argument("--prompt", help="the description to turn into JSON")
+    j.add_argument("--run", help="checkpoint directory (default: the Struct-mini encoder-decoder, trained once)")
+    j.add_argument("--profile", default="smoke", help="sizes of the default Struct-mini expert")
+    j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
+    j.add_argument("--max-new-tokens", type=positive(int), default=256, help="the token budget")
+    j.add_argument("--temperature", type=number(float, 0, strict=False), default=0.0, help=">= 0; 0 is greedy")
+    j.add_argument("--seed", type=seed, default=0)
+    j.set_defaults(func=cmd_json)
