@@ -108,16 +108,22 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     def __init__(self, model, tokenizer, config: TrainConfig, batches: Callable[[int], dict],
                  evaluate: Callable[[torch.nn.Module], dict] | None = None, out_dir=None, extra_config=None,
-                 info=None):
+                 info=None, backward: Callable | None = None, aux: torch.nn.Module | None = None):
         """`batches(step) -> {"tokens", "targets", ...}` must be deterministic in step;
         `evaluate(model) -> {"val_bpb": ..., ...}` runs at each validation. `extra_config` is part of the
-        run's identity (e.g. the corpus hash); `info` is only recorded (e.g. the corpus path, which may move)."""
+        run's identity (e.g. the corpus hash); `info` is only recorded (e.g. the corpus path, which may move).
+        `backward(model, batch) -> (loss, parts)` replaces `model.compute_loss` + `loss.backward()` for a loss
+        that is not the model's own (rlhf/: DPO, reward model, PPO; it may accumulate micro-batches);
+        `aux` is a module trained beside the model (a reward or value head): its parameters join the
+        optimiser and its state_dict (with `get_extra_state`, e.g. a rollout buffer) goes in train_state.pt."""
         self.device = config.torch_device()
         self.model, self.tokenizer, self.config = model.to(self.device), tokenizer, config
         self.batches, self.evaluate = batches, evaluate
+        self.backward, self.aux = backward, aux.to(self.device) if aux is not None else None
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config, self.info = extra_config or {}, info or {}
-        self.optimizer = make_adamw(model, config.lr, config.weight_decay, betas=(0.9, config.beta2))
+        params = model if aux is None else torch.nn.ModuleList([model, aux])
+        self.optimizer = make_adamw(params, config.lr, config.weight_decay, betas=(0.9, config.beta2))
         self.step, self.elapsed, self.history = 0, 0.0, []
         self.tokens_seen = 0
 
@@ -139,7 +145,8 @@ class Trainer:
     def _train_state(self) -> dict:
         return {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen,
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), **metrics_mark(self.out_dir)}
+                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), **metrics_mark(self.out_dir),
+                **({"aux": self.aux.state_dict()} if self.aux is not None else {})}
 
     def save(self) -> None:
         """Checkpoint now (crash-safe); a failed save says which checkpoint is still there."""
@@ -179,6 +186,8 @@ class Trainer:
             raise NeuroError(f"{self.out_dir} holds a finished model without train_state.pt; choose a new --out")
         history = read_metrics(self.out_dir, state)  # verified before anything is changed
         load_weights(self.model, Path(cfg["folder"]))
+        if self.aux is not None:
+            self.aux.load_state_dict(state["aux"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as e:
@@ -248,16 +257,20 @@ class Trainer:
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
                 batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in self.batches(self.step).items()}
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
-                    loss, parts = self.model.compute_loss(batch)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip).item()
+                if self.backward is None:
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                        loss, parts = self.model.compute_loss(batch)
+                    loss.backward()
+                else:
+                    loss, parts = self.backward(self.model, batch)
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip).item()
                 self.optimizer.step()
                 self.step += 1
                 dt = time.time() - t0
                 self.elapsed += dt
-                n_tok = batch["tokens"].numel()
+                n_tok = batch["tokens"].numel() if "tokens" in batch else 0
                 self.tokens_seen += n_tok
                 loss_val = loss.item()
                 bar.update(1 if c.max_steps else dt, loss=loss_val)
