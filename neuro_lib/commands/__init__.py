@@ -7,6 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-from neuro_lib.commands import align
+from neuro_lib.commands import align, family
 
-COMMANDS: list = [align]  # modules, in the order `neuro --help` lists them
+COMMANDS: list = [family, align]  # modules, in the order `neuro --help` lists them
