@@ -4,8 +4,9 @@
 
 The task (data/reviews.py) has a computable true reward: the sentiment-lexicon score of a generated
 review's completion. Per seed, following the DPO paper's controlled sentiment setup at toy scale:
-1. the SFT policy: a small GPT fine-tuned (train_sft) on review lines, from a fresh initialisation or from
-   `--base` (a pretrained base checkpoint); it writes reviews of every mood;
+1. the SFT policy: the model family's pretrained base (train/pretrain.py, cached per profile; `--base scratch`
+   starts from a fresh small GPT instead) fine-tuned (rlhf.dpo.train_sft, lineage recorded) on review lines,
+   loss on the completion; it writes reviews of every mood;
 2. preference pairs: two samples of the SFT policy per prompt, ranked by the true reward (ties dropped);
 3. a reward model on those pairs (Bradley-Terry), held-out pairwise accuracy;
 4. the arms, each evaluated on the same held-out prompts (one sample each, fixed seed): mean true reward,
@@ -46,8 +47,10 @@ from neuro_lib.tokenizers.byte import ByteTokenizer
 def add_arguments(p):
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rlhf'])")
     p.add_argument("--seeds", type=int, default=0, help="seeds (default: the profile's)")
-    p.add_argument("--base", help="a pretrained base checkpoint to fine-tune the SFT policy from "
-                                  "(byte tokenizer; default: a fresh GPT of the profile's size)")
+    p.add_argument("--base", default="family",
+                   help="what the SFT policy is fine-tuned from: 'family' (the profile's cached pretrained base, "
+                        "train/pretrain.py), 'scratch' (a fresh GPT of the profile's size) or a checkpoint folder "
+                        "(byte tokenizer)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
 
 
@@ -187,9 +190,16 @@ def run(args) -> dict:
     seeds = args.seeds or s["seeds"]
     if seeds < 1:
         raise NeuroError("--seeds must be positive")
-    if args.base is not None and not Path(args.base).exists():
-        raise NeuroError(f"--base {args.base} does not exist")
-    results = [r for seed in range(seeds) for r in run_seed(s, seed, args.base)]
-    config = {"profile": args.profile, "seeds": seeds, "base": args.base, "sizes": s,
+    if args.base == "family":
+        from neuro_lib.train.pretrain import pretrain
+        base = str(pretrain(args.profile))
+    elif args.base == "scratch":
+        base = None
+    elif Path(args.base).exists():
+        base = args.base
+    else:
+        raise NeuroError(f"--base {args.base} is neither 'family', 'scratch' nor a checkpoint folder")
+    results = [r for seed in range(seeds) for r in run_seed(s, seed, base)]
+    config = {"profile": args.profile, "seeds": seeds, "base": args.base, "base_path": base, "sizes": s,
               "threads": torch.get_num_threads(), "task": "reviews (data/reviews.py): lexicon sentiment"}
     return make_report("rlhf", config, results)
