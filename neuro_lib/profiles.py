@@ -170,7 +170,7 @@ AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
 # prompt), SFT on the chosen answers; best-of-N for N in bon on bon_prompts prompts; every policy evaluated on
 # eval_prompts held-out prompts every eval_every steps. Completions end at a newline or max_new_tokens.
 RLHF = dict(model=dict(GPT_CPU, d_model=64, n_layer=2, n_head=4, d_ff=256, block_size=64), sft_lines=4000,
-            sft_steps=300, sft_lr=3e-3, batch_size=32, pair_prompts=400, rm_steps=150, rm_lr=1e-3, eval_prompts=48,
+            sft_steps=300, sft_lr=3e-3, batch_size=32, pair_prompts=400, rm_steps=150, rm_lr=1e-3, eval_prompts=32,
             bon=[1, 2, 4, 8, 16, 32], bon_prompts=16, dpo_betas=[0.05, 0.1, 0.5], dpo_steps=80, dpo_lr=3e-4,
             ppo_kl=[0.05, 0.2], ppo_steps=100, rollout_batch=16, rloo_kl=0.05, rloo_steps=40, rloo_k=4, rl_lr=5e-4,
             eval_every=20, max_new_tokens=48, seeds=3)

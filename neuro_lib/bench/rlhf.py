@@ -39,7 +39,7 @@ from neuro_lib.models import build_model
 from neuro_lib.profiles import get_profile
 from neuro_lib.rlhf.batch import Pair
 from neuro_lib.rlhf.dpo import train_dpo, train_sft
-from neuro_lib.rlhf.online import end_token, evaluate_policy, sample, train_ppo, train_rloo
+from neuro_lib.rlhf.online import end_token, evaluate_policy, sample, text_only, train_ppo, train_rloo
 from neuro_lib.rlhf.reward import frozen_copy, train_reward_model
 from neuro_lib.tokenizers.byte import ByteTokenizer
 
@@ -52,6 +52,7 @@ def add_arguments(p):
                         "train/pretrain.py), 'scratch' (a fresh GPT of the profile's size) or a checkpoint folder "
                         "(byte tokenizer)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
 
 
 def rank_pairs(rows_a, rows_b, tok, reward) -> list[Pair]:
@@ -86,7 +87,7 @@ def bon_points(policy, tok, rm, prompts, s, seed) -> list[dict]:
     picks = {n: [] for n in s["bon"]}
     for i, prompt in enumerate(prompts):
         params = Sampling(max_new_tokens=s["max_new_tokens"], temperature=1.0, seed=seed * 10_007 + i, eos_id=end_id)
-        cands = best_of_n(Engine(policy, tok), prompt, n_max, params).candidates
+        cands = best_of_n(Engine(policy, tok), prompt, n_max, params, processor=text_only(tok)).candidates
         comps = [c.ids + [end_id] if len(c.ids) < s["max_new_tokens"] else c.ids or [end_id] for c in cands]
         scores = rm.score([tok.encode(prompt)] * n_max, comps).tolist()
         for n in s["bon"]:
@@ -199,7 +200,7 @@ def run(args) -> dict:
         base = args.base
     else:
         raise NeuroError(f"--base {args.base} is neither 'family', 'scratch' nor a checkpoint folder")
-    results = [r for seed in range(seeds) for r in run_seed(s, seed, base)]
-    config = {"profile": args.profile, "seeds": seeds, "base": args.base, "base_path": base, "sizes": s,
+    results = [r for seed in range(args.first_seed, args.first_seed + seeds) for r in run_seed(s, seed, base)]
+    config = {"profile": args.profile, "seeds": seeds, "first_seed": args.first_seed, "base": args.base, "base_path": base, "sizes": s,
               "threads": torch.get_num_threads(), "task": "reviews (data/reviews.py): lexicon sentiment"}
     return make_report("rlhf", config, results)

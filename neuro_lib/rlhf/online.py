@@ -46,6 +46,16 @@ def end_token(tokenizer, end: bytes = b"\n") -> int:
     return ids[0]
 
 
+def text_only(tokenizer):
+    """A logits processor that forbids ids the tokenizer cannot write as text: a family base has one more id
+    than its byte tokenizer (the task marker, data/sft.py), which a review never contains."""
+    def processor(ids, logits):
+        if logits.shape[-1] <= tokenizer.vocab_size:
+            return logits
+        return torch.cat([logits[:tokenizer.vocab_size], torch.full_like(logits[tokenizer.vocab_size:], -torch.inf)])
+    return processor
+
+
 @torch.no_grad()
 def sample(policy, tokenizer, prompts: list, max_new_tokens: int, end_id: int, seed: int,
            temperature: float = 1.0) -> list[tuple[list[int], list[int], bool]]:
@@ -54,7 +64,7 @@ def sample(policy, tokenizer, prompts: list, max_new_tokens: int, end_id: int, s
     engine = Engine(policy, tokenizer)
     params = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, eos_id=end_id)
     out = [[] for _ in prompts]
-    for tok in engine.stream(list(prompts), params):
+    for tok in engine.stream(list(prompts), params, processor=text_only(tokenizer)):
         out[tok.row].append(tok.id)
     policy.train(was_training)
     rows = []
