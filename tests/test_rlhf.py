@@ -301,3 +301,14 @@ def test_align_cli_runs_and_resumes(tmp_path, capsys):
     first = read_config(tmp_path / "d")
     assert neuro(*args) == 0  # a finished run: nothing retrained, nothing rewritten
     assert read_config(tmp_path / "d")["folder"] == first["folder"] and first["align"]["beta"] == 0.1
+
+
+def test_sampling_never_writes_an_id_the_tokenizer_cannot_decode():
+    from neuro_lib.rlhf.online import sample
+    torch.manual_seed(0)
+    m = build_model("gpt", vocab_size=257, d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=64, dropout=0.0)
+    with torch.no_grad():
+        m.lm_head.weight[256] += 5.0  # the extra id (a family base's task marker) is the likeliest token
+    rows = sample(m, TOK, ["the soup was"] * 4, 12, end_id=10, seed=0)
+    assert all(max(c) < 256 for _, c, _ in rows)
+    TOK.decode([t for _, c, _ in rows for t in c])
