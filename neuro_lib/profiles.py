@@ -174,6 +174,17 @@ FAMILY_SMOKE = dict(
     about=dict(pretrain="seconds", finetune="seconds"),
 )
 AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
+# Alignment (rlhf/, `neuro bench rlhf`, notebook 10) on the reviews task (data/reviews.py): a small byte GPT
+# fine-tuned on sft_lines review lines (sft_steps), preference pairs from two samples on each of pair_prompts
+# prompts ranked by the true reward, a reward model (rm_steps), then each arm for a step budget: DPO at
+# dpo_betas, PPO at ppo_kl (rollout_batch samples per rollout, 2 epochs x 2 minibatches), RLOO (rloo_k samples per
+# prompt), SFT on the chosen answers; best-of-N for N in bon on bon_prompts prompts; every policy evaluated on
+# eval_prompts held-out prompts every eval_every steps. Completions end at a newline or max_new_tokens.
+RLHF = dict(model=dict(GPT_CPU, d_model=64, n_layer=2, n_head=4, d_ff=256, block_size=64), sft_lines=4000,
+            sft_steps=300, sft_lr=3e-3, batch_size=32, pair_prompts=400, rm_steps=150, rm_lr=1e-3, eval_prompts=32,
+            bon=[1, 2, 4, 8, 16, 32], bon_prompts=16, dpo_betas=[0.05, 0.1, 0.5], dpo_steps=80, dpo_lr=3e-4,
+            ppo_kl=[0.05, 0.2], ppo_steps=100, rollout_batch=16, rloo_kl=0.05, rloo_steps=40, rloo_k=4, rl_lr=5e-4,
+            eval_every=20, max_new_tokens=48, seeds=3)
 
 # `neuro bench export` (bench/export.py): a GPT trained for train_s seconds on windows of `window` bytes,
 # then exported and quantised; bpb on the first eval_bytes of the validation split (0 = all), tokens/s of a
@@ -208,7 +219,7 @@ PROFILES = {
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
-               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE, "family": FAMILY_SMOKE,
+               "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE, "family": FAMILY_SMOKE, "rlhf": RLHF,
                "export": dict(EXPORT, model=dict(GPT_CPU, n_layer=2, block_size=64), window=64, train_s=15,
                               eval_bytes=8_000, prompt_len=32, new_tokens=16, repeats=2)},
     ),
@@ -234,6 +245,9 @@ PROFILES = {
                            reader_model={"gpt": dict(block_size=448), "aeron": {}}, reader_block=448, ctx_bytes=256,
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
                "router": ROUTER, "expansion": EXPANSION,
+               "rlhf": dict(RLHF, model=dict(GPT_CPU, block_size=64), sft_steps=1500, rm_steps=600, dpo_steps=300,
+                            ppo_steps=200, rloo_steps=100, pair_prompts=2000, eval_prompts=128, bon_prompts=64,
+                            eval_every=50),
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
                "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT), "family": FAMILY},
     ),

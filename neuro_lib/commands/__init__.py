@@ -7,6 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-from neuro_lib.commands import claims, export, family, graph, info, nproc, rag, structured, workbook
+from neuro_lib.commands import align, claims, export, family, graph, info, nproc, rag, structured, workbook
 
-COMMANDS: list = [structured, rag, graph, workbook, info, nproc, family, export, claims]  # modules, in the order `neuro --help` lists them
+COMMANDS: list = [structured, rag, graph, workbook, info, nproc, family, align, export, claims]  # `neuro --help` order

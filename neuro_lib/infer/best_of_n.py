@@ -43,7 +43,9 @@ def mean_logprob(logprobs: list[float]) -> float:
     return sum(chosen) / len(chosen) if chosen else float("-inf")
 
 
-def best_of_n(engine: Engine, prompt, n: int, params: Sampling, scorer: Callable | None = None) -> BestOfN:
+def best_of_n(engine: Engine, prompt, n: int, params: Sampling, scorer: Callable | None = None,
+              processor: Callable | None = None) -> BestOfN:
+    """`processor`: the engine's logits-processor hook, applied to every row."""
     if n < 1:
         raise ValueError(f"best-of-N needs N >= 1, got {n}")
     calls0 = engine.calls
@@ -51,7 +53,7 @@ def best_of_n(engine: Engine, prompt, n: int, params: Sampling, scorer: Callable
     state, logits = engine.prefill([context])
     rows = state.fork(n)
     ids, logprobs = [[] for _ in range(n)], [[] for _ in range(n)]
-    for tok in engine.decode(rows, logits.expand(n, -1), [list(context) for _ in range(n)], params):
+    for tok in engine.decode(rows, logits.expand(n, -1), [list(context) for _ in range(n)], params, processor):
         ids[tok.row].append(tok.id)
         logprobs[tok.row].append(tok.logprob)
     cands = []

@@ -129,19 +129,27 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     def __init__(self, model, tokenizer, config: TrainConfig, batches: Callable[[int], dict],
                  evaluate: Callable[[torch.nn.Module], dict] | None = None, out_dir=None, extra_config=None,
-                 info=None):
+                 info=None, backward: Callable | None = None, aux: torch.nn.Module | None = None):
         """`batches(step) -> {"tokens", "targets", ...}` must be deterministic in step;
         `evaluate(model) -> {"val_bpb": ..., ...}` runs at each validation. `extra_config` is part of the
-        run's identity (e.g. the corpus hash); `info` is only recorded (e.g. the corpus path, which may move)."""
+        run's identity (e.g. the corpus hash); `info` is only recorded (e.g. the corpus path, which may move).
+        `backward(model, batch) -> (loss, parts)` replaces `model.compute_loss` + `loss.backward()` for a loss
+        that is not the model's own (rlhf/: DPO, reward model, PPO; it may accumulate micro-batches);
+        `aux` is a module trained beside the model (a reward or value head): its parameters join the
+        optimiser and its state_dict (with `get_extra_state`, e.g. a rollout buffer) goes in the train state."""
         self.world, self.device = distributed.setup(config.device)
         distributed.check_divisible(config.batch_size, self.world, config.grad_accum)
+        if backward is not None and (self.world.distributed or config.grad_accum > 1):
+            raise NeuroError("a custom backward (rlhf/) runs in one process and accumulates its own micro-batches")
         self.model, self.tokenizer, self.config = model.to(self.device), tokenizer, config
         # the data-parallel replica (parameters broadcast from rank 0); None in a single process
         self.ddp = distributed.wrap(self.model, self.device, config.comm_hook) if self.world.distributed else None
         self.batches, self.evaluate = batches, evaluate
+        self.backward, self.aux = backward, aux.to(self.device) if aux is not None else None
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config, self.info = extra_config or {}, info or {}
-        self.optimizer = make_adamw(model, config.lr, config.weight_decay, betas=(0.9, config.beta2))
+        params = model if aux is None else torch.nn.ModuleList([model, aux])
+        self.optimizer = make_adamw(params, config.lr, config.weight_decay, betas=(0.9, config.beta2))
         self.step, self.elapsed, self.history = 0, 0.0, []
         self.tokens_seen = 0
 
@@ -164,7 +172,8 @@ class Trainer:
         return {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen,
                 "samples_seen": self.step * self.config.batch_size, "world_size": self.world.size,
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), **metrics_mark(self.out_dir)}
+                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), **metrics_mark(self.out_dir),
+                **({"aux": self.aux.state_dict()} if self.aux is not None else {})}
 
     def save(self, barrier: bool = True) -> None:
         """Checkpoint now (crash-safe); a failed save says which checkpoint is still there.
@@ -214,6 +223,8 @@ class Trainer:
         except (KeyError, TypeError):
             raise NeuroError(f"the train state in {cfg['folder']} has no valid metrics mark") from None
         load_weights(self.model, Path(cfg["folder"]))
+        if self.aux is not None:
+            self.aux.load_state_dict(state["aux"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.step, self.elapsed, self.tokens_seen = state["step"], float(state["elapsed"]), state["tokens_seen"]
@@ -341,23 +352,28 @@ class Trainer:
                 batch = distributed.shard(self.batches(self.step), world.rank, world.size)  # this rank's rows
                 batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 self.optimizer.zero_grad(set_to_none=True)
-                loss_val, parts = 0.0, {}
-                for i, micro in enumerate(_micro_batches(batch, c.grad_accum)):
-                    last = i == c.grad_accum - 1
-                    # gradients of all but the last micro-batch stay local: one all-reduce per step
-                    sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
-                    with sync:
-                        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
-                            loss, micro_parts = loss_fn(micro)
-                        (loss / c.grad_accum).backward()
-                    loss_val += loss.item() / c.grad_accum
-                    for k, v in micro_parts.items():
-                        parts[k] = parts.get(k, 0.0) + v / c.grad_accum
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip).item()
+                if self.backward is not None:  # a loss that is not the model's own (rlhf/)
+                    loss, parts = self.backward(self.model, batch)
+                    loss_val = loss.item()
+                else:
+                    loss_val, parts = 0.0, {}
+                    for i, micro in enumerate(_micro_batches(batch, c.grad_accum)):
+                        last = i == c.grad_accum - 1
+                        # gradients of all but the last micro-batch stay local: one all-reduce per step
+                        sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
+                        with sync:
+                            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                                loss, micro_parts = loss_fn(micro)
+                            (loss / c.grad_accum).backward()
+                        loss_val += loss.item() / c.grad_accum
+                        for k, v in micro_parts.items():
+                            parts[k] = parts.get(k, 0.0) + v / c.grad_accum
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]  # the aux head's too
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip).item()
                 self.optimizer.step()
                 self.step += 1
                 dt = time.time() - t0
-                n_tok = batch["tokens"].numel() * world.size
+                n_tok = batch["tokens"].numel() * world.size if "tokens" in batch else 0
                 if world.distributed:  # one small all-reduce: the ranks agree on loss, time, stop and save
                     due_s = bool(c.ckpt_every_s and time.monotonic() - self._last_save >= c.ckpt_every_s)
                     keys = sorted(parts)
