@@ -2,7 +2,7 @@
 
 The head reads the backbone's last hidden state (the input of its LM head, taken with a forward hook, so
 any neuro_lib model serves) at the last completion token. Training runs on the crash-safe Trainer: the
-backbone is the run's checkpoint, the head rides in train_state.pt as `aux` (verified by its hash like
+backbone is the run's checkpoint, the head rides in the train state as `aux` (verified by its hash like
 every checkpoint file), and config.json records the policy it started from (`parent`, checkpoint.lineage).
 
     res = train_reward_model("runs/sft", pairs, val_pairs, out_dir="runs/rm", steps=200, margin=None, center_coef=0.01)
