@@ -33,10 +33,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
-import yaml
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.paths import REPO_ROOT
+from neuro_lib.yamlfile import load_yaml
 
 CLAIMS_FILE = REPO_ROOT / "data" / "claims.yaml"
 # the seeds live beside the repository (DESIGN.md: ../shared/seeds/); NEURO_SEEDS_DIR overrides
@@ -127,10 +127,7 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
     path = Path(path)
     if not path.is_file():
         raise NeuroError(f"no claims ledger at {path}")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise NeuroError(f"{path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    doc = load_yaml(path, f"claims ledger {path}")
     try:
         jsonschema.validate(doc, SCHEMA)
     except jsonschema.ValidationError as e:
