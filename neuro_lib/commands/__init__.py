@@ -7,4 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-COMMANDS: list = []  # modules, in the order `neuro --help` lists them
+from neuro_lib.commands import merge
+
+COMMANDS: list = [merge]  # modules, in the order `neuro --help` lists them
