@@ -128,7 +128,7 @@ def test_ties_kept_fraction_equals_density_per_tensor_and_over_the_model(family)
         for k, t in per_tensor.items():
             n = t[0].numel()
             for row in t:  # each child's task vector, each tensor
-                assert int((row != 0).sum()) == int(density * n), k
+                assert int((row != 0).sum()) == max(1, int(density * n)), k
         whole = trim(deltas, density, "model")
         total = sum(t[0].numel() for t in whole.values())
         for n_child in range(len(children)):
@@ -400,8 +400,10 @@ def test_cli_merge(runs, capsys):
 
 # -- mergekit as an optional oracle ------------------------------------------------------------------
 def test_mergekit_options_match_mergekit():
-    """Our `trim_scope="tensor"`, `sign_ties="positive"`, `rescale="l1"` and `norm="raw"` against mergekit's own
-    functions (LGPL; only imported here, as an oracle, when installed)."""
+    """Our `trim_scope="tensor"`, `sign_ties="positive"` and `norm="raw"` against mergekit's own functions (LGPL;
+    imported here only, as an oracle, when installed; checked with mergekit 0.1.5 in a separate venv:
+    PYTHONPATH=.:MAIN_SITE_PACKAGES VENV/bin/python -m pytest tests/test_merging.py -k mergekit). DARE's "l1"
+    rescaling draws its own mask, so it is checked by its property (the L1 norm kept) above."""
     sparsify = pytest.importorskip("mergekit.sparsify")
     gta = pytest.importorskip("mergekit.merge_methods.generalized_task_arithmetic")
     mk_slerp = pytest.importorskip("mergekit.merge_methods.slerp")
@@ -414,4 +416,7 @@ def test_mergekit_options_match_mergekit():
     mixed = (ours * mask).sum(0) / mask.sum(0).clamp_min(1)
     assert torch.allclose(disjoint_mean({"w": ours}, elect_sign({"w": ours}, "positive"))["w"], mixed, atol=1e-6)
     a, b = torch.randn(30, generator=g), torch.randn(30, generator=g)
-    assert torch.allclose(slerp_tensor(a, b, 0.3, "raw"), mk_slerp.slerp(0.3, a, b).float(), atol=1e-5)
+    theirs = mk_slerp.slerp(torch.tensor([0.3]), a[None], b[None])[0]  # mergekit >= 0.1.5: a leading batch axis
+    assert torch.allclose(slerp_tensor(a, b, 0.3, "raw"), theirs.float(), atol=1e-5)
+    assert torch.allclose(slerp_tensor(a, 2 * a, 0.3, "raw"), mk_slerp.slerp(torch.tensor([0.3]), a[None],
+                                                                              2 * a[None])[0], atol=1e-6)

@@ -15,7 +15,7 @@ Where the paper's definitions and mergekit's differ, the paper's is the default 
 option (both tested in tests/test_merging.py):
 - trim scope: `trim="model"` (default) keeps the top `density` of each task vector over the whole
   model, as the paper's released code does (all parameters flattened into one vector);
-  `trim="tensor"` keeps the top int(density * numel) of every tensor (mergekit's `magnitude`).
+  `trim="tensor"` keeps the top max(1, int(density * numel)) of every tensor (mergekit's `magnitude`).
 - sign ties (an entry whose trimmed values sum to exactly 0): `sign_ties="majority"` (default, the
   paper's code) gives it the sign most entries of the model elected; `sign_ties="positive"` makes it +1
   (mergekit's `sum >= 0`).
@@ -62,10 +62,9 @@ def trim(deltas: dict[str, torch.Tensor], density: float, scope: str = "model") 
         out = {}
         for k, d in deltas.items():
             flat = d.reshape(d.shape[0], -1)  # (N, numel)
-            keep = int(density * flat.shape[1])
+            keep = max(1, int(density * flat.shape[1]))  # at least one entry per tensor, as mergekit
             mask = torch.zeros_like(flat, dtype=torch.bool)
-            if keep:
-                mask.scatter_(1, flat.abs().topk(keep, dim=1).indices, True)
+            mask.scatter_(1, flat.abs().topk(keep, dim=1).indices, True)
             out[k] = (flat * mask).reshape(d.shape)
         return out
     names = list(deltas)
