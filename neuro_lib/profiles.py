@@ -139,7 +139,38 @@ AERON_LEARN_SMOKE = dict(
                            d_ff=86)),
 )
 AERON_MODULES.update(AERON_LEARN)
+
+# The model family (train/pretrain.py, train/finetune.py, `neuro bench family`): one Aeron decoder base per profile,
+# vocabulary 257 (bytes + the answer/document marker of data/sft.py), pretrained for `pretrain.steps` on the mixture
+# of data/mixture.py (`max_bytes` caps a source: 0 = all of it); fine-tunes run `finetune.steps` on `n_train`
+# training-template pairs, `lora_lr` for LoRA children; the bench compares base vs scratch on `bench.tasks` with
+# `n_eval` held-out-template examples per task and `seeds`.
+FAMILY = dict(
+    base=dict(AERON_CPU, vocab_size=257),
+    pretrain=dict(steps=4000, batch_size=16, block_size=256, lr=3e-3, warmup_steps=100, eval_every=1000,
+                  eval_bytes=20_000, ckpt_every=0, ckpt_every_s=120.0),
+    max_bytes={"stdlib-src": 0},
+    finetune=dict(steps=600, batch_size=16, lr=1e-3, lora_lr=3e-3, lora_alpha=16.0, warmup_steps=30, max_len=448,
+                  n_train=20_000, n_val=64, eval_every=0),
+    bench=dict(tasks=["reason", "code", "struct"], n_eval=100, seeds=[0, 1, 2]),
+)
+FAMILY_SMOKE = dict(
+    base=dict(FAMILY["base"], d_model=64, n_head=4, n_kv_head=2, n_decoder_layer=2, d_ff=170, block_size=512),
+    pretrain=dict(FAMILY["pretrain"], steps=30, batch_size=8, block_size=128, warmup_steps=5, eval_every=0,
+                  eval_bytes=2_000, ckpt_every=10),
+    max_bytes={"api-docs": 200_000, "c-docs": 100_000, "stdlib-src": 200_000, "prose": 100_000, "tasks": 200_000},
+    finetune=dict(FAMILY["finetune"], steps=30, batch_size=8, warmup_steps=5, n_train=500, n_val=8),
+    bench=dict(FAMILY["bench"], n_eval=20, seeds=[0]),
+)
 AERON_MODULES_SMOKE.update(AERON_LEARN_SMOKE)
+
+# Model merging (merging/, `neuro bench merge`, notebook 11): per seed, one full fine-tune of the family's base per
+# task for `steps` (the multi-task fine-tune gets steps x tasks), `soup_seeds` fine-tunes of the first task for the
+# soups; `n_val` / `n_test` distinct held-out-template pairs per task; the validation grids each method is tuned on.
+MERGE = dict(tasks=["reason", "code", "struct"], steps=600, soup_seeds=3, n_val=48, n_test=96, seeds=5,
+             grid=dict(lam=[0.3, 0.5, 0.7, 1.0], ties_lam=[0.5, 1.0, 1.5], density=[0.2, 0.5], p=[0.5, 0.9],
+                       layerwise=[0.0, 0.5, 1.0, 1.5]))
+MERGE_SMOKE = dict(MERGE, steps=60, soup_seeds=2, n_val=16, n_test=32, seeds=1)
 
 PROFILES = {
     "smoke": Profile(
@@ -168,7 +199,8 @@ PROFILES = {
                "code_mini": dict(CODE_MINI, steps=150, batch_size=16, warmup_steps=10, n_train=3000, n_val=16,
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
-               "aeron_modules": AERON_MODULES_SMOKE},
+               "aeron_modules": AERON_MODULES_SMOKE, "family": FAMILY_SMOKE,
+               "merge": MERGE_SMOKE},
     ),
     "bench": Profile(
         name="bench",
@@ -193,7 +225,8 @@ PROFILES = {
                            reader_lr=3e-3, pretrain_steps=1500, finetune_steps=600, n_eval=10_000),
                "router": ROUTER, "expansion": EXPANSION,
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
-               "aeron_modules": AERON_MODULES},
+               "aeron_modules": AERON_MODULES, "family": FAMILY,
+               "merge": MERGE},
     ),
     "full": Profile(
         name="full",
@@ -232,7 +265,12 @@ PROFILES = {
                                      ewc=dict(AERON_LEARN["ewc"], steps=2000),
                                      uncertainty=dict(AERON_LEARN["uncertainty"], steps=2000),
                                      badge=dict(AERON_LEARN["badge"], steps=600, rounds=10),
-                                     vision=dict(AERON_LEARN["vision"], steps=5000))},
+                                     vision=dict(AERON_LEARN["vision"], steps=5000)),
+               "family": dict(FAMILY, base=dict(FAMILY["base"], d_model=384, n_head=6, n_kv_head=2, n_decoder_layer=6,
+                                                d_ff=1024, block_size=2048),
+                              pretrain=dict(FAMILY["pretrain"], steps=100_000, batch_size=64, block_size=512, lr=1e-3,
+                                            warmup_steps=1000, eval_every=5000, eval_bytes=200_000),
+                              finetune=dict(FAMILY["finetune"], steps=5000, batch_size=32, n_train=200_000))},
     ),
 }
 

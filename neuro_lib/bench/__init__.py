@@ -8,8 +8,8 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import (aeron_modules, decode, experts, lm, rag, rnk, runtime, scaling, scan, search, speculative,
-                             tokenizers, tools)
+from neuro_lib.bench import (aeron_modules, decode, experts, family, lm, merge, rag, rnk, runtime, scaling, scan, search,
+                             speculative, tokenizers, tools)
 from neuro_lib.bench import structured as json_suite
 
 SUITES = {
@@ -27,4 +27,6 @@ SUITES = {
     "experts": experts,
     "aeron-modules": aeron_modules,
     "runtime": runtime,
+    "family": family,
+    "merge": merge,
 }

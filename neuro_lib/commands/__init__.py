@@ -7,6 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-from neuro_lib.commands import merge
+from neuro_lib.commands import family, merge
 
-COMMANDS: list = [merge]  # modules, in the order `neuro --help` lists them
+COMMANDS: list = [family, merge]  # modules, in the order `neuro --help` lists them
