@@ -310,7 +310,7 @@ def run_bench(profile: str = "smoke", seeds: int = 0, steps: int = 0, base_steps
         fam = build_family(profile, seed, sz, Path(cache))
         per_seed.append(evaluate_seed(fam, sz, scorer))
         print(f"[bench merge] seed {seed} done", file=sys.stderr, flush=True)
-    config = {"profile": profile, "seeds": n_seeds, **sz, "base": fam_sizes["base"],
+    config = {"profile": profile, **sz, "seeds": n_seeds, "base": fam_sizes["base"],
               "finetune": fam_sizes["finetune"], "threads": torch.get_num_threads(),
               "score": "teacher-forced answer-token accuracy on held-out-template pairs (data/sft.py)"}
     return make_report("merge", config, summarize(per_seed, sz["tasks"]))
