@@ -192,6 +192,14 @@ RLHF = dict(model=dict(GPT_CPU, d_model=64, n_layer=2, n_head=4, d_ff=256, block
 EXPORT = dict(model=dict(GPT_CPU), train_s=200, window=128, eval_bytes=200_000, prompt_len=64, new_tokens=64, repeats=5,
               threads=2)
 
+# Model merging (merging/, `neuro bench merge`, notebook 11): per seed, one full fine-tune of the family's base per
+# task for `steps` (the multi-task fine-tune gets steps x tasks), `soup_seeds` fine-tunes of the first task for the
+# soups; `n_val` / `n_test` distinct held-out-template pairs per task; the validation grids each method is tuned on.
+MERGE = dict(tasks=["reason", "code", "struct"], steps=600, soup_seeds=3, n_val=48, n_test=96, seeds=5,
+             grid=dict(lam=[0.3, 0.5, 0.7, 1.0], ties_lam=[0.5, 1.0, 1.5], density=[0.2, 0.5], p=[0.5, 0.9],
+                       layerwise=[0.0, 0.5, 1.0, 1.5]))
+MERGE_SMOKE = dict(MERGE, steps=60, soup_seeds=2, n_val=16, n_test=32, seeds=1)
+
 PROFILES = {
     "smoke": Profile(
         name="smoke",
@@ -220,6 +228,7 @@ PROFILES = {
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
                "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE, "family": FAMILY_SMOKE, "rlhf": RLHF,
+               "merge": MERGE_SMOKE,
                "export": dict(EXPORT, model=dict(GPT_CPU, n_layer=2, block_size=64), window=64, train_s=15,
                               eval_bytes=8_000, prompt_len=32, new_tokens=16, repeats=2)},
     ),
@@ -249,7 +258,8 @@ PROFILES = {
                             ppo_steps=200, rloo_steps=100, pair_prompts=2000, eval_prompts=128, bon_prompts=64,
                             eval_every=50),
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
-               "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT), "family": FAMILY},
+               "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT), "family": FAMILY,
+               "merge": MERGE},
     ),
     "full": Profile(
         name="full",
@@ -298,7 +308,11 @@ PROFILES = {
                               pretrain=dict(FAMILY["pretrain"], steps=100_000, batch_size=64, block_size=512, lr=1e-3,
                                             warmup_steps=1000, eval_every=5000, eval_bytes=200_000),
                               finetune=dict(FAMILY["finetune"], steps=5000, batch_size=32, n_train=200_000),
-                              about=dict(pretrain="overnight (hours; a GPU welcome)", finetune="about an hour"))},
+                              about=dict(pretrain="overnight (hours; a GPU welcome)", finetune="about an hour")),
+               "rlhf": dict(RLHF, model=dict(GPT_CPU, block_size=64), sft_steps=5000, rm_steps=2000, dpo_steps=1000,
+                            ppo_steps=1000, rloo_steps=500, pair_prompts=10_000, eval_prompts=512, bon_prompts=256,
+                            eval_every=100),
+               "merge": dict(MERGE, steps=2000)},
     ),
 }
 

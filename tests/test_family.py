@@ -29,6 +29,7 @@ FORBIDDEN = {
     "train": {"runtime", "rag", "structured", "infer"},
     "rag": {"runtime"},
     "structured": {"runtime"},
+    "merging": {"runtime", "rag", "structured", "train"},  # a merge reads checkpoints, it needs no trainer
 }
 TOOLS_MAY_IMPORT = {"errors", "profiles", "tools"}
 

@@ -22,7 +22,8 @@ from neuro_lib.models.lora import LoRALinear, apply_lora, lora_state, merge_lora
 from neuro_lib.paths import REPO_ROOT
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train import pretrain as pretrain_mod
-from neuro_lib.train.finetune import ADAPTER_FILE, ADAPTER_RUN, finetune, task_batches, task_vector
+from neuro_lib.merging.runs import task_vector_runs as task_vector
+from neuro_lib.train.finetune import ADAPTER_FILE, ADAPTER_RUN, finetune, task_batches
 from neuro_lib.train.pretrain import pretrain
 
 PEFT_FIXTURE = REPO_ROOT / "data" / "fixtures" / "lora_peft.safetensors"

@@ -8,8 +8,8 @@ Register a suite by adding its module to SUITES.
 """
 from __future__ import annotations
 
-from neuro_lib.bench import (aeron_modules, ddp, decode, experts, export, family, lm, rag, rlhf, rnk, runtime, scaling,
-                             scan, search, speculative, tokenizers, tools)
+from neuro_lib.bench import (aeron_modules, ddp, decode, experts, export, family, lm, merge, rag, rlhf, rnk, runtime,
+                             scaling, scan, search, speculative, tokenizers, tools)
 from neuro_lib.bench import structured as json_suite
 
 SUITES = {
@@ -30,5 +30,6 @@ SUITES = {
     "ddp": ddp,
     "export": export,
     "family": family,
+    "merge": merge,
     "rlhf": rlhf,
 }

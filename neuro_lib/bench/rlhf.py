@@ -31,7 +31,7 @@ import torch
 
 from neuro_lib.bench.report import make_report
 from neuro_lib.checkpoint import save_checkpoint
-from neuro_lib.data.reviews import END, review_lines, review_prompts, split_review, true_reward
+from neuro_lib.data.reviews import review_lines, review_prompts, split_review, true_reward
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.best_of_n import best_of_n
 from neuro_lib.infer.engine import Engine, Sampling

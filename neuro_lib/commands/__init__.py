@@ -7,6 +7,6 @@ Register a command by adding its module to COMMANDS.
 """
 from __future__ import annotations
 
-from neuro_lib.commands import align, claims, export, family, graph, info, nproc, rag, structured, workbook
+from neuro_lib.commands import align, claims, export, family, graph, info, merge, nproc, rag, structured, workbook
 
-COMMANDS: list = [structured, rag, graph, workbook, info, nproc, family, align, export, claims]  # `neuro --help` order
+COMMANDS: list = [structured, rag, graph, workbook, info, nproc, family, align, merge, export, claims]  # `neuro --help` order

@@ -173,16 +173,3 @@ def _save_lora_child(model, tokenizer, out: Path, config: TrainConfig, extra: di
                     extra={**extra, "lora": {"rank": rank, "alpha": alpha, "targets": list(TARGETS),
                                              "adapter": ADAPTER_FILE}})
     shutil.rmtree(out / ADAPTER_RUN, ignore_errors=True)
-
-
-def task_vector(child, base) -> dict[str, torch.Tensor]:
-    """child - base, tensor by tensor, after checking that `base` is the child's recorded, unchanged parent."""
-    from neuro_lib.checkpoint import checkpoint_id, parents_of
-    cfg = check_lineage(child)
-    base_id = checkpoint_id(base)
-    if base_id not in {r["id"] for r in parents_of(cfg)}:
-        raise NeuroError(f"{child} was not made from {base}; a task vector needs the child's own parent")
-    c, _, _ = load_checkpoint(child)
-    b, _, _ = load_checkpoint(base)
-    bs = b.state_dict()
-    return {k: v - bs[k] for k, v in c.state_dict().items() if v.is_floating_point()}
