@@ -416,7 +416,7 @@ def results_rows(text: str) -> list[dict]:
     return [dict(zip(head, split(ln))) for ln in lines[2:]]
 
 
-_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*\.\d+)(\s*%|k\b|M\b)?")
+_NUMBER = re.compile(r"(?<![\w.])(-?\d[\d,]*\.\d+)(\s*%|k\b|M\b)?")  # a minus after a word or digit is a range dash
 # a figure that is not read from a record says where it is from instead: computed from recorded ones
 # (`0.57<!-- derived: mean of seeds 0-2 -->`), the seed's own number (`<!-- seed -->`), or an exact count a
 # test asserts or a live run computes (`<!-- exact: tests/test_aeron.py -->`), or a goal (`<!-- target -->`)
