@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -249,6 +251,10 @@ def launch(entrypoint, nproc: int, *args, monitor_interval: float = 0.1) -> dict
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
                           monitor_interval=monitor_interval, start_method="spawn")
+    # the elastic agent installs its own SIGTERM/SIGINT/SIGHUP/SIGQUIT handlers in this process and leaves
+    # them behind: put back what the caller had, so a later SIGTERM means what it meant before
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+    previous = {s: signal.getsignal(s) for s in handled} if threading.current_thread() is threading.main_thread() else {}
     try:
         return elastic_launch(config, entrypoint)(*args)
     except ChildFailedError as e:
@@ -256,3 +262,7 @@ def launch(entrypoint, nproc: int, *args, monitor_interval: float = 0.1) -> dict
         detail = failure.message if isinstance(failure.message, str) else failure.message.get("message", "")
         raise NeuroError(f"worker {rank} of {nproc} failed: {str(detail).strip().splitlines()[-1] if detail else e}")\
             from None
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, nothing to put back
+                signal.signal(signum, handler)
