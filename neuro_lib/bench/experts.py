@@ -98,6 +98,8 @@ def run(args) -> dict:
         raise NeuroError(f"--threads must be non-negative, got {args.threads}")
     if args.n < 0:
         raise NeuroError(f"--n must be non-negative, got {args.n}")
+    if args.n_outside < -1:
+        raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
     if args.threads:
         torch.set_num_threads(args.threads)
     struct_profile = args.struct_profile or args.profile

@@ -282,6 +282,8 @@ def run(args) -> dict:
         raise NeuroError(f"unknown --parts {unknown or parts}; choose from {', '.join(PARTS)}")
     if args.seeds < 0:
         raise NeuroError("--seeds must be positive")
+    if args.n_outside < -1:
+        raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
     prof = get_profile(args.profile)
     rsizes, esizes = prof.tasks["router"], prof.tasks["expansion"]
     seeds = list(range(args.seeds or esizes["seeds"]))
