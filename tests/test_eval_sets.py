@@ -164,3 +164,43 @@ def test_outside_experts_table_with_stub_experts():
     assert out["right"]["right"] == [True, True, True] and out["wrong"]["right"] == [False, False, False]
     t = summarise(items, out["wrong"]["right"], out["wrong"]["ok"])
     assert t["all"]["wrong_marked_ok"] == 1.0 and t["all"]["coverage"] == 1.0
+
+
+class _Lookup:
+    """A test double for the runtime: answers its family's outside items from their golds, others wrongly."""
+
+    def __init__(self, name, skill, table):
+        self.name, self.skills, self.tools, self.contract, self.table = name, (skill,), (), {}, table
+
+    def answer(self, query):
+        gold = self.table.get(query.text)
+        if gold is None:
+            return ExpertAnswer("no idea", value="no idea")
+        return ExpertAnswer(gold if isinstance(gold, str) else "doc", value=gold)
+
+
+def test_run_outside_end_to_end_with_lookup_experts(monkeypatch):
+    from neuro_lib.bench import runtime as bench
+    from neuro_lib.profiles import get_profile
+    from neuro_lib.runtime.router import KeywordRouter
+
+    sets = load_sets(n_per_family=3)
+    table = {f: {i.input: (i.gold.strip() if isinstance(i.gold, str) else i.gold) for i in sets[f]}
+             for f in ("math", "code", "json")}
+    experts = {"reason-mini": _Lookup("reason-mini", "math", table["math"]),
+               "code-mini": _Lookup("code-mini", "code", table["code"]),
+               "struct-mini": _Lookup("struct-mini", "json", table["json"]),
+               "retrieval": _Lookup("retrieval", "retrieval", {}), "general": _Lookup("general", "chat", {})}
+    monkeypatch.setattr("neuro_lib.runtime.experts.build_experts", lambda profile: experts)
+    args = type("Args", (), {"profile": "smoke", "n_outside": 3})()
+    routers = [{"classifier": KeywordRouter(), "keywords": KeywordRouter()}]
+    rows, details = bench.run_outside(args, get_profile("smoke"), routers, [0])
+    by = {r["name"]: r for r in rows}
+    assert by["outside reason-mini alone: math success"]["value"] == 1.0
+    assert by["outside code-mini alone: code success"]["value"] == 1.0
+    assert by["outside struct-mini alone: json exact"]["value"] == 1.0
+    assert by["outside oracle router: math success"]["value"] == 1.0
+    assert by["outside oracle router: compound success"]["value"] == 0.0  # nobody answers a chain here
+    assert by["outside general alone: all success"]["wrong_marked_ok"] == 1.0  # "no idea" came back ok
+    assert "outside routed (keywords): all success" in by and "outside rule floors: json exact" in by
+    assert len(details["items"]) == 15

@@ -98,6 +98,7 @@ def run(args) -> dict:
         raise NeuroError(f"--threads must be non-negative, got {args.threads}")
     if args.n < 0:
         raise NeuroError(f"--n must be non-negative, got {args.n}")
+    args.eval, args.n_outside = getattr(args, "eval", "heldout"), getattr(args, "n_outside", -1)  # callers' Namespaces
     if args.n_outside < -1:
         raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
     if args.threads:

@@ -282,6 +282,7 @@ def run(args) -> dict:
         raise NeuroError(f"unknown --parts {unknown or parts}; choose from {', '.join(PARTS)}")
     if args.seeds < 0:
         raise NeuroError("--seeds must be positive")
+    args.eval, args.n_outside = getattr(args, "eval", "heldout"), getattr(args, "n_outside", -1)  # callers' Namespaces
     if args.n_outside < -1:
         raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
     prof = get_profile(args.profile)
