@@ -7,6 +7,7 @@ from fractions import Fraction
 import pytest
 
 from eval_code_reference import REFERENCE
+from test_bench_runtime import Lookup  # answers its family from a table, others wrongly
 from neuro_lib.bench.floors import json_floor, math_floor
 from neuro_lib.bench.outside import (final_output, is_refusal, json_scores, oracle, outside_sizes,
                                      run_and_score_code, score, summarise, system_rows)
@@ -166,19 +167,6 @@ def test_outside_experts_table_with_stub_experts():
     assert t["all"]["wrong_marked_ok"] == 1.0 and t["all"]["coverage"] == 1.0
 
 
-class _Lookup:
-    """A test double for the runtime: answers its family's outside items from their golds, others wrongly."""
-
-    def __init__(self, name, skill, table):
-        self.name, self.skills, self.tools, self.contract, self.table = name, (skill,), (), {}, table
-
-    def answer(self, query):
-        gold = self.table.get(query.text)
-        if gold is None:
-            return ExpertAnswer("no idea", value="no idea")
-        return ExpertAnswer(gold if isinstance(gold, str) else "doc", value=gold)
-
-
 def test_run_outside_end_to_end_with_lookup_experts(monkeypatch):
     from neuro_lib.bench import runtime as bench
     from neuro_lib.profiles import get_profile
@@ -187,10 +175,10 @@ def test_run_outside_end_to_end_with_lookup_experts(monkeypatch):
     sets = load_sets(n_per_family=3)
     table = {f: {i.input: (i.gold.strip() if isinstance(i.gold, str) else i.gold) for i in sets[f]}
              for f in ("math", "code", "json")}
-    experts = {"reason-mini": _Lookup("reason-mini", "math", table["math"]),
-               "code-mini": _Lookup("code-mini", "code", table["code"]),
-               "struct-mini": _Lookup("struct-mini", "json", table["json"]),
-               "retrieval": _Lookup("retrieval", "retrieval", {}), "general": _Lookup("general", "chat", {})}
+    experts = {"reason-mini": Lookup("reason-mini", "math", table["math"]),
+               "code-mini": Lookup("code-mini", "code", table["code"]),
+               "struct-mini": Lookup("struct-mini", "json", table["json"]),
+               "retrieval": Lookup("retrieval", "retrieval", {}), "general": Lookup("general", "chat", {})}
     monkeypatch.setattr("neuro_lib.runtime.experts.build_experts", lambda profile: experts)
     args = type("Args", (), {"profile": "smoke", "n_outside": 3})()
     routers = [{"classifier": KeywordRouter(), "keywords": KeywordRouter()}]
