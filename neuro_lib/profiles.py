@@ -97,6 +97,9 @@ CODE_MINI = dict(REASON_MINI, budget=100)
 # profile, the judge model's training set (n_judge questions with one right and two corrupted answers each) and
 # its evaluation (judge_eval test-section questions; judge_eval // 8 held-out inputs per skill for the agreement).
 EXPERTS = dict(general_steps=300, general_tokens=80, rag_profile="smoke", n_judge=600, judge_eval=200)
+# The outside evaluation sets (data/eval/, issue 21; bench/outside.py): items per family taken evenly through each
+# hand-written file (0 = every item). Smoke reads a spread of 20 per family so the whole table runs in minutes.
+OUTSIDE_EVAL = dict(n_per_family=0)
 # Aeron enhancement modules (models/aeron/enhanced.py, `neuro bench aeron-modules`, notebook 05): a small
 # encoder-decoder backbone and each module's synthetic task (data/aeron_tasks.py); both arms of a module get the
 # same `steps` (or --seconds). Engine sizes follow the seed's defaults scaled down (4 branches, threshold 0.3).
@@ -228,7 +231,7 @@ PROFILES = {
                                  n_eval=18, eval_every=0),
                "experts": dict(EXPERTS, general_steps=150, general_tokens=40, n_judge=300, judge_eval=60),
                "aeron_modules": AERON_MODULES_SMOKE, "ddp": DDP_SMOKE, "family": FAMILY_SMOKE, "rlhf": RLHF,
-               "merge": MERGE_SMOKE,
+               "merge": MERGE_SMOKE, "outside_eval": dict(OUTSIDE_EVAL, n_per_family=20),
                "export": dict(EXPORT, model=dict(GPT_CPU, n_layer=2, block_size=64), window=64, train_s=15,
                               eval_bytes=8_000, prompt_len=32, new_tokens=16, repeats=2)},
     ),
@@ -259,7 +262,7 @@ PROFILES = {
                             eval_every=50),
                "reason_mini": dict(REASON_MINI), "code_mini": dict(CODE_MINI), "experts": dict(EXPERTS),
                "aeron_modules": AERON_MODULES, "ddp": DDP, "export": dict(EXPORT), "family": FAMILY,
-               "merge": MERGE},
+               "merge": MERGE, "outside_eval": OUTSIDE_EVAL},
     ),
     "full": Profile(
         name="full",
@@ -312,7 +315,7 @@ PROFILES = {
                "rlhf": dict(RLHF, model=dict(GPT_CPU, block_size=64), sft_steps=5000, rm_steps=2000, dpo_steps=1000,
                             ppo_steps=1000, rloo_steps=500, pair_prompts=10_000, eval_prompts=512, bon_prompts=256,
                             eval_every=100),
-               "merge": dict(MERGE, steps=2000)},
+               "merge": dict(MERGE, steps=2000), "outside_eval": OUTSIDE_EVAL},
     ),
 }
 

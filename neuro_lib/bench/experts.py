@@ -23,12 +23,19 @@ from neuro_lib.runtime.experts import StructMini, build_experts, cached_model
 from neuro_lib.runtime.judge import evaluate_judge
 from neuro_lib.runtime.reason import evaluate_reason_mini
 from neuro_lib.bench.flags import add_seed, add_threads
+from neuro_lib.bench.outside import (add_eval, expert_answer, floor_answers, json_rows, json_scores, outside_sizes,
+                                     retrieval_rows, score, summarise, system_rows)
+
+# which outside families each expert is asked (its skill's own family; compound goes to both of its experts)
+OUTSIDE_FAMILIES = {"reason-mini": ("math", "compound"), "code-mini": ("code", "compound"),
+                    "struct-mini": ("json",), "retrieval": ("retrieval",)}
 
 
 def add_arguments(p):
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks reason_mini, code_mini, experts)")
     p.add_argument("--struct-profile", default=None, help="Struct-mini's profile for the judge cases (default: --profile)")
     p.add_argument("--n", type=int, default=0, help="held-out problems per expert (0 = the profile's n_eval)")
+    add_eval(p)
     add_threads(p)
     add_seed(p, 0)
 
@@ -63,11 +70,37 @@ def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:
     return rows
 
 
+def outside_rows(experts: dict, tasks: dict, n: int) -> list[dict]:
+    """Each expert on its families of the outside sets, and the rule floors on the same items."""
+    from neuro_lib.runtime.experts import Retrieval
+
+    sets = outside_sizes(tasks, n)
+    rows = []
+    for name, fams in OUTSIDE_FAMILIES.items():
+        items = [it for f in fams for it in sets[f]]
+        answers = [expert_answer(experts[name], it) for it in items]
+        right = [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)]
+        rows += system_rows(name, summarise(items, right, [a.ok for a in answers]))
+        rows += json_rows(name, [json_scores(it, a.value if a.value is not None else a.text)
+                                 for it, a in zip(items, answers) if it.family == "json"])
+        rows += retrieval_rows(name, items, [a.text for a in answers], [a.ok for a in answers])
+    items = [it for f in sets.values() for it in f]
+    floor = Retrieval(experts["retrieval"].index, "bm25")
+    right, ok, js = floor_answers(items, floor)
+    rows += system_rows("rule floors", summarise(items, right, ok)) + json_rows("rule floors", js)
+    rows += retrieval_rows("rule floors", items, [expert_answer(floor, it).text if it.family == "retrieval" else ""
+                                                   for it in items], [True] * len(items))
+    return rows
+
+
 def run(args) -> dict:
     if args.threads < 0:
         raise NeuroError(f"--threads must be non-negative, got {args.threads}")
     if args.n < 0:
         raise NeuroError(f"--n must be non-negative, got {args.n}")
+    args.eval, args.n_outside = getattr(args, "eval", "heldout"), getattr(args, "n_outside", -1)  # callers' Namespaces
+    if args.n_outside < -1:
+        raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
     if args.threads:
         torch.set_num_threads(args.threads)
     struct_profile = args.struct_profile or args.profile
@@ -76,6 +109,11 @@ def run(args) -> dict:
     experts = build_experts(args.profile, ("reason-mini", "code-mini", "retrieval"))
     experts["struct-mini"] = StructMini(cached_model("struct-mini", struct_profile)[0],
                                         get_profile(struct_profile).tasks["struct_mini"]["budget"])
+    if args.eval == "outside":  # the hand-written sets (data/eval/) instead of the generators' held-out phrasings
+        tasks = get_profile(args.profile).tasks
+        config = {"profile": args.profile, "struct_profile": struct_profile, "eval": "outside (data/eval/)",
+                  "outside": outside_sizes(tasks, args.n_outside, counts=True)}
+        return make_report("experts", config, outside_rows(experts, tasks, args.n_outside))
     reason = evaluate_reason_mini(experts["reason-mini"].model, args.profile, n, args.seed)
     code = evaluate_code_mini(experts["code-mini"].model, args.profile, n, args.seed)
     judge = evaluate_judge(args.profile, experts, n, args.seed)

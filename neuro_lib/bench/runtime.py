@@ -47,6 +47,8 @@ from neuro_lib.runtime.sum_solver import train_sum_solver
 from neuro_lib.runtime.tasks import FAMILIES, answer_succeeds, family_tasks, router_examples, succeeded
 from neuro_lib.runtime.types import Query
 from neuro_lib.bench.flags import add_threads
+from neuro_lib.bench.outside import (add_eval, expert_answer, floor_answers, json_rows, json_scores, oracle,
+                                     outside_sizes, retrieval_rows, score, summarise, system_rows)
 
 PARTS = ("router", "expansion", "runtime")
 METRICS = (("accuracy", "exact skill set"), ("micro_f1", "micro F1"), ("macro_f1", "macro F1"),
@@ -58,6 +60,7 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=0, help="seeds for the router and the adding model (default: "
                                                         "the profile's)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    add_eval(p)
     add_threads(p)
 
 
@@ -185,6 +188,90 @@ def _answer(expert, query: Query) -> tuple[str, object]:
     return (a.text, a.value) if a.ok else ("", None)
 
 
+# -- the outside sets (data/eval/, issue 21) -----------------------------------------------------------------------
+def outside_experts(experts: dict, items: list) -> dict:
+    """Each expert alone on every outside item -> {name: {"right", "ok", "text", "json"}}."""
+    out = {}
+    for name, e in experts.items():
+        answers = [expert_answer(e, it) for it in items]
+        out[name] = {"right": [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)],
+                     "ok": [a.ok for a in answers], "text": [a.text for a in answers],
+                     "json": [json_scores(it, a.value if a.value is not None else a.text)
+                              for it, a in zip(items, answers) if it.family == "json"]}
+    return out
+
+
+def outside_routed(experts: dict, items: list, router, judge) -> dict:
+    """The engine on the default graph, forced fast, forced slow, and on the router's own path."""
+    from neuro_lib.bench.outside import query_for
+    from neuro_lib.runtime.engine import RuntimeEngine
+
+    by_path = {}
+    for path in ("fast", "slow"):
+        engine = RuntimeEngine("default", experts, FixedPath(router, path), judge)
+        results = [engine.run(query_for(it)) for it in items]
+        by_path[path] = {"right": [score(it, r.answer, r.value, r.ok) for it, r in zip(items, results)],
+                         "ok": [bool(r.ok) for r in results], "text": [r.answer for r in results],
+                         "json": [json_scores(it, r.value if r.value is not None else r.answer)
+                                  for it, r in zip(items, results) if it.family == "json"],
+                         "ms": [1000 * r.timings["total_s"] for r in results]}
+    paths = [router.route(query_for(it)).path for it in items]
+    routed = {k: [by_path[p][k][i] for i, p in enumerate(paths)] for k in ("right", "ok", "text")}
+    routed["json"] = [by_path[p]["json"][j] for j, p in enumerate(p for p, it in zip(paths, items) if it.family == "json")]
+    routed["slow_share"] = paths.count("slow") / len(paths)
+    return {"fast": by_path["fast"], "slow": by_path["slow"], "routed": routed}
+
+
+def outside_rows(system: str, items: list, r: dict) -> list[dict]:
+    return (system_rows(system, summarise(items, r["right"], r["ok"])) + json_rows(system, r.get("json", []))
+            + retrieval_rows(system, items, r["text"], r["ok"]))
+
+
+def run_outside(args, prof, per_seed_routers: list, seeds: list) -> tuple[list[dict], dict]:
+    """Rows of every system on the outside sets; routers per seed, experts and floors once (greedy, no seed)."""
+    from neuro_lib.runtime.experts import Retrieval, build_experts
+
+    items = [it for fam in outside_sizes(prof.tasks, args.n_outside).values() for it in fam]
+    experts = build_experts(args.profile)
+    judge, _ = load_judge()
+    alone = outside_experts(experts, items)
+    results = []
+    for name, r in alone.items():
+        results += outside_rows(f"{name} alone", items, r)
+    right_oracle = oracle({n: r["right"] for n, r in alone.items()})
+    results += system_rows("oracle router", summarise(items, right_oracle, right_oracle))
+    index = getattr(experts.get("retrieval"), "index", None)
+    f_right, f_ok, f_json = floor_answers(items, Retrieval(index, "bm25") if index is not None else None)
+    results += system_rows("rule floors", summarise(items, f_right, f_ok)) + json_rows("rule floors", f_json)
+    per_seed = []
+    for i, s in enumerate(seeds):
+        per_seed.append({name: outside_routed(experts, items, per_seed_routers[i][name], judge)
+                         for name in ("classifier", "keywords")})
+    for name in ("classifier", "keywords"):
+        for kind in ("routed", "fast", "slow"):
+            tables = [summarise(items, r[name][kind]["right"], r[name][kind]["ok"]) for r in per_seed]
+            system = f"routed ({name})" if kind == "routed" else f"routed ({name}, forced {kind})"
+            for fam in tables[0]:
+                vals = {k: [t[fam][k] for t in tables] for k in tables[0][fam] if k != "n"}
+                results.append({"name": f"outside {system}: {fam} success", "unit": "ratio", "n": tables[0][fam]["n"],
+                                "value": round(float(np.mean(vals["success"])), 4),
+                                "per_seed": [round(v, 4) for v in vals["success"]],
+                                **{k: round(float(np.nanmean(v)), 4) if not all(x != x for x in v) else None
+                                   for k, v in vals.items() if k != "success"}})
+            if kind == "routed":
+                results += json_rows(system, per_seed[0][name][kind]["json"])
+                results += retrieval_rows(system, items, per_seed[0][name][kind]["text"], per_seed[0][name][kind]["ok"])
+        results.append({"name": f"outside routed ({name}): slow share", "unit": "ratio",
+                        "value": round(float(np.mean([r[name]["routed"]["slow_share"] for r in per_seed])), 4)})
+    for path in ("fast", "slow"):
+        xs = [x for r in per_seed for x in r["classifier"][path]["ms"]]
+        results.append({"name": f"outside latency {path} path p95", "value": round(percentile(xs, 95), 2),
+                        "unit": "ms", "timing": True, "runs": len(xs)})
+    details = {"items": [it.id for it in items], "alone_right": {n: r["right"] for n, r in alone.items()},
+               "floor_right": f_right, "judge": judge is not None}
+    return results, details
+
+
 # -- the suite ---------------------------------------------------------------------------------------------------
 def run(args) -> dict:
     if args.threads:
@@ -195,6 +282,9 @@ def run(args) -> dict:
         raise NeuroError(f"unknown --parts {unknown or parts}; choose from {', '.join(PARTS)}")
     if args.seeds < 0:
         raise NeuroError("--seeds must be positive")
+    args.eval, args.n_outside = getattr(args, "eval", "heldout"), getattr(args, "n_outside", -1)  # callers' Namespaces
+    if args.n_outside < -1:
+        raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
     prof = get_profile(args.profile)
     rsizes, esizes = prof.tasks["router"], prof.tasks["expansion"]
     seeds = list(range(args.seeds or esizes["seeds"]))
@@ -204,6 +294,14 @@ def run(args) -> dict:
         rep, routers = router_part(rsizes, s)
         per_seed_router.append(rep)
         per_seed_routers.append(routers)
+    if args.eval == "outside":  # the hand-written sets instead of the generators' held-out phrasings
+        results, details["outside"] = run_outside(args, prof, per_seed_routers, seeds)
+        config = {"profile": args.profile, "eval": "outside (data/eval/)", "seeds": seeds, "router": rsizes,
+                  "outside": outside_sizes(prof.tasks, args.n_outside, counts=True),
+                  "threads": torch.get_num_threads()}
+        report = make_report("runtime", config, results)
+        report["details"] = details
+        return report
     if "router" in parts:
         for name in per_seed_router[0]:
             for key, label in METRICS:
