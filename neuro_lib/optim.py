@@ -85,9 +85,12 @@ class MuonAdamW:
         groups = [dict(g, lr_scale=1.0) for g in _adamw_groups(adamw, weight_decay)]
         self.adamw = torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True if _fusable(p for _, p in adamw) else None)
         self.parts = [o for o in (self.muon, self.adamw) if o is not None]
-        self.param_groups = [g for o in self.parts for g in o.param_groups]
         self.defaults = {"lr": lr}
-        self.state = {}  # each part keeps its own; Optimizer's bookkeeping needs the attribute
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """Both parts' groups, read afresh: load_state_dict replaces a torch optimiser's group dicts."""
+        return [g for o in self.parts for g in o.param_groups]
 
     def zero_grad(self, set_to_none: bool = True):
         for o in self.parts:
