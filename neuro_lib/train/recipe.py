@@ -18,6 +18,9 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "qknorm": ({"qk_norm": True}, {}),                 # RMS-normalised queries and keys per head
     "untied": ({"tie_weights": False}, {}),            # a separate LM head
 }
+# The changes that won the equal-step screens (docs/LOG.md 2026-12-03): Muon alone so far; it still has to
+# win at equal wall-clock on a quiet machine (its Newton-Schulz iterations cost time per step).
+RECIPES["best"] = RECIPES["muon"]
 
 
 def resolve_recipe(name: str) -> tuple[dict, dict]:
