@@ -18,9 +18,10 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "qknorm": ({"qk_norm": True}, {}),                 # RMS-normalised queries and keys per head
     "untied": ({"tie_weights": False}, {}),            # a separate LM head
 }
-# The changes that won the equal-step screens (docs/LOG.md 2026-12-03): Muon alone so far; it still has to
-# win at equal wall-clock on a quiet machine (its Newton-Schulz iterations cost time per step).
-RECIPES["best"] = RECIPES["muon"]
+# The changes that won the equal-step screens (docs/LOG.md 2026-12-03): Muon (3 seeds of 3) and WSD (2 of 2;
+# with Muon, seed 0); both still have to win at equal wall-clock on a quiet machine (Muon's Newton-Schulz
+# iterations cost time per step).
+RECIPES["best"] = ({}, {"optimizer": "muon", "schedule": "wsd"})
 
 
 def resolve_recipe(name: str) -> tuple[dict, dict]:
