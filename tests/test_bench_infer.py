@@ -26,6 +26,9 @@ def test_speculative_measure_reports_identical_output_and_the_formula():
                     for r in results if r.get("drafter") == drafter and r.get("gamma") == gamma}
             assert rows["same tokens"] == 1 and 0 <= rows["alpha"] <= 1 and rows["c"] >= 0
             assert rows["formula"] == pytest.approx(expected_speedup(rows["alpha"], gamma, rows["c"]), abs=2e-3)
+            v = next(r["value"] for r in results if r["name"] == f"verify cost gamma={gamma}")
+            assert v > 0 and rows["formula (measured verify)"] == pytest.approx(
+                expected_speedup(rows["alpha"], gamma, rows["c"], v), rel=0.01)  # v is rounded to 3 decimals
     series = [r for r in results if r["name"].endswith("accepted per round")]
     assert len(series) == 2 and all(max(r["series"]) <= 4 for r in series)
 
@@ -43,3 +46,14 @@ def test_decode_scenarios_paged_holds_less_and_decodes_the_same():
     for kind in ("ragged", "fork"):
         assert got[f"{kind} x4 same tokens"] == 1
         assert got[f"{kind} x4 paged allocated"] < got[f"{kind} x4 contiguous allocated"]
+
+
+def test_speculative_bench_refuses_a_target_no_better_than_its_draft(text_corpus, capsys, monkeypatch):
+    """The smoke run trains both models; with a gap no model reaches, it fails in one sentence."""
+    from neuro_lib import profiles
+    from neuro_lib.cli import main
+    prof = profiles.get_profile("smoke")
+    spec = dict(prof.tasks["speculative"], min_gap_bpb=99.0, target_steps=2, draft_steps=2)
+    monkeypatch.setitem(prof.tasks, "speculative", spec)
+    code = main(["bench", "speculative", "--profile", "smoke", "--corpus", text_corpus, "--threads", "1"])
+    assert code == 2 and "is not 99.0 bpb better than the draft" in capsys.readouterr().err

@@ -138,3 +138,33 @@ def test_leviathan_formula():
 def test_bad_gamma_is_an_error():
     with pytest.raises(ValueError, match="gamma"):
         speculative_generate(Engine(tiny("gpt"), TOK), NGramDrafter(), "x", GREEDY, gamma=0)
+
+
+@pytest.mark.parametrize("gamma", [1, 3, 6])
+def test_stop_sequences_cut_speculative_output_like_the_engine(gamma):
+    """The stop check reads only new bytes and a tail (linear in the output); the cut is the engine's."""
+    target = tiny("gpt")
+    free = Engine(target, TOK).generate("spec", GREEDY)
+    stop = free[7:9]  # a stop sequence that occurs in the greedy continuation
+    params = Sampling(max_new_tokens=30, temperature=0, stop=(stop,))
+    ref = Engine(target, TOK).generate("spec", params)
+    out, _ = speculative_generate(Engine(target, TOK), NGramDrafter(), "spec", params, gamma=gamma)
+    assert out == ref == free[: free.find(stop)]
+
+
+def test_recipe_target_with_nanogpt_draft_gives_the_targets_greedy_tokens():
+    target = tiny("gpt")
+    torch.manual_seed(3)
+    from neuro_lib.models import build_model
+    draft = build_model("nanogpt", vocab_size=256, d_model=16, n_layer=1, n_head=2, d_ff=32, block_size=64).eval()
+    ref = Engine(target, TOK).generate("speculate", GREEDY)
+    for gamma in (1, 2, 5):
+        out, stats = speculative_generate(Engine(target, TOK), ModelDrafter(Engine(draft, TOK)), "speculate", GREEDY,
+                                          gamma=gamma)
+        assert out == ref and stats.proposed > 0
+
+
+def test_formula_with_a_measured_verify_cost():
+    assert expected_speedup(0.5, 3, 0.1, verify=1.0) == expected_speedup(0.5, 3, 0.1)
+    tokens = (1 - 0.5 ** 4) / 0.5
+    assert expected_speedup(0.5, 3, 0.1, verify=2.0) == pytest.approx(tokens / (0.3 + 2.0))

@@ -4,16 +4,23 @@
     neuro bench speculative --target runs/big --draft runs/small          # trained runs, same tokenizer
 
 Without --target, a target GPT and a draft GPT (sizes: profiles.py, tasks["speculative"]) are trained
-inside the benchmark on the corpus, the draft for a fraction of the target's seconds. Prompts are
-windows of the validation split. Greedy decoding throughout, so every speculative output is
-checked token for token against the target's own greedy output ("same tokens").
+inside the benchmark on the corpus for a number of optimiser steps (`target_steps`, `draft_steps`: the
+same models on a loaded or a quiet machine; the seconds budgets `target_s`/`draft_s` are used only where
+a profile gives no steps), the target with the training recipe `recipe` (train/recipe.py). Both are
+scored on the validation split and the run fails in one sentence if the target is not `min_gap_bpb`
+better than the draft: a target worse than its draft makes drafts easy and the speed-up meaningless.
+Prompts are windows of the validation split, which neither model trained on. Greedy decoding
+throughout, so every speculative output is checked token for token against the target's own greedy
+output ("same tokens").
 
 Per drafter (the draft model; the n-gram prompt-lookup drafter) and per gamma:
 - alpha: accepted draft tokens / proposed;
 - tokens/s of speculative decoding, of plain cached greedy decoding (measured once), the speed-up;
 - c: the drafter's seconds per proposed token over the target's seconds per single-token step
   (both measured in this run), and the speed-up Leviathan et al.'s formula predicts from alpha,
-  gamma and c (infer/speculative.py, `expected_speedup`);
+  gamma and c (infer/speculative.py, `expected_speedup`), once with the verify call costing one step
+  (the paper's assumption) and once with its measured cost;
+- per gamma, "verify cost": the target's call on gamma + 1 tokens after the prompt, in single-token steps;
 - the accepted count of every round at gamma 4 ("acceptance along a generation").
 `--compile` adds plain greedy decoding through torch.compile(model.step): tokens/s, or the error.
 Timing rows measure the machine: on a shared one they measure contention.
@@ -46,13 +53,31 @@ def add_arguments(p):
     add_seed(p, 1337)
 
 
-def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int):
+def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int, steps: int = 0,
+              recipe: str = "current"):
+    """A byte GPT trained for `steps` optimiser steps (or, with steps 0, `seconds`) -> (model, tokenizer, val bpb)."""
     from neuro_lib.train.lm import train_lm
+    from neuro_lib.train.recipe import resolve_recipe
 
-    res = train_lm("gpt", corpus, "byte", profile, model_overrides=dict(model_cfg),
-                   train_overrides={"time_budget_s": seconds, "block_size": window, "seed": seed,
-                                    "eval_bytes": 20_000})
+    model_over, train_over = resolve_recipe(recipe)
+    budget = {"max_steps": steps, "time_budget_s": 0} if steps else {"time_budget_s": seconds}
+    res = train_lm("gpt", corpus, "byte", profile, model_overrides={**model_cfg, **model_over},
+                   train_overrides={**train_over, **budget, "block_size": window, "seed": seed, "eval_bytes": 20_000,
+                                    "eval_every": 0})
     return res.model, res.tokenizer, res.val_bpb
+
+
+def verify_seconds(engine: Engine, context: list[int], k: int, repeats: int = 8) -> float:
+    """Seconds of one target call on k tokens after `context` (the verify step of a round with gamma = k - 1)."""
+    state, logits = engine.prefill([context])
+    start = state.lengths[0]
+    ids = [[int(logits[0].argmax())] * k]
+    engine.step(ids, state)  # one call outside the clock (allocation)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        state.rollback(start)
+        engine.step(ids, state)
+    return (time.perf_counter() - t0) / repeats
 
 
 def _load(run: str):
@@ -112,6 +137,11 @@ def measure(target, draft, tok, prompts: list[bytes], gammas: list[int], new_tok
     drafters = {"ngram": lambda: NGramDrafter()}
     if draft is not None:
         drafters["model"] = lambda: ModelDrafter(Engine(draft.eval(), tok))
+    verify = {}
+    for gamma in gammas:  # the verify call's cost in single-token steps, as a function of gamma
+        verify[gamma] = verify_seconds(plain, plain.encode(prompts[0]), gamma + 1) / target_step
+        results.append({"name": f"verify cost gamma={gamma}", "value": round(verify[gamma], 3), "unit": "steps",
+                        "gamma": gamma})
     for name, make in drafters.items():
         for gamma in gammas:
             timed, texts, accepted, proposed, rounds = Timed(make()), [], 0, 0, []
@@ -132,6 +162,8 @@ def measure(target, draft, tok, prompts: list[bytes], gammas: list[int], new_tok
                 {"name": f"{name} gamma={gamma} c", "value": round(c, 4), "unit": "ratio", **row},
                 {"name": f"{name} gamma={gamma} formula", "value": round(expected_speedup(alpha, gamma, c), 3),
                  "unit": "x", **row},
+                {"name": f"{name} gamma={gamma} formula (measured verify)",
+                 "value": round(expected_speedup(alpha, gamma, c, verify[gamma]), 3), "unit": "x", **row},
                 {"name": f"{name} gamma={gamma} same tokens", "value": int(texts == reference), "unit": "bool",
                  **row}]
             if gamma == 4 or gamma == gammas[-1] and 4 not in gammas:
@@ -175,9 +207,14 @@ def run(args) -> dict:
         if args.draft:
             raise NeuroError("--draft needs --target (without them both models are trained here)")
         target, tok, info["target_val_bpb"] = train_gpt(sizes["target"], sizes["target_s"], sizes["window"], corpus,
-                                                     args.profile, args.seed)
+                                                     args.profile, args.seed, sizes.get("target_steps", 0),
+                                                     sizes.get("recipe", "current"))
         draft, _, info["draft_val_bpb"] = train_gpt(sizes["draft"], sizes["draft_s"], sizes["window"], corpus,
-                                                 args.profile, args.seed)
+                                                 args.profile, args.seed, sizes.get("draft_steps", 0))
+        gap = info["draft_val_bpb"] - info["target_val_bpb"]
+        if gap < sizes.get("min_gap_bpb", 0.0):
+            raise NeuroError(f"the target ({info['target_val_bpb']:.3f} bpb) is not {sizes['min_gap_bpb']} bpb better "
+                             f"than the draft ({info['draft_val_bpb']:.3f}); train it longer (target_steps)")
     if target.max_len and sizes["prompt_bytes"] + new_tokens > target.max_len:
         raise NeuroError(f"prompt {sizes['prompt_bytes']} + {new_tokens} new tokens exceed the target's context "
                          f"of {target.max_len}")
@@ -188,5 +225,7 @@ def run(args) -> dict:
               "draft": args.draft or ("trained here" if not args.target else None), "gammas": gammas,
               "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes["prompt_bytes"],
               "threads": torch.get_num_threads(), "seed": args.seed,
-              "sizes": {k: v for k, v in sizes.items() if k in ("target", "draft", "target_s", "draft_s", "window")}}
+              "sizes": {k: v for k, v in sizes.items() if k in ("target", "draft", "target_s", "draft_s", "window",
+                                                                "target_steps", "draft_steps", "recipe",
+                                                                "min_gap_bpb")}}
     return make_report("speculative", config, results)

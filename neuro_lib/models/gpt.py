@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from neuro_lib.models.base import LanguageModel, check_positive, gpt2_init
 from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
-from neuro_lib.models.layers import CausalSelfAttention
+from neuro_lib.models.layers import CausalSelfAttention, dropout_layer
 
 
 @dataclass
@@ -31,7 +31,8 @@ class GPTConfig:
     block_size: int = 512      # longest sequence (learned positions), the training context
     dropout: float = 0.1
     bias: bool = True
-    tie_weights: bool = True   # LM head shares the token embedding matrix
+    tie_weights: bool = True   # LM head shares the token embedding matrix (False: a separate head, the recipe option)
+    qk_norm: bool = False      # RMS-normalise queries and keys per head (models/layers.py)
 
     def __post_init__(self):
         if self.d_model % self.n_head:
@@ -44,7 +45,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
 
     def forward(self, x):
         return self.drop(self.proj(torch.nn.functional.gelu(self.fc(x))))
@@ -54,10 +55,11 @@ class Block(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg.d_model, cfg.n_head, bias=cfg.bias, dropout=cfg.dropout)
+        self.attn = CausalSelfAttention(cfg.d_model, cfg.n_head, bias=cfg.bias, dropout=cfg.dropout,
+                                        qk_norm=cfg.qk_norm)
         self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.mlp = MLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
 
     def forward(self, x, cache=None, layer=0):
         x = x + self.drop(self.attn(self.ln1(x), cache, layer))
@@ -73,7 +75,7 @@ class GPT(LanguageModel):
         self.max_len = config.block_size
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.block_size, config.d_model)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = dropout_layer(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.d_model, bias=config.bias)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)

@@ -10,6 +10,8 @@
   positions pos..pos+t-1 attend to every cached key up to their own position.
   Grouped-query attention: `n_kv_head` key/value heads shared by n_head/n_kv_head query
   heads each (n_kv_head == n_head is ordinary multi-head attention); only KV heads are cached.
+  `qk_norm=True` RMS-normalises each head's query and key (learned gain per head dimension) before
+  rotary and the dot product (Dehghani et al. 2023; modded-nanoGPT), which bounds the attention logits.
 - `CrossAttention`: queries from the decoder, keys/values projected once from an
   encoder's output (`project_kv`) and reused at every decoding step; GQA, no rotary.
 - `SwiGLU`: the gated feed-forward down(silu(gate(x)) * up(x)) (Shazeer 2020).
@@ -44,6 +46,11 @@ def _attention_mask(t: int, pos: int, causal: bool, key_mask: torch.Tensor | Non
         km = key_mask[:, None, None, :]  # (B, 1, 1, S)
         mask = km if mask is None else mask & km
     return mask
+
+
+def dropout_layer(p: float) -> nn.Module:
+    """nn.Dropout(p), or nn.Identity when p is 0: a zero dropout still dispatches an op per call and step."""
+    return nn.Dropout(p) if p else nn.Identity()
 
 
 class RMSNorm(nn.Module):
@@ -97,7 +104,7 @@ class RotaryEmbedding(nn.Module):
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, d_model: int, n_head: int, n_kv_head: int | None = None, bias: bool = True,
-                 dropout: float = 0.0, causal: bool = True):
+                 dropout: float = 0.0, causal: bool = True, qk_norm: bool = False):
         super().__init__()
         n_kv_head = n_kv_head or n_head
         if d_model % n_head:
@@ -110,6 +117,9 @@ class CausalSelfAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = dropout
         self.causal = causal
+        if qk_norm:  # absent otherwise: checkpoints without it keep their state_dict keys
+            self.q_norm = RMSNorm(self.head_dim)
+            self.k_norm = RMSNorm(self.head_dim)
 
     def forward(self, x: torch.Tensor, cache=None, layer: int = 0, rotary=None,
                 key_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,6 +128,8 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k, v = self.kv_proj(x).view(B, T, 2, self.n_kv_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, Hkv, T, D)
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)  # (B, H, T, D), (B, Hkv, T, D): unit RMS per head, then gains
         pos = cache.pos if cache is not None else 0
         if rotary is not None:
             q, k = rotary(q, k, pos)
@@ -171,7 +183,7 @@ class SwiGLU(nn.Module):
         self.gate = nn.Linear(d_model, hidden, bias=bias)
         self.up = nn.Linear(d_model, hidden, bias=bias)
         self.down = nn.Linear(hidden, d_model, bias=bias)
-        self.drop = nn.Dropout(dropout)
+        self.drop = dropout_layer(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.down(F.silu(self.gate(x)) * self.up(x)))

@@ -56,7 +56,7 @@ from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, coll
                                         save_checkpoint)
 from neuro_lib.train import distributed
 from neuro_lib.train.runlock import RunLock
-from neuro_lib.optim import make_adamw, warmup_cosine
+from neuro_lib.optim import OPTIMIZERS, SCHEDULES, lr_multiplier, make_optimizer
 
 
 @dataclass
@@ -81,6 +81,10 @@ class TrainConfig:
     precision: str = "fp32"       # fp32 | bf16 (autocast; matmuls in bfloat16, loss in float32)
     grad_accum: int = 1           # micro-batches per optimiser step (gradients all-reduced once per step)
     comm_hook: str = ""           # DDP gradient hook: "" | allreduce | fp16 | powersgd:RANK[:START]
+    optimizer: str = "adamw"      # adamw | muon (Muon on the hidden matrices, AdamW on the rest; optim.py)
+    muon_lr_scale: float = 1.0    # Muon's lr over `lr` (Muon's update is RMS-matched to AdamW's, so 1 is a start)
+    schedule: str = "cosine"      # cosine (warmup + cosine to min_lr_ratio) | wsd (warmup, flat, linear decay)
+    decay_frac: float = 0.2       # wsd: the last fraction of the budget spent decaying
 
     def __post_init__(self):
         floats = {k: getattr(self, k) for k in ("lr", "time_budget_s", "ckpt_every_s", "grad_clip", "weight_decay")}
@@ -103,6 +107,14 @@ class TrainConfig:
             raise NeuroError(f"grad_accum must be a positive divisor of batch_size {self.batch_size}, "
                              f"got {self.grad_accum}")
         distributed.parse_hook(self.comm_hook)
+        if self.optimizer not in OPTIMIZERS:
+            raise NeuroError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise NeuroError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not 0 < self.decay_frac <= 1:
+            raise NeuroError(f"decay_frac must be in (0, 1], got {self.decay_frac}")
+        if not (math.isfinite(self.muon_lr_scale) and self.muon_lr_scale > 0):
+            raise NeuroError(f"muon_lr_scale must be a positive number, got {self.muon_lr_scale}")
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -114,7 +126,8 @@ class TrainConfig:
         key = dataclasses.asdict(self)
         for k in ("device", "ckpt_every", "ckpt_every_s"):
             key.pop(k)
-        for k, default in (("grad_accum", 1), ("comm_hook", "")):  # at their defaults: keys of runs before them
+        for k, default in (("grad_accum", 1), ("comm_hook", ""), ("optimizer", "adamw"), ("muon_lr_scale", 1.0),
+                           ("schedule", "cosine"), ("decay_frac", 0.2)):  # at their defaults: keys of runs before them
             if key[k] == default:
                 key.pop(k)
         return key
@@ -149,7 +162,8 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir else None
         self.extra_config, self.info = extra_config or {}, info or {}
         params = model if aux is None else torch.nn.ModuleList([model, aux])
-        self.optimizer = make_adamw(params, config.lr, config.weight_decay, betas=(0.9, config.beta2))
+        self.optimizer = make_optimizer(params, config.optimizer, config.lr, config.weight_decay,
+                                        betas=(0.9, config.beta2), muon_lr_scale=config.muon_lr_scale)
         self.step, self.elapsed, self.history = 0, 0.0, []
         self.tokens_seen = 0
 
@@ -346,9 +360,10 @@ class Trainer:
             bar.update(self.step if c.max_steps else self.elapsed)
             while not self._done():
                 t0 = time.time()
-                lr = c.lr * warmup_cosine(self._progress(), self.step, c.warmup_steps, c.min_lr_ratio)
+                lr = c.lr * lr_multiplier(c.schedule, self._progress(), self.step, c.warmup_steps, c.min_lr_ratio,
+                                          c.decay_frac)
                 for g in self.optimizer.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)  # Muon's group runs at its own scale of the base lr
                 batch = distributed.shard(self.batches(self.step), world.rank, world.size)  # this rank's rows
                 batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 self.optimizer.zero_grad(set_to_none=True)

@@ -49,6 +49,7 @@ class AeronConfig:
     dropout: float = 0.0                # seed: disabled at 4B scale
     norm_eps: float = 1e-6              # RMSNorm epsilon
     tie_weights: bool = True            # output projection shares the token embedding (seed: tie_word_embeddings)
+    qk_norm: bool = False               # RMS-normalise decoder self-attention queries and keys per head (layers.py)
     mode: str = "decoder"               # "decoder" (LM) or "encoder-decoder" (seed's layout, seq2seq)
 
     def __post_init__(self):

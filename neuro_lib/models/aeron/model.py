@@ -36,7 +36,8 @@ import torch.nn as nn
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.base import LanguageModel, gpt2_init, masked_cross_entropy
 from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
-from neuro_lib.models.layers import CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU
+from neuro_lib.models.layers import (CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU,
+                                    dropout_layer)
 
 
 
@@ -84,7 +85,7 @@ class EncoderBlock(nn.Module):
                                         causal=False)
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = SwiGLU(cfg.d_model, cfg.d_ff, dropout=cfg.dropout)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
 
     def forward(self, x, rotary, src_mask=None):
         x = x + self.drop(self.attn(self.norm1(x), rotary=rotary, key_mask=src_mask))
@@ -96,14 +97,14 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.self_attn = CausalSelfAttention(cfg.d_model, cfg.n_head, cfg.n_kv_head, bias=False,
-                                             dropout=cfg.dropout)
+                                             dropout=cfg.dropout, qk_norm=cfg.qk_norm)
         if cross:
             self.norm_cross = RMSNorm(cfg.d_model, cfg.norm_eps)
             self.cross_attn = CrossAttention(cfg.d_model, cfg.n_head, cfg.n_kv_head, bias=False,
                                              dropout=cfg.dropout)
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = SwiGLU(cfg.d_model, cfg.d_ff, dropout=cfg.dropout)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
 
     def forward(self, x, rotary, cache=None, layer=0, cross_kv=None, src_mask=None):
         x = x + self.drop(self.self_attn(self.norm1(x), cache, layer, rotary))
@@ -121,7 +122,7 @@ class Aeron(LanguageModel):
         self.max_len = config.block_size
         self.encoder_decoder = config.mode == "encoder-decoder"
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = dropout_layer(config.dropout)
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
         if self.encoder_decoder:
             self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layer))
