@@ -10,8 +10,10 @@ and one way to use a tool while decoding.
 - `GroundedJson` wraps a grammar processor (structured/constrain.JsonConstraint): inside the value of a field
   marked "span", every prefix of the string is a substring of the source (a name is copied, never invented); in
   a field marked "number", the number is one written in the source, digit for digit ($42 stays 42). Where the
-  source offers nothing the grammar also allows (an integer field whose only number in the text is 12.50), that
-  position is left to the grammar: grounding never makes a document invalid.
+  source offers nothing the grammar also allows (an integer field whose only number in the text is 12.50, a SKU
+  pattern the copied bytes leave), that position is left to the grammar and the field is listed in `ungrounded`:
+  grounding never makes a document invalid. A number's candidates are checked whole against the grammar first
+  (a range that refuses 2026 must not get 202).
 - `NumbersFrom`: between `opener` and `closer` (a calculator expression), every number literal is one of an
   allowed set (the question's numbers and the results of earlier calls); the set may grow while decoding.
 - `ToolInjector`: when the text written so far matches `trigger` (a regex anchored at the end), `run(match)`
@@ -131,6 +133,8 @@ class GroundedJson:
         self.eos_id = getattr(inner, "eos_id", None)
         self.scan = _JsonScan()
         self.fallbacks = 0  # positions left to the grammar because the source offered nothing it allows
+        self.ungrounded: set[str] = set()  # the fields of those positions
+        self._viable: tuple[int, set[bytes]] | None = None  # (where the number starts, literals the grammar takes)
 
     def _sync(self, ids) -> None:
         self.scan.feed(_text(ids[self.scan.n:]))
@@ -150,10 +154,27 @@ class GroundedJson:
             nxt -= {0x22, 0x5C}  # a quote or backslash would need an escape: not a plain span
             return nxt | ({0x22} if s.buf else set())
         if kind == "number" and s.in_num:
-            return _number_mask(s.buf, self.literals, True)
+            return _number_mask(s.buf, self._viable[1] if self._viable else self.literals, True)
         if kind == "number" and s.want_value and not s.in_str:
-            return _number_mask(b"", self.literals, False)
+            if self._viable is None or self._viable[0] != s.n:
+                self._viable = (s.n, self._grammar_takes(self.literals))
+            return _number_mask(b"", self._viable[1], False)
         return None
+
+    def _grammar_takes(self, literals: set[bytes]) -> set[bytes]:
+        """The literals the grammar accepts here as a whole value (a range such as duration <= 600 refuses 2026,
+        which digit by digit would be cut to 202): each is tried on a copy of the grammar's matcher."""
+        matcher = getattr(self.inner, "matcher", None)
+        if matcher is None:
+            return set(literals)
+        ok = set()
+        for lit in literals:
+            for end in (b",", b"}", b"]"):
+                m = matcher.deep_copy()
+                if m.consume_tokens(list(lit + end)):
+                    ok.add(lit)
+                    break
+        return ok
 
     def __call__(self, ids, logits: torch.Tensor) -> torch.Tensor:
         self._sync(ids)
@@ -164,6 +185,7 @@ class GroundedJson:
         y = _keep_only(x, allowed)
         if torch.isinf(y).all():
             self.fallbacks += 1
+            self.ungrounded.add(self.scan.key)
             return x
         return y
 
