@@ -117,15 +117,16 @@ def cached_expert(kind: str = "encdec", profile: str = "smoke"):
 
 
 def answer(model, tokenizer, config: dict, schema_id: str, prompt: str, constrained: bool = True,
-           budget: int = 256, temperature: float = 0.0, seed: int = 0) -> dict:
-    """One document for `prompt` from any run: a Struct-mini expert (its own prompt layout) or a plain
-    language model continuing the prompt. -> {"text", "valid", "errors", "repair"}; repair (repair.py)
-    only when the output is invalid."""
+           budget: int = 256, temperature: float = 0.0, seed: int = 0, grounded: bool = False) -> dict:
+    """One document for `prompt` from any run: a Struct-mini expert (this module's, or the family base fine-tuned
+    on "struct"; their own prompt layout, grounded if asked) or a plain language model continuing the prompt.
+    -> {"text", "valid", "errors", "repair"}; repair (repair.py) only when the output is invalid."""
     from neuro_lib.structured.repair import repair
 
     schema = load_schema(schema_id)
-    if config.get("task") == "struct_mini":
-        out, _ = write_json(model, prompt, schema_id, constrained, budget, temperature, seed)
+    if config.get("task") == "struct_mini" or (config.get("finetune") or {}).get("task") == "struct":
+        out, _ = write_json(model, prompt, schema_id, constrained, budget, temperature, seed,
+                            grounded=grounded and constrained)
     else:
         c = JsonConstraint(schema, tokenizer, budget=budget, name=schema_id) if constrained else None
         out = generate(model, tokenizer, prompt, max_new_tokens=budget, temperature=temperature, seed=seed,
