@@ -259,7 +259,8 @@ def judge_cases(experts: dict, n: int, seed: int = 0) -> list[dict]:
     reason = experts["reason-mini"]
     for p in make_problems(n, seed=seed + 11, split="heldout"):
         q = Query(p.text)
-        with_tool, without = solve(reason.write, p.text, True), solve(reason.write, p.text, False)
+        with_tool = solve(reason.write, p.text, True, grounded=getattr(reason, "grounded", False))
+        without = solve(reason.write, p.text, False)
         add("math", q, with_tool, with_tool.ok and with_tool.text == p.answer, str(int(p.values[-1]) + 1))
         cases.append(dict(skill="math", query=q, answer=without, right=without.ok and without.text == p.answer,
                           source="expert"))
