@@ -87,9 +87,10 @@ ROUTER = dict(n_train=3000, n_test=600, steps=300, n_math=25, n_tasks=30)
 # each; a family whose direct failure rate exceeds `threshold` is split; `problems` per size are then compared.
 EXPANSION = dict(model=dict(GPT_CPU, n_layer=2, block_size=24), steps=1500, batch_size=64, lr=3e-3, n_train=20_000,
                  sizes=[2, 3, 4, 5], probe=40, problems=100, threshold=0.3, seeds=3)
-# The runtime's tiny experts (runtime/reason.py, runtime/code.py, runtime/experts.py; notebook 08): Reason-mini
-# (word problem -> calculator plan) and Code-mini (task -> Python program), each an Aeron of `kind` trained
-# with train/seq2seq.py at the profile's Aeron width for a step budget; n_eval held-out-template problems.
+# The runtime's tiny experts (runtime/experts/, bench/expert_eval.py; notebook 08): Reason-mini (word problem ->
+# calculator plan) and Code-mini (task -> Python program) are the family base fine-tuned with FAMILY["finetune"];
+# read here: `budget` (decode tokens) and `n_eval` (held-out-template problems). The other keys sized the retired
+# from-scratch seq2seq recipe and are no longer read.
 REASON_MINI = dict(kind="encdec", steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, n_train=20000, n_val=64,
                    n_eval=200, eval_every=500, enc_layers=2, dec_layers=2, max_len=256, budget=120)
 CODE_MINI = dict(REASON_MINI, budget=100)

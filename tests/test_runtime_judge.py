@@ -4,7 +4,7 @@ import pytest
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.runtime.judge import JudgeModel, examples, features, judge, pairwise
-from neuro_lib.runtime.reason import solve
+from neuro_lib.runtime.experts.reason import solve
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 
 PROBLEM = Query("A car drives at 45 kilometers per hour for 3 hours. How many meters does it travel?")
@@ -49,7 +49,7 @@ def test_every_generated_plan_passes_and_an_off_by_one_answer_fails():
 def test_math_judge_on_the_tool_loops_own_answers():
     plan = b"CALL calc(45*3) -> 130\nCALL calc(130*1000) -> 130000\nANSWER 130000"  # the model's arithmetic is off
 
-    def write(source, written, stop):  # without the tool the plan is written in one call
+    def write(source, stop, processor=None):  # without the tool the plan is written in one call
         return plan
 
     assert not judge(PROBLEM, solve(write, PROBLEM.text, use_tool=False), "math").passed  # 45*3 is not 130

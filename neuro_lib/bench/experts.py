@@ -18,10 +18,9 @@ import torch
 from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import get_profile
-from neuro_lib.runtime.code import evaluate_code_mini
+from neuro_lib.bench.expert_eval import evaluate_code_mini, evaluate_reason_mini
 from neuro_lib.runtime.experts import StructMini, build_experts, cached_model
 from neuro_lib.runtime.judge import evaluate_judge
-from neuro_lib.runtime.reason import evaluate_reason_mini
 from neuro_lib.bench.flags import add_seed, add_threads
 from neuro_lib.bench.outside import (add_eval, expert_answer, floor_answers, json_rows, json_scores, outside_sizes,
                                      retrieval_rows, score, summarise, system_rows)

@@ -6,9 +6,11 @@ scored on held-out phrasing templates.
     neuro bench family --profile bench --threads 2 --out data/reference/family_bench.json
     neuro bench family --profile smoke --pretrain-steps 1500 --finetune-steps 300 --out data/reference/family_smoke.json
 
-Scores (greedy decoding, the runtime's own evaluators): reason, exact answer with the calculator
-(runtime/reason.py); code, the program's sandboxed output equals the reference (runtime/code.py); struct, field
-accuracy and exact documents under the JSON grammar (structured/expert.py); chat, exact reply. Also each base's
+Scores (greedy decoding, the runtime's own experts; bench/expert_eval.py): reason, exact answer with the calculator
+injected while decoding (also grounded: calc(...) numbers limited to the question's, and without the tool); code,
+the program's sandboxed output equals the reference; struct, field accuracy and exact documents under the JSON
+grammar, and grounded (names/values copied from the description; structured/expert.py); chat, exact reply. The
+runtime's experts (runtime/experts/) are exactly these children: the same base, recipe and step budget. Also each base's
 validation bits per byte on the pretraining mixture. Quality only (step budgets): machine-independent; the
 runs are kept in data/cache/family-bench/ and reused. `--lora-rank R` adds a LoRA arm from the base.
 """
@@ -54,21 +56,24 @@ def _ints(text: str, default: list) -> list[int]:
 def score(model, task: str, profile: str, n: int, seed: int) -> dict:
     """The task's held-out score(s) of a fine-tuned model: {"score": main figure, ...details}."""
     if task == "reason":
-        from neuro_lib.runtime.reason import evaluate_reason_mini
+        from neuro_lib.bench.expert_eval import evaluate_reason_mini
         r = evaluate_reason_mini(model, profile, n, seed)
-        return {"score": r["with_tool"]["exact_match"], "without_tool": r["without_tool"]["exact_match"]}
+        return {"score": r["with_tool"]["exact_match"], "grounded": r["grounded"]["exact_match"],
+                "without_tool": r["without_tool"]["exact_match"]}
     if task == "code":
-        from neuro_lib.runtime.code import evaluate_code_mini
+        from neuro_lib.bench.expert_eval import evaluate_code_mini
         r = evaluate_code_mini(model, profile, n, seed)
         return {"score": r["accuracy"], "ran_ok": r["ran_ok"]}
     if task == "struct":
         from neuro_lib.structured.expert import evaluate_expert
         from neuro_lib.structured.task import make_examples
         r = evaluate_expert(model, make_examples(n, seed=seed + 7, split="heldout"),
-                            get_profile(profile).tasks["struct_mini"]["budget"])
-        c = r["constrained"]
+                            get_profile(profile).tasks["struct_mini"]["budget"],
+                            modes=("unconstrained", "constrained", "grounded"))
+        c, g = r["constrained"], r["grounded"]
         return {"score": c["field_accuracy"], "exact_documents": c["exact_match"],
-                "unconstrained_validity": r["unconstrained"]["validity"]}
+                "grounded_field_accuracy": g["field_accuracy"], "grounded_exact_documents": g["exact_match"],
+                "grounded_validity": g["validity"], "unconstrained_validity": r["unconstrained"]["validity"]}
     if task == "chat":
         from neuro_lib.infer.engine import generate
         from neuro_lib.tokenizers import ByteTokenizer
@@ -130,8 +135,9 @@ def run(args) -> dict:
               "pretrain_steps": base_cfg["step"], "base": str(base), "base_id": checkpoint_id(base),
               "model": base_cfg["model"], "finetune": sizes["finetune"], "mixture": base_cfg.get("mixture"),
               "lora_rank": args.lora_rank, "arms": {a: str(p) for a, (p, _) in arms.items()},
-              "eval": "held-out phrasing templates; reason: exact answer with the calculator; code: sandboxed output; "
-                      "struct: constrained field accuracy; chat: exact reply"}
+              "eval": "held-out phrasing templates; reason: exact answer with the calculator (injected while "
+                      "decoding; also grounded and without the tool); code: sandboxed output; struct: constrained "
+                      "field accuracy (also grounded); chat: exact reply"}
     return make_report("family", config, rows)
 
 

@@ -23,14 +23,20 @@ def cmd_json(a):
     if a.file or a.prompt is None:
         raise NeuroError("neuro json needs --prompt TEXT (or: neuro json validate FILE --schema ID)")
     from neuro_lib.checkpoint import load_checkpoint
-    from neuro_lib.structured.expert import answer, cached_expert
+    from neuro_lib.structured.expert import answer
 
     load_schema(a.schema)  # an unknown or broken schema fails before any model work
     if not a.run:
-        from neuro_lib.structured.expert import check_description, model_config
-        check_description(a.prompt, a.schema, model_config("encdec", a.profile)["block_size"])
-    model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
-    r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
+        from neuro_lib.structured.expert import check_description
+        from neuro_lib.train.pretrain import family_sizes
+        check_description(a.prompt, a.schema, family_sizes(a.profile)["base"]["block_size"])
+    if a.run:
+        model, tok, cfg = load_checkpoint(a.run)
+    else:
+        from neuro_lib.runtime.experts import cached_model
+        model, tok, cfg = cached_model("struct-mini", a.profile)  # the runtime's Struct-mini: the base's fine-tune
+    r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed,
+               grounded=not a.no_grounding)
     print(r["text"])
     print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))
     if r["repair"] is not None:
@@ -47,9 +53,12 @@ def register(sub) -> None:
     j.add_argument("file", nargs="?", help="with validate: the JSON file")
     j.add_argument("--schema", required=True, help="a schema id in data/schemas/ (or a .json path)")
     j.add_argument("--prompt", help="the description to turn into JSON")
-    j.add_argument("--run", help="checkpoint directory (default: the Struct-mini encoder-decoder, trained once)")
+    j.add_argument("--run", help="checkpoint directory (default: the runtime's Struct-mini, the family base "
+                                 "fine-tuned on the struct task, trained once)")
     j.add_argument("--profile", default="smoke", help="sizes of the default Struct-mini expert")
     j.add_argument("--no-constraint", action="store_true", help="decode without the grammar constraint")
+    j.add_argument("--no-grounding", action="store_true",
+                   help="let names and numbers be anything the grammar allows, not spans/numbers of the prompt")
     j.add_argument("--max-new-tokens", type=positive(int), default=256, help="the token budget")
     j.add_argument("--temperature", type=number(float, 0, strict=False), default=0.0, help=">= 0; 0 is greedy")
     j.add_argument("--seed", type=seed, default=0)

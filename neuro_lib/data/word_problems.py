@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 
 N_HELDOUT = 1  # per family, the last phrasing(s)
@@ -67,6 +68,15 @@ class Problem:
 # -- Reason-mini families: (phrasings, draw(rng) -> (slots, plan builder)) -------------------------------------
 UNITS = [("kilometers", "meters", 1000), ("meters", "centimeters", 100), ("hours", "minutes", 60),
          ("minutes", "seconds", 60), ("kilograms", "grams", 1000), ("days", "hours", 24)]
+ALIASES = {"km": "kilometer"}
+
+
+def unit_factors(question: str) -> set[str]:
+    """The conversion factors a plan may bring without reading them: those of a unit pair the question names
+    (word by word, so "kilometers" does not name "meters")."""
+    words = {ALIASES.get(w, w).removesuffix("s") for w in re.findall(r"[a-z]+", question.lower())}
+    return {str(f) for big, small, f in UNITS if big.removesuffix("s") in words and small.removesuffix("s") in words}
+
 
 
 def _groups(rng):

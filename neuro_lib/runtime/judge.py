@@ -29,13 +29,13 @@ import re
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from neuro_lib.data.word_problems import UNITS, fmt_number, make_code_tasks, make_problems
+from neuro_lib.data.word_problems import fmt_number, make_code_tasks, make_problems, unit_factors
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import get_profile
 from neuro_lib.progress import Progress
 from neuro_lib.rag.lite import match_key, question_keys
 from neuro_lib.rag.metrics import exact_match, normalize_answer
-from neuro_lib.runtime.reason import parse_plan
+from neuro_lib.runtime.experts.reason import parse_plan
 from neuro_lib.runtime.types import ExpertAnswer, Query, Verdict
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.task import make_examples
@@ -43,14 +43,6 @@ from neuro_lib.structured.verify import verify_text
 from neuro_lib.tools import get_tool
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
-ALIASES = {"km": "kilometer"}
-
-
-def unit_factors(question: str) -> set[str]:
-    """The conversion factors a plan may bring without reading them: those of a unit pair the question names
-    (word by word, so "kilometers" does not name "meters")."""
-    words = {ALIASES.get(w, w).removesuffix("s") for w in re.findall(r"[a-z]+", question.lower())}
-    return {str(f) for big, small, f in UNITS if big.removesuffix("s") in words and small.removesuffix("s") in words}
 METHODS = {"json": "schema", "code": "executed", "math": "recomputed", "retrieval": "model", "chat": "none"}
 
 
@@ -263,11 +255,12 @@ def judge_cases(experts: dict, n: int, seed: int = 0) -> list[dict]:
         cases.append(dict(skill=skill, query=query, answer=_corrupt(answer, gold_wrong), right=False,
                           source="corrupted"))
 
-    from neuro_lib.runtime.reason import solve
+    from neuro_lib.runtime.experts.reason import solve
     reason = experts["reason-mini"]
     for p in make_problems(n, seed=seed + 11, split="heldout"):
         q = Query(p.text)
-        with_tool, without = solve(reason.write, p.text, True), solve(reason.write, p.text, False)
+        with_tool = solve(reason.write, p.text, True, grounded=getattr(reason, "grounded", False))
+        without = solve(reason.write, p.text, False)
         add("math", q, with_tool, with_tool.ok and with_tool.text == p.answer, str(int(p.values[-1]) + 1))
         cases.append(dict(skill="math", query=q, answer=without, right=without.ok and without.text == p.answer,
                           source="expert"))

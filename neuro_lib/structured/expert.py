@@ -23,10 +23,11 @@ import numpy as np
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
+from neuro_lib.infer.grounding import GroundedJson
 from neuro_lib.profiles import get_profile
 from neuro_lib.structured.constrain import JsonConstraint
 from neuro_lib.structured.schemas import load_schema
-from neuro_lib.structured.task import Example, field_scores, make_examples
+from neuro_lib.structured.task import GROUNDED, Example, field_scores, make_examples
 from neuro_lib.structured.verify import verify_text
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.lm import TrainResult
@@ -62,25 +63,32 @@ def check_description(text: str, schema_id: str, block_size: int) -> None:
 
 
 def write_json(model, text: str, schema_id: str, constrained: bool = True, budget: int = 256,
-               temperature: float = 0.0, seed: int = 0) -> tuple[bytes, JsonConstraint | None]:
-    """One document from a Struct-mini expert: (output bytes, the constraint used or None)."""
+               temperature: float = 0.0, seed: int = 0, grounded: bool = False) -> tuple[bytes, JsonConstraint | None]:
+    """One document from a Struct-mini expert: (output bytes, the constraint used or None). `grounded` (with
+    `constrained`) adds infer/grounding.GroundedJson over task.GROUNDED's fields of the schema."""
     tok = ByteTokenizer()
     c = JsonConstraint(load_schema(schema_id), tok, budget=budget, name=schema_id) if constrained else None
     check_description(text, schema_id, model.config.block_size)
+    processor = GroundedJson(c, text.encode(), GROUNDED.get(schema_id, {})) if c is not None and grounded else c
     prompt, src = prompt_for(model, f"{schema_id}: {text}".encode())
-    out = generate(model, tok, prompt, max_new_tokens=budget, temperature=temperature, seed=seed, processor=c,
-                   eos_id=END, src=src)
+    out = generate(model, tok, prompt, max_new_tokens=budget, temperature=temperature, seed=seed,
+                   processor=processor, eos_id=END, src=src)
     return out, c
 
 
-def evaluate_expert(model, examples: list[Example], budget: int = 256) -> dict:
-    """Validity (unconstrained / constrained), exact match and field accuracy on `examples` (greedy)."""
+MODES = {"unconstrained": (False, False), "constrained": (True, False), "grounded": (True, True)}
+
+
+def evaluate_expert(model, examples: list[Example], budget: int = 256, modes=("unconstrained", "constrained")) -> dict:
+    """Validity, exact match and field accuracy on `examples` (greedy) per mode: unconstrained, constrained (the
+    grammar) and grounded (the grammar and task.GROUNDED's spans/numbers)."""
     out = {}
-    for mode, constrained in (("unconstrained", False), ("constrained", True)):
+    for mode in modes:
+        constrained, grounded = MODES[mode]
         valid, exact, fields, per_field, mask_us, secs, n_tok = 0, 0, [], {}, [], [], 0
         for ex in examples:
             t0 = time.perf_counter()
-            text, c = write_json(model, ex.text, ex.schema_id, constrained, budget)
+            text, c = write_json(model, ex.text, ex.schema_id, constrained, budget, grounded=grounded)
             secs.append(time.perf_counter() - t0)
             n_tok += len(text) + 1
             doc, errs = verify_text(text, load_schema(ex.schema_id))
@@ -109,15 +117,16 @@ def cached_expert(kind: str = "encdec", profile: str = "smoke"):
 
 
 def answer(model, tokenizer, config: dict, schema_id: str, prompt: str, constrained: bool = True,
-           budget: int = 256, temperature: float = 0.0, seed: int = 0) -> dict:
-    """One document for `prompt` from any run: a Struct-mini expert (its own prompt layout) or a plain
-    language model continuing the prompt. -> {"text", "valid", "errors", "repair"}; repair (repair.py)
-    only when the output is invalid."""
+           budget: int = 256, temperature: float = 0.0, seed: int = 0, grounded: bool = False) -> dict:
+    """One document for `prompt` from any run: a Struct-mini expert (this module's, or the family base fine-tuned
+    on "struct"; their own prompt layout, grounded if asked) or a plain language model continuing the prompt.
+    -> {"text", "valid", "errors", "repair"}; repair (repair.py) only when the output is invalid."""
     from neuro_lib.structured.repair import repair
 
     schema = load_schema(schema_id)
-    if config.get("task") == "struct_mini":
-        out, _ = write_json(model, prompt, schema_id, constrained, budget, temperature, seed)
+    if config.get("task") == "struct_mini" or (config.get("finetune") or {}).get("task") == "struct":
+        out, _ = write_json(model, prompt, schema_id, constrained, budget, temperature, seed,
+                            grounded=grounded and constrained)
     else:
         c = JsonConstraint(schema, tokenizer, budget=budget, name=schema_id) if constrained else None
         out = generate(model, tokenizer, prompt, max_new_tokens=budget, temperature=temperature, seed=seed,

@@ -36,6 +36,13 @@ CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
 
+# What the task grounds in the description (infer/grounding.GroundedJson): "span" values are copied from it byte
+# for byte (array items too), "number" values are numbers written in it. Dates and enums are not: the text
+# says "May 3, 2026" or "yen" where the document holds "2026-05-03" or "JPY".
+GROUNDED = {"product_v1": {"name": "span", "sku": "span", "tags": "span", "price": "number"},
+            "weather_v1": {"city": "span", "temperature_c": "number", "humidity": "number", "speed_kmh": "number"},
+            "event_v1": {"title": "span", "attendees": "span", "start": "span", "duration_min": "number"}}
+
 
 @dataclass
 class Example:

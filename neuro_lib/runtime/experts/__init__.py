@@ -1,0 +1,107 @@
+"""The runtime's experts (seeds/neurotiny.md, seeds/tinyllm.md), one module each: every model expert is the
+profile's pretrained family base (train/pretrain.py, cached by content hash) fine-tuned on its task by the one
+shared recipe (train/finetune.py); the retrieval expert is an index and a rule reader.
+
+- reason-mini (reason.py): word problem -> calculator plan, the calculator's results injected while decoding;
+- struct-mini (struct.py): description -> JSON under the schema's grammar, grounded in the description;
+- code-mini (code.py): task -> Python program -> its output from the sandbox;
+- retrieval (reader.py): rag's index + the extractive "lite" reader, with citations;
+- general (chat.py): the chat fine-tune, for everything else.
+
+    experts = build_experts("smoke")          # pretrains the base and fine-tunes on first use, then loads
+    experts["code-mini"].answer(Query("factorial of 6")).text
+
+Each child is data/cache/runtime/NAME-PROFILE-<base id>/, a checkpoint whose `parent` records the base's id
+(checkpoint.lineage): a rebuilt base gets new children, and a child whose parent changed is refused in one
+sentence (checkpoint.check_lineage) before it is loaded. Task generators live in data/ (data/sft.py), held-out
+evaluations in bench/ (bench/expert_eval.py, bench/family.py).
+Sizes: profiles.py tasks["family"] (base and fine-tuning), decode budgets tasks["reason_mini"], ["code_mini"],
+["struct_mini"], the index tasks["experts"]["rag_profile"]. Tests: tests/test_runtime_experts.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from neuro_lib.checkpoint import check_lineage, checkpoint_id, load_checkpoint
+from neuro_lib.data.corpus import CACHE_DIR, load_corpus
+from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import get_profile
+from neuro_lib.rag.experiment import rag_sizes
+from neuro_lib.rag.index import RagIndex, build_index, load_index
+from neuro_lib.runtime.experts.chat import General
+from neuro_lib.runtime.experts.code import CodeMini
+from neuro_lib.runtime.experts.reader import Retrieval
+from neuro_lib.runtime.experts.reason import ReasonMini
+from neuro_lib.runtime.experts.struct import StructMini
+from neuro_lib.runtime.types import Expert
+
+RUNTIME_CACHE = CACHE_DIR / "runtime"
+EXPERT_NAMES = ("reason-mini", "struct-mini", "code-mini", "retrieval", "general")
+TASK_OF = {"reason-mini": "reason", "struct-mini": "struct", "code-mini": "code", "general": "chat"}
+
+__all__ = ["EXPERT_NAMES", "TASK_OF", "CodeMini", "General", "ReasonMini", "Retrieval", "StructMini",
+           "build_experts", "cached_index", "cached_model", "train_expert"]
+
+
+def expert_sizes(profile: str) -> dict:
+    return dict(get_profile(profile).tasks["experts"])
+
+
+def train_expert(name: str, base: str | Path, out: str | Path, profile: str = "smoke", steps: int | None = None,
+                 seed: int = 0, callback=None) -> Path:
+    """Fine-tune `base` into expert `name`'s child at `out` (train/finetune.py's recipe; resumed if interrupted,
+    only checked if finished) -> `out`."""
+    from neuro_lib.train.finetune import finetune
+    if name not in TASK_OF:
+        raise NeuroError(f"no trained model for expert {name!r}; trained experts: {', '.join(TASK_OF)}")
+    return finetune(base, TASK_OF[name], out, steps=steps, seed=seed, profile=profile, callback=callback)
+
+
+def cached_model(name: str, profile: str = "smoke", callback=None):
+    """A trained expert's (model, tokenizer, config): the profile's base (pretrained on first use) fine-tuned on
+    the expert's task in data/cache/runtime/ (on first use), its lineage checked before it is loaded."""
+    from neuro_lib.train.pretrain import pretrain
+    if name not in TASK_OF:
+        raise NeuroError(f"no trained model for expert {name!r}; trained experts: {', '.join(TASK_OF)}")
+    base = pretrain(profile, callback=callback)
+    out = RUNTIME_CACHE / f"{name}-{profile}-{checkpoint_id(base)[:12]}"
+    train_expert(name, base, out, profile, callback=callback)
+    check_lineage(out)
+    return load_checkpoint(out)
+
+
+def cached_index(profile: str = "smoke", callback=None) -> RagIndex:
+    """The RAG index (stdlib-docs, the profile's rag_profile sizes) from data/cache/runtime/, built on first use."""
+    rag_profile = expert_sizes(profile)["rag_profile"]
+    path = RUNTIME_CACHE / f"rag-index-{rag_profile}"
+    if (path / "index.json").exists():
+        return load_index(path)
+    index = build_index(load_corpus("stdlib-docs"), rag_sizes(rag_profile), seed=0, callback=callback)
+    try:
+        index.save(path)
+    except NeuroError:  # another process saved it first: theirs is the same build
+        return load_index(path)
+    return index
+
+
+def build_experts(profile: str = "smoke", names=EXPERT_NAMES, callback=None) -> dict[str, Expert]:
+    """The experts by name, fine-tuned from the profile's base (first time) or loaded from data/cache/runtime/."""
+    unknown = sorted(set(names) - set(EXPERT_NAMES))
+    if unknown:
+        raise NeuroError(f"unknown expert {unknown[0]!r}; known experts: {', '.join(EXPERT_NAMES)}")
+    tasks, experts = get_profile(profile).tasks, {}
+    for name in names:
+        if name == "retrieval":
+            rag = rag_sizes(expert_sizes(profile)["rag_profile"])
+            experts[name] = Retrieval(cached_index(profile, callback), rag["reader_retriever"])
+            continue
+        model, tok, _ = cached_model(name, profile, callback)
+        if name == "reason-mini":
+            experts[name] = ReasonMini(model, budget=tasks["reason_mini"]["budget"])
+        elif name == "code-mini":
+            experts[name] = CodeMini(model, budget=tasks["code_mini"]["budget"])
+        elif name == "struct-mini":
+            experts[name] = StructMini(model, budget=tasks["struct_mini"]["budget"])
+        else:
+            experts[name] = General(model, tok, expert_sizes(profile)["general_tokens"])
+    return experts

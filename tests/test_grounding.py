@@ -1,0 +1,174 @@
+"""Grounded decoding (infer/grounding.py): spans and numbers of the input under the JSON grammar, calculator numbers
+from the question, and a tool's result injected as forced tokens on the same cache (equal to a full forward)."""
+import json
+import re
+
+import pytest
+import torch
+
+from neuro_lib.data.sft import MARK, prompt_ids
+from neuro_lib.infer.engine import Engine, Sampling, generate
+from neuro_lib.infer.grounding import GroundedJson, NumbersFrom, ToolInjector, chain, numbers_in
+from neuro_lib.models import build_model
+from neuro_lib.runtime.experts.reason import CALL_TRIGGER, allowed_numbers, calc_injector
+from neuro_lib.structured.constrain import JsonConstraint
+from neuro_lib.structured.schemas import load_schema
+from neuro_lib.structured.task import GROUNDED, make_examples
+from neuro_lib.tokenizers import ByteTokenizer
+from neuro_lib.tools import get_tool
+from neuro_lib.train.seq2seq import aeron_config
+
+TINY = dict(vocab_size=257, d_model=32, n_head=2, n_kv_head=1, d_ff=64, rope_theta=10_000.0, dropout=0.0)
+
+
+def tiny_decoder(seed=0, max_len=512):
+    torch.manual_seed(seed)
+    return build_model("aeron", **aeron_config("decoder", TINY, 1, 1, max_len)).eval()
+
+
+class Force:
+    """A test processor that forces `text` at the start of the output (what a trained model would write), one
+    piece up to each " -> " at a time so that a tool sees every call."""
+
+    def __init__(self, text: bytes):
+        self.text = text
+
+    def forced(self, ids):
+        rest = self.text[len(ids):]
+        cut = rest.find(b"-> ")
+        return list(rest[:cut + 3] if cut >= 0 else rest)
+
+    def __call__(self, ids, logits):
+        return logits
+
+
+def _grounded_values(doc, fields, key=None):
+    """(field, value) for every value of a grounded field in a document (array items too)."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _grounded_values(v, fields, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _grounded_values(v, fields, key)
+    elif key in fields:
+        yield key, doc
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grounded_json_values_are_spans_and_numbers_of_the_description(seed):
+    """An untrained model sampled at temperature 1: whatever it writes, each grounded string is a span of the
+    description and each grounded number is written in it, digit for digit; the document stays valid."""
+    model, tok = tiny_decoder(seed), ByteTokenizer()
+    checked = 0
+    for ex in make_examples(6, seed=seed, split="heldout"):
+        fields = GROUNDED[ex.schema_id]
+        c = JsonConstraint(load_schema(ex.schema_id), tok, budget=256, name=ex.schema_id)
+        g = GroundedJson(c, ex.text.encode(), fields)
+        out = generate(model, tok, prompt_ids(ex.source), max_new_tokens=256, temperature=1.0, seed=seed,
+                       processor=g, eos_id=MARK)
+        doc = json.loads(out)
+        assert c.accepts(out, tok)
+        literals = numbers_in(ex.text.encode())
+        raw = out.decode()
+        for field, value in _grounded_values(doc, fields):
+            if field in g.ungrounded:  # the grammar refused every candidate the text offers: left to it
+                continue
+            if fields[field] == "span":
+                assert isinstance(value, str) and value in ex.text, (field, value, ex.text)
+            else:
+                written = re.search(rf'"{field}":(-?[\d.]+)', raw).group(1)
+                assert written.encode() in literals, (field, written, ex.text)
+            checked += 1
+    assert checked > 10
+
+
+def test_a_field_the_source_cannot_fill_is_left_to_the_grammar():
+    """No number in the text: the grounded number position falls back to the grammar, still valid JSON."""
+    tok = ByteTokenizer()
+    c = JsonConstraint(load_schema("product_v1"), tok, budget=200, name="product_v1")
+    g = GroundedJson(c, b"a red lamp", GROUNDED["product_v1"])
+    out = generate(tiny_decoder(), tok, prompt_ids(b"product_v1: a red lamp"), max_new_tokens=200, temperature=1.0,
+                   seed=0, processor=g, eos_id=MARK)
+    assert c.accepts(out, tok) and g.fallbacks >= 1
+    with pytest.raises(ValueError, match="'span' or 'number'"):
+        GroundedJson(c, b"x", {"name": "copy"})
+
+
+def test_calculator_numbers_come_from_the_question():
+    question = "Ana buys 45 boxes of 3 pens. How many hours is 2 days?"
+    allowed = allowed_numbers(question)
+    assert allowed == {b"45", b"3", b"2", b"24"}  # the question's numbers and the days -> hours factor
+    checked = 0
+    for seed in range(6):
+        out = generate(tiny_decoder(seed), ByteTokenizer(), prompt_ids(question.encode()), max_new_tokens=60,
+                       temperature=1.0, seed=seed, processor=chain(Force(b"CALL calc("), NumbersFrom(set(allowed))),
+                       eos_id=MARK)
+        inside = out[len(b"CALL calc("):].split(b")")[0]
+        complete = re.findall(rb"[\d.]+(?=[^\d.])", inside)  # numbers the model finished (not cut by the budget)
+        assert all(n in allowed for n in complete), (inside, complete)
+        checked += len(complete)
+    assert checked > 0
+
+
+def test_the_tools_result_is_injected_as_forced_tokens():
+    """The injector runs the calculator when the model writes `CALL calc(...) -> ` and the next tokens are the
+    result, forced (no model choice), in the same decode."""
+    model, tok = tiny_decoder(), ByteTokenizer()
+    tool = calc_injector(get_tool("calc"))
+    plan = b"CALL calc(17*23+4) -> "
+    eng = Engine(model, tok)
+    toks = list(eng.stream(prompt_ids(b"q"), Sampling(max_new_tokens=40, temperature=0.0, eos_id=MARK),
+                           chain(Force(plan), tool)))
+    out = bytes(t.id for t in toks if t.id < 256)
+    assert out.startswith(plan + b"395")
+    injected = toks[len(plan):len(plan) + 3]
+    assert [t.id for t in injected] == list(b"395") and all(t.forced for t in injected)
+    assert [c.args["expression"] for c in tool.calls] == ["17*23+4"] and tool.calls[0].value == 395
+
+
+def test_a_failed_call_or_too_many_calls_end_the_decode():
+    tok = ByteTokenizer()
+    bad = calc_injector(get_tool("calc"))
+    generate(tiny_decoder(), tok, prompt_ids(b"q"), max_new_tokens=40, temperature=0.0,
+             processor=chain(Force(b"CALL calc(1/0) -> "), bad), eos_id=MARK)
+    assert "calculator refused '1/0'" in bad.error
+    many = ToolInjector(CALL_TRIGGER, lambda m: (True, b"2", m.group(1)), eos_id=MARK, max_calls=2)
+    out = generate(tiny_decoder(), tok, prompt_ids(b"q"), max_new_tokens=200, temperature=0.0,
+                   processor=chain(many, Force(b"CALL calc(1+1) -> 2\nCALL calc(1+1) -> 2\nCALL calc(1+1) -> ")),
+                   eos_id=MARK)
+    assert "more than 2 calls" in many.error and out.endswith(b"-> ")
+
+
+class Recorder:
+    """Keeps the logits the engine hands the processor at every sampled position."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, ids, logits):
+        self.seen.append((len(ids), logits.clone()))
+        return logits
+
+
+def test_cached_decoding_with_injection_equals_a_full_forward():
+    """Injected tokens are fed on the cache in one step: every later next-token distribution equals the one a
+    full forward over the same tokens gives (no re-prefill needed, none done)."""
+    model, tok = tiny_decoder(3), ByteTokenizer()
+    prompt = prompt_ids(b"What is 6 times 7 plus 1?")
+    rec = Recorder()
+    tool = calc_injector(get_tool("calc"))
+    eng = Engine(model, tok)
+    toks = list(eng.stream(prompt, Sampling(max_new_tokens=60, temperature=0.0),
+                           chain(Force(b"CALL calc(6*7+1) -> "), tool, rec)))
+    out = [t.id for t in toks]
+    assert bytes(out[:len(b"CALL calc(6*7+1) -> 43")]) == b"CALL calc(6*7+1) -> 43"
+    full = prompt + out
+    with torch.no_grad():
+        ref = Engine(model, tok).step([full], model.init_state(1))[0]  # (T, V): one forward over everything
+    assert len(rec.seen) > 5
+    for n_out, logits in rec.seen:
+        assert torch.allclose(logits, ref[len(prompt) + n_out - 1], atol=1e-4), n_out
+    # one prefill, then one step per sampled token and one per forced run (the last token is never fed)
+    forced_runs = 1 + 1  # the scripted plan, the injected result
+    sampled = sum(not t.forced for t in toks)
+    assert eng.calls == 1 + sampled + forced_runs - 1
