@@ -108,10 +108,11 @@ AERON_MODULES = dict(
     model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=1, d_ff=170, block_size=64,
                rope_theta=10_000.0),
     steps=1500, batch_size=64, lr=3e-3, warmup=30, n_eval=1024,
-    reasoning=dict(max_depth=4, gate_penalty=0.0,
+    reasoning=dict(max_depth=4, gate_penalty=0.0, ramp=0.5,
                    engine=dict(n_branches=4, keep=2, rounds=2, n_slots=16, threshold=0.3),
                    thresholds=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01]),
-    episodic=dict(n_facts=8, window=0, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4)),
+    episodic=dict(n_facts=8, window=0, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4),
+                  curriculum=dict(start=2, ramp=0.5), retrieval=1.0),
     kg=dict(n_entities=48, n_relations=4, heldout=0.25, distractors=1, fresh=0.5))
 AERON_MODULES_SMOKE = dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_model=32, n_encoder_layer=1, d_ff=86),
                            steps=40, batch_size=32, warmup=10, n_eval=128)
@@ -123,8 +124,8 @@ AERON_MODULES_SMOKE = dict(AERON_MODULES, model=dict(AERON_MODULES["model"], d_m
 AERON_LEARN = dict(
     ewc=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=2000, n_test=500, vocab=32, length=12, lam=1e6,
              n_fisher=200, model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.0)),
-    uncertainty=dict(steps=300, batch_size=32, lr=3e-3, warmup=20, n_train=300, noise=0.35, members=5, mc_samples=20,
-                     n_bins=10, abstain=[0.0, 0.1, 0.2, 0.3, 0.5],
+    uncertainty=dict(steps=600, batch_size=32, lr=3e-3, warmup=20, n_train=1000, noise=0.35, members=5, mc_samples=20,
+                     n_bins=10, abstain=[0.0, 0.1, 0.2, 0.3, 0.5], evidential_loss="digamma", anneal_epochs=10,
                      model=dict(d_model=48, n_head=4, n_kv_head=2, n_layer=2, d_ff=96, dropout=0.2, patch_size=2)),
     badge=dict(steps=500, batch_size=32, lr=3e-3, warmup=20, n_initial=20, per_round=20, rounds=6,
                model=dict(d_model=32, n_head=4, n_kv_head=2, n_layer=1, d_ff=64, dropout=0.1, patch_size=2)),

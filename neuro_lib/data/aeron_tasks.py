@@ -8,10 +8,12 @@ adds. Everything is a pure function of its seed.
 - Variable chains (reasoning): "a = 3 ; b = a ; c = b" and a distractor chain, statements shuffled,
   then "? c": the answer needs every intermediate binding (depth 1..max_depth lookups).
       chain_batch(rng, 64, max_depth=4) -> batch with "depth" (B,)
+      chain_batch(rng, 64, depth_cap(frac, 4, ramp=0.5))   # the depth curriculum at budget share frac
 - Episodic facts: an episode of `n_facts` facts "k1 k2 = v" (fresh random names and digits), then a
   question "k1 k2 ?" about one of them; the question's context window holds only the last `window`
   facts, so the others must come from memory. "facts" (B, n_facts, 4) are the earlier episode.
       facts_batch(rng, 64, n_facts=8, window=2)
+      facts_batch(rng, 64, facts_cap(frac, 8, start=2, ramp=0.5), window=0)   # the curriculum at share frac
 - Knowledge-graph questions: a fixed random graph (every entity has one tail per relation); the
   question "e r ?" asks for the tail. A share of (entity, relation) pairs is held out of training, so
   answering them needs the graph, given with the input as "entities" (B, M, 3) triples: the question
@@ -64,6 +66,17 @@ def chain_problem(rng: random.Random, depth: int) -> tuple[list[int], int]:
     return [t for st in stmts for t in st] + [ASK, NAME0 + names[q * depth + depth - 1]], DIGIT0 + digits[q]
 
 
+def depth_cap(frac: float, max_depth: int, ramp: float) -> int:
+    """The depth curriculum: the deepest chain drawn once a share `frac` of the training budget is spent.
+    Depth 1 only at the start, one more level every ramp / max_depth of the budget, all of 1..max_depth
+    from `ramp` on (ramp = 0: no curriculum)."""
+    if not 0.0 <= ramp <= 1.0:
+        raise ValueError(f"ramp must be in [0, 1], got {ramp}")
+    if ramp == 0.0:
+        return max_depth
+    return min(max_depth, 1 + int(frac / ramp * max_depth))
+
+
 def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: int | None = None) -> dict:
     """Depths uniform in 1..max_depth (or all `depth`) -> batch with "depth" (B,)."""
     if not 1 <= (depth or max_depth) <= N_NAMES // 2:
@@ -78,10 +91,11 @@ def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: 
 # -- episodic facts ----------------------------------------------------------------------------
 def facts_batch(rng: random.Random, batch_size: int, n_facts: int = 8, window: int = 2) -> dict:
     """Episodes of n_facts facts; the question sees the last `window` facts -> batch with "facts"
-    (B, n_facts, 4), "in_window" (B,) bool (was the asked fact in the context window)."""
+    (B, n_facts, 4), "asked" (B,) the index of the fact asked for, "in_window" (B,) bool (was the asked fact
+    in the context window)."""
     if not 0 <= window <= n_facts or n_facts > N_NAMES * N_NAMES:
         raise ValueError(f"need 0 <= window <= n_facts <= {N_NAMES * N_NAMES}, got window={window}, n_facts={n_facts}")
-    facts, src, answers, seen = [], [], [], []
+    facts, src, answers, seen, asked = [], [], [], [], []
     for _ in range(batch_size):
         keys = rng.sample(range(N_NAMES * N_NAMES), n_facts)
         ep = [[NAME0 + k // N_NAMES, NAME0 + k % N_NAMES, EQ, DIGIT0 + rng.randrange(10)] for k in keys]
@@ -91,10 +105,22 @@ def facts_batch(rng: random.Random, batch_size: int, n_facts: int = 8, window: i
         src.append(context + ep[q][:2] + [ASK])
         answers.append(ep[q][3])
         seen.append(q >= n_facts - window)
+        asked.append(q)
     batch = _answer_batch(src, answers)
     batch["facts"] = torch.tensor(facts)
     batch["in_window"] = torch.tensor(seen)
+    batch["asked"] = torch.tensor(asked)
     return batch
+
+
+def facts_cap(frac: float, n_facts: int, start: int, ramp: float) -> int:
+    """The episode-length curriculum: facts per episode once a share `frac` of the budget is spent, from
+    `start` up to `n_facts` linearly over the first `ramp` of the budget (ramp = 0: n_facts throughout)."""
+    if not 0.0 <= ramp <= 1.0 or not 1 <= start <= n_facts:
+        raise ValueError(f"need ramp in [0, 1] and 1 <= start <= n_facts, got ramp={ramp}, start={start}")
+    if ramp == 0.0:
+        return n_facts
+    return min(n_facts, start + int(frac / ramp * (n_facts - start + 1)))
 
 
 # -- knowledge graph ---------------------------------------------------------------------------

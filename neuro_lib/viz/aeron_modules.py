@@ -8,6 +8,8 @@ data/reference/aeron_modules*.json, drawn side by side and labelled.
 """
 from __future__ import annotations
 
+import statistics
+
 import plotly.graph_objects as go
 
 from neuro_lib.bench.reference import load_reference, reference_names
@@ -57,7 +59,8 @@ def arms_figure(module: str, live: dict | None, recs: list[tuple[dict, str]]) ->
 
 
 def depth_figure(report: dict, title: str) -> go.Figure:
-    """Reasoning: accuracy by problem depth, with vs without the engine."""
+    """Reasoning: accuracy by problem depth, with vs without the engine (and with its gate forced open, where
+    the report has that arm)."""
     depths = sorted(int(r["name"].split()[-2]) for r in report["results"]
                     if r["name"].startswith("reasoning accuracy depth") and r["arm"] == "with")
     fig = go.Figure()
@@ -65,6 +68,11 @@ def depth_figure(report: dict, title: str) -> go.Figure:
         rows = [_row(report, f"reasoning accuracy depth {d} {arm}") for d in depths]
         fig.add_scatter(x=depths, y=[r["value"] for r in rows], mode="lines+markers", name=f"{arm} engine",
                         error_y=dict(type="data", array=[r["spread"] for r in rows]))
+    opened = [e["open"] for e in report["extra"]["reasoning"] if "open" in e]
+    if opened:  # the engine with its gate forced open (runs since issue 26), seed mean and spread
+        ys = [[o[f"accuracy depth {d}"] for o in opened] for d in depths]
+        fig.add_scatter(x=depths, y=[statistics.mean(y) for y in ys], mode="lines+markers", name="engine, gate open",
+                        error_y=dict(type="data", array=[statistics.stdev(y) if len(y) > 1 else 0.0 for y in ys]))
     fig.update_layout(title=title, xaxis_title="operations in the chain (depth)", yaxis_title="accuracy",
                       yaxis_range=[0, 1.05], height=380)
     return fig

@@ -35,10 +35,13 @@ def build(seed: int, vocab_size: int, model: dict, config: EnhancedConfig | None
     return AeronEnhanced(backbone, config, **plugins)
 
 
-def train(model: torch.nn.Module, batches: Callable[[random.Random], dict], loss: Callable[[dict], torch.Tensor],
-          seed: int, steps: int, seconds: float | None, lr: float, warmup: int, desc: str) -> dict:
+def train(model: torch.nn.Module, batches: Callable[..., dict], loss: Callable[[dict], torch.Tensor],
+          seed: int, steps: int, seconds: float | None, lr: float, warmup: int, desc: str,
+          curriculum: bool = False) -> dict:
     """Train for `steps` optimiser steps, or for `seconds` of wall clock when given (then `steps` only
-    shapes nothing). -> {"train_s", "steps", "curve": [(step, loss)]}."""
+    shapes nothing). `curriculum`: batches are drawn as batches(rng, frac), frac in [0, 1) the share of the
+    budget spent (steps or seconds), so a curriculum follows either budget the same way.
+    -> {"train_s", "steps", "curve": [(step, loss)]}."""
     opt = make_adamw(model, lr, weight_decay=0.0)
     rng = random.Random(seed * 7919 + 17)       # the same batches for both arms
     model.train()
@@ -51,7 +54,7 @@ def train(model: torch.nn.Module, batches: Callable[[random.Random], dict], loss
             frac = spent / seconds if seconds else step / steps
             for g in opt.param_groups:
                 g["lr"] = lr * warmup_cosine(frac, step, warmup, 0.1)
-            value = loss(batches(rng))
+            value = loss(batches(rng, frac) if curriculum else batches(rng))
             opt.zero_grad(set_to_none=True)
             value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,9 +1,16 @@
-"""Reasoning engine (complexity gate -> tree of thought -> scratchpad) on chain arithmetic.
+"""Reasoning engine (complexity gate -> tree of thought -> scratchpad) on variable chains, with a depth curriculum.
 
-Task (data/aeron_tasks.py): "x op a op b ... ?" mod 10, depth 1..max_depth; each step needs the value
-before it. Both arms: the same backbone, batches and step budget; "with" adds the ReasoningEngine and
-the gate's compute penalty. Reported: accuracy overall and by depth; for the trained "with" model, a
-sweep of the gate threshold: the share of inputs it skips against the accuracy left.
+Task (data/aeron_tasks.py): "a = 3 ; b = a ; c = b" and a distractor chain, shuffled, then "? c": depth
+1..max_depth lookups, chance 0.5 (the two chains' digits). Training follows a depth curriculum (depth 1 first,
+one more level every `ramp / max_depth` of the budget, `depth_cap`), so the backbone learns the lookup at all;
+held-out problems are uniform over 1..max_depth. Three arms from the same backbone weights and batches:
+  without   the backbone
+  with      + the ReasoningEngine with its learned gate (the seed's threshold); the verdict's arm
+  open      + the same engine with the gate forced open (every row runs, the update unscaled): whether the
+            rounds carry anything when the gate cannot close on them (the learned gate closed itself in the
+            first record). Reported in "extra" per seed, with its accuracy by depth.
+Reported: accuracy overall and by depth; the learned gate's skip rate at its threshold and a threshold sweep
+(skip rate against accuracy left); the gate scores by depth.
 """
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import random
 import torch
 
 from neuro_lib.bench.aeron_modules.common import build, correct, params_of, sizes, train
-from neuro_lib.data.aeron_tasks import VOCAB, chain_batch
+from neuro_lib.data.aeron_tasks import VOCAB, chain_batch, depth_cap
 from neuro_lib.models.aeron.enhanced import EnhancedConfig
 from neuro_lib.models.aeron.reasoning import ReasoningConfig
 
@@ -37,27 +44,45 @@ def evaluate(model, batch, max_depth: int, threshold: float | None = None) -> di
     return res
 
 
+def arms(seed: int, s: dict) -> dict:
+    """The three models of a seed: the backbone, + engine (learned gate), + engine (gate forced open)."""
+    r = s["reasoning"]
+    d = s["model"]["d_model"]
+
+    def engine(gate):
+        return EnhancedConfig(reasoning=ReasoningConfig(d_model=d, gate=gate, **r["engine"]),
+                              gate_penalty=r["gate_penalty"])
+    return {"without": build(seed, VOCAB, s["model"]), "with": build(seed, VOCAB, s["model"], engine("learned")),
+            "open": build(seed, VOCAB, s["model"], engine("open"))}
+
+
 def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
     s = sizes(profile)
     r = s["reasoning"]
-    d = s["model"]["d_model"]
-    batches = lambda rng: chain_batch(rng, s["batch_size"], r["max_depth"])  # noqa: E731
-    held = chain_batch(random.Random(10_000 + seed), s["n_eval"], r["max_depth"])
-    arms = {"without": build(seed, VOCAB, s["model"]),
-            "with": build(seed, VOCAB, s["model"], EnhancedConfig(
-                reasoning=ReasoningConfig(d_model=d, **r["engine"]), gate_penalty=r["gate_penalty"]))}
-    out, extra = {}, {"curve": {}}
-    for arm, model in arms.items():
+    depth = r["max_depth"]
+    batches = lambda rng, frac: chain_batch(rng, s["batch_size"], depth_cap(frac, depth, r["ramp"]))  # noqa: E731
+    held = chain_batch(random.Random(10_000 + seed), s["n_eval"], depth)
+    out, extra = {}, {"curve": {}, "ramp": r["ramp"], "threshold": r["engine"]["threshold"]}
+    for arm, model in arms(seed, s).items():
+        rows_before = model.reasoning.rows_processed if model.reasoning is not None else 0
         log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s["lr"],
-                    s["warmup"], f"reasoning {arm} seed {seed}")
-        ev = evaluate(model, held, r["max_depth"])
+                    s["warmup"], f"reasoning {arm} seed {seed}", curriculum=True)
+        ev = evaluate(model, held, depth)
         extra["curve"][arm] = log["curve"]
+        if arm == "open":
+            ev.pop("skipped")
+            gate = ev.pop("gate by depth")
+            extra["open"] = {**ev, "gate_by_depth": gate, "steps": log["steps"], "train_s": log["train_s"],
+                             "rows_per_step": (model.reasoning.rows_processed - rows_before) / max(log["steps"], 1)}
+            continue
         if arm == "with":
             extra["gate_by_depth"] = ev.pop("gate by depth")
-            ev.pop("skipped")
+            extra["rows_per_step"] = (model.reasoning.rows_processed - rows_before) / max(log["steps"], 1)
             extra["gate_sweep"] = []
             for t in r["thresholds"]:
-                sw = evaluate(model, held, r["max_depth"], threshold=t)
+                sw = evaluate(model, held, depth, threshold=t)
                 extra["gate_sweep"].append({"threshold": t, "skipped": sw["skipped"], METRIC: sw[METRIC]})
+        else:
+            ev["skipped"] = 1.0   # no engine: every row goes without it
         out[arm] = {**ev, "params": params_of(model), "train_s": log["train_s"], "steps": log["steps"]}
     return {**out, "extra": extra}

@@ -7,9 +7,11 @@ held-out digits (in distribution) and on the same digits with Gaussian pixel noi
   mc_dropout   the same trained model, mean softmax over `mc_samples` passes with dropout sampling (no training)
   ensemble     `members` models from different initialisations and batch orders, each with the full step budget
                (so it costs `members` times the training and parameters; reported as such)
-  evidential   one model with an EvidentialHead trained with the Sensoy et al. loss (the "with" arm: the seed's
-               pipeline places evidential heads in Aeron's enhancement pipeline)
-Metrics: accuracy, ECE (10 equal-width bins) and NLL on both test sets; selective accuracy when abstaining on
+  evidential   one model with an EvidentialHead trained with the Sensoy et al. loss, its KL term annealed by epoch
+               as published (the "with" arm: the seed's pipeline places evidential heads in Aeron's enhancement
+               pipeline)
+Metrics: accuracy, ECE (10 equal-width bins), NLL and the AUROC of the uncertainty (1 - max probability) for
+telling misclassified inputs from correct ones, on both test sets; selective accuracy when abstaining on
 the least confident (lowest max probability) x % of the in-distribution test set; reliability-diagram bins.
 The headline (the harness's verdict) is NLL on the shifted inputs, a proper scoring rule: ECE alone would
 call a model that always predicts uniform probabilities perfectly calibrated.
@@ -23,8 +25,9 @@ import torch.nn.functional as F
 
 from neuro_lib.data.aeron_learn_tasks import batch_indices, digits, digits_split, shifted
 from neuro_lib.models.aeron.classifier import AeronClassifier, ClassifierConfig
-from neuro_lib.models.aeron.uncertainty import (ensemble_predict, evidential_loss, expected_calibration_error,
-                                                mc_dropout_predict, reliability_bins, selective_accuracy)
+from neuro_lib.models.aeron.uncertainty import (annealed_kl_weight, ensemble_predict, evidential_loss,
+                                                expected_calibration_error, mc_dropout_predict, reliability_bins,
+                                                selective_accuracy)
 from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
 
 NAME = "uncertainty"
@@ -39,11 +42,13 @@ def sizes(profile: str) -> dict:
 
 
 def train_model(head: str, x, y, s: dict, steps: int, seconds, seed: int):
-    """One classifier trained on (x, y) -> (model, common.train's record). The evidential loss anneals its KL
-    term from 0 to 1 over the first half of the step budget (the paper anneals over epochs)."""
+    """One classifier trained on (x, y) -> (model, common.train's record). The evidential loss (s["evidential_loss"],
+    Sensoy et al.'s eq. 3, 4 or 5) anneals its KL term as the paper does, min(1, epoch / s["anneal_epochs"]),
+    an epoch being len(y) / batch_size steps."""
     torch.manual_seed(seed)
     model = AeronClassifier(ClassifierConfig(n_classes=10, inputs="image", image_size=(8, 8), head=head, **s["model"]))
     done = [0]  # steps taken, for the annealing
+    per_epoch = max(1, len(y) // s["batch_size"])
 
     def batches(rng):
         idx = batch_indices(rng, len(y), s["batch_size"])
@@ -53,17 +58,25 @@ def train_model(head: str, x, y, s: dict, steps: int, seconds, seed: int):
         out = model(batch["x"])
         done[0] += 1
         if head == "evidential":
-            return evidential_loss(out, batch["y"], kl_weight=min(1.0, 2 * (done[0] - 1) / max(steps, 1)))
+            kl = annealed_kl_weight(done[0] - 1, per_epoch, s["anneal_epochs"])
+            return evidential_loss(out, batch["y"], kl_weight=kl, kind=s["evidential_loss"])
         return F.cross_entropy(out, batch["y"])
 
     return model, train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"uncertainty {head}")
 
 
 def scores(probs: torch.Tensor, y: torch.Tensor, s: dict, with_bins: bool = True) -> dict:
-    """Accuracy, ECE, NLL [, reliability bins] of probabilities (N, K) against labels (N,)."""
-    out = {"acc": (probs.argmax(-1) == y).float().mean().item(),
+    """Accuracy, ECE, NLL, AUROC [, reliability bins] of probabilities (N, K) against labels (N,). AUROC: how well
+    the uncertainty 1 - max probability ranks the misclassified above the correct (0.5 = no better than chance;
+    0.5 too when every answer is right or every one wrong, where it is undefined)."""
+    from sklearn.metrics import roc_auc_score
+
+    wrong = (probs.argmax(-1) != y).numpy()
+    out = {"acc": 1.0 - float(wrong.mean()),
            "ece": expected_calibration_error(probs, y, s["n_bins"]),
-           "nll": F.nll_loss(probs.clamp_min(1e-12).log(), y).item()}
+           "nll": F.nll_loss(probs.clamp_min(1e-12).log(), y).item(),
+           "auroc": float(roc_auc_score(wrong, (1 - probs.max(-1).values).numpy())) if 0 < wrong.sum() < len(wrong)
+           else 0.5}
     if with_bins:
         out["bins"] = reliability_bins(probs, y, s["n_bins"])
     return out

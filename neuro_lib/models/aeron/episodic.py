@@ -9,6 +9,7 @@ their autograd graph, so the read loss trains the projections that wrote them; `
 - write(key, value): exact-key overwrite; else the first empty slot; else the least-used slot (reads
   so far), ties to the oldest.
 - read(key): the value under the most similar key (cosine), top-1: the written item for an exact key.
+- retrieval_logits(query): scale * cosine to every slot, the logits a supervised retrieval loss trains.
 - forward(h, mask): the pooled encoder output is the query; softmax(scale * cosine) over the top_k
   used slots weighs their values; the read is bridged memory_dim -> d_model (the seed's memory_bridge,
   with its shape guard) into one memory token, injected into the encoder output by attention and handed
@@ -52,6 +53,7 @@ class MemoryStats:
     writes: int                  # write calls since reset
     read_slots: torch.Tensor     # (B, top_k) slot indices the read weighed
     read_weights: torch.Tensor   # (B, top_k) their weights (0 on empty slots)
+    query: torch.Tensor          # (B, memory_dim) the read's query key, with its graph (for a retrieval loss)
 
 
 class EpisodicMemory(nn.Module):
@@ -123,6 +125,14 @@ class EpisodicMemory(nn.Module):
         out = self.values.gather(1, slot[:, None, None].expand(-1, 1, self.values.shape[-1])).squeeze(1)
         return out * self.used.any(1, keepdim=True).to(out.dtype)
 
+    def retrieval_logits(self, query: torch.Tensor) -> torch.Tensor:
+        """query (B, memory_dim) -> scale * cosine similarity to every slot (B, N), -1e4 on empty slots: the
+        logits of which slot a read should pick, for a supervised retrieval loss (cross-entropy against the
+        slot the asked-for item was written to)."""
+        self._check(query, "query")
+        sim = F.cosine_similarity(query[:, None], self.keys, dim=-1)             # (B, N)
+        return (sim * self.log_scale.exp()).masked_fill(~self.used, -1e4)
+
     def attend(self, query: torch.Tensor):
         """query (B, memory_dim) -> (read (B, memory_dim), slots (B, k), weights (B, k)), softmax over the
         top-k used slots; counts the reads toward each slot's usage."""
@@ -144,10 +154,11 @@ class EpisodicMemory(nn.Module):
         if h.shape[0] != self.keys.shape[0]:
             raise ValueError(f"memory holds {self.keys.shape[0]} rows, the batch has {h.shape[0]}: "
                              f"call reset(batch_size) first")
-        r, slots, weights = self.attend(self.key_proj(masked_mean(h, mask)))
+        query = self.key_proj(masked_mean(h, mask))                               # (B, D)
+        r, slots, weights = self.attend(query)
         token = self.bridge(r)[:, None]                                           # (B, 1, C)
         token_mask = self.used.any(1, keepdim=True)                               # (B, 1) nothing to read: no token
-        stats = MemoryStats(self.used.sum(1), self.config.n_slots, self.writes, slots, weights.detach())
+        stats = MemoryStats(self.used.sum(1), self.config.n_slots, self.writes, slots, weights.detach(), query)
         return self.inject(h, token, token_mask), token, token_mask, stats
 
     def memorize(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

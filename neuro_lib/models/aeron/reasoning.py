@@ -6,6 +6,8 @@ attention, on the encoder output of an encoder-decoder Aeron.
   `threshold` (seed: 0.3) are SKIPPED: the engine is not computed for them and their encoder output is
   returned unchanged. For the rows it runs, the engine's update is scaled by the score, so the gate
   learns from the task loss; `gate_cost` (mean score) can be added to the loss as a compute penalty.
+  `gate="open"` forces every row through with the update unscaled (the score is still computed and
+  reported): the ablation that shows whether the rounds carry anything when the gate cannot close.
 - TreeOfThought: k branches (seed: num_tot_branches = 4) seeded from the encoder summary plus a learned
   offset each; `rounds` (seed: max_reasoning_steps) of [branches cross-attend to the encoder output and
   the context (episodic-memory reads, task embedding: the seed's memory bridge) -> cross-branch
@@ -44,6 +46,8 @@ class ReasoningConfig:
     n_slots: int = 16            # scratchpad slots (seed: num_scratchpad_slots = 64)
     threshold: float = 0.3       # complexity below which the engine is skipped (seed: 0.3)
     d_ff: int = 0                # SwiGLU hidden width of a round (0 = 2 * d_model)
+    gate: str = "learned"        # "learned" (the seed's) or "open": every row runs, update unscaled (an ablation
+                                 # that tells whether the rounds are used when the gate cannot close on them)
 
     def __post_init__(self):
         check_positive(self, "d_model", "n_head", "n_branches", "keep", "rounds", "n_slots")
@@ -51,6 +55,8 @@ class ReasoningConfig:
             raise ValueError(f"keep={self.keep} exceeds n_branches={self.n_branches}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.gate not in ("learned", "open"):
+            raise ValueError(f"gate must be 'learned' or 'open', got {self.gate!r}")
         self.d_ff = self.d_ff or 2 * self.d_model
 
 
@@ -145,6 +151,9 @@ class ReasoningEngine(nn.Module):
         thr = self.config.threshold if threshold is None else threshold
         score = self.gate(h, mask)                                                # (B,)
         active = score >= thr                     # the same in training: what is trained is what runs
+        if self.config.gate == "open":
+            active = torch.ones_like(active)      # forced open: the score is only reported
+        scale = score if self.config.gate == "learned" else torch.ones_like(score)
         rows = active.nonzero().squeeze(1)
         scores, weights = h.new_zeros(B, k), h.new_zeros(B, k)
         kept = torch.zeros(B, k, dtype=torch.bool, device=h.device)
@@ -158,7 +167,7 @@ class ReasoningEngine(nn.Module):
             # the scratchpad write happens strictly after ToT has returned; priority = best critic score
             slots = self.scratchpad.write(th.merged, torch.sigmoid(th.scores.max(1).values))  # (b, n_slots, C)
             delta = self.scratchpad.attention.update(hr, slots)                   # (b, S, C)
-            out = h.index_add(0, rows, score[rows, None, None] * delta)
+            out = h.index_add(0, rows, scale[rows, None, None] * delta)
             scores = scores.index_copy(0, rows, th.scores)
             weights = weights.index_copy(0, rows, th.weights)
             kept = kept.index_copy(0, rows, th.kept)

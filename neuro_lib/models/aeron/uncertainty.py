@@ -3,8 +3,9 @@
 
 - `EvidentialHead(d_model, n_classes)`: features (B, C) -> Dirichlet concentrations alpha = softplus(Wh + b) + 1
   (B, K); expected probabilities alpha / S and vacuity K / S, S = sum alpha (Sensoy, Kaplan & Kandemir 2018).
-- `evidential_loss(alpha, y, kl_weight)`: their eq. 5 (expected squared error under the Dirichlet: error plus
-  variance) plus kl_weight * KL(Dir(alpha~) || Dir(1)), alpha~ = y + (1 - y) * alpha (the misleading evidence).
+- `evidential_loss(alpha, y, kl_weight, kind)`: their eq. 5 (expected squared error under the Dirichlet: error plus
+  variance), eq. 4 (expected cross-entropy, digamma) or eq. 3 (log), plus kl_weight * KL(Dir(alpha~) || Dir(1)),
+  alpha~ = y + (1 - y) * alpha (the misleading evidence); `annealed_kl_weight`: their min(1, epoch / 10).
 - `mc_dropout_predict`: mean softmax over passes with only the dropout layers sampling (Gal & Ghahramani 2016).
 - `ensemble_predict`: mean softmax of independently initialised and trained members (Lakshminarayanan et al. 2017).
 - `expected_calibration_error`, `reliability_bins`: equal-width confidence bins (Guo et al. 2017).
@@ -55,18 +56,39 @@ def kl_to_uniform_dirichlet(alpha: torch.Tensor) -> torch.Tensor:
             + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(S)[:, None])).sum(-1))
 
 
-def evidential_loss(alpha: torch.Tensor, y: torch.Tensor, kl_weight: float = 0.0) -> torch.Tensor:
-    """Mean over the batch of sum_j (y_j - p_j)^2 + p_j (1 - p_j) / (S + 1) + kl_weight * KL(Dir(alpha~) || Dir(1)),
-    p = alpha / S, alpha~ = y + (1 - y) * alpha (Sensoy et al. 2018, eq. 5 and the annealed regulariser;
-    the paper anneals kl_weight from 0 to 1 over the first epochs). alpha (B, K), y (B,) class ids."""
+EVIDENTIAL_LOSSES = ("mse", "digamma", "log")
+
+
+def evidential_loss(alpha: torch.Tensor, y: torch.Tensor, kl_weight: float = 0.0, kind: str = "mse") -> torch.Tensor:
+    """Mean over the batch of a Sensoy et al. (2018) data term + kl_weight * KL(Dir(alpha~) || Dir(1)),
+    alpha~ = y + (1 - y) * alpha (the misleading evidence), p = alpha / S. The data terms (their eqs. 3-5):
+      "mse"      sum_j (y_j - p_j)^2 + p_j (1 - p_j) / (S + 1)   (eq. 5, expected squared error)
+      "digamma"  sum_j y_j (digamma(S) - digamma(alpha_j))        (eq. 4, expected cross-entropy)
+      "log"      sum_j y_j (log S - log alpha_j)                   (eq. 3, type II maximum likelihood)
+    The paper anneals kl_weight as min(1, epoch / 10) (`annealed_kl_weight`). alpha (B, K), y (B,) class ids."""
+    if kind not in EVIDENTIAL_LOSSES:
+        raise ValueError(f"evidential loss kind must be one of {EVIDENTIAL_LOSSES}, got {kind!r}")
     onehot = F.one_hot(y, alpha.shape[-1]).to(alpha.dtype)  # (B, K)
     S = alpha.sum(-1, keepdim=True)
-    p = alpha / S
-    mse = ((onehot - p) ** 2 + p * (1 - p) / (S + 1)).sum(-1)  # (B,)
+    if kind == "mse":
+        p = alpha / S
+        data = ((onehot - p) ** 2 + p * (1 - p) / (S + 1)).sum(-1)  # (B,)
+    elif kind == "digamma":
+        data = (onehot * (torch.digamma(S) - torch.digamma(alpha))).sum(-1)
+    else:
+        data = (onehot * (S.log() - alpha.log())).sum(-1)
     if kl_weight == 0.0:
-        return mse.mean()
+        return data.mean()
     alpha_tilde = onehot + (1 - onehot) * alpha
-    return (mse + kl_weight * kl_to_uniform_dirichlet(alpha_tilde)).mean()
+    return (data + kl_weight * kl_to_uniform_dirichlet(alpha_tilde)).mean()
+
+
+def annealed_kl_weight(step: int, steps_per_epoch: int, anneal_epochs: int = 10) -> float:
+    """Sensoy et al.'s schedule: lambda_t = min(1, t / anneal_epochs), t the epoch index (0 in the first
+    epoch), with an epoch = `steps_per_epoch` optimiser steps (the training set over the batch size)."""
+    if steps_per_epoch < 1 or anneal_epochs < 1 or step < 0:
+        raise ValueError("steps_per_epoch and anneal_epochs must be at least 1, step non-negative")
+    return min(1.0, (step // steps_per_epoch) / anneal_epochs)
 
 
 def enable_dropout(model: nn.Module) -> list[nn.Module]:
