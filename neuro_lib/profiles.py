@@ -201,7 +201,7 @@ RNK_PLAN_MODEL = dict(d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm
                       decoder="plan_only")
 RNK_PLAN = dict(steps=600, seeds=[0, 1, 2], n_eval=140, variants=["full", "no_hrm", "no_contrastive"],
                 model=RNK_PLAN_MODEL)
-RNK_PLAN_SMOKE = dict(RNK_PLAN, steps=120, n_eval=70)
+RNK_PLAN_SMOKE = dict(RNK_PLAN, steps=400, n_eval=140)
 
 MERGE = dict(tasks=["reason", "code", "struct"], steps=600, soup_seeds=3, n_val=48, n_test=96, seeds=5,
              grid=dict(lam=[0.3, 0.5, 0.7, 1.0], ties_lam=[0.5, 1.0, 1.5], density=[0.2, 0.5], p=[0.5, 0.9],
