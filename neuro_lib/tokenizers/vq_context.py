@@ -107,7 +107,12 @@ def train_context_decoder(tok, text: bytes, steps: int | None = None, config: Co
     targets = to_tensor(patches, tok.L)                                     # (N, L)
     with torch.no_grad():
         codes = torch.cat([tok.model.encode_patches(targets[i:i + 8192]) for i in range(0, len(targets), 8192)])
-    win = model.windows(codes)                                              # (N, 2w+1)
+    return fit_context(model, model.windows(codes), targets, tc, callback)
+
+
+def fit_context(model: ContextDecoder, win: torch.Tensor, targets: torch.Tensor, tc: ContextTrainConfig,
+                callback=None) -> ContextDecoder:
+    """The training loop: windows (N, 2w+1) of codes -> the centre patch's symbols targets (N, L)."""
     g = torch.Generator().manual_seed(tc.seed)
     torch.manual_seed(tc.seed)
     opt = make_adamw(model, tc.lr, weight_decay=0.0)  # skips the frozen VQ
