@@ -86,3 +86,13 @@ def test_bench_plan_test_reports_mean_spread_and_seeds(capsys, tmp_path):
 def test_time_budget_needs_plan_test(capsys):
     code, _, err = run_cli(capsys, ["bench", "rnk", "--time-budget", "5"])
     assert code == 2 and "--time-budget goes with --plan-test" in err
+
+
+def test_equal_wall_clock_arm_trains_for_its_seconds():
+    from neuro_lib.bench.rnk import run_variants
+
+    res = run_variants(["no_hrm"], "smoke", seed=0, n_eval=4, time_budget_s=1.0, replies=False,
+                       overrides={"decoder": "plan_only", "d_model": 32, "n_layer": 1, "d_plan": 32, "d_dec": 32})
+    r = res["no_hrm"]
+    assert r["steps"] >= 1 and r["rows"] == []
+    assert {"intent_acc", "reply_bpb", "plan_gain"} <= set(r["metrics"])
