@@ -200,6 +200,20 @@ EXPORT = dict(model=dict(GPT_CPU), train_s=200, window=128, eval_bytes=200_000, 
 # Model merging (merging/, `neuro bench merge`, notebook 11): per seed, one full fine-tune of the family's base per
 # task for `steps` (the multi-task fine-tune gets steps x tasks), `soup_seeds` fine-tunes of the first task for the
 # soups; `n_val` / `n_test` distinct held-out-template pairs per task; the validation grids each method is tuned on.
+# RNK plan test (bench/rnk.py --plan-test): the plan-only decoder at the smoke model size, so the
+# three arms x three seeds fit in minutes on one thread; `model` goes on top of the profile's RNK sizes.
+RNK_PLAN_MODEL = dict(d_model=96, n_layer=2, d_state=8, expand=1, d_plan=96, hrm_steps=3, d_dec=128,
+                      decoder="plan_only")
+RNK_PLAN = dict(steps=600, seeds=[0, 1, 2], n_eval=140, variants=["full", "no_hrm", "no_contrastive"],
+                model=RNK_PLAN_MODEL)
+RNK_PLAN_SMOKE = dict(RNK_PLAN, steps=400, n_eval=140)
+
+# VQ second look (bench/tokenizers.py --context / --lm-steps): the contextual decoder's sizes and
+# training, and the optimiser steps of the GPT trained on each tokenizer (equal steps).
+VQ_CONTEXT = dict(context=dict(window=2, d_ctx=64, d_hidden=512), train=dict(steps=600, batch_size=512, lr=2e-3),
+                  lm_steps=300)
+VQ_CONTEXT_SMOKE = dict(VQ_CONTEXT, train=dict(steps=20, batch_size=128, lr=2e-3), lm_steps=5)
+
 MERGE = dict(tasks=["reason", "code", "struct"], steps=600, soup_seeds=3, n_val=48, n_test=96, seeds=5,
              grid=dict(lam=[0.3, 0.5, 0.7, 1.0], ties_lam=[0.5, 1.0, 1.5], density=[0.2, 0.5], p=[0.5, 0.9],
                        layerwise=[0.0, 0.5, 1.0, 1.5]))
@@ -218,6 +232,8 @@ PROFILES = {
         tokenizers=dict(text_bytes=400_000, train={"vq": {"train": {"steps": 500, "batch_size": 256, "lr": 5e-3}}},
                         lm_specs=["byte", "bpe:1024", "vq:1024"], lm_budget_s=4),
         tasks={"rnk_chat": dict(steps=100, batch_size=16, lr=3e-3, n_train=3000, n_eval=70, n_decode=28),
+               "rnk_plan": dict(RNK_PLAN_SMOKE),
+               "vq_context": dict(VQ_CONTEXT_SMOKE),
                "speculative": dict(target=dict(GPT_CPU, n_layer=2, block_size=128), target_s=10,
                                    draft=dict(GPT_CPU, d_model=32, n_layer=1, n_head=2, d_ff=128, block_size=128),
                                    draft_s=3, window=128, gammas=[1, 2, 4], prompts=2, prompt_bytes=32, new_tokens=48,
@@ -249,6 +265,8 @@ PROFILES = {
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 1500}}},
                         lm_specs=["byte", "bpe:4096", "vq:4096"], lm_budget_s=200),
         tasks={"rnk_chat": dict(steps=1500, batch_size=32, lr=2e-3, n_train=20000, n_eval=700, n_decode=140),
+               "rnk_plan": dict(RNK_PLAN),
+               "vq_context": dict(VQ_CONTEXT),
                # a target 10x the draft's parameters; both see 256-byte windows so a 64-byte prompt + 160 new fit
                "speculative": dict(target=dict(GPT_CPU, d_model=256, n_layer=6, n_head=8, d_ff=1024, block_size=256),
                                    target_s=240, draft=dict(GPT_CPU, d_model=64, n_layer=1, n_head=2, d_ff=256,
@@ -286,6 +304,8 @@ PROFILES = {
         tokenizers=dict(text_bytes=0, train={"vq": {"train": {"steps": 6000}}},
                         lm_specs=["byte", "word:8192", "bpe:4096", "vq:4096"], lm_budget_s=1800),
         tasks={"rnk_chat": dict(steps=20000, batch_size=64, lr=1e-3, n_train=200000, n_eval=2800, n_decode=700),
+               "rnk_plan": dict(RNK_PLAN, steps=3000, n_eval=700),
+               "vq_context": dict(VQ_CONTEXT, train=dict(steps=3000, batch_size=1024, lr=2e-3), lm_steps=3000),
                "speculative": dict(target=dict(GPT_CPU, d_model=384, n_layer=8, n_head=8, d_ff=1536, block_size=512),
                                    target_s=1800, draft=dict(GPT_CPU, d_model=96, n_layer=2, n_head=4, d_ff=384,
                                                              block_size=512),

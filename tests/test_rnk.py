@@ -91,7 +91,7 @@ def test_loss_weights_applied_as_configured():
     assert set(lm_parts) == {"token_loss"}  # a plain LM batch trains the token loss alone
 
 
-@pytest.mark.parametrize("over", [{}, {"use_hrm": False, "use_refiner": False}])
+@pytest.mark.parametrize("over", [{}, {"use_hrm": False, "use_refiner": False}, {"decoder": "plan_only"}])
 def test_step_equals_forward(over):
     model = tiny(**over).eval()
     x = torch.randint(0, 256, (2, 29))

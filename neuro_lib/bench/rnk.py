@@ -9,10 +9,22 @@ chat decoding (infer/chat.py) of `n_decode` held-out prompts: exact match on mat
 fact replies (intents question and fact), math result accuracy (the number after "="
 is right), and the refusal rate on unanswerable questions (reply starts "I do not know").
 With --ablations the same budget trains no_hrm, no_refiner and no_contrastive variants.
+
+The plan test (`--plan-test`, sizes from profiles.py tasks["rnk_plan"]) asks whether the planner is
+read at all: RNK with the plan-only decoder (models/rnk.py), full vs no_hrm vs no_contrastive, over
+several seeds at equal steps (or at equal wall-clock with --time-budget), no reply decoding. Beside
+the head metrics it records the held-out reply bits per byte with the plan and with every chunk's
+plan replaced by the start state (`plan_gain` = the difference: > 0 means the decoder reads the plan),
+then mean and spread (population std over seeds) per variant.
+
+    neuro bench rnk --plan-test --profile bench --out data/reference/rnk_plan.json
+    neuro bench rnk --plan-test --profile bench --time-budget 60 --threads 1    # equal wall-clock (quiet machine)
 """
 from __future__ import annotations
 
+import math
 import re
+import statistics
 import time
 
 import torch
@@ -20,6 +32,8 @@ import torch
 from neuro_lib.data.chat import INTENTS, collate_chat, generate_chat
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.chat import chat_reply
+from neuro_lib.models.base import masked_cross_entropy
+from neuro_lib.profiles import get_profile
 from neuro_lib.train.chat import rnk_sizes, train_rnk
 from neuro_lib.bench.flags import add_seed, add_threads
 
@@ -48,6 +62,24 @@ def head_metrics(model, examples) -> dict:
     return {"intent_acc": (intent_pred == batch["intent"]).float().mean().item(),
             "answerable_f1": _f1(ans_pred, batch["answerable"].bool()),
             "stop_acc": (stop_pred[m] == batch["stop_target"][m]).float().mean().item()}
+
+
+@torch.no_grad()
+def plan_metrics(model, examples) -> dict:
+    """Held-out reply bits per byte with the plan and with it dropped (teacher forced), and their gap."""
+    model.eval()
+    batch = collate_chat(examples, model.config.chunk_len)
+    bpb = {}
+    for key, drop in (("reply_bpb", False), ("reply_bpb_no_plan", True)):
+        logits, _ = model.forward_aux(batch["tokens"], drop_plan=drop)
+        bpb[key] = masked_cross_entropy(logits, batch["targets"], batch["loss_mask"]).item() / math.log(2)
+    return {**bpb, "plan_gain": bpb["reply_bpb_no_plan"] - bpb["reply_bpb"]}
+
+
+def plan_test_sizes(section: dict) -> dict:
+    """The plan test's sizes (profiles.py tasks["rnk_plan"]): steps, seeds, n_eval, variants, model overrides."""
+    return {"steps": section["steps"], "seeds": list(section["seeds"]), "n_eval": section["n_eval"],
+            "variants": list(section["variants"]), "model": dict(section["model"])}
 
 
 def reply_metrics(model, examples) -> tuple[dict, list[dict]]:
@@ -89,20 +121,34 @@ def evaluate_rnk(model, profile: str = "smoke", seed: int = 1, n_eval: int = 0, 
 
 
 def run_variants(variants, profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None,
-                 n_eval: int = 0, n_decode: int = 0) -> dict:
-    """Train each named ablation at the same step budget -> {name: {"metrics", "history", "rows", "model", ...}}."""
+                 n_eval: int = 0, n_decode: int = 0, overrides: dict | None = None,
+                 time_budget_s: float | None = None, replies: bool = True) -> dict:
+    """Train each named ablation at the same budget (steps, or seconds with time_budget_s), `overrides`
+    on top of each (e.g. the decoder) -> {name: {"metrics", "history", "rows", "model", ...}}.
+    replies=False skips chat decoding and adds the plan metrics instead."""
     out = {}
     for name in variants:
         if name not in ABLATIONS:
             raise NeuroError(f"unknown RNK variant {name!r}; choose from {sorted(ABLATIONS)}")
         t0 = time.time()
-        res = train_rnk(profile, overrides=ABLATIONS[name], steps=steps, seed=seed,
-                        callback=(lambda rec, n=name: callback(n, rec)) if callback else None)
+        res = train_rnk(profile, overrides={**(overrides or {}), **ABLATIONS[name]}, steps=steps, seed=seed,
+                        callback=(lambda rec, n=name: callback(n, rec)) if callback else None,
+                        time_budget_s=time_budget_s, eval_every=10 ** 9 if not replies else 50)
         train_s = time.time() - t0
-        metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
+        if replies:
+            metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
+        else:
+            held = generate_chat(n_eval or rnk_sizes(profile)["n_eval"], seed=seed + 1, split="heldout")
+            metrics, rows = {**head_metrics(res.model, held), **plan_metrics(res.model, held)}, []
+        steps_done = max((r.get("step", 0) for r in res.history), default=0)
         out[name] = {"metrics": metrics, "history": res.history, "rows": rows, "model": res.model,
-                     "train_s": train_s, "params": res.model.num_params()}
+                     "train_s": train_s, "params": res.model.num_params(), "steps": steps_done}
     return out
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (0 for one value)."""
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
 def add_arguments(p):
@@ -111,6 +157,10 @@ def add_arguments(p):
     p.add_argument("--ablations", action="store_true", help="also train no_hrm, no_refiner, no_contrastive")
     p.add_argument("--n-eval", type=int, default=0, help="held-out prompts for the head metrics (0 = profile's)")
     p.add_argument("--n-decode", type=int, default=0, help="of those, prompts decoded for reply metrics")
+    p.add_argument("--plan-test", action="store_true",
+                   help="plan-only decoder, full vs no_hrm vs no_contrastive over seeds (profiles.py tasks['rnk_plan'])")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="with --plan-test: seconds of training per arm instead of steps (equal wall-clock)")
     add_threads(p)
     add_seed(p, 0)
 
@@ -118,10 +168,14 @@ def add_arguments(p):
 def run(args) -> dict:
     from neuro_lib.bench.report import make_report
 
-    if min(args.steps, args.n_eval, args.n_decode) < 0:
-        raise NeuroError("--steps, --n-eval and --n-decode must be non-negative")
+    if min(args.steps, args.n_eval, args.n_decode, args.time_budget) < 0:
+        raise NeuroError("--steps, --n-eval, --n-decode and --time-budget must be non-negative")
+    if args.time_budget and not args.plan_test:
+        raise NeuroError("--time-budget goes with --plan-test")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.plan_test:
+        return run_plan_test(args)
     variants = list(ABLATIONS) if args.ablations else ["full"]
     res = run_variants(variants, args.profile, args.steps or None, args.seed, n_eval=args.n_eval,
                        n_decode=args.n_decode)
@@ -137,4 +191,46 @@ def run(args) -> dict:
     config = {"profile": args.profile, "steps": args.steps or sizes["steps"], "seed": args.seed,
               "n_eval": args.n_eval or sizes["n_eval"], "n_decode": args.n_decode or sizes["n_decode"],
               "variants": variants, "intents": list(INTENTS), "eval": "held-out templates"}
+    return make_report("rnk", config, results)
+
+
+def run_plan_test(args) -> dict:
+    """The plan test: per seed and variant the head and plan metrics, then mean and spread per variant."""
+    from neuro_lib.bench.report import make_report
+
+    sizes = plan_test_sizes(get_profile(args.profile).tasks["rnk_plan"])
+    steps = args.steps or sizes["steps"]
+    n_eval = args.n_eval or sizes["n_eval"]
+    budget = args.time_budget or None
+    per_seed = {}
+    for seed in sizes["seeds"]:
+        res = run_variants(sizes["variants"], args.profile, None if budget else steps, seed, n_eval=n_eval,
+                           overrides=sizes["model"], time_budget_s=budget, replies=False)
+        per_seed[seed] = res
+        for name, r in res.items():
+            print(f"[bench rnk] seed {seed} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in r["metrics"].items()),
+                  flush=True)
+    results = []
+    units = {"intent_acc": "fraction", "answerable_f1": "F1", "stop_acc": "fraction", "reply_bpb": "bpb",
+             "reply_bpb_no_plan": "bpb", "plan_gain": "bpb"}
+    for name in sizes["variants"]:
+        for k, unit in units.items():
+            vals = [per_seed[s][name]["metrics"][k] for s in sizes["seeds"]]
+            mean, sd = spread(vals)
+            results.append({"name": f"{name} {k} mean", "value": round(mean, 4), "unit": unit})
+            results.append({"name": f"{name} {k} std", "value": round(sd, 4), "unit": unit})
+            results += [{"name": f"{name} {k} seed{s}", "value": round(v, 4), "unit": unit}
+                        for s, v in zip(sizes["seeds"], vals)]
+        results.append({"name": f"{name} steps mean",
+                        "value": round(spread([per_seed[s][name]["steps"] for s in sizes["seeds"]])[0], 1),
+                        "unit": "steps"})
+        results.append({"name": f"{name} train time mean",
+                        "value": round(spread([per_seed[s][name]["train_s"] for s in sizes["seeds"]])[0], 1),
+                        "unit": "s"})
+        results.append({"name": f"{name} params", "value": per_seed[sizes["seeds"][0]][name]["params"],
+                        "unit": "params"})
+    config = {"profile": args.profile, "mode": "plan test", "budget": f"{budget} s" if budget else f"{steps} steps",
+              "seeds": sizes["seeds"], "n_eval": n_eval, "variants": sizes["variants"], "model": sizes["model"],
+              "chance_intent": round(1 / len(INTENTS), 4), "eval": "held-out templates",
+              "torch_threads": torch.get_num_threads()}
     return make_report("rnk", config, results)

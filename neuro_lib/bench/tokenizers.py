@@ -12,6 +12,13 @@ the profile's tokenizers["train"]) and measured on the validation split (the las
 - encode / decode throughput in MB/s over the whole split in one call (cold caches);
 - vocabulary usage: distinct ids on the split / vocab_size; UNK share (word), escape share (VQ).
 VQ is measured twice: lossless (what a language model sees) and lossy (one code per patch).
+With --context a third time: lossy codes decoded by the contextual decoder (tokenizers/vq_context.py,
+sizes from profiles.py tasks["vq_context"]), row "vq:K context".
+With --lm-steps N (or --lm-budget S) a GPT (the profile's sizes) is trained on each tokenizer that is
+not lossy, at equal optimiser steps (or equal seconds), and its validation bits per byte recorded.
+
+    neuro bench tokenizers --kinds byte,bpe,vq --sizes 4096 --context --lm-steps 300 --threads 1
+    neuro bench tokenizers --kinds byte,bpe,vq --sizes 4096 --lm-budget 200 --threads 1   # quiet machine
 """
 from __future__ import annotations
 
@@ -90,9 +97,18 @@ def specs_for(kinds, sizes) -> list[str]:
     return [k if k == "byte" else f"{k}:{n}" for k in kinds for n in ([None] if k == "byte" else sizes)]
 
 
-def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, callback=None) -> list[dict]:
-    """Train each spec on corpus.train, measure on corpus.val; one dict per tokenizer (and VQ lossy).
+def context_sizes(section: dict) -> dict:
+    """The contextual decoder's sizes, its training and the LM steps (profiles.py tasks["vq_context"])."""
+    return {"context": dict(section["context"]), "train": dict(section["train"]), "lm_steps": section["lm_steps"]}
+
+
+def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, callback=None,
+            context: dict | None = None) -> list[dict]:
+    """Train each spec on corpus.train, measure on corpus.val; one dict per tokenizer (and VQ lossy; with
+    `context`, context_sizes(...), VQ lossy decoded in context too).
     Returns the rows; the trained tokenizers ride along under "tokenizer" (dropped from reports)."""
+    from neuro_lib.tokenizers.vq_context import ContextConfig, train_context_decoder
+
     rows = []
     for spec in specs:
         kind, _ = parse_spec(spec)
@@ -100,6 +116,10 @@ def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, 
         tok = train_tokenizer(spec, corpus.train, **(train_kwargs or {}).get(kind, {}))
         train_s = time.perf_counter() - t0
         variants = [(tok, "")] + ([(tok.lossy(), " lossy")] if kind == "vq" else [])
+        if kind == "vq" and context:
+            ctx = train_context_decoder(tok, corpus.train, config=ContextConfig(**context["context"]),
+                                        train=context["train"])
+            variants.append((tok.contextual(ctx), " context"))
         for t, suffix in variants:
             row = {"name": spec + suffix, "kind": kind, "mode": suffix.strip() or "default",
                    "train_s": train_s, **measure(t, corpus.val), "tokenizer": t}
@@ -107,6 +127,24 @@ def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, 
             if callback:
                 callback(row)
     return rows
+
+
+def lm_rows(rows: list[dict], corpus: Corpus, profile: str, budget: dict, seed: int = 1337) -> list[dict]:
+    """A GPT (the profile's sizes) trained on each row's tokenizer under the same budget -> result rows."""
+    from neuro_lib.train.lm import train_lm
+
+    out = []
+    for r in rows:
+        res = train_lm("gpt", corpus, tokenizer=r["tokenizer"], profile=profile,
+                       train_overrides={**budget, "seed": seed})
+        print(f"[bench tokenizers] LM on {r['name']}: {res.val_bpb:.4f} bpb", flush=True)
+        out += [{"name": f"lm on {r['name']} val bpb", "value": round(res.val_bpb, 4), "unit": "bits/byte",
+                 "tokenizer": r["name"]},
+                {"name": f"lm on {r['name']} steps", "value": max(h["step"] for h in res.history), "unit": "steps",
+                 "tokenizer": r["name"]},
+                {"name": f"lm on {r['name']} train time", "value": round(res.train_seconds, 1), "unit": "s",
+                 "tokenizer": r["name"]}]
+    return out
 
 
 UNITS = {"bytes_per_token": "bytes/token", "doc_roundtrip": "fraction", "byte_roundtrip": "fraction",
@@ -120,6 +158,9 @@ def add_arguments(p):
     p.add_argument("--sizes", default="", help="comma-separated vocabulary sizes (default: the profile's)")
     p.add_argument("--profile", default="bench", help="sizes and VQ training steps from profiles.py")
     p.add_argument("--vq-steps", type=int, default=0, help="VQ training steps (0 = the profile's)")
+    p.add_argument("--context", action="store_true", help="also decode VQ lossy codes with the contextual decoder")
+    p.add_argument("--lm-steps", type=int, default=0, help="train a GPT on each tokenizer for this many steps")
+    p.add_argument("--lm-budget", type=float, default=0.0, help="... or for this many seconds (equal wall-clock)")
     add_threads(p)
 
 
@@ -135,20 +176,28 @@ def run(args) -> dict:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(prof.tokenizer_vocab)
     except ValueError:
         raise NeuroError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+    if args.lm_steps < 0 or args.lm_budget < 0 or (args.lm_steps and args.lm_budget):
+        raise NeuroError("give at most one of --lm-steps and --lm-budget, non-negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = load_corpus(args.corpus)
+    ctx = context_sizes(prof.tasks["vq_context"]) if args.context else None
     train_kwargs = {k: dict(v) for k, v in prof.tokenizers.get("train", {}).items()}
     if args.vq_steps:
         vq = train_kwargs.setdefault("vq", {})
         vq["train"] = {**vq.get("train", {}), "steps": args.vq_steps}
-    rows = compare(corpus, specs_for(kinds, sizes), train_kwargs,
+    rows = compare(corpus, specs_for(kinds, sizes), train_kwargs, context=ctx,
                    callback=lambda r: print(f"[bench tokenizers] {r['name']}: {r['bytes_per_token']:.3f} bytes/token, "
                                             f"fidelity {r['byte_fidelity']:.4f}", flush=True))
     results = [{"name": f"{r['name']} {metric}", "value": round(float(r[metric]), 4), "unit": unit,
                 "tokenizer": r["name"]}
                for r in rows for metric, unit in UNITS.items() if metric in r]
+    if args.lm_steps or args.lm_budget:
+        results += lm_rows([r for r in rows if r["mode"] == "default"], corpus, args.profile,
+                           {"max_steps": args.lm_steps} if args.lm_steps else {"time_budget_s": args.lm_budget})
     config = {"corpus": args.corpus, "corpus_bytes": len(corpus.data), "val_bytes": len(corpus.val),
               "kinds": kinds, "sizes": sizes, "profile": args.profile, "train": train_kwargs,
-              "torch_threads": torch.get_num_threads()}
+              "torch_threads": torch.get_num_threads(), "context": ctx,
+              "lm": ({"steps": args.lm_steps} if args.lm_steps else {"budget_s": args.lm_budget}
+                     if args.lm_budget else None)}
     return make_report("tokenizers", config, results)

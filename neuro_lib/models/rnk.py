@@ -22,6 +22,13 @@ The contrastive term is InfoNCE between the prompt plan and the reply's last pla
 Ablations: use_hrm=False (plan = W s_c, no multi-step refinement, no carry across chunks),
 use_refiner=False (no R1, no R2), w_contrastive=0.
 
+Decoder variants (`decoder`): "full" is the seed's GRU, fed [embed(x_t), H_t] at every byte, so it
+can predict from the Mamba state and ignore the plan. "plan_only" feeds it embed(x_t) alone: within
+a chunk the decoder knows only the bytes of that chunk so far and h_0, so everything it knows about
+earlier text comes through the plan (tests check that changing H with the plans fixed leaves its
+outputs unchanged). `forward_aux(tokens, drop_plan=True)` starts every chunk from the learned start
+state instead of the plan: the loss it adds is how much the decoder reads the plan.
+
     neuro bench rnk --steps 300
 Tests: tests/test_rnk.py.
 """
@@ -35,6 +42,9 @@ import torch.nn.functional as F
 
 from neuro_lib.models.base import LanguageModel, check_positive, masked_cross_entropy
 from neuro_lib.models.mamba import Mamba, MambaConfig
+
+
+DECODERS = ("full", "plan_only")
 
 
 @dataclass
@@ -61,6 +71,7 @@ class RNKConfig:
     w_contrastive: float = 0.1
     temperature: float = 0.1    # InfoNCE temperature
     block_size: int = 256       # training window when used as a plain LM
+    decoder: str = "full"       # "full": GRU input [embed, H]; "plan_only": GRU input embed (see the docstring)
 
     def __post_init__(self):
         check_positive(self, "vocab_size", "d_model", "n_layer", "chunk_len", "d_plan", "hrm_steps", "hrm_low_steps",
@@ -68,6 +79,8 @@ class RNKConfig:
         if not 0 <= self.refusal_intent < self.n_intent:
             raise ValueError(f"RNKConfig.refusal_intent must be an intent index in 0..{self.n_intent - 1}, "
                              f"got {self.refusal_intent}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"RNKConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
         if min(self.w_stop, self.w_intent, self.w_answerable, self.w_contrastive) < 0:
             raise ValueError("RNKConfig loss weights must be non-negative")
 
@@ -179,7 +192,8 @@ class RNK(LanguageModel):
         self.dec_init = nn.Linear(c.d_plan, c.d_dec)
         self.intent_emb = nn.Linear(c.n_intent, c.d_dec, bias=False)
         self.start_h = nn.Parameter(torch.zeros(c.d_dec))                  # decoder state for the first chunk
-        self.decoder = nn.GRU(2 * c.d_model, c.d_dec, batch_first=True)
+        d_in = 2 * c.d_model if c.decoder == "full" else c.d_model
+        self.decoder = nn.GRU(d_in, c.d_dec, batch_first=True)
         self.out_head = nn.Linear(c.d_dec, c.vocab_size)
         self.proj_prompt = nn.Linear(c.d_plan, c.d_plan)                   # contrastive projections
         self.proj_reply = nn.Linear(c.d_plan, c.d_plan)
@@ -201,13 +215,25 @@ class RNK(LanguageModel):
         heads["intent_refined"] = pi
         return heads, torch.tanh(self.dec_init(refined) + self.intent_emb(pi)), z
 
+    def _dec_input(self, emb, H):
+        """What the GRU decoder reads at each byte: [embed, H] (full) or embed alone (plan_only)."""
+        return torch.cat([emb, H], -1) if self.config.decoder == "full" else emb
+
+    def decode_chunks(self, emb, H, h0):
+        """emb, H (B, C*P, D), h0 (B, C, d_dec) the state each chunk starts from -> logits (B, C*P, V)."""
+        B, C, P = h0.shape[0], h0.shape[1], self.config.chunk_len
+        inp = self._dec_input(emb, H).reshape(B * C, P, -1)                # (B*C, P, D or 2D)
+        out, _ = self.decoder(inp, h0.reshape(1, B * C, -1))               # (B*C, P, d_dec)
+        return self.out_head(out).view(B, C * P, -1)                       # (B, C*P, V)
+
     def _zero_z(self, batch_size: int, like: torch.Tensor):
         z = like.new_zeros(batch_size, self.config.d_plan)
         return (z, z)
 
     # -- full sequence ---------------------------------------------------------------------
-    def forward_aux(self, tokens: torch.Tensor):
-        """tokens (B, T) -> (logits (B, T, V), heads: dict of (B, C, ...) per chunk, C = ceil(T / P))."""
+    def forward_aux(self, tokens: torch.Tensor, drop_plan: bool = False):
+        """tokens (B, T) -> (logits (B, T, V), heads: dict of (B, C, ...) per chunk, C = ceil(T / P)).
+        drop_plan: every chunk's decoder starts from the start state, not the previous chunk's plan."""
         c, (B, T) = self.config, tokens.shape
         P = c.chunk_len
         C = -(-T // P)
@@ -223,9 +249,9 @@ class RNK(LanguageModel):
         heads = {k: torch.stack([h[k] for h in per_chunk], 1) for k in per_chunk[0]}
         start = torch.tanh(self.start_h).expand(B, 1, -1)
         h0 = torch.cat([start, *(h.unsqueeze(1) for h in h0s[:-1])], 1)     # (B, C, d_dec): chunk c uses plan c-1
-        inp = torch.cat([emb, H], -1).view(B * C, P, -1)                   # (B*C, P, 2D)
-        out, _ = self.decoder(inp, h0.reshape(1, B * C, -1))               # (B*C, P, d_dec)
-        logits = self.out_head(out).view(B, C * P, -1)[:, :T]              # (B, T, V)
+        if drop_plan:
+            h0 = start.expand(B, C, -1)                                     # (B, C, d_dec): no plan read
+        logits = self.decode_chunks(emb, H, h0)[:, :T]                      # (B, T, V)
         return logits, heads
 
     def forward(self, tokens):
@@ -263,7 +289,7 @@ class RNK(LanguageModel):
         for i in range(tokens.size(1)):
             x = tokens[:, i:i + 1]                                          # (B, 1)
             H, state.mamba = self.backbone.hidden(x, state.mamba)           # (B, 1, D)
-            inp = torch.cat([self.backbone.tok_emb(x), H], -1)              # (B, 1, 2D)
+            inp = self._dec_input(self.backbone.tok_emb(x), H)              # (B, 1, 2D or D)
             out, h = self.decoder(inp, state.h.unsqueeze(0))
             outs.append(self.out_head(out))
             state.h, state.pos = h[0], state.pos + 1

@@ -249,6 +249,7 @@ class VQTokenizer(Tokenizer):
         self.model = model.eval()
         self.history = history or []
         self.lossless = lossless
+        self.context = None   # a ContextDecoder (vq_context.py) that lossy decoding reads codes with
         c = model.config
         self.K, self.L = c.codebook_size, c.patch_len
         with torch.no_grad():
@@ -265,6 +266,12 @@ class VQTokenizer(Tokenizer):
         """The same model in lossy mode: one code per patch, no escapes."""
         other = VQTokenizer.__new__(VQTokenizer)
         other.__dict__.update(self.__dict__, lossless=False, _cache=PieceCache())
+        return other
+
+    def contextual(self, context) -> "VQTokenizer":
+        """Lossy mode decoded by `context` (vq_context.ContextDecoder): each code read with its neighbours."""
+        other = self.lossy()
+        other.context = context
         return other
 
     @property
@@ -302,6 +309,8 @@ class VQTokenizer(Tokenizer):
         return ids
 
     def decode(self, ids) -> bytes:
+        if self.context is not None:
+            return self.context.decode(ids)
         surface, n = self._surface, len(self._surface)
         out = []
         for i in ids:
