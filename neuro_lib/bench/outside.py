@@ -28,7 +28,7 @@ from fractions import Fraction
 import numpy as np
 
 from neuro_lib.data.eval_sets import EvalItem, parse_number
-from neuro_lib.runtime.code import run_program
+from neuro_lib.runtime.experts.code import run_program
 from neuro_lib.runtime.types import ExpertAnswer, Query
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.task import field_scores
