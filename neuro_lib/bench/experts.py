@@ -13,6 +13,8 @@ longest to train). `neuro bench runtime` calls the same evaluate_* functions.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 from neuro_lib.bench.report import make_report
@@ -71,17 +73,17 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     struct_profile = args.struct_profile or args.profile
-    get_profile(args.profile), get_profile(struct_profile)  # an unknown profile fails before any work
+    profile, struct = get_profile(args.profile), get_profile(struct_profile)  # an unknown one fails before any work
     n = args.n or None
-    experts = build_experts(args.profile, ("reason-mini", "code-mini", "retrieval"))
-    experts["struct-mini"] = StructMini(cached_model("struct-mini", struct_profile)[0],
-                                        get_profile(struct_profile).tasks["struct_mini"]["budget"])
-    reason = evaluate_reason_mini(experts["reason-mini"].model, args.profile, n, args.seed)
-    code = evaluate_code_mini(experts["code-mini"].model, args.profile, n, args.seed)
-    judge = evaluate_judge(args.profile, experts, n, args.seed)
-    tasks = get_profile(args.profile).tasks
+    experts = build_experts(profile, ("reason-mini", "code-mini", "retrieval"))
+    experts["struct-mini"] = StructMini(cached_model("struct-mini", struct)[0], struct.tasks.struct_mini.budget)
+    reason = evaluate_reason_mini(profile, experts["reason-mini"].model, n, args.seed)
+    code = evaluate_code_mini(profile, experts["code-mini"].model, n, args.seed)
+    judge = evaluate_judge(profile, experts, n, args.seed)
+    tasks = profile.tasks
     config = {"profile": args.profile, "struct_profile": struct_profile, "seed": args.seed,
-              "reason_mini": tasks["reason_mini"], "code_mini": tasks["code_mini"], "experts": tasks["experts"],
+              "reason_mini": asdict(tasks.reason_mini), "code_mini": asdict(tasks.code_mini),
+              "experts": asdict(tasks.experts),
               "eval": "held-out phrasing templates; RAG test-split sections"}
     report = make_report("experts", config, result_rows(reason, code, judge))
     report["examples"] = judge["examples"]

@@ -20,7 +20,8 @@ import torch
 from neuro_lib.data.chat import INTENTS, collate_chat, generate_chat
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.chat import chat_reply
-from neuro_lib.train.chat import rnk_sizes, train_rnk
+from neuro_lib.profiles import Profile, RnkChatSizes, get_profile
+from neuro_lib.train.chat import train_rnk
 from neuro_lib.bench.flags import add_seed, add_threads
 
 ABLATIONS = {"full": {}, "no_hrm": {"use_hrm": False}, "no_refiner": {"use_refiner": False},
@@ -78,17 +79,16 @@ def reply_metrics(model, examples) -> tuple[dict, list[dict]]:
                                        lambda r: r["reply"].startswith(REFUSAL_PREFIX))}, rows
 
 
-def evaluate_rnk(model, profile: str = "smoke", seed: int = 1, n_eval: int = 0, n_decode: int = 0):
+def evaluate_rnk(model, sizes: RnkChatSizes, seed: int = 1, n_eval: int = 0, n_decode: int = 0):
     """All metrics on held-out templates -> (metrics, decoded rows). n_eval prompts for the heads and
     the first n_decode of them decoded (0 = the profile's sizes)."""
-    sizes = rnk_sizes(profile)
-    held = generate_chat(n_eval or sizes["n_eval"], seed=seed, split="heldout")
-    decode = held[: n_decode or sizes["n_decode"]]
+    held = generate_chat(n_eval or sizes.n_eval, seed=seed, split="heldout")
+    decode = held[: n_decode or sizes.n_decode]
     replies, rows = reply_metrics(model, decode)
     return {**head_metrics(model, held), **replies}, rows
 
 
-def run_variants(variants, profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None,
+def run_variants(variants, profile: Profile, steps: int | None = None, seed: int = 0, callback=None,
                  n_eval: int = 0, n_decode: int = 0) -> dict:
     """Train each named ablation at the same step budget -> {name: {"metrics", "history", "rows", "model", ...}}."""
     out = {}
@@ -99,14 +99,14 @@ def run_variants(variants, profile: str = "smoke", steps: int | None = None, see
         res = train_rnk(profile, overrides=ABLATIONS[name], steps=steps, seed=seed,
                         callback=(lambda rec, n=name: callback(n, rec)) if callback else None)
         train_s = time.time() - t0
-        metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
+        metrics, rows = evaluate_rnk(res.model, profile.tasks.rnk_chat, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
         out[name] = {"metrics": metrics, "history": res.history, "rows": rows, "model": res.model,
                      "train_s": train_s, "params": res.model.num_params()}
     return out
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rnk_chat'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.rnk_chat)")
     p.add_argument("--steps", type=int, default=0, help="optimiser steps per variant (0 = the profile's)")
     p.add_argument("--ablations", action="store_true", help="also train no_hrm, no_refiner, no_contrastive")
     p.add_argument("--n-eval", type=int, default=0, help="held-out prompts for the head metrics (0 = profile's)")
@@ -123,7 +123,8 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = list(ABLATIONS) if args.ablations else ["full"]
-    res = run_variants(variants, args.profile, args.steps or None, args.seed, n_eval=args.n_eval,
+    profile = get_profile(args.profile)
+    res = run_variants(variants, profile, args.steps or None, args.seed, n_eval=args.n_eval,
                        n_decode=args.n_decode)
     results = []
     for name, r in res.items():
@@ -133,8 +134,8 @@ def run(args) -> dict:
             results.append({"name": f"{name} {k}", "value": round(v, 4), "unit": unit})
         results.append({"name": f"{name} params", "value": r["params"], "unit": "params"})
         results.append({"name": f"{name} train time", "value": round(r["train_s"], 1), "unit": "s"})
-    sizes = rnk_sizes(args.profile)
-    config = {"profile": args.profile, "steps": args.steps or sizes["steps"], "seed": args.seed,
-              "n_eval": args.n_eval or sizes["n_eval"], "n_decode": args.n_decode or sizes["n_decode"],
+    sizes = profile.tasks.rnk_chat
+    config = {"profile": args.profile, "steps": args.steps or sizes.steps, "seed": args.seed,
+              "n_eval": args.n_eval or sizes.n_eval, "n_decode": args.n_decode or sizes.n_decode,
               "variants": variants, "intents": list(INTENTS), "eval": "held-out templates"}
     return make_report("rnk", config, results)

@@ -3,7 +3,7 @@
     neuro bench speculative --profile bench --threads 2 --out data/reference/speculative_bench.json
     neuro bench speculative --target runs/big --draft runs/small          # trained runs, same tokenizer
 
-Without --target, a target GPT and a draft GPT (sizes: profiles.py, tasks["speculative"]) are trained
+Without --target, a target GPT and a draft GPT (sizes: profiles.py, tasks.speculative) are trained
 inside the benchmark on the corpus, the draft for a fraction of the target's seconds. Prompts are
 windows of the validation split. Greedy decoding throughout, so every speculative output is
 checked token for token against the target's own greedy output ("same tokens").
@@ -30,7 +30,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.infer.speculative import expected_speedup, speculative_generate
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.bench.flags import add_seed, add_threads
 
 
@@ -38,7 +38,7 @@ def add_arguments(p):
     p.add_argument("--target", help="a trained run to use as the target (default: train one here)")
     p.add_argument("--draft", help="a trained run to draft with (default: train one here; with --target: none)")
     p.add_argument("--corpus", default="stdlib-docs", help="training corpus and prompt source")
-    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks['speculative'])")
+    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks.speculative)")
     p.add_argument("--gammas", default="", help="comma-separated draft lengths (default: the profile's)")
     p.add_argument("--new-tokens", type=int, default=0, help="tokens per prompt (default: the profile's)")
     p.add_argument("--compile", action="store_true", help="also time plain decoding through torch.compile")
@@ -46,10 +46,10 @@ def add_arguments(p):
     add_seed(p, 1337)
 
 
-def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int):
+def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: Profile, seed: int):
     from neuro_lib.train.lm import train_lm
 
-    res = train_lm("gpt", corpus, "byte", profile, model_overrides=dict(model_cfg),
+    res = train_lm("gpt", corpus, "byte", profile=profile, model_overrides=dict(model_cfg),
                    train_overrides={"time_budget_s": seconds, "block_size": window, "seed": seed,
                                     "eval_bytes": 20_000})
     return res.model, res.tokenizer, res.val_bpb
@@ -155,11 +155,12 @@ def measure(target, draft, tok, prompts: list[bytes], gammas: list[int], new_tok
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    sizes = get_profile(args.profile).tasks["speculative"]
-    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes["gammas"]
+    profile = get_profile(args.profile)
+    sizes = profile.tasks.speculative
+    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes.gammas
     if not gammas or min(gammas) < 1:
         raise NeuroError(f"every gamma must be at least 1, got {gammas}")
-    new_tokens = args.new_tokens or sizes["new_tokens"]
+    new_tokens = args.new_tokens or sizes.new_tokens
     if new_tokens < 1:
         raise NeuroError(f"--new-tokens must be positive, got {new_tokens}")
     corpus = load_corpus(args.corpus)
@@ -174,19 +175,19 @@ def run(args) -> dict:
     else:
         if args.draft:
             raise NeuroError("--draft needs --target (without them both models are trained here)")
-        target, tok, info["target_val_bpb"] = train_gpt(sizes["target"], sizes["target_s"], sizes["window"], corpus,
-                                                     args.profile, args.seed)
-        draft, _, info["draft_val_bpb"] = train_gpt(sizes["draft"], sizes["draft_s"], sizes["window"], corpus,
-                                                 args.profile, args.seed)
-    if target.max_len and sizes["prompt_bytes"] + new_tokens > target.max_len:
-        raise NeuroError(f"prompt {sizes['prompt_bytes']} + {new_tokens} new tokens exceed the target's context "
+        target, tok, info["target_val_bpb"] = train_gpt(sizes.target, sizes.target_s, sizes.window, corpus,
+                                                     profile, args.seed)
+        draft, _, info["draft_val_bpb"] = train_gpt(sizes.draft, sizes.draft_s, sizes.window, corpus,
+                                                 profile, args.seed)
+    if target.max_len and sizes.prompt_bytes + new_tokens > target.max_len:
+        raise NeuroError(f"prompt {sizes.prompt_bytes} + {new_tokens} new tokens exceed the target's context "
                          f"of {target.max_len}")
-    prompts = val_prompts(corpus.val, sizes["prompts"], sizes["prompt_bytes"])
+    prompts = val_prompts(corpus.val, sizes.prompts, sizes.prompt_bytes)
     results = [{"name": k, "value": round(v, 4), "unit": "bits/byte"} for k, v in info.items()]
     results += measure(target, draft, tok, prompts, gammas, new_tokens, args.compile)
     config = {"profile": args.profile, "corpus": args.corpus, "target": args.target or "trained here",
               "draft": args.draft or ("trained here" if not args.target else None), "gammas": gammas,
-              "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes["prompt_bytes"],
+              "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes.prompt_bytes,
               "threads": torch.get_num_threads(), "seed": args.seed,
               "sizes": {k: v for k, v in sizes.items() if k in ("target", "draft", "target_s", "draft_s", "window")}}
     return make_report("speculative", config, results)

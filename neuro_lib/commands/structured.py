@@ -26,10 +26,15 @@ def cmd_json(a):
     from neuro_lib.structured.expert import answer, cached_expert
 
     load_schema(a.schema)  # an unknown or broken schema fails before any model work
-    if not a.run:
+    if a.run:
+        model, tok, cfg = load_checkpoint(a.run)
+    else:
+        from neuro_lib.profiles import get_profile
         from neuro_lib.structured.expert import check_description, model_config
-        check_description(a.prompt, a.schema, model_config("encdec", a.profile)["block_size"])
-    model, tok, cfg = load_checkpoint(a.run) if a.run else cached_expert("encdec", a.profile)
+
+        profile = get_profile(a.profile)
+        check_description(a.prompt, a.schema, model_config("encdec", profile)["block_size"])
+        model, tok, cfg = cached_expert("encdec", profile)
     r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed)
     print(r["text"])
     print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))

@@ -8,7 +8,7 @@ exception, timeout) gives ok=False with the sandbox's reason, never a guess.
     expert = CodeMini(model)                   # or build_experts()["code-mini"]
     a = expert.answer(Query("reverse the string 'abc'"))
     a.text, a.ok, a.meta["program"], a.tool_calls[0].value["exit_code"]
-    evaluate_code_mini(profile="smoke")        # executed output == reference, held-out templates
+    evaluate_code_mini(get_profile("smoke"))      # executed output == reference, held-out templates
 
 Sizes: profiles.py tasks["code_mini"]. Tests: tests/test_runtime_experts.py.
 """
@@ -18,32 +18,23 @@ import time
 
 from neuro_lib.data.word_problems import make_code_tasks
 from neuro_lib.infer.engine import generate
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
 from neuro_lib.runtime.reason import RETRY_TEMPERATURE
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
-from neuro_lib.train.seq2seq import END, aeron_config, prompt_for, train_seq2seq
+from neuro_lib.train.seq2seq import END, expert_config, prompt_for, train_seq2seq
 
 TIMEOUT_S = 2.0  # per program: the tasks print in milliseconds, a loop that does not end is cut here
 
 
-def sizes(profile: str) -> dict:
-    return dict(get_profile(profile).tasks["code_mini"])
-
-
-def model_config(profile: str, kind: str) -> dict:
-    s = sizes(profile)
-    return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
-
-
-def train_code_mini(profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None, callback=None):
-    s = sizes(profile)
-    train = make_code_tasks(s["n_train"], seed=seed, split="train")
-    val = make_code_tasks(s["n_val"], seed=seed + 1, split="heldout")
-    return train_seq2seq(train, val, model_config(profile, s["kind"]), s, s["kind"], seed, steps, out_dir,
-                         {"task": "code_mini", "profile": profile}, callback)
+def train_code_mini(profile: Profile, steps: int | None = None, seed: int = 0, out_dir=None, callback=None):
+    s = profile.tasks.code_mini
+    train = make_code_tasks(s.n_train, seed=seed, split="train")
+    val = make_code_tasks(s.n_val, seed=seed + 1, split="heldout")
+    return train_seq2seq(train, val, expert_config(s.kind, profile, s), s, s.kind, seed, steps, out_dir,
+                         {"task": "code_mini", "profile": profile.name}, callback)
 
 
 def write_program(model, text: str, budget: int, temperature: float = 0.0, seed: int | None = None) -> bytes:
@@ -91,15 +82,15 @@ class CodeMini:
         return a
 
 
-def evaluate_code_mini(model=None, profile: str = "smoke", n: int | None = None, seed: int = 0, tasks=None) -> dict:
+def evaluate_code_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0, tasks=None) -> dict:
     """Share of held-out-template tasks whose program, run in the sandbox, prints the reference output; also the
     share that ran at all (exit 0), and per family."""
     if model is None:
         from neuro_lib.runtime.experts import cached_model
         model = cached_model("code-mini", profile)[0]
-    s = sizes(profile)
-    tasks = tasks or make_code_tasks(n or s["n_eval"], seed=seed + 7, split="heldout")
-    expert = CodeMini(model, s["budget"])
+    s = profile.tasks.code_mini
+    tasks = tasks or make_code_tasks(n or s.n_eval, seed=seed + 7, split="heldout")
+    expert = CodeMini(model, s.budget)
     right, ran, fam, exact_program = [], [], {}, []
     with Progress(len(tasks), desc="code-mini", unit="task") as bar:
         for t in tasks:
@@ -111,6 +102,6 @@ def evaluate_code_mini(model=None, profile: str = "smoke", n: int | None = None,
             fam.setdefault(t.family, []).append(ok)
             bar.update()
     n = len(tasks)
-    return {"n": n, "profile": profile, "steps": s["steps"], "seed": seed, "accuracy": sum(right) / n,
+    return {"n": n, "profile": profile, "steps": s.steps, "seed": seed, "accuracy": sum(right) / n,
             "ran_ok": sum(ran) / n, "program_exact": sum(exact_program) / n,
             "per_family": {k: sum(v) / len(v) for k, v in sorted(fam.items())}}

@@ -6,7 +6,7 @@ combine nodes, and returns a Result with the answer, the route, a trace step per
                            memory=Memory("data/cache/runtime/memory.sqlite"))
     r = engine.run("what is 17 * 23 + 4?")
     r.ok, r.answer, r.route.path, [(s.node, s.seconds) for s in r.trace], r.timings["total_s"]
-    RuntimeEngine.from_profile("smoke")   # the trained tiny experts (experts.py), keyword router, judge
+    RuntimeEngine.from_profile(get_profile("smoke"))   # the trained tiny experts (experts.py), keyword router, judge
 
 What a run does, step by step: the graph's entry node runs, then the first outgoing edge whose condition
 holds (graph.py) names the next node, until an exit. Expert nodes answer one task per skill of the route
@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import Profile
 from neuro_lib.runtime.graph import Graph, Node, load_graph
 from neuro_lib.runtime.memory import Memory
 from neuro_lib.runtime.router import KeywordRouter, Router
@@ -117,7 +118,7 @@ class RuntimeEngine:
         self._check_wiring()
 
     @classmethod
-    def from_profile(cls, profile: str = "smoke", graph: str | Graph = "default", memory: Memory | None = None,
+    def from_profile(cls, profile: Profile, graph: str | Graph = "default", memory: Memory | None = None,
                      router: Router | None = None, extra_experts: dict[str, Expert] | None = None,
                      **kwargs) -> "RuntimeEngine":
         """The tiny experts of `profile` (trained once, cached under data/cache/runtime/) plus `extra_experts`

@@ -9,12 +9,12 @@ citations, model calls, tokens).
   + the extractive "lite" reader; the answer cites the passage id and the exact byte span it copied;
 - general: a small GPT trained briefly on the stdlib-docs corpus, continuing the query (everything else).
 
-    experts = build_experts("smoke")          # trains on first use, then loads data/cache/runtime/
+    experts = build_experts(get_profile("smoke"))  # trains on first use, then loads data/cache/runtime/
     experts["code-mini"].answer(Query("factorial of 6")).text   # "720" once trained enough
 
 Trained models are checkpoints (neuro_lib/checkpoint.py) in data/cache/runtime/NAME-PROFILE (Struct-mini keeps its
 own cache folder, structured/expert.py); a run interrupted mid-training resumes, a finished one is only loaded.
-Sizes: profiles.py tasks["reason_mini"], ["code_mini"], ["struct_mini"], ["rag"], ["experts"].
+Sizes: profiles.py tasks.reason_mini, .code_mini, .struct_mini, .experts and the rag section of experts.rag_profile.
 Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
@@ -22,10 +22,9 @@ from __future__ import annotations
 from neuro_lib.data.corpus import CACHE_DIR, load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
-from neuro_lib.profiles import get_profile
-from neuro_lib.rag.experiment import rag_sizes
+from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.rag.index import RagIndex, build_index, load_index
-from neuro_lib.rag.lite import lite_answer
+from neuro_lib.rag.ask import ask
 from neuro_lib.runtime.code import CodeMini, train_code_mini
 from neuro_lib.runtime.reason import ReasonMini, train_reason_mini
 from neuro_lib.runtime.types import Expert, ExpertAnswer, Query
@@ -37,10 +36,6 @@ from neuro_lib.train.lm import train_lm
 
 RUNTIME_CACHE = CACHE_DIR / "runtime"
 EXPERT_NAMES = ("reason-mini", "struct-mini", "code-mini", "retrieval", "general")
-
-
-def expert_sizes(profile: str) -> dict:
-    return dict(get_profile(profile).tasks["experts"])
 
 
 class StructMini:
@@ -78,17 +73,14 @@ class Retrieval:
         self.index, self.retriever, self.k = index, retriever, k
 
     def answer(self, query: Query) -> ExpertAnswer:
-        question = " ".join(query.text.split())
-        if not question:
-            return ExpertAnswer("", ok=False, error="the question is empty")
-        ids, scores = self.index.retriever(self.retriever).search([question], self.k)
-        top = [self.index.passages[i] for i in ids[0]]
-        a = lite_answer(self.index.corpus.data, top[0], question)
-        cites = [dict(c, source=self.index.corpus.spec, score=float(scores[0][0])) for c in a.citations]
+        try:
+            asked = ask(self.index, query.text, self.retriever, self.k)
+        except NeuroError as e:
+            return ExpertAnswer("", ok=False, error=str(e))
+        a, top_score = asked.answer, asked.retrieved[0]["score"]
+        cites = [dict(c, source=self.index.corpus.spec, score=top_score) for c in a.citations]
         return ExpertAnswer(a.text, ok=bool(a.text.strip()), value=a.text, citations=cites,
-                            meta={"retrieved": [{"passage_id": p.id, "start": p.start, "end": p.end,
-                                                 "score": float(s)} for p, s in zip(top, scores[0])],
-                                  "retriever": self.retriever})
+                            meta={"retrieved": asked.retrieved, "retriever": self.retriever})
 
 
 class General:
@@ -111,16 +103,16 @@ class General:
 
 
 # -- training on first use, loading afterwards ------------------------------------------------------------------
-def cached_model(name: str, profile: str = "smoke", callback=None):
+def cached_model(name: str, profile: Profile, callback=None):
     """A trained expert's (model, tokenizer, config) from data/cache/runtime/ (trained there on first use)."""
-    out = RUNTIME_CACHE / f"{name}-{profile}"
+    out = RUNTIME_CACHE / f"{name}-{profile.name}"
     if name == "reason-mini":
         train_reason_mini(profile, out_dir=out, callback=callback)
     elif name == "code-mini":
         train_code_mini(profile, out_dir=out, callback=callback)
     elif name == "general":
         train_lm("gpt", "stdlib-docs", profile=profile, out_dir=out, callback=callback,
-                 train_overrides=dict(max_steps=expert_sizes(profile)["general_steps"], time_budget_s=0, eval_every=0))
+                 train_overrides=dict(max_steps=profile.tasks.experts.general_steps, time_budget_s=0, eval_every=0))
     elif name == "struct-mini":
         return cached_expert("encdec", profile)
     else:
@@ -129,13 +121,14 @@ def cached_model(name: str, profile: str = "smoke", callback=None):
     return load_checkpoint(out)
 
 
-def cached_index(profile: str = "smoke", callback=None) -> RagIndex:
-    """The RAG index (stdlib-docs, the profile's rag_profile sizes) from data/cache/runtime/, built on first use."""
-    rag_profile = expert_sizes(profile)["rag_profile"]
+def cached_index(profile: Profile, callback=None) -> RagIndex:
+    """The RAG index (stdlib-docs, the sizes of the profile named by experts.rag_profile) from data/cache/runtime/,
+    built on first use. The index is shared by the profiles naming the same rag_profile, hence the name here."""
+    rag_profile = profile.tasks.experts.rag_profile
     path = RUNTIME_CACHE / f"rag-index-{rag_profile}"
     if (path / "index.json").exists():
         return load_index(path)
-    index = build_index(load_corpus("stdlib-docs"), rag_sizes(rag_profile), seed=0, callback=callback)
+    index = build_index(load_corpus("stdlib-docs"), get_profile(rag_profile).tasks.rag, seed=0, callback=callback)
     try:
         index.save(path)
     except NeuroError:  # another process saved it first: theirs is the same build
@@ -143,24 +136,24 @@ def cached_index(profile: str = "smoke", callback=None) -> RagIndex:
     return index
 
 
-def build_experts(profile: str = "smoke", names=EXPERT_NAMES, callback=None) -> dict[str, Expert]:
+def build_experts(profile: Profile, names=EXPERT_NAMES, callback=None) -> dict[str, Expert]:
     """The experts by name, trained (first time) or loaded from data/cache/runtime/."""
     unknown = sorted(set(names) - set(EXPERT_NAMES))
     if unknown:
         raise NeuroError(f"unknown expert {unknown[0]!r}; known experts: {', '.join(EXPERT_NAMES)}")
-    tasks, experts = get_profile(profile).tasks, {}
+    tasks, experts = profile.tasks, {}
     for name in names:
         if name == "retrieval":
-            rag = rag_sizes(expert_sizes(profile)["rag_profile"])
-            experts[name] = Retrieval(cached_index(profile, callback), rag["reader_retriever"])
+            rag = get_profile(tasks.experts.rag_profile).tasks.rag
+            experts[name] = Retrieval(cached_index(profile, callback), rag.reader_retriever)
             continue
         model, tok, _ = cached_model(name, profile, callback)
         if name == "reason-mini":
-            experts[name] = ReasonMini(model, budget=tasks["reason_mini"]["budget"])
+            experts[name] = ReasonMini(model, budget=tasks.reason_mini.budget)
         elif name == "code-mini":
-            experts[name] = CodeMini(model, budget=tasks["code_mini"]["budget"])
+            experts[name] = CodeMini(model, budget=tasks.code_mini.budget)
         elif name == "struct-mini":
-            experts[name] = StructMini(model, budget=tasks["struct_mini"]["budget"])
+            experts[name] = StructMini(model, budget=tasks.struct_mini.budget)
         else:
-            experts[name] = General(model, tok, expert_sizes(profile)["general_tokens"])
+            experts[name] = General(model, tok, tasks.experts.general_tokens)
     return experts

@@ -17,7 +17,7 @@ difference between the two is what the calculator buys.
     expert = ReasonMini(model)                        # or build_experts()["reason-mini"]
     a = expert.answer(Query("Convert 7 hours to minutes."))
     a.value, a.tool_calls, a.model_calls, a.meta["plan"]
-    evaluate_reason_mini(profile="smoke")             # exact match on held-out templates, with and without the tool
+    evaluate_reason_mini(get_profile("smoke"))           # exact match on held-out templates, with and without the tool
 
 Sizes: profiles.py tasks["reason_mini"]. Tests: tests/test_runtime_experts.py.
 """
@@ -28,12 +28,12 @@ import time
 
 from neuro_lib.data.word_problems import fmt_number, make_problems
 from neuro_lib.infer.engine import generate
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
-from neuro_lib.train.seq2seq import END, aeron_config, prompt_for, train_seq2seq
+from neuro_lib.train.seq2seq import END, expert_config, prompt_for, train_seq2seq
 
 CALL_RE = re.compile(r"CALL calc\((?P<expr>.*)\)$")                     # an open call: decoding stopped at " -> "
 PLAN_RE = re.compile(r"^CALL calc\((?P<expr>.*)\) -> (?P<value>\S+)$")   # a call with its (claimed) result
@@ -42,25 +42,16 @@ ARROW, ANSWER = b" -> ", b"\nANSWER"
 MAX_CALLS = 6  # a plan longer than this is cut: the expert answers ok=False
 
 
-def sizes(profile: str) -> dict:
-    return dict(get_profile(profile).tasks["reason_mini"])
-
-
-def model_config(profile: str, kind: str) -> dict:
-    s = sizes(profile)
-    return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
-
-
-def train_reason_mini(profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None, callback=None,
+def train_reason_mini(profile: Profile, steps: int | None = None, seed: int = 0, out_dir=None, callback=None,
                       kind: str | None = None):
     """Train Reason-mini (the profile's kind, or `kind`: encdec | decoder) on training-template problems;
     validation loss on held-out-template ones."""
-    s = sizes(profile)
-    kind = kind or s["kind"]
-    train = make_problems(s["n_train"], seed=seed, split="train")
-    val = make_problems(s["n_val"], seed=seed + 1, split="heldout")
-    return train_seq2seq(train, val, model_config(profile, kind), s, kind, seed, steps, out_dir,
-                         {"task": "reason_mini", "profile": profile}, callback)
+    s = profile.tasks.reason_mini
+    kind = kind or s.kind
+    train = make_problems(s.n_train, seed=seed, split="train")
+    val = make_problems(s.n_val, seed=seed + 1, split="heldout")
+    return train_seq2seq(train, val, expert_config(kind, profile, s), s, kind, seed, steps, out_dir,
+                         {"task": "reason_mini", "profile": profile.name}, callback)
 
 
 # a retry (Query.attempt > 0) samples at this temperature, seeded by the attempt: a greedy expert would only
@@ -160,17 +151,17 @@ class ReasonMini:
         return solve(write, query.text, self.use_tool, self.calc)
 
 
-def evaluate_reason_mini(model=None, profile: str = "smoke", n: int | None = None, seed: int = 0,
+def evaluate_reason_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0,
                          problems=None) -> dict:
     """Exact match on held-out-template problems, with the calculator and without it (the model's own numbers);
     per family too. `model` defaults to the cached expert of the profile."""
     if model is None:
         from neuro_lib.runtime.experts import cached_model
         model = cached_model("reason-mini", profile)[0]
-    s = sizes(profile)
-    problems = problems or make_problems(n or s["n_eval"], seed=seed + 7, split="heldout")
-    out = {"n": len(problems), "profile": profile, "steps": s["steps"], "seed": seed}
-    write = model_writer(model, s["budget"])
+    s = profile.tasks.reason_mini
+    problems = problems or make_problems(n or s.n_eval, seed=seed + 7, split="heldout")
+    out = {"n": len(problems), "profile": profile.name, "steps": s.steps, "seed": seed}
+    write = model_writer(model, s.budget)
     for mode, use_tool in (("with_tool", True), ("without_tool", False)):
         right, fam, calls, toks = [], {}, 0, 0
         with Progress(len(problems), desc=f"reason-mini {mode}", unit="problem") as bar:

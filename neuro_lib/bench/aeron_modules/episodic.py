@@ -13,11 +13,12 @@ import random
 
 import torch
 
-from neuro_lib.bench.aeron_modules.common import build, correct, params_of, sizes, train
+from neuro_lib.bench.aeron_modules.common import build, correct, params_of, train
 from neuro_lib.data.aeron_tasks import VOCAB, facts_batch
 from neuro_lib.models.aeron.enhanced import EnhancedConfig
 from neuro_lib.models.aeron.episodic import EpisodicConfig
 from neuro_lib.models.base import masked_cross_entropy
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "episodic"
 CLAIM = "an episodic memory lets the model use facts given in an earlier episode, beyond its context window"
@@ -37,17 +38,17 @@ def loss(model, batch):
     return masked_cross_entropy(answer(model, batch), batch["targets"])
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
-    e = s["episodic"]
-    d = s["model"]["d_model"]
-    batches = lambda rng: facts_batch(rng, s["batch_size"], e["n_facts"], e["window"])  # noqa: E731
-    held = facts_batch(random.Random(10_000 + seed), s["n_eval"], e["n_facts"], e["window"])
-    arms = {"without": build(seed, VOCAB, s["model"]),
-            "with": build(seed, VOCAB, s["model"], EnhancedConfig(episodic=EpisodicConfig(d_model=d, **e["memory"])))}
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes
+    e = s.episodic
+    d = s.model["d_model"]
+    batches = lambda rng: facts_batch(rng, s.batch_size, e["n_facts"], e["window"])  # noqa: E731
+    held = facts_batch(random.Random(10_000 + seed), s.n_eval, e["n_facts"], e["window"])
+    arms = {"without": build(seed, VOCAB, s.model),
+            "with": build(seed, VOCAB, s.model, EnhancedConfig(episodic=EpisodicConfig(d_model=d, **e["memory"])))}
     out, extra = {}, {"curve": {}}
     for arm, model in arms.items():
-        log = train(model, batches, lambda b, m=model: loss(m, b), seed, steps, seconds, s["lr"], s["warmup"],
+        log = train(model, batches, lambda b, m=model: loss(m, b), seed, steps, seconds, s.lr, s.warmup,
                     f"episodic {arm} seed {seed}")
         with torch.no_grad():
             ok = correct(answer(model, held), held).float()

@@ -11,10 +11,11 @@ import random
 
 import torch
 
-from neuro_lib.bench.aeron_modules.common import build, correct, params_of, sizes, train
+from neuro_lib.bench.aeron_modules.common import build, correct, params_of, train
 from neuro_lib.data.aeron_tasks import VOCAB, chain_batch
 from neuro_lib.models.aeron.enhanced import EnhancedConfig
 from neuro_lib.models.aeron.reasoning import ReasoningConfig
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "reasoning"
 CLAIM = ("the reasoning engine (complexity gate, tree of thought, scratchpad) solves multi-step problems "
@@ -37,19 +38,19 @@ def evaluate(model, batch, max_depth: int, threshold: float | None = None) -> di
     return res
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
-    r = s["reasoning"]
-    d = s["model"]["d_model"]
-    batches = lambda rng: chain_batch(rng, s["batch_size"], r["max_depth"])  # noqa: E731
-    held = chain_batch(random.Random(10_000 + seed), s["n_eval"], r["max_depth"])
-    arms = {"without": build(seed, VOCAB, s["model"]),
-            "with": build(seed, VOCAB, s["model"], EnhancedConfig(
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes
+    r = s.reasoning
+    d = s.model["d_model"]
+    batches = lambda rng: chain_batch(rng, s.batch_size, r["max_depth"])  # noqa: E731
+    held = chain_batch(random.Random(10_000 + seed), s.n_eval, r["max_depth"])
+    arms = {"without": build(seed, VOCAB, s.model),
+            "with": build(seed, VOCAB, s.model, EnhancedConfig(
                 reasoning=ReasoningConfig(d_model=d, **r["engine"]), gate_penalty=r["gate_penalty"]))}
     out, extra = {}, {"curve": {}}
     for arm, model in arms.items():
-        log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s["lr"],
-                    s["warmup"], f"reasoning {arm} seed {seed}")
+        log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s.lr,
+                    s.warmup, f"reasoning {arm} seed {seed}")
         ev = evaluate(model, held, r["max_depth"])
         extra["curve"][arm] = log["curve"]
         if arm == "with":
