@@ -231,17 +231,16 @@ def _runtime_config(a, default_graph: str = "default"):
 def cmd_run(a):
     """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
     from neuro_lib.runtime.config import build_engine
+    from neuro_lib.runtime.engine import input_error
+    from neuro_lib.runtime.types import Query
 
-    if not _utf8(a.query, "the query").strip():
-        raise NeuroError("the query is empty")
+    # every check of the input here, before build_engine trains or loads a single expert
+    _utf8(a.query, "the query")
     if a.schema and not a.json:
         raise NeuroError("--schema goes with --json (a JSON answer under that schema)")
-    if a.json:
-        from neuro_lib.structured.schemas import load_schema
-
-        if not a.schema:
-            raise NeuroError("--json needs --schema ID (a schema in data/schemas/)")
-        load_schema(a.schema)  # an unknown schema fails before any expert is built
+    error = input_error(Query(a.query, a.json, a.schema))
+    if error is not None:
+        raise NeuroError(error)
     if a.trace_out:
         from neuro_lib.paths import check_new_file
 

@@ -169,13 +169,13 @@ class ExpansionSizes:
 
 
 # The runtime's experts: the general LM (GPT trained on stdlib-docs for general_steps, answers of general_tokens), the
-# RAG index's profile, the judge model's training set (n_judge questions with one right and two corrupted answers
+# retrieval expert's index sizes (smoke's RAG except in full), the judge model's training set (n_judge questions with one right and two corrupted answers
 # each) and its evaluation (judge_eval test-section questions; judge_eval // 8 held-out inputs per skill).
 @dataclass(frozen=True)
 class ExpertsSizes:
     general_steps: int = 300
     general_tokens: int = 80
-    rag_profile: str = "smoke"
+    rag: RagSizes = RagSizes()
     n_judge: int = 600
     judge_eval: int = 200
 
@@ -434,6 +434,9 @@ STRUCT_MINI = MiniExpertSizes()
 REASON_MINI = RuntimeExpertSizes(max_len=256, budget=120, n_eval=200, eval_every=500)
 CODE_MINI = replace(REASON_MINI, budget=100)
 RAG = RagSizes()
+RAG_FULL = replace(RAG, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
+                   reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
+                   reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000, n_eval=10_000)
 ROUTER = RouterSizes()
 EXPANSION = ExpansionSizes()
 EXPERTS = ExpertsSizes()
@@ -573,14 +576,12 @@ PROFILES = {
             search=SearchSizes(model=dict(GPT_CPU, block_size=64), steps=6000, problems=400, seeds=3, budget=32, n=8,
                                branch=3),
             struct_mini=replace(STRUCT_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=300),
-            rag=replace(RAG, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
-                        reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,
-                        reader_batch=32, reader_lr=1e-3, pretrain_steps=20_000, finetune_steps=4000, n_eval=10_000),
+            rag=RAG_FULL,
             router=replace(ROUTER, n_train=20_000, n_test=2000, steps=2000, n_math=100, n_tasks=200),
             expansion=replace(EXPANSION, model=dict(GPT_CPU, block_size=24), steps=6000, problems=400),
             reason_mini=replace(REASON_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
             code_mini=replace(CODE_MINI, steps=10000, batch_size=64, lr=1e-3, n_train=200000, n_eval=1000),
-            experts=replace(EXPERTS, general_steps=5000, rag_profile="full", n_judge=3000, judge_eval=1000),
+            experts=replace(EXPERTS, general_steps=5000, rag=RAG_FULL, n_judge=3000, judge_eval=1000),
             aeron_modules=replace(AERON_MODULES, model=dict(AERON_MODULES.model, d_model=128, n_encoder_layer=4,
                                                             n_decoder_layer=2, d_ff=341),
                                   steps=5000, batch_size=128, n_eval=4096,

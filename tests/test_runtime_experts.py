@@ -19,6 +19,7 @@ from neuro_lib.structured.verify import verify_text
 from neuro_lib.tools import get_tool
 from neuro_lib.checkpoint import load_checkpoint
 from neuro_lib.train.seq2seq import aeron_config
+from neuro_lib.profiles import get_profile
 
 TINY_AERON = dict(vocab_size=257, d_model=32, n_head=2, n_kv_head=1, d_ff=64, rope_theta=10_000.0, dropout=0.0)
 
@@ -101,7 +102,7 @@ def test_tool_loop_failures_are_answers_with_ok_false(plan, error):
 
 
 def test_reason_mini_trains_and_answers_with_costs(tmp_path):
-    res = train_reason_mini("smoke", steps=2, out_dir=tmp_path / "r")
+    res = train_reason_mini(get_profile("smoke"), steps=2, out_dir=tmp_path / "r")
     model, _, cfg = load_checkpoint(tmp_path / "r")
     assert cfg["task"] == "reason_mini" and any(r["kind"] == "train" for r in res.history)
     expert = ReasonMini(model, budget=30)
@@ -143,7 +144,7 @@ def test_a_failing_program_gives_ok_false(program, why):
 
 
 def test_code_mini_trains_two_steps(tmp_path):
-    res = train_code_mini("smoke", steps=2, out_dir=tmp_path / "c")
+    res = train_code_mini(get_profile("smoke"), steps=2, out_dir=tmp_path / "c")
     assert load_checkpoint(tmp_path / "c")[2]["task"] == "code_mini" and res.history
 
 
@@ -191,4 +192,4 @@ def test_every_expert_follows_the_protocol(tiny_index, tiny_gpt_cfg):
 
 def test_build_experts_refuses_an_unknown_name():
     with pytest.raises(NeuroError, match="unknown expert 'poet'"):
-        build_experts("smoke", ["poet"])
+        build_experts(get_profile("smoke"), ["poet"])

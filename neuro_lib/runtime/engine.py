@@ -57,6 +57,26 @@ def sentence(text: Any) -> str:
     return " ".join(str(text).split()) or "unknown error"
 
 
+def input_error(q: Query, schemas_ok=frozenset()) -> str | None:
+    """Why the runtime refuses `q` before any expert runs (one sentence), or None. `neuro run` calls it before
+    the experts are built, the engine at the start of every run; ids in `schemas_ok` were read and checked."""
+    text = q.text.strip()
+    if not text:
+        return "the query is empty"
+    if len(text) > MAX_QUERY_CHARS:
+        return f"the query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}"
+    if q.schema_id is None:
+        return "a JSON answer needs a schema id (schema_id=..., or --schema ID)" if q.wants_json else None
+    if q.schema_id not in schemas_ok:
+        from neuro_lib.structured.schemas import load_schema
+
+        try:
+            load_schema(q.schema_id)
+        except NeuroError as e:
+            return str(e)
+    return None
+
+
 @dataclass
 class _Run:
     """Everything one run knows so far; conditions read `facts()`."""
@@ -185,21 +205,10 @@ class RuntimeEngine:
                       citations=list(answer.citations) if answer else [], error=None if ok else sentence(error))
 
     def _check_input(self, q: Query) -> str | None:
-        if not q.text:
-            return "the query is empty"
-        if len(q.text) > MAX_QUERY_CHARS:
-            return f"the query is {len(q.text)} characters long; the limit is {MAX_QUERY_CHARS}"
-        if q.schema_id is None:
-            return "a JSON answer needs a schema id (schema_id=..., or --schema ID)" if q.wants_json else None
-        if q.schema_id not in self._schemas_seen:  # read and meta-checked once per engine, not per run
-            from neuro_lib.structured.schemas import load_schema
-
-            try:
-                load_schema(q.schema_id)
-            except NeuroError as e:
-                return str(e)
-            self._schemas_seen.add(q.schema_id)
-        return None
+        error = input_error(q, self._schemas_seen)
+        if error is None and q.schema_id is not None:
+            self._schemas_seen.add(q.schema_id)  # read and meta-checked once per engine, not per run
+        return error
 
     def _walk(self, run: _Run, trace: list[TraceStep]) -> str | None:
         """Walk the graph from the entry; the error sentence that ended the run, or None at an exit."""

@@ -14,15 +14,19 @@ citations, model calls, tokens).
 
 Trained models are checkpoints (neuro_lib/checkpoint.py) in data/cache/runtime/NAME-PROFILE (Struct-mini keeps its
 own cache folder, structured/expert.py); a run interrupted mid-training resumes, a finished one is only loaded.
-Sizes: profiles.py tasks.reason_mini, .code_mini, .struct_mini, .experts and the rag section of experts.rag_profile.
+Sizes: profiles.py tasks.reason_mini, .code_mini, .struct_mini and .experts (its `rag`: the index's sizes).
 Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
+
 from neuro_lib.data.corpus import CACHE_DIR, load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
-from neuro_lib.profiles import Profile, get_profile
+from neuro_lib.profiles import Profile, RagSizes
 from neuro_lib.rag.index import RagIndex, build_index, load_index
 from neuro_lib.rag.ask import ask
 from neuro_lib.runtime.code import CodeMini, train_code_mini
@@ -121,14 +125,14 @@ def cached_model(name: str, profile: Profile, callback=None):
     return load_checkpoint(out)
 
 
-def cached_index(profile: Profile, callback=None) -> RagIndex:
-    """The RAG index (stdlib-docs, the sizes of the profile named by experts.rag_profile) from data/cache/runtime/,
-    built on first use. The index is shared by the profiles naming the same rag_profile, hence the name here."""
-    rag_profile = profile.tasks.experts.rag_profile
-    path = RUNTIME_CACHE / f"rag-index-{rag_profile}"
+def cached_index(sizes: RagSizes, callback=None) -> RagIndex:
+    """The RAG index of stdlib-docs under `sizes` from data/cache/runtime/, built on first use. The folder is named
+    by a hash of the sizes, so profiles with the same index sizes share it."""
+    digest = hashlib.sha256(json.dumps(asdict(sizes), sort_keys=True).encode()).hexdigest()[:12]
+    path = RUNTIME_CACHE / f"rag-index-{digest}"
     if (path / "index.json").exists():
         return load_index(path)
-    index = build_index(load_corpus("stdlib-docs"), get_profile(rag_profile).tasks.rag, seed=0, callback=callback)
+    index = build_index(load_corpus("stdlib-docs"), sizes, seed=0, callback=callback)
     try:
         index.save(path)
     except NeuroError:  # another process saved it first: theirs is the same build
@@ -144,8 +148,8 @@ def build_experts(profile: Profile, names=EXPERT_NAMES, callback=None) -> dict[s
     tasks, experts = profile.tasks, {}
     for name in names:
         if name == "retrieval":
-            rag = get_profile(tasks.experts.rag_profile).tasks.rag
-            experts[name] = Retrieval(cached_index(profile, callback), rag.reader_retriever)
+            rag = tasks.experts.rag
+            experts[name] = Retrieval(cached_index(rag, callback), rag.reader_retriever)
             continue
         model, tok, _ = cached_model(name, profile, callback)
         if name == "reason-mini":
