@@ -12,6 +12,10 @@ takes the Profile or one of its typed sections:
 Every section is a frozen dataclass, so a misspelt key fails when this module is imported
 (`replace(RAG, chunk_byte=...)` is a TypeError), never at the first read. Nested dicts are
 keyword arguments of a model or encoder config and stay dicts.
+
+A new section: a frozen dataclass `FooSizes` next to the others (defaults from the bench-size
+constant), a field `foo: FooSizes` in `Tasks`, and `foo=FooSizes(...)` or `foo=replace(FOO, ...)` in
+every profile; the library reads `profile.tasks.foo.key` in one function that receives the section.
 """
 from __future__ import annotations
 
@@ -169,8 +173,9 @@ class ExpansionSizes:
 
 
 # The runtime's experts: the general LM (GPT trained on stdlib-docs for general_steps, answers of general_tokens), the
-# retrieval expert's index sizes (smoke's RAG except in full), the judge model's training set (n_judge questions with one right and two corrupted answers
-# each) and its evaluation (judge_eval test-section questions; judge_eval // 8 held-out inputs per skill).
+# retrieval expert's index sizes (smoke's RAG except in full), the judge model's training set (n_judge questions
+# with one right and two corrupted answers each) and its evaluation (judge_eval test-section questions;
+# judge_eval // 8 held-out inputs per skill).
 @dataclass(frozen=True)
 class ExpertsSizes:
     general_steps: int = 300

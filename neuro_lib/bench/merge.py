@@ -4,7 +4,7 @@
     neuro bench merge --profile bench --threads 2 --out data/reference/merge_bench.json   # 5 seeds
 
 The family (train/pretrain.py, train/finetune.py): the profile's cached base; per seed, one full fine-tune
-of it per task (profiles: tasks["merge"]["tasks"], fine-tuning seed = the bench seed), `soup_seeds` more
+of it per task (profiles: tasks.merge.tasks, fine-tuning seed = the bench seed), `soup_seeds` more
 fine-tunes of the first task with other seeds (the soup's ingredients), and one multi-task fine-tune on the
 tasks' pairs mixed, for the children's total steps (steps x tasks). The base is the same for every seed.
 
@@ -299,7 +299,8 @@ def run_bench(profile: Profile, seeds: int = 0, steps: int = 0, base_steps: int 
         per_seed.append(evaluate_seed(fam, sz, scorer))
         print(f"[bench merge] seed {seed} done", file=sys.stderr, flush=True)
     config = {"profile": profile.name, **asdict(sz), **({"base_steps": base_steps} if base_steps else {}),
-              "seeds": n_seeds, "base": fam_sizes.base, "finetune": asdict(fam_sizes.finetune), "threads": torch.get_num_threads(),
+              "seeds": n_seeds, "base": fam_sizes.base, "finetune": asdict(fam_sizes.finetune),
+              "threads": torch.get_num_threads(),
               "score": "teacher-forced answer-token accuracy on held-out-template pairs (data/sft.py)"}
     return make_report("merge", config, summarize(per_seed, sz.tasks))
 

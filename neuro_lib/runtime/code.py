@@ -10,7 +10,7 @@ exception, timeout) gives ok=False with the sandbox's reason, never a guess.
     a.text, a.ok, a.meta["program"], a.tool_calls[0].value["exit_code"]
     evaluate_code_mini(get_profile("smoke"))      # executed output == reference, held-out templates
 
-Sizes: profiles.py tasks["code_mini"]. Tests: tests/test_runtime_experts.py.
+Sizes: profiles.py tasks.code_mini. Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 

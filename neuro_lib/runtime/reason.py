@@ -19,7 +19,7 @@ difference between the two is what the calculator buys.
     a.value, a.tool_calls, a.model_calls, a.meta["plan"]
     evaluate_reason_mini(get_profile("smoke"))           # exact match on held-out templates, with and without the tool
 
-Sizes: profiles.py tasks["reason_mini"]. Tests: tests/test_runtime_experts.py.
+Sizes: profiles.py tasks.reason_mini. Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ the prompt layout are train/seq2seq.py's, shared with the runtime's Reason-mini 
     res = train_expert("encdec", get_profile("smoke"))         # TrainResult (model, tokenizer, history)
     m = evaluate_expert(res.model, "encdec", make_examples(20, split="heldout"))
 
-Sizes: profiles.py, tasks["struct_mini"]. Tests: tests/test_struct_mini.py.
+Sizes: profiles.py, tasks.struct_mini. Tests: tests/test_struct_mini.py.
 """
 from __future__ import annotations
 

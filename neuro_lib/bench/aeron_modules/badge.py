@@ -11,7 +11,8 @@ and then picks `per_round` more pool images to label:
 Metric: test accuracy at each number of labels; the headline is its mean over the rounds (area under the
 learning curve, divided by the number of rounds), and the accuracy at the last round.
 
-    from neuro_lib.bench.aeron_modules import badge; badge.run(seed=0, steps=150, sizes=get_profile("bench").tasks.aeron_modules)
+    from neuro_lib.bench.aeron_modules import badge
+    badge.run(seed=0, steps=150, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ Metric: forgetting of A = A's test accuracy after A minus after B (lower is bett
 (what holding A costs B). The Fisher of a confident model is tiny (p(yhat) near 1 leaves little gradient), so
 lambda is large (profiles.py; chosen on seed 0, docs/LOG.md 2026-11-26).
 
-    from neuro_lib.bench.aeron_modules import ewc; ewc.run(seed=0, steps=300, sizes=get_profile("bench").tasks.aeron_modules)
+    from neuro_lib.bench.aeron_modules import ewc
+    ewc.run(seed=0, steps=300, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 

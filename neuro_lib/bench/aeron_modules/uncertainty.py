@@ -14,7 +14,8 @@ the least confident (lowest max probability) x % of the in-distribution test set
 The headline (the harness's verdict) is NLL on the shifted inputs, a proper scoring rule: ECE alone would
 call a model that always predicts uniform probabilities perfectly calibrated.
 
-    from neuro_lib.bench.aeron_modules import uncertainty; uncertainty.run(seed=0, steps=300, sizes=get_profile("bench").tasks.aeron_modules)
+    from neuro_lib.bench.aeron_modules import uncertainty
+    uncertainty.run(seed=0, steps=300, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ held-out digits. Two encoder-decoder Aerons of the same size, trained for the sa
 Metric: exact match of the greedy-decoded answer (up to the end byte) on held-out pictures, overall and per
 question kind.
 
-    from neuro_lib.bench.aeron_modules import vision; vision.run(seed=0, steps=600, sizes=get_profile("bench").tasks.aeron_modules)
+    from neuro_lib.bench.aeron_modules import vision
+    vision.run(seed=0, steps=600, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 
