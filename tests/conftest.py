@@ -5,6 +5,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenM
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from neuro_lib.profiles import RagSizes  # noqa: E402
+
 os.environ.setdefault("NEURO_PROGRESS", "off")
 torch.set_num_threads(1)
 
@@ -66,11 +68,11 @@ def _doc_text() -> bytes:
     return "\n".join(parts).encode()
 
 
-SIZES = dict(chunk_bytes=200, test_fraction=0.3, encoder=dict(buckets=1 << 12, dim=16), question_repeat=2,
-             encoder_batch=8, encoder_lr=1e-2, encoder_steps=30, reader_arch="gpt",
-             reader_model={"gpt": dict(d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=192)},
-             reader_block=192, ctx_bytes=96, answer_bytes=16, reader_batch=4, reader_lr=3e-3, pretrain_steps=3,
-             finetune_steps=3, reader_retriever="bm25", n_eval=6)
+SIZES = RagSizes(chunk_bytes=200, test_fraction=0.3, encoder=dict(buckets=1 << 12, dim=16), question_repeat=2,
+                 encoder_batch=8, encoder_lr=1e-2, encoder_steps=30, reader_arch="gpt",
+                 reader_model={"gpt": dict(d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=192)},
+                 reader_block=192, ctx_bytes=96, answer_bytes=16, reader_batch=4, reader_lr=3e-3, pretrain_steps=3,
+                 finetune_steps=3, reader_retriever="bm25", n_eval=6)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from neuro_lib.models.aeron.inject import Injection, masked_mean
 from neuro_lib.models.aeron.knowledge_graph import KGConfig, KnowledgeGraphAttention
 from neuro_lib.models.aeron.reasoning import ReasoningConfig, ReasoningDiagnostics, ReasoningEngine
 from neuro_lib.models.aeron.scratchpad import ScratchpadStats
+from neuro_lib.profiles import PROFILES
 
 torch.set_num_threads(1)
 C, V = 32, T.VOCAB
@@ -409,7 +410,7 @@ def test_experiment_contract(name):
     """Each experiment runs end to end (2 steps) and returns the arms with the same keys."""
     exp = EXPERIMENTS[name]
     assert isinstance(exp.CLAIM, str) and isinstance(exp.HIGHER_IS_BETTER, bool)
-    r = exp.run(seed=0, steps=2, profile="smoke")
+    r = exp.run(seed=0, steps=2, sizes=PROFILES["smoke"].tasks.aeron_modules)
     assert set(r) == {"with", "without", "extra"} and set(r["with"]) == set(r["without"])
     m = r["with"][exp.METRIC]  # accuracies in [0, 1]; ewc's forgetting in [-1, 1]; uncertainty's NLL >= 0
     assert {exp.METRIC, "params", "train_s"} <= set(r["with"]) and (0 <= m < 50 if exp.METRIC.startswith("nll") else -1 <= m <= 1)

@@ -8,6 +8,8 @@ import random
 import pytest
 import torch
 
+from neuro_lib.profiles import get_profile
+
 from neuro_lib.bench.aeron_modules import episodic, uncertainty
 from neuro_lib.bench.aeron_modules.common import train
 from neuro_lib.data import aeron_tasks as T
@@ -46,7 +48,7 @@ def test_kl_term_and_losses_against_hand_computed_values():
 
 def test_auroc_of_uncertainty_for_misclassification():
     probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.55, 0.45]])
-    s = {"n_bins": 10}
+    s = get_profile("smoke").tasks.aeron_modules.uncertainty   # n_bins 10
     # wrong where y = 1: rows 2 and 3 are the least confident -> perfect ranking; reversed -> 0
     assert uncertainty.scores(probs, torch.tensor([0, 0, 1, 1]), s, with_bins=False)["auroc"] == 1.0
     assert uncertainty.scores(probs, torch.tensor([1, 1, 0, 0]), s, with_bins=False)["auroc"] == 0.0

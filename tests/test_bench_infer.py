@@ -50,10 +50,12 @@ def test_decode_scenarios_paged_holds_less_and_decodes_the_same():
 
 def test_speculative_bench_refuses_a_target_no_better_than_its_draft(text_corpus, capsys, monkeypatch):
     """The smoke run trains both models; with a gap no model reaches, it fails in one sentence."""
+    from dataclasses import replace
+
     from neuro_lib import profiles
     from neuro_lib.cli import main
     prof = profiles.get_profile("smoke")
-    spec = dict(prof.tasks["speculative"], min_gap_bpb=99.0, target_steps=2, draft_steps=2)
-    monkeypatch.setitem(prof.tasks, "speculative", spec)
+    spec = replace(prof.tasks.speculative, min_gap_bpb=99.0, target_steps=2, draft_steps=2)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(prof, tasks=replace(prof.tasks, speculative=spec)))
     code = main(["bench", "speculative", "--profile", "smoke", "--corpus", text_corpus, "--threads", "1"])
     assert code == 2 and "is not 99.0 bpb better than the draft" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 sizes and fake experts (no expert training here)."""
 import argparse
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,14 +10,14 @@ import torch
 from neuro_lib.bench import SUITES
 from neuro_lib.bench import runtime as bench
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import RouterSizes, get_profile
 from neuro_lib.runtime.router import KeywordRouter
 from neuro_lib.runtime.router_model import RandomRouter
 from neuro_lib.runtime.tasks import answer_succeeds, family_tasks, router_examples, succeeded
 from neuro_lib.runtime.types import ExpertAnswer, Result
 
-TINY = dict(n_train=200, n_test=60, steps=20, n_math=2, n_tasks=2)
-TINY_EXP = dict(get_profile("smoke").tasks["expansion"], steps=2, sizes=[2, 3], probe=2, problems=2, seeds=1)
+TINY = RouterSizes(n_train=200, n_test=60, steps=20, n_math=2, n_tasks=2)
+TINY_EXP = replace(get_profile("smoke").tasks.expansion, steps=2, sizes=[2, 3], probe=2, problems=2, seeds=1)
 
 
 class Lookup:
@@ -89,9 +90,8 @@ def test_bench_returns_the_design_shape(monkeypatch):
     torch.set_num_threads(1)
     assert SUITES["runtime"] is bench
     prof = get_profile("smoke")
-    tiny = type(prof)(prof.name, prof.train, prof.models, tasks={"router": TINY, "expansion": TINY_EXP})
+    tiny = replace(prof, tasks=replace(prof.tasks, router=TINY, expansion=TINY_EXP))
     monkeypatch.setattr(bench, "get_profile", lambda name: tiny)
-    monkeypatch.setattr("neuro_lib.runtime.sum_solver.get_profile", lambda name: tiny)
     args = argparse.Namespace(profile="smoke", seeds=1, parts="router,expansion", threads=0)
     rep = bench.run(args)
     assert {"suite", "machine", "git", "config", "results"} <= set(rep) and rep["suite"] == "runtime"

@@ -49,13 +49,13 @@ def test_run_prints_the_answer_and_the_trace(doubles, capsys):
     code, out, _ = _run(capsys, "run", COMPOUND, "--format", "json", "--profile", "bench")
     r = json.loads(out)
     assert code == 0 and r["ok"] and r["route"]["path"] == "slow" and len(r["trace"]) == 7
-    assert doubles["profile"] == "bench"
+    assert doubles["profile"].name == "bench"
 
 
 def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
     for argv, msg in [(["run", " "], "the query is empty"),
                       (["run", "x", "--json", "--schema", "nope_v9"], "unknown schema 'nope_v9'"),
-                      (["run", "x", "--json"], "--json needs --schema ID"),
+                      (["run", "x", "--json"], "a JSON answer needs a schema id"),
                       (["run", "x", "--schema", "product_v1"], "--schema goes with --json"),
                       (["run", "x", "--graph", "nope"], "unknown graph 'nope'"),
                       (["run", "x", "--profile", "huge"], "unknown profile 'huge'"),
@@ -75,6 +75,29 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
     code, out, err = _run(capsys, "run", "hello", "--trace")
     assert code == 1 and err == "neuro: error: expert 'general' failed on skill chat: ValueError: boom\n"
     assert " answer " in out and out.splitlines()[-1].endswith("failed")
+
+
+
+def test_run_refuses_bad_input_before_any_expert_is_built(monkeypatch, capsys, tmp_path):
+    """Every refusal of `neuro run` comes before an expert is trained or loaded (those would take minutes)."""
+    from neuro_lib.runtime import experts as experts_mod
+
+    def never(*a, **k):
+        pytest.fail("experts were built for input that is refused")
+
+    monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(never))
+    monkeypatch.setattr(experts_mod, "build_experts", never)
+    for argv, msg in [(["run", " \n "], "the query is empty"),
+                      (["run", "x" * 100_001], "the query is 100001 characters long; the limit is 100000"),
+                      (["run", "x", "--json"], "a JSON answer needs a schema id"),
+                      (["run", "x", "--json", "--schema", "nope_v9"], "unknown schema 'nope_v9'"),
+                      (["run", "x", "--schema", "product_v1"], "--schema goes with --json"),
+                      (["run", "x", "--profile", "huge"], "unknown profile 'huge'"),
+                      (["run", "x", "--graph", "nope"], "unknown graph 'nope'"),
+                      (["run", "x", "--trace-out", str(tmp_path / "trace.txt")], "")]:
+        code, out, err = _run(capsys, *argv)
+        assert code == 2 and out == "" and err.startswith(f"neuro: error: {msg}") and err.count("\n") == 1, (argv, err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_run_draws_its_trace(doubles, capsys, tmp_path):

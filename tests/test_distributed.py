@@ -1,7 +1,7 @@
 """Data-parallel training (train/distributed.py, the Trainer under DDP, `neuro train --nproc`).
 
 One launch of 2 local processes (gloo on 127.0.0.1, a free port) runs every world-2 experiment of
-this file on the tiny GPT of profiles.py (DDP["tiny"], no dropout), through the real Trainer:
+this file on the tiny GPT of profiles.py (DDP.tiny, no dropout), through the real Trainer:
 - world 2 x B/2 rows each equals world 1 x B over 50 AdamW steps (loss and weights within 1e-5);
 - 2 micro-batches per rank under `no_sync` equal the large batch;
 - the fp16 compression hook stays within 1e-3 of the uncompressed loss; PowerSGD rank 1 and 4
@@ -25,8 +25,8 @@ from neuro_lib.profiles import get_profile
 from neuro_lib.train import distributed
 from neuro_lib.train.trainer import TrainConfig
 
-SIZES = get_profile("smoke").tasks["ddp"]
-BASE = dict(tiny=SIZES["tiny"], batch=SIZES["tiny_batch"], steps=50, seed=3, threads=1)
+SIZES = get_profile("smoke").tasks.ddp
+BASE = dict(tiny=SIZES.tiny, batch=SIZES.tiny_batch, steps=50, seed=3, threads=1)
 HOOKS = ["allreduce", "fp16", "powersgd:1:3", "powersgd:4:3"]
 HOOK_STEPS = 20
 RESUME = dict(BASE, steps=10, ckpt_every=4, crash_at=6)  # checkpoint at 4, interrupted after 6
@@ -75,7 +75,7 @@ def test_fp16_compression_stays_within_1e_3_of_the_uncompressed_loss(runs):
 @pytest.mark.slow
 def test_powersgd_reports_its_loss_gap_and_sends_fewer_bytes(runs):
     plain = runs["hooks"]["allreduce"]
-    params = sum(p.numel() for p in build_model("gpt", **SIZES["tiny"]).parameters())  # the tied embedding once
+    params = sum(p.numel() for p in build_model("gpt", **SIZES.tiny).parameters())  # the tied embedding once
     assert plain["bytes"] == HOOK_STEPS * 4 * params  # fp32 gradients, tied embedding once, every step
     gaps = {}
     for rank in (1, 4):

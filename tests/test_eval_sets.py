@@ -9,6 +9,7 @@ import pytest
 from eval_code_reference import REFERENCE
 from test_bench_runtime import Lookup  # answers its family from a table, others wrongly
 from neuro_lib.bench.floors import json_floor, math_floor
+from neuro_lib.profiles import OutsideEvalSizes
 from neuro_lib.bench.outside import (final_output, is_refusal, json_scores, oracle, outside_sizes,
                                      run_and_score_code, score, summarise, system_rows)
 from neuro_lib.data.eval_sets import FAMILIES, EvalItem, load_set, load_sets, parse_number, spread
@@ -125,10 +126,10 @@ def test_spread_keeps_every_type_and_sizes_follow_the_profile():
     picked = spread(items, 20)
     assert len(picked) == 20 and {i.type for i in picked} == {i.type for i in items}
     assert spread(items, 0) == items
-    assert outside_sizes({"outside_eval": {"n_per_family": 7}}, counts=True) == {f: 7 for f in FAMILIES}
-    assert outside_sizes({"outside_eval": {"n_per_family": 7}}, 0, counts=True)["math"] == len(items)
+    assert outside_sizes(OutsideEvalSizes(n_per_family=7), counts=True) == {f: 7 for f in FAMILIES}
+    assert outside_sizes(OutsideEvalSizes(n_per_family=7), 0, counts=True)["math"] == len(items)
     with pytest.raises(NeuroError):
-        outside_sizes({"outside_eval": {"n_per_family": 7}}, -2)
+        outside_sizes(OutsideEvalSizes(n_per_family=7), -2)
 
 
 def test_bad_files_fail_in_one_sentence(tmp_path):

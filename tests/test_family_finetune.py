@@ -25,14 +25,17 @@ from neuro_lib.train import pretrain as pretrain_mod
 from neuro_lib.merging.runs import task_vector_runs as task_vector
 from neuro_lib.train.finetune import ADAPTER_FILE, ADAPTER_RUN, finetune, task_batches
 from neuro_lib.train.pretrain import pretrain
+from neuro_lib.profiles import get_profile
 
 PEFT_FIXTURE = REPO_ROOT / "data" / "fixtures" / "lora_peft.safetensors"
+
+SMOKE = get_profile("smoke")
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """The smoke base, built once for this module in its own folder."""
-    return pretrain("smoke", tmp_path_factory.mktemp("family") / "base")
+    return pretrain(SMOKE, tmp_path_factory.mktemp("family") / "base")
 
 
 def _tree(root: Path) -> dict:
@@ -44,18 +47,18 @@ def _tree(root: Path) -> dict:
 # -- the base -----------------------------------------------------------------------------------------------------
 def test_pretrain_is_cached_by_content_and_not_retrained(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain_mod, "CACHE_DIR", tmp_path)
-    run = pretrain("smoke")
+    run = pretrain(SMOKE)
     assert run.parent == tmp_path and run.name.startswith("base-smoke-")
     before = _tree(run)
     with monkeypatch.context() as m:
         m.setattr(pretrain_mod.Trainer, "fit", lambda *a, **k: pytest.fail("a cached base was retrained"))
-        assert pretrain("smoke") == run
+        assert pretrain(SMOKE) == run
     assert _tree(run) == before
     cfg = read_config(run)
     assert cfg["arch"] == "aeron" and cfg["model"]["vocab_size"] == 257 and cfg["model"]["n_encoder_layer"] == 0
     assert set(cfg["mixture"]) == {"api-docs", "c-docs", "stdlib-src", "prose", "tasks"}
     assert abs(sum(s["share"] for s in cfg["mixture"].values()) - 1) < 1e-9
-    assert pretrain("smoke", seed=1) != run  # another seed is another base
+    assert pretrain(SMOKE, seed=1) != run  # another seed is another base
 
 
 def test_pretrain_resumes_after_an_interruption_to_the_unbroken_weights(base, tmp_path):
@@ -68,9 +71,9 @@ def test_pretrain_resumes_after_an_interruption_to_the_unbroken_weights(base, tm
 
     broken = tmp_path / "broken"
     with pytest.raises(Boom):
-        pretrain("smoke", broken, callback=stop_at_20)
+        pretrain(SMOKE, broken, callback=stop_at_20)
     assert read_config(broken)["step"] == 10  # smoke checkpoints every 10 steps; step 20's save never happened
-    pretrain("smoke", broken)
+    pretrain(SMOKE, broken)
     a, _, _ = load_checkpoint(base)
     b, _, _ = load_checkpoint(broken)
     for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -121,7 +124,7 @@ def test_reader_pairs_hold_their_answer_and_split_by_section():
 def test_child_records_its_parent_and_is_refused_when_the_base_changes(base, tmp_path):
     parent = tmp_path / "base"
     shutil.copytree(base, parent)
-    child = finetune(parent, "code", tmp_path / "child", steps=6)
+    child = finetune(parent, "code", tmp_path / "child", steps=6, profile=SMOKE)
     cfg = check_lineage(child)
     assert cfg["parent"]["id"] == checkpoint_id(parent) and cfg["parent"]["method"] == "finetune"
     assert cfg["parent"]["task"] == "code" and cfg["parent"]["steps"] == 6
@@ -130,7 +133,7 @@ def test_child_records_its_parent_and_is_refused_when_the_base_changes(base, tmp
     assert tv and any(v.abs().sum() > 0 for v in tv.values())
     with pytest.raises(NeuroError, match="is not a child of"):
         task_vector(child, child)  # a task vector against anything but the recorded parent is refused
-    assert finetune(parent, "code", tmp_path / "child", steps=6) == child  # finished: returned as it is
+    assert finetune(parent, "code", tmp_path / "child", steps=6, profile=SMOKE) == child  # finished: returned as it is
 
     model, tok, _ = load_checkpoint(parent)
     with torch.no_grad():
@@ -139,13 +142,13 @@ def test_child_records_its_parent_and_is_refused_when_the_base_changes(base, tmp
     with pytest.raises(NeuroError, match="has changed since"):
         check_lineage(child)
     with pytest.raises(NeuroError, match="has changed since"):
-        finetune(child, "code", tmp_path / "grandchild", steps=2)  # a stale child is no base either
+        finetune(child, "code", tmp_path / "grandchild", steps=2, profile=SMOKE)  # a stale child is no base either
     with pytest.raises(NeuroError, match="has changed since"):
-        finetune(parent, "code", tmp_path / "child", steps=6)  # its folder now holds a child of the old base
+        finetune(parent, "code", tmp_path / "child", steps=6, profile=SMOKE)  # its folder now holds a child of the old base
 
 
 def test_lora_child_is_a_plain_checkpoint_with_the_adapter_beside(base, tmp_path):
-    child = finetune(base, "chat", tmp_path / "lora", steps=5, lora_rank=4)
+    child = finetune(base, "chat", tmp_path / "lora", steps=5, profile=SMOKE, lora_rank=4)
     assert not (child / ADAPTER_RUN).exists() and (child / ADAPTER_FILE).is_file()
     model, _, cfg = load_checkpoint(child)  # an ordinary Aeron checkpoint: the deltas are merged
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
@@ -165,11 +168,11 @@ def test_interrupted_lora_finetune_resumes_to_the_unbroken_child(base, tmp_path)
         if rec.get("step") == 10 and rec.get("kind") == "train":
             raise Boom
 
-    unbroken = finetune(base, "chat", tmp_path / "a", steps=12, lora_rank=2)
+    unbroken = finetune(base, "chat", tmp_path / "a", steps=12, profile=SMOKE, lora_rank=2)
     with pytest.raises(Boom):
-        finetune(base, "chat", tmp_path / "b", steps=12, lora_rank=2, callback=stop_at_10)
+        finetune(base, "chat", tmp_path / "b", steps=12, profile=SMOKE, lora_rank=2, callback=stop_at_10)
     assert (tmp_path / "b" / ADAPTER_RUN).is_dir() and not (tmp_path / "b" / "checkpoint.json").exists()
-    resumed = finetune(base, "chat", tmp_path / "b", steps=12, lora_rank=2)
+    resumed = finetune(base, "chat", tmp_path / "b", steps=12, profile=SMOKE, lora_rank=2)
     a, b = load_checkpoint(unbroken)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert load_file(unbroken / ADAPTER_FILE).keys() == load_file(resumed / ADAPTER_FILE).keys()
@@ -217,12 +220,12 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_changes(case, base, tmp_pa
 
 def test_another_run_in_out_is_refused(base, tmp_path):
     out = tmp_path / "out"
-    finetune(base, "chat", out, steps=3)
+    finetune(base, "chat", out, steps=3, profile=SMOKE)
     before = _tree(out)
     for kwargs in (dict(task="code"), dict(task="chat", lora_rank=2), dict(task="chat", seed=1)):
         task = kwargs.pop("task")
         with pytest.raises(NeuroError, match="holds another run"):
-            finetune(base, task, out, steps=3, **kwargs)
+            finetune(base, task, out, steps=3, profile=SMOKE, **kwargs)
     assert _tree(out) == before
 
 

@@ -235,13 +235,15 @@ def test_a_signal_outside_the_loop_lets_the_work_finish_saves_and_says_so(tmp_pa
 # -- a corrupt or missing RAG index file ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saved_index(tmp_path_factory):
+    from dataclasses import replace
+
     from neuro_lib.data.corpus import load_corpus
     from neuro_lib.rag.index import build_index
     from tests.conftest import SIZES, _doc_text
 
     root = tmp_path_factory.mktemp("rag")
     (root / "docs.txt").write_bytes(_doc_text())
-    build_index(load_corpus(f"text:{root / 'docs.txt'}"), dict(SIZES, encoder_steps=2), seed=0).save(root / "idx")
+    build_index(load_corpus(f"text:{root / 'docs.txt'}"), replace(SIZES, encoder_steps=2), seed=0).save(root / "idx")
     return root
 
 

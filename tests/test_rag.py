@@ -2,6 +2,7 @@
 the lite and LM readers, the metrics, the CLI and the experiment end to end on a tiny corpus."""
 import json
 import math
+from dataclasses import replace
 
 import bm25s
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from neuro_lib.cli import main
 from neuro_lib.data.corpus import Corpus, load_corpus
 from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import get_profile
 from neuro_lib.rag import reader as reader_mod
 from neuro_lib.rag.bm25 import BM25Retriever
 from neuro_lib.rag.dense import DenseRetriever, EncoderConfig, HashEncoder, build_hnsw, exact_topk
@@ -85,7 +87,7 @@ def test_questions_answers_are_cited_bytes_of_gold_passage(tiny_index):
         p = idx.passages[idx.by_id[q.passage_id]]
         assert p.start <= q.answer_start < q.answer_end <= p.end
         assert " ".join(idx.corpus.data[q.answer_start:q.answer_end].decode().split()) == q.answer
-        assert q.section == p.section and q.split == section_split(q.section, SIZES["test_fraction"])
+        assert q.section == p.section and q.split == section_split(q.section, SIZES.test_fraction)
     train = {q.section for q in qs if q.split == "train"}
     test = {q.section for q in qs if q.split == "test"}
     assert train and test and not train & test
@@ -153,7 +155,7 @@ def test_encoder_training_lowers_contrastive_loss(doc_corpus):
     corpus = load_corpus(doc_corpus)
     passages = chunk_corpus(corpus, 200)
     qs = generate_questions(corpus, passages, 0.3)
-    _, history = train_encoder(corpus, passages, qs, dict(SIZES, encoder_steps=40), seed=0)
+    _, history = train_encoder(corpus, passages, qs, replace(SIZES, encoder_steps=40), seed=0)
     losses = [r["loss"] for r in history if r.get("kind") == "train"]
     assert losses[-1] < losses[0] * 0.7
 
@@ -186,7 +188,7 @@ def test_index_round_trip_and_refusals(tiny_index, tmp_path):
 
 
 def test_index_refuses_a_changed_corpus(doc_corpus, tmp_path):
-    idx = build_index(load_corpus(doc_corpus), dict(SIZES, encoder_steps=2))
+    idx = build_index(load_corpus(doc_corpus), replace(SIZES, encoder_steps=2))
     idx.save(tmp_path / "idx")
     path = doc_corpus[5:]
     with open(path, "ab") as f:
@@ -243,11 +245,34 @@ def test_prompt_fits_budget_and_answer_cites_bytes(tiny_index, monkeypatch):
     assert not c["grounded"] and p.start <= c["start"] < c["end"] <= p.end
 
 
+
+def test_one_ask_for_the_cli_and_the_retrieval_expert(tiny_index):
+    """`neuro rag ask` and the runtime's retrieval expert share rag.ask: the same passages, answer and citations."""
+    from neuro_lib.rag.ask import ask
+    from neuro_lib.runtime.experts import Retrieval
+    from neuro_lib.runtime.types import Query
+
+    q = "In bufferlib, which exception is raised if the buffer handle was closed before the call?"
+    asked = ask(tiny_index, "  " + q.replace(" ", "\n "), "bm25", 3)
+    assert asked.question == q and asked.answer.text == "ValueError" and len(asked.retrieved) == 3
+    assert asked.answer.citations[0]["passage_id"] == asked.retrieved[0]["passage_id"]
+    scores = [r["score"] for r in asked.retrieved]
+    assert scores == sorted(scores, reverse=True)
+    a = Retrieval(tiny_index, "bm25", 3).answer(Query(q))
+    assert a.ok and a.text == asked.answer.text and a.meta["retrieved"] == asked.retrieved
+    assert [(c["passage_id"], c["start"], c["end"]) for c in a.citations] == \
+        [(c["passage_id"], c["start"], c["end"]) for c in asked.answer.citations]
+    with pytest.raises(NeuroError, match="the question is empty"):
+        ask(tiny_index, " \t ")
+    empty = Retrieval(tiny_index).answer(Query("   "))
+    assert not empty.ok and empty.error == "the question is empty"
+
+
 # -- end to end ------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_experiment_end_to_end(tiny_index):
     torch.manual_seed(0)
-    r = run_rag_experiment("smoke", index=tiny_index, sizes=SIZES)
+    r = run_rag_experiment(get_profile("smoke"), index=tiny_index, sizes=SIZES)
     assert set(r["retrieval"]) == {"bm25", "dense", "dense-faiss", "hybrid"}
     for m in r["retrieval"].values():
         recalls = [m["recall"][k] for k in range(1, 21)]
@@ -268,7 +293,8 @@ def _run(capsys, *argv):
 def test_cli_index_and_ask(doc_corpus, tmp_path, capsys, monkeypatch):
     from neuro_lib.profiles import PROFILES
 
-    monkeypatch.setitem(PROFILES["smoke"].tasks, "rag", SIZES)
+    smoke = PROFILES["smoke"]
+    monkeypatch.setitem(PROFILES, "smoke", replace(smoke, tasks=replace(smoke.tasks, rag=SIZES)))
     out = tmp_path / "idx"
     code, stdout, _ = _run(capsys, "rag", "index", "--corpus", doc_corpus, "--out", out)
     assert code == 0 and "passages" in stdout

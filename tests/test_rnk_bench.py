@@ -13,6 +13,7 @@ from neuro_lib.cli import main
 from neuro_lib.data.chat import INTENTS, ChatExample, collate_chat, generate_chat, write_chat_jsonl
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import build_model
+from neuro_lib.profiles import get_profile
 
 
 def _args(suite, argv):
@@ -33,7 +34,7 @@ def test_scan_suite_report():
 
 
 def test_scaling_rows_cover_both_modes():
-    rows = measure_scaling(["gpt", "mamba"], [16, 32], profile="smoke", repeats=1, decode_steps=2)
+    rows = measure_scaling(["gpt", "mamba"], [16, 32], profile=get_profile("smoke"), repeats=1, decode_steps=2)
     assert {(r["arch"], r["mode"], r["length"]) for r in rows} == {
         (a, m, L) for a in ("gpt", "mamba") for m in ("forward", "decode") for L in (16, 32)}
     assert all(r["us_per_byte_min"] > 0 for r in rows)

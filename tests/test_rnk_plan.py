@@ -90,8 +90,9 @@ def test_time_budget_needs_plan_test(capsys):
 
 def test_equal_wall_clock_arm_trains_for_its_seconds():
     from neuro_lib.bench.rnk import run_variants
+    from neuro_lib.profiles import get_profile
 
-    res = run_variants(["no_hrm"], "smoke", seed=0, n_eval=4, time_budget_s=1.0, replies=False,
+    res = run_variants(["no_hrm"], get_profile("smoke"), seed=0, n_eval=4, time_budget_s=1.0, replies=False,
                        overrides={"decoder": "plan_only", "d_model": 32, "n_layer": 1, "d_plan": 32, "d_dec": 32})
     r = res["no_hrm"]
     assert r["steps"] >= 1 and r["rows"] == []

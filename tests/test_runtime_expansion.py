@@ -8,6 +8,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.runtime.expansion import (Expander, compare_at_equal_calls, probe_families, select_logprob,
                                          select_vote, split)
 from neuro_lib.runtime.sum_solver import Answer, SumSolver, sum_batch, train_sum_solver
+from neuro_lib.profiles import get_profile
 
 
 class FakeSolver:
@@ -89,7 +90,7 @@ def test_equal_call_accounting():
 
 def test_trained_solver_runs_end_to_end():
     torch.set_num_threads(1)
-    solver = train_sum_solver("smoke", steps=3)
+    solver = train_sum_solver(get_profile("smoke").tasks.expansion, steps=3)
     assert isinstance(solver, SumSolver)
     a = solver.direct((12, 34))
     assert a.calls == 1 and a.steps >= 1 and (a.value is None or a.value >= 0)

@@ -24,6 +24,7 @@ from neuro_lib.tools import get_tool
 from neuro_lib.checkpoint import check_lineage, checkpoint_id, load_checkpoint
 from neuro_lib.train.pretrain import pretrain
 from neuro_lib.train.seq2seq import aeron_config
+from neuro_lib.profiles import get_profile
 
 TINY_AERON = dict(vocab_size=257, d_model=32, n_head=2, n_kv_head=1, d_ff=64, rope_theta=10_000.0, dropout=0.0)
 
@@ -136,13 +137,13 @@ def test_tool_loop_failures_are_answers_with_ok_false(plan, error):
 
 @pytest.fixture(scope="module")
 def family_base(tmp_path_factory):
-    return pretrain("smoke", tmp_path_factory.mktemp("experts") / "base", steps=2)
+    return pretrain(get_profile("smoke"), tmp_path_factory.mktemp("experts") / "base", steps=2)
 
 
 def test_experts_are_fine_tunes_of_the_base_with_lineage(family_base, tmp_path):
     """Every model expert comes from the one recipe (train/finetune.py) on the base; a changed base is refused."""
     for name, task in (("reason-mini", "reason"), ("code-mini", "code")):
-        child = train_expert(name, family_base, tmp_path / name, steps=2)
+        child = train_expert(name, family_base, tmp_path / name, get_profile("smoke"), steps=2)
         cfg = check_lineage(child)
         assert cfg["parent"]["id"] == checkpoint_id(family_base) and cfg["finetune"]["task"] == task
     model = load_checkpoint(tmp_path / "reason-mini")[0]
@@ -150,12 +151,12 @@ def test_experts_are_fine_tunes_of_the_base_with_lineage(family_base, tmp_path):
     assert isinstance(expert, Expert) and expert.tools == ("calc",)
     a = expert.answer(Query("Convert 3 hours to minutes."))
     assert a.model_calls == 1 and a.tokens >= 1 and isinstance(a.ok, bool)
-    r = evaluate_reason_mini(model, "smoke", n=2)
+    r = evaluate_reason_mini(get_profile("smoke"), model, n=2)
     assert set(r) >= {"with_tool", "grounded", "without_tool"} and 0 <= r["grounded"]["exact_match"] <= 1
-    c = evaluate_code_mini(load_checkpoint(tmp_path / "code-mini")[0], "smoke", n=2)
+    c = evaluate_code_mini(get_profile("smoke"), load_checkpoint(tmp_path / "code-mini")[0], n=2)
     assert c["n"] == 2 and 0 <= c["ran_ok"] <= 1
     with pytest.raises(NeuroError, match="no trained model for expert 'retrieval'"):
-        train_expert("retrieval", family_base, tmp_path / "r")
+        train_expert("retrieval", family_base, tmp_path / "r", get_profile("smoke"))
 
 
 def test_first_attempt_is_greedy_and_retries_sample_reproducibly():
@@ -234,4 +235,4 @@ def test_every_expert_follows_the_protocol(tiny_index, tiny_gpt_cfg):
 
 def test_build_experts_refuses_an_unknown_name():
     with pytest.raises(NeuroError, match="unknown expert 'poet'"):
-        build_experts("smoke", ["poet"])
+        build_experts(get_profile("smoke"), ["poet"])

@@ -8,6 +8,7 @@ from neuro_lib.structured.expert import collate, evaluate_expert, train_expert
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.task import N_HELDOUT, N_TEMPLATES, TASK_SCHEMAS, field_scores, make_examples
 from neuro_lib.structured.verify import verify_text
+from neuro_lib.profiles import get_profile
 
 
 def test_examples_are_valid_and_heldout_phrasings_are_unseen():
@@ -44,7 +45,7 @@ def test_collate_masks_only_the_answer(kind):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["encdec", "decoder"])
 def test_expert_trains_and_constrained_output_is_always_valid(kind, tmp_path, capsys):
-    res = train_expert(kind, "smoke", steps=2, out_dir=tmp_path / kind)
+    res = train_expert(kind, get_profile("smoke"), steps=2, out_dir=tmp_path / kind)
     losses = [r["loss"] for r in res.history if r["kind"] == "train"]
     assert losses and all(x == x for x in losses)
     m = evaluate_expert(res.model, make_examples(2, seed=5, split="heldout"), budget=200)

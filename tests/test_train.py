@@ -153,7 +153,7 @@ def test_profile_train_sizes_are_per_arch(tmp_path, arch, lr, batch):
     text = tmp_path / "corpus.txt"
     text.write_bytes(ENGLISH * 20)
     assert get_profile("bench").train_sizes(arch).lr == lr
-    train_lm(arch, f"text:{text}", profile="bench", out_dir=tmp_path / "run",
+    train_lm(arch, f"text:{text}", profile=get_profile("bench"), out_dir=tmp_path / "run",
              train_overrides={"max_steps": 1, "eval_bytes": 256})
     cfg = read_config(tmp_path / "run")
     assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (lr, batch)

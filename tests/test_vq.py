@@ -11,6 +11,7 @@ from neuro_lib.data.corpus import Corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.tokenizers import BPETokenizer, VQTokenizer, load_tokenizer, train_tokenizer
 from neuro_lib.tokenizers.vq import VQConfig, VQVAE, from_symbols, patches_of, to_tensor
+from neuro_lib.profiles import get_profile
 
 TEXT = (b"The quick brown fox jumps over the lazy dog. " * 30
         + b"Return the value of the named attribute of object.\n" * 30
@@ -121,7 +122,7 @@ def test_language_model_trains_on_each_tokenizer(spec, tmp_path, monkeypatch):
     monkeypatch.setattr(batching, "CACHE_DIR", tmp_path / "cache")
     corpus = Corpus("test", TEXT * 2)
     tok_train = {"vq": {"train": {"steps": 10, "batch_size": 32}, **TINY}}
-    res = lm.train_lm("gpt", corpus, tokenizer=spec, profile="smoke",
+    res = lm.train_lm("gpt", corpus, tokenizer=spec, profile=get_profile("smoke"),
                       model_overrides=dict(d_model=32, n_layer=1, n_head=2, d_ff=64, block_size=32),
                       train_overrides=dict(max_steps=3, batch_size=4, block_size=32, eval_bytes=600),
                       tokenizer_train=tok_train)

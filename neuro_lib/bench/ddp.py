@@ -4,7 +4,7 @@
     neuro bench ddp --profile bench --out data/reference/ddp_bench.json          # on a quiet machine
 
 Three parts, each in freshly launched local processes (gloo on CPU, NCCL on GPU):
-- equivalence: the tiny GPT of profiles.py (DDP["tiny"], no dropout) trained `tiny_steps` AdamW steps
+- equivalence: the tiny GPT of profiles.py (DDP.tiny, no dropout) trained `tiny_steps` AdamW steps
   through the Trainer with 2 processes x half the global batch, against 1 process x the whole batch:
   largest loss and weight differences; the same for 2 processes x 2 micro-batches accumulated under
   `no_sync`; and the loss gap of each communication hook against the plain all-reduce;
@@ -21,19 +21,21 @@ Three parts, each in freshly launched local processes (gloo on CPU, NCCL on GPU)
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 
 from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import DdpSizes, get_profile
 from neuro_lib.train import distributed
 
 PARTS = ("equivalence", "compression", "speed")
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks['ddp'])")
+    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks.ddp)")
     p.add_argument("--corpus", default="stdlib-docs", help="the compression and speed runs' corpus")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     p.add_argument("--steps", type=int, default=0, help="steps of the compression and speed runs (0 = profile's)")
@@ -120,7 +122,7 @@ def lm_run(spec: dict) -> dict | None:
              "batch_size": spec["batch_size"], "block_size": spec["block_size"], "comm_hook": spec["comm_hook"],
              "log_every": 1, "eval_bytes": 50_000, "device": "auto"}
     with distributed.count_allreduce_bytes() as sent:
-        res = train_lm("gpt", spec["corpus"], "byte", spec["profile"], model_overrides=spec["model"],
+        res = train_lm("gpt", spec["corpus"], "byte", profile=spec["profile"], model_overrides=spec["model"],
                        train_overrides=train)
     if not distributed.world_from_env().is_main:
         return None
@@ -137,13 +139,14 @@ def run(args) -> dict:
         raise NeuroError(f"unknown part {bad[0] if bad else '(none)'!r}; choose from {', '.join(PARTS)}")
     if args.steps < 0:
         raise NeuroError(f"--steps must be positive, got {args.steps}")
-    sizes = get_profile(args.profile).tasks["ddp"]
-    results, config = [], {"profile": args.profile, "corpus": args.corpus, "seed": args.seed, "sizes": sizes,
+    profile = get_profile(args.profile)
+    sizes = profile.tasks.ddp
+    results, config = [], {"profile": args.profile, "corpus": args.corpus, "seed": args.seed, "sizes": asdict(sizes),
                            "parts": parts}
     if "equivalence" in parts:
         results += equivalence(sizes, args.seed)
-    lm = dict(kind="lm", corpus=args.corpus, profile=args.profile, model=sizes["model"], seed=args.seed,
-              batch_size=sizes["batch_size"], block_size=sizes["block_size"], steps=args.steps or sizes["steps"])
+    lm = dict(kind="lm", corpus=args.corpus, profile=profile, model=sizes.model, seed=args.seed,
+              batch_size=sizes.batch_size, block_size=sizes.block_size, steps=args.steps or sizes.steps)
     if "compression" in parts:
         results += compression(lm, sizes)
     if "speed" in parts:
@@ -151,10 +154,10 @@ def run(args) -> dict:
     return make_report("ddp", config, results)
 
 
-def equivalence(sizes: dict, seed: int) -> list[dict]:
-    base = dict(tiny=sizes["tiny"], batch=sizes["tiny_batch"], steps=sizes["tiny_steps"], seed=seed, threads=1)
-    start = sizes["powersgd_start"]
-    hooks = ["allreduce", "fp16"] + [f"powersgd:{r}:{start}" for r in sizes["powersgd_ranks"]]
+def equivalence(sizes: DdpSizes, seed: int) -> list[dict]:
+    base = dict(tiny=sizes.tiny, batch=sizes.tiny_batch, steps=sizes.tiny_steps, seed=seed, threads=1)
+    start = sizes.powersgd_start
+    hooks = ["allreduce", "fp16"] + [f"powersgd:{r}:{start}" for r in sizes.powersgd_ranks]
     specs = [dict(base)] + [dict(base, grad_accum=2)] + [dict(base, comm_hook=h) for h in hooks]
     two = distributed.launch(worker, 2, specs)[0]
     one = tiny_run(dict(base))
@@ -172,11 +175,11 @@ def equivalence(sizes: dict, seed: int) -> list[dict]:
     return rows
 
 
-def compression(lm: dict, sizes: dict) -> list[dict]:
-    hooks = ["allreduce", "fp16"] + [f"powersgd:{r}:{sizes['powersgd_start']}" for r in sizes["powersgd_ranks"]]
+def compression(lm: dict, sizes: DdpSizes) -> list[dict]:
+    hooks = ["allreduce", "fp16"] + [f"powersgd:{r}:{sizes.powersgd_start}" for r in sizes.powersgd_ranks]
     runs = distributed.launch(worker, 2, [dict(lm, comm_hook=h, threads=1) for h in hooks])[0]
     base = runs[0]
-    steps, start = lm["steps"], sizes["powersgd_start"]
+    steps, start = lm["steps"], sizes.powersgd_start
     plain_step = base["bytes"] / steps
     rows = []
     for hook, r in zip(hooks, runs):

@@ -2,16 +2,16 @@
 answers with the calculator (grounded and not) and without it, Code-mini's sandboxed outputs. The problems are
 data/word_problems.py's held-out phrasing templates. `neuro bench family` and `neuro bench experts` call these.
 
-    evaluate_reason_mini(model, "smoke", n=50)     # {"with_tool": {...}, "grounded": {...}, "without_tool": {...}}
-    evaluate_code_mini(model, "smoke", n=50)       # {"accuracy", "ran_ok", "program_exact", "per_family"}
+    evaluate_reason_mini(get_profile("smoke"), model, n=50)  # {"with_tool": {...}, "grounded": {...}, ...}
+    evaluate_code_mini(get_profile("smoke"), model, n=50)    # {"accuracy", "ran_ok", "program_exact", "per_family"}
 
-`model` defaults to the runtime's cached expert of the profile. Sizes: profiles.py tasks["reason_mini"],
-["code_mini"] (n_eval, decode budget). Tests: tests/test_runtime_experts.py.
+`model` defaults to the runtime's cached expert of the profile. Sizes: profiles.py tasks.reason_mini,
+.code_mini (n_eval, decode budget). Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 
 from neuro_lib.data.word_problems import make_code_tasks, make_problems
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
 from neuro_lib.runtime.experts.code import CodeMini
 from neuro_lib.runtime.experts.reason import model_writer, solve
@@ -20,21 +20,17 @@ from neuro_lib.runtime.types import Query
 REASON_MODES = {"with_tool": (True, False), "grounded": (True, True), "without_tool": (False, False)}
 
 
-def _sizes(task: str, profile: str) -> dict:
-    return dict(get_profile(profile).tasks[task])
-
-
-def evaluate_reason_mini(model=None, profile: str = "smoke", n: int | None = None, seed: int = 0,
+def evaluate_reason_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0,
                          problems=None) -> dict:
     """Exact match on held-out-template problems: with the calculator, with it and the question's numbers only
     (grounded), and without it (the model's own numbers); per family too."""
     if model is None:
         from neuro_lib.runtime.experts import cached_model
         model = cached_model("reason-mini", profile)[0]
-    s = _sizes("reason_mini", profile)
-    problems = problems or make_problems(n or s["n_eval"], seed=seed + 7, split="heldout")
-    out = {"n": len(problems), "profile": profile, "seed": seed}
-    write = model_writer(model, s["budget"])
+    s = profile.tasks.reason_mini
+    problems = problems or make_problems(n or s.n_eval, seed=seed + 7, split="heldout")
+    out = {"n": len(problems), "profile": profile.name, "seed": seed}
+    write = model_writer(model, s.budget)
     for mode, (use_tool, grounded) in REASON_MODES.items():
         right, fam, calls, toks = [], {}, 0, 0
         with Progress(len(problems), desc=f"reason-mini {mode}", unit="problem") as bar:
@@ -51,15 +47,15 @@ def evaluate_reason_mini(model=None, profile: str = "smoke", n: int | None = Non
     return out
 
 
-def evaluate_code_mini(model=None, profile: str = "smoke", n: int | None = None, seed: int = 0, tasks=None) -> dict:
+def evaluate_code_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0, tasks=None) -> dict:
     """Share of held-out-template tasks whose program, run in the sandbox, prints the reference output; also the
     share that ran at all (exit 0), and per family."""
     if model is None:
         from neuro_lib.runtime.experts import cached_model
         model = cached_model("code-mini", profile)[0]
-    s = _sizes("code_mini", profile)
-    tasks = tasks or make_code_tasks(n or s["n_eval"], seed=seed + 7, split="heldout")
-    expert = CodeMini(model, s["budget"])
+    s = profile.tasks.code_mini
+    tasks = tasks or make_code_tasks(n or s.n_eval, seed=seed + 7, split="heldout")
+    expert = CodeMini(model, s.budget)
     right, ran, fam, exact_program = [], [], {}, []
     with Progress(len(tasks), desc="code-mini", unit="task") as bar:
         for t in tasks:
@@ -71,6 +67,6 @@ def evaluate_code_mini(model=None, profile: str = "smoke", n: int | None = None,
             fam.setdefault(t.family, []).append(ok)
             bar.update()
     n = len(tasks)
-    return {"n": n, "profile": profile, "seed": seed, "accuracy": sum(right) / n,
+    return {"n": n, "profile": profile.name, "seed": seed, "accuracy": sum(right) / n,
             "ran_ok": sum(ran) / n, "program_exact": sum(exact_program) / n,
             "per_family": {k: sum(v) / len(v) for k, v in sorted(fam.items())}}

@@ -13,11 +13,13 @@ longest to train). `neuro bench runtime` calls the same evaluate_* functions.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import OutsideEvalSizes, get_profile
 from neuro_lib.bench.expert_eval import evaluate_code_mini, evaluate_reason_mini
 from neuro_lib.runtime.experts import StructMini, build_experts, cached_model
 from neuro_lib.runtime.judge import evaluate_judge
@@ -69,11 +71,11 @@ def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:
     return rows
 
 
-def outside_rows(experts: dict, tasks: dict, n: int) -> list[dict]:
+def outside_rows(experts: dict, sizes: OutsideEvalSizes, n: int) -> list[dict]:
     """Each expert on its families of the outside sets, and the rule floors on the same items."""
     from neuro_lib.runtime.experts import Retrieval
 
-    sets = outside_sizes(tasks, n)
+    sets = outside_sizes(sizes, n)
     rows = []
     for name, fams in OUTSIDE_FAMILIES.items():
         items = [it for f in fams for it in sets[f]]
@@ -103,22 +105,21 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     struct_profile = args.struct_profile or args.profile
-    get_profile(args.profile), get_profile(struct_profile)  # an unknown profile fails before any work
+    profile, struct = get_profile(args.profile), get_profile(struct_profile)  # an unknown one fails before any work
     n = args.n or None
-    experts = build_experts(args.profile, ("reason-mini", "code-mini", "retrieval"))
-    experts["struct-mini"] = StructMini(cached_model("struct-mini", struct_profile)[0],
-                                        get_profile(struct_profile).tasks["struct_mini"]["budget"])
+    experts = build_experts(profile, ("reason-mini", "code-mini", "retrieval"))
+    experts["struct-mini"] = StructMini(cached_model("struct-mini", struct)[0], struct.tasks.struct_mini.budget)
     if args.eval == "outside":  # the hand-written sets (data/eval/) instead of the generators' held-out phrasings
-        tasks = get_profile(args.profile).tasks
         config = {"profile": args.profile, "struct_profile": struct_profile, "eval": "outside (data/eval/)",
-                  "outside": outside_sizes(tasks, args.n_outside, counts=True)}
-        return make_report("experts", config, outside_rows(experts, tasks, args.n_outside))
-    reason = evaluate_reason_mini(experts["reason-mini"].model, args.profile, n, args.seed)
-    code = evaluate_code_mini(experts["code-mini"].model, args.profile, n, args.seed)
-    judge = evaluate_judge(args.profile, experts, n, args.seed)
-    tasks = get_profile(args.profile).tasks
+                  "outside": outside_sizes(profile.tasks.outside_eval, args.n_outside, counts=True)}
+        return make_report("experts", config, outside_rows(experts, profile.tasks.outside_eval, args.n_outside))
+    reason = evaluate_reason_mini(profile, experts["reason-mini"].model, n, args.seed)
+    code = evaluate_code_mini(profile, experts["code-mini"].model, n, args.seed)
+    judge = evaluate_judge(profile, experts, n, args.seed)
+    tasks = profile.tasks
     config = {"profile": args.profile, "struct_profile": struct_profile, "seed": args.seed,
-              "reason_mini": tasks["reason_mini"], "code_mini": tasks["code_mini"], "experts": tasks["experts"],
+              "reason_mini": asdict(tasks.reason_mini), "code_mini": asdict(tasks.code_mini),
+              "experts": asdict(tasks.experts),
               "eval": "held-out phrasing templates; RAG test-split sections"}
     report = make_report("experts", config, result_rows(reason, code, judge))
     report["examples"] = judge["examples"]

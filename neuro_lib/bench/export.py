@@ -3,7 +3,7 @@
     neuro bench export --profile smoke --out data/reference/export_smoke.json
     neuro bench export --profile bench --run runs/gpt --threads 2 --out data/reference/export_bench.json
 
-A GPT (the profile's tasks["export"] sizes, byte tokenizer) is trained here for `train_s`
+A GPT (the profile's tasks.export sizes, byte tokenizer) is trained here for `train_s`
 seconds unless `--run` names a trained run. Then, for every format and type:
 
 - quality (does not depend on machine load): file size in bytes and bpb on the validation
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,14 @@ import torch
 import torch.nn as nn
 
 from neuro_lib.bench.report import make_report
-from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import ExportSizes, get_profile
 
 RUNTIMES = ("eager", "compile", "onnx-fp32", "onnx-int8", "torch-int8", "torchao-int8")
 
 
 def add_arguments(p):
     p.add_argument("--run", help="a trained GPT run to export (default: train one here)")
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['export'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.export)")
     p.add_argument("--corpus", default="stdlib-docs")
     p.add_argument("--threads", type=int, default=0, help="threads per timed process (0 = the profile's)")
     p.add_argument("--no-timing", action="store_true", help="size and bpb only (load-independent)")
@@ -181,11 +181,11 @@ def worker(spec: dict) -> dict:
     return {"prefill_tok_s": spec["prompt_len"] / best[0], "decode_tok_s": new / best[1]}
 
 
-def speed_rows(run: Path, work: Path, sizes: dict, threads: int) -> list[dict]:
+def speed_rows(run: Path, work: Path, sizes: ExportSizes, threads: int) -> list[dict]:
     rows = []
     for rt in RUNTIMES:
-        spec = dict(runtime=rt, run=str(run), work=str(work), threads=threads, prompt_len=sizes["prompt_len"],
-                    new_tokens=sizes["new_tokens"], repeats=sizes["repeats"])
+        spec = dict(runtime=rt, run=str(run), work=str(work), threads=threads, prompt_len=sizes.prompt_len,
+                    new_tokens=sizes.new_tokens, repeats=sizes.repeats)
         code = ("import json, sys; from neuro_lib.bench.export import worker; "
                 "print(json.dumps(worker(json.loads(sys.argv[1]))))")
         p = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
@@ -203,11 +203,9 @@ def run(args) -> dict:
     from neuro_lib.checkpoint import load_checkpoint, save_checkpoint
     from neuro_lib.data.corpus import load_corpus
 
-    prof = get_profile(args.profile)
-    if "export" not in prof.tasks:
-        raise NeuroError(f"profile {args.profile!r} has no export sizes")
-    sizes = dict(prof.tasks["export"])
-    threads = args.threads or sizes["threads"]
+    profile = get_profile(args.profile)
+    sizes = profile.tasks.export
+    threads = args.threads or sizes.threads
     torch.manual_seed(args.seed)
     corpus = load_corpus(args.corpus)
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,18 +216,18 @@ def run(args) -> dict:
         else:
             from neuro_lib.train.lm import train_lm
 
-            res = train_lm("gpt", corpus, "byte", args.profile, model_overrides=dict(sizes["model"]),
-                           train_overrides={"time_budget_s": sizes["train_s"], "block_size": sizes["window"],
-                                            "seed": args.seed, "eval_bytes": sizes["eval_bytes"] or 20_000})
+            res = train_lm("gpt", corpus, "byte", profile=profile, model_overrides=dict(sizes.model),
+                           train_overrides={"time_budget_s": sizes.train_s, "block_size": sizes.window,
+                                            "seed": args.seed, "eval_bytes": sizes.eval_bytes or 20_000})
             model, tok = res.model.eval(), res.tokenizer
             run_dir = work / "run"
             save_checkpoint(run_dir, model, tok)
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        window = min(sizes["window"], model.config.block_size)
-        results = quality_rows(model, tok, corpus.val, window, sizes["eval_bytes"], work)
+        window = min(sizes.window, model.config.block_size)
+        results = quality_rows(model, tok, corpus.val, window, sizes.eval_bytes, work)
         if not args.no_timing:
             results += speed_rows(run_dir, work, sizes, threads)
     config = {"profile": args.profile, "corpus": args.corpus, "run": args.run or "trained here",
               "model": dict(model.config.__dict__), "threads": threads, "timing": not args.no_timing,
-              **{k: v for k, v in sizes.items() if k != "model"}}
+              **{k: v for k, v in asdict(sizes).items() if k != "model"}}
     return make_report("export", config, results)

@@ -17,6 +17,7 @@ runs are kept in data/cache/family-bench/ and reused. `--lora-rank R` adds a LoR
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import torch
 
@@ -26,15 +27,15 @@ from neuro_lib.data.corpus import CACHE_DIR
 from neuro_lib.data.mixture import MIXTURE_SPEC
 from neuro_lib.data.sft import MARK, prompt_ids, task_pairs
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.train.finetune import finetune
-from neuro_lib.train.pretrain import family_sizes, pretrain, scratch_base
+from neuro_lib.train.pretrain import pretrain, scratch_base
 
 SCORED = ("reason", "code", "struct", "chat")
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['family'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.family)")
     p.add_argument("--tasks", default="", help=f"comma-separated, from {', '.join(SCORED)} (default: the profile's)")
     p.add_argument("--seeds", default="", help="comma-separated fine-tuning seeds (default: the profile's)")
     p.add_argument("--n", type=int, default=0, help="held-out examples per task (0 = the profile's)")
@@ -53,23 +54,22 @@ def _ints(text: str, default: list) -> list[int]:
         raise NeuroError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def score(model, task: str, profile: str, n: int, seed: int) -> dict:
+def score(model, task: str, profile: Profile, n: int, seed: int) -> dict:
     """The task's held-out score(s) of a fine-tuned model: {"score": main figure, ...details}."""
     if task == "reason":
         from neuro_lib.bench.expert_eval import evaluate_reason_mini
-        r = evaluate_reason_mini(model, profile, n, seed)
+        r = evaluate_reason_mini(profile, model, n, seed)
         return {"score": r["with_tool"]["exact_match"], "grounded": r["grounded"]["exact_match"],
                 "without_tool": r["without_tool"]["exact_match"]}
     if task == "code":
         from neuro_lib.bench.expert_eval import evaluate_code_mini
-        r = evaluate_code_mini(model, profile, n, seed)
+        r = evaluate_code_mini(profile, model, n, seed)
         return {"score": r["accuracy"], "ran_ok": r["ran_ok"]}
     if task == "struct":
         from neuro_lib.structured.expert import evaluate_expert
         from neuro_lib.structured.task import make_examples
         r = evaluate_expert(model, make_examples(n, seed=seed + 7, split="heldout"),
-                            get_profile(profile).tasks["struct_mini"]["budget"],
-                            modes=("unconstrained", "constrained", "grounded"))
+                            profile.tasks.struct_mini.budget, modes=("unconstrained", "constrained", "grounded"))
         c, g = r["constrained"], r["grounded"]
         return {"score": c["field_accuracy"], "exact_documents": c["exact_match"],
                 "grounded_field_accuracy": g["field_accuracy"], "grounded_exact_documents": g["exact_match"],
@@ -89,23 +89,23 @@ def run(args) -> dict:
         raise NeuroError("--threads, --n, --pretrain-steps, --finetune-steps and --lora-rank must not be negative")
     if args.threads:
         torch.set_num_threads(args.threads)
-    sizes = family_sizes(args.profile)
-    bench = sizes["bench"]
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] or bench["tasks"]
+    profile = get_profile(args.profile)
+    sizes = profile.tasks.family
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] or sizes.bench_tasks
     bad = [t for t in tasks if t not in SCORED]
     if bad:
         raise NeuroError(f"unknown task {bad[0]!r} for this bench; choose from {', '.join(SCORED)}")
-    seeds = _ints(args.seeds, bench["seeds"])
-    n = args.n or bench["n_eval"]
-    steps = args.finetune_steps or sizes["finetune"]["steps"]
-    base = pretrain(args.profile, steps=args.pretrain_steps or None)
-    scratch = scratch_base(args.profile)
+    seeds = _ints(args.seeds, sizes.bench_seeds)
+    n = args.n or sizes.bench_n_eval
+    steps = args.finetune_steps or sizes.finetune.steps
+    base = pretrain(profile, steps=args.pretrain_steps or None)
+    scratch = scratch_base(profile)
     arms = {"base": (base, 0), "scratch": (scratch, 0)}
     if args.lora_rank:
         arms[f"base+lora{args.lora_rank}"] = (base, args.lora_rank)
     if args.ablate_tasks:
         no_tasks = {k: v for k, v in MIXTURE_SPEC.items() if k != "tasks"}
-        arms["base without task templates"] = (pretrain(args.profile, steps=args.pretrain_steps or None,
+        arms["base without task templates"] = (pretrain(profile, steps=args.pretrain_steps or None,
                                                         mixture=no_tasks), 0)
     root = CACHE_DIR / "family-bench"
     rows, per = [], {}
@@ -118,9 +118,9 @@ def run(args) -> dict:
         for seed in seeds:
             for arm, (parent, rank) in arms.items():
                 out = root / f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}-{arm.replace(' ', '-')}-s{seed}-{steps}"
-                child = finetune(parent, task, out, steps=steps, lora_rank=rank, seed=seed, profile=args.profile)
+                child = finetune(parent, task, out, steps=steps, lora_rank=rank, seed=seed, profile=profile)
                 model = load_checkpoint(child)[0]
-                s = score(model, task, args.profile, n, seed)
+                s = score(model, task, profile, n, seed)
                 per.setdefault((task, arm), []).append(s["score"])
                 rows.append({"name": f"{task} {arm} seed {seed}", "value": round(s["score"], 4), "unit": "fraction",
                              "n": n, **{k: round(v, 4) for k, v in s.items() if k != "score"}})
@@ -133,7 +133,7 @@ def run(args) -> dict:
                      "unit": "fraction"})
     config = {"profile": args.profile, "tasks": tasks, "seeds": seeds, "n_eval": n, "finetune_steps": steps,
               "pretrain_steps": base_cfg["step"], "base": str(base), "base_id": checkpoint_id(base),
-              "model": base_cfg["model"], "finetune": sizes["finetune"], "mixture": base_cfg.get("mixture"),
+              "model": base_cfg["model"], "finetune": asdict(sizes.finetune), "mixture": base_cfg.get("mixture"),
               "lora_rank": args.lora_rank, "arms": {a: str(p) for a, (p, _) in arms.items()},
               "eval": "held-out phrasing templates; reason: exact answer with the calculator (injected while "
                       "decoding; also grounded and without the tool); code: sandboxed output; struct: constrained "

@@ -18,6 +18,7 @@ from neuro_lib.bench.compressors import compressor_anchors
 from neuro_lib.bench.report import make_report
 from neuro_lib.data.corpus import load_corpus
 from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import get_profile
 from neuro_lib.train.lm import train_lm
 from neuro_lib.train.recipe import resolve_recipe
 from neuro_lib.bench.flags import add_seed, add_threads
@@ -62,6 +63,7 @@ def run(args) -> dict:
     arms = parse_arms(args.arch)
     if args.threads:
         torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
     corpus = load_corpus(args.corpus)
     budget = {"max_steps": args.max_steps, "time_budget_s": 0} if args.max_steps else {"time_budget_s": args.time_budget}
     budget.update({k: getattr(args, k) for k in ("eval_bytes", "eval_every") if getattr(args, k) is not None})
@@ -69,7 +71,7 @@ def run(args) -> dict:
     for arch, recipe in arms:
         name = arch if recipe == "current" else f"{arch}@{recipe}"
         model_over, train_over = resolve_recipe(recipe)
-        res = train_lm(arch, corpus, tokenizer=args.tokenizer, profile=args.profile, model_overrides=model_over,
+        res = train_lm(arch, corpus, tokenizer=args.tokenizer, profile=profile, model_overrides=model_over,
                        train_overrides={**train_over, **budget, "seed": args.seed})
         results += [
             {"name": f"{name} val bpb", "value": round(res.val_bpb, 4), "unit": "bits/byte"},

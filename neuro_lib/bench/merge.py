@@ -4,7 +4,7 @@
     neuro bench merge --profile bench --threads 2 --out data/reference/merge_bench.json   # 5 seeds
 
 The family (train/pretrain.py, train/finetune.py): the profile's cached base; per seed, one full fine-tune
-of it per task (profiles: tasks["merge"]["tasks"], fine-tuning seed = the bench seed), `soup_seeds` more
+of it per task (profiles: tasks.merge.tasks, fine-tuning seed = the bench seed), `soup_seeds` more
 fine-tunes of the first task with other seeds (the soup's ingredients), and one multi-task fine-tune on the
 tasks' pairs mixed, for the children's total steps (steps x tasks). The base is the same for every seed.
 
@@ -25,10 +25,10 @@ Wall times are measured here and depend on the machine's load; quality figures d
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,27 +43,20 @@ from neuro_lib.merging import (LogitEnsemble, dare, greedy_soup, layerwise, sler
 from neuro_lib.merging.layerwise import best_of
 from neuro_lib.models import build_model
 from neuro_lib.paths import REPO_ROOT
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import MergeSizes, Profile, get_profile
 from neuro_lib.train.seq2seq import collate
 
 CACHE = REPO_ROOT / "data" / "cache" / "merge-bench"
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['merge'] and tasks['family'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.merge and tasks.family)")
     p.add_argument("--seeds", type=int, default=0, help="fine-tuning seeds (default: the profile's)")
     p.add_argument("--steps", type=int, default=0, help="fine-tuning steps per child (default: the profile's)")
     p.add_argument("--base-steps", type=int, default=0,
                    help="pretraining steps of the base (default: the profile's; the family's cache is shared)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     p.add_argument("--cache", default=str(CACHE), help="where the children are kept (reused when present)")
-
-
-def sizes(profile: str) -> dict:
-    s = get_profile(profile).tasks.get("merge")
-    if s is None:
-        raise NeuroError(f"profile {profile!r} has no merge-bench sizes; use smoke or bench")
-    return json.loads(json.dumps(s))
 
 
 # -- scoring ----------------------------------------------------------------------------------------
@@ -111,25 +104,24 @@ class Scorer:
 
 
 # -- the family --------------------------------------------------------------------------------------
-def multitask_finetune(base: Path, tasks: list[str], out: Path, steps: int, seed: int, profile: str) -> Path:
+def multitask_finetune(base: Path, tasks: list[str], out: Path, steps: int, seed: int, profile: Profile) -> Path:
     """One fine-tune of `base` on the tasks' training pairs mixed (equal numbers per task), for `steps`;
     the recipe of train/finetune.py otherwise (its batches, schedule and lineage record)."""
     from neuro_lib.train.finetune import recipe, task_batches
-    from neuro_lib.train.pretrain import family_sizes
     from neuro_lib.train.trainer import TrainConfig, Trainer
 
-    s = family_sizes(profile)["finetune"]
+    s = profile.tasks.family.finetune
     rec = {**recipe("+".join(tasks), profile, steps, 0, seed), "tasks": tasks}
     if out.is_dir() and (out / "checkpoint.json").exists():
         cfg = read_config(out)
         if cfg.get("finetune") == rec and cfg["step"] >= steps:
             return out
     model, tok, _ = load_checkpoint(base)
-    per = max(1, s["n_train"] // len(tasks))
+    per = max(1, s.n_train // len(tasks))
     pairs = [p for t in tasks for p in task_pairs(t, per, seed=seed, split="train")
-             if len(p.source) + len(p.target) + 2 <= s["max_len"]]
-    config = TrainConfig(batch_size=min(s["batch_size"], len(pairs)), block_size=s["max_len"], lr=s["lr"],
-                         warmup_steps=s["warmup_steps"], max_steps=steps, eval_every=0, weight_decay=0.1,
+             if len(p.source) + len(p.target) + 2 <= s.max_len]
+    config = TrainConfig(batch_size=min(s.batch_size, len(pairs)), block_size=s.max_len, lr=s.lr,
+                         warmup_steps=s.warmup_steps, max_steps=steps, eval_every=0, weight_decay=0.1,
                          log_every=10, seed=seed)
     print(f"[bench merge] multi-task fine-tune on {'+'.join(tasks)}: {steps} steps -> {out}", file=sys.stderr,
           flush=True)
@@ -139,19 +131,19 @@ def multitask_finetune(base: Path, tasks: list[str], out: Path, steps: int, seed
     return out
 
 
-def build_family(profile: str, seed: int, sz: dict, root: Path) -> dict:
+def build_family(profile: Profile, seed: int, sz: MergeSizes, base_steps: int, root: Path) -> dict:
     """Run folders of one seed's family: base, {task: child}, soup ingredients, multi-task."""
     from neuro_lib.train.finetune import finetune
     from neuro_lib.train.pretrain import pretrain
 
-    base = pretrain(profile, steps=sz.get("base_steps"))
-    where = root / profile / f"base{sz.get('base_steps') or 'default'}-steps{sz['steps']}" / f"seed{seed}"
-    children = {t: finetune(base, t, where / t, steps=sz["steps"], seed=seed, profile=profile) for t in sz["tasks"]}
-    soup_task = sz["tasks"][0]
-    soup = [children[soup_task]] + [finetune(base, soup_task, where / f"{soup_task}-s{k}", steps=sz["steps"],
+    base = pretrain(profile, steps=base_steps or None)
+    where = root / profile.name / f"base{base_steps or 'default'}-steps{sz.steps}" / f"seed{seed}"
+    children = {t: finetune(base, t, where / t, steps=sz.steps, seed=seed, profile=profile) for t in sz.tasks}
+    soup_task = sz.tasks[0]
+    soup = [children[soup_task]] + [finetune(base, soup_task, where / f"{soup_task}-s{k}", steps=sz.steps,
                                              seed=1000 * (seed + 1) + k, profile=profile)
-                                    for k in range(1, sz["soup_seeds"])]
-    multi = multitask_finetune(base, sz["tasks"], where / "multitask", sz["steps"] * len(sz["tasks"]), seed, profile)
+                                    for k in range(1, sz.soup_seeds)]
+    multi = multitask_finetune(base, sz.tasks, where / "multitask", sz.steps * len(sz.tasks), seed, profile)
     return {"base": base, "children": children, "soup_task": soup_task, "soup": soup, "multitask": multi}
 
 
@@ -164,9 +156,9 @@ def iterated_slerp(sds: list[dict]) -> dict:
     return out
 
 
-def evaluate_seed(fam: dict, sz: dict, scorer: Scorer) -> dict:
+def evaluate_seed(fam: dict, sz: MergeSizes, scorer: Scorer) -> dict:
     """{method: {"test": {task: {"acc", "exact"}}, "merge_s", "evals", "cost", "chosen"}} for one seed."""
-    tasks = sz["tasks"]
+    tasks = sz.tasks
     load = lambda p: load_checkpoint(p)[0]  # noqa: E731
     base_model = load(fam["base"])
     base_sd = base_model.state_dict()
@@ -195,7 +187,7 @@ def evaluate_seed(fam: dict, sz: dict, scorer: Scorer) -> dict:
     record("multi-task fine-tune", load(fam["multitask"]))
     record("logit ensemble", LogitEnsemble([kids[t] for t in tasks]), cost=len(tasks))
 
-    g = sz["grid"]
+    g = sz.grid
     searches = {
         "task arithmetic": ([{"lam": lam} for lam in g["lam"]], lambda c: task_arithmetic(base_sd, kid_sds, c["lam"])),
         "ties": ([{"density": d, "lam": lam} for d in g["density"] for lam in g["ties_lam"]],
@@ -290,33 +282,30 @@ def summarize(per_seed: list[dict], tasks: list[str]) -> list[dict]:
     return rows
 
 
-def run_bench(profile: str = "smoke", seeds: int = 0, steps: int = 0, base_steps: int = 0, cache=CACHE) -> dict:
+def run_bench(profile: Profile, seeds: int = 0, steps: int = 0, base_steps: int = 0, cache=CACHE) -> dict:
     """The whole bench (what `neuro bench merge` and notebook 11 run) -> the report dict."""
-    from neuro_lib.train.pretrain import family_sizes, pretrain
+    from neuro_lib.train.pretrain import pretrain
 
-    sz = sizes(profile)
-    if steps:
-        sz["steps"] = steps
-    if base_steps:
-        sz["base_steps"] = base_steps
-    n_seeds = seeds or sz["seeds"]
-    if n_seeds < 1 or sz["steps"] < 1:
+    sz = replace(profile.tasks.merge, steps=steps or profile.tasks.merge.steps)
+    n_seeds = seeds or sz.seeds
+    if n_seeds < 1 or sz.steps < 1:
         raise NeuroError("seeds and steps must be positive")
-    fam_sizes = family_sizes(profile)
-    template = build_model("aeron", **read_config(pretrain(profile, steps=sz.get("base_steps")))["model"])
-    scorer = Scorer(template, sz["tasks"], sz["n_val"], sz["n_test"], fam_sizes["finetune"]["max_len"])
+    fam_sizes = profile.tasks.family
+    template = build_model("aeron", **read_config(pretrain(profile, steps=base_steps or None))["model"])
+    scorer = Scorer(template, sz.tasks, sz.n_val, sz.n_test, fam_sizes.finetune.max_len)
     per_seed = []
     for seed in range(n_seeds):
-        fam = build_family(profile, seed, sz, Path(cache))
+        fam = build_family(profile, seed, sz, base_steps, Path(cache))
         per_seed.append(evaluate_seed(fam, sz, scorer))
         print(f"[bench merge] seed {seed} done", file=sys.stderr, flush=True)
-    config = {"profile": profile, **sz, "seeds": n_seeds, "base": fam_sizes["base"],
-              "finetune": fam_sizes["finetune"], "threads": torch.get_num_threads(),
+    config = {"profile": profile.name, **asdict(sz), **({"base_steps": base_steps} if base_steps else {}),
+              "seeds": n_seeds, "base": fam_sizes.base, "finetune": asdict(fam_sizes.finetune),
+              "threads": torch.get_num_threads(),
               "score": "teacher-forced answer-token accuracy on held-out-template pairs (data/sft.py)"}
-    return make_report("merge", config, summarize(per_seed, sz["tasks"]))
+    return make_report("merge", config, summarize(per_seed, sz.tasks))
 
 
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    return run_bench(args.profile, args.seeds, args.steps, args.base_steps, args.cache)
+    return run_bench(get_profile(args.profile), args.seeds, args.steps, args.base_steps, args.cache)

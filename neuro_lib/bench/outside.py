@@ -28,6 +28,7 @@ from fractions import Fraction
 import numpy as np
 
 from neuro_lib.data.eval_sets import EvalItem, parse_number
+from neuro_lib.profiles import OutsideEvalSizes
 from neuro_lib.runtime.experts.code import run_program
 from neuro_lib.runtime.types import ExpertAnswer, Query
 from neuro_lib.structured.schemas import load_schema
@@ -225,13 +226,13 @@ def add_eval(p) -> None:
                         "outside_eval n_per_family)")
 
 
-def outside_sizes(tasks: dict, n: int = -1, counts: bool = False) -> dict:
-    """The outside items per family for a profile's `tasks` (its outside_eval section), or their counts."""
+def outside_sizes(sizes: OutsideEvalSizes, n: int = -1, counts: bool = False) -> dict:
+    """The outside items per family (the profile's outside_eval section, or `n` when given), or their counts."""
     from neuro_lib.data.eval_sets import load_sets
     from neuro_lib.errors import NeuroError
 
     if n < -1:
         raise NeuroError(f"--n-outside must be 0 (all) or positive, got {n}")
-    n_per = tasks["outside_eval"]["n_per_family"] if n == -1 else n
+    n_per = sizes.n_per_family if n == -1 else n
     sets = load_sets(n_per_family=n_per)
     return {f: len(v) for f, v in sets.items()} if counts else sets

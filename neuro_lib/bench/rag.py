@@ -18,13 +18,14 @@ import torch
 
 from neuro_lib.bench.report import make_report
 from neuro_lib.errors import NeuroError
-from neuro_lib.rag.experiment import rag_sizes, run_rag_experiment
+from neuro_lib.profiles import get_profile
+from neuro_lib.rag.experiment import run_rag_experiment
 from neuro_lib.rag.index import index_size_bytes
 from neuro_lib.bench.flags import add_seed, add_threads
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.rag)")
     p.add_argument("--arch", default=None, help="reader LM architecture (default: the profile's reader_arch)")
     p.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
     p.add_argument("--no-readers", action="store_true", help="retrieval and the lite reader only (no LM training)")
@@ -60,8 +61,8 @@ def run(args) -> dict:
         raise NeuroError(f"--threads must be non-negative, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    rag_sizes(args.profile)  # an unknown profile fails before any work
-    r = run_rag_experiment(args.profile, args.arch, args.corpus, args.seed, readers=not args.no_readers)
+    profile = get_profile(args.profile)  # an unknown profile fails before any work
+    r = run_rag_experiment(profile, args.arch, args.corpus, args.seed, readers=not args.no_readers)
     index = r.pop("index")
     with tempfile.TemporaryDirectory() as tmp:
         r["index_bytes"] = index_size_bytes(index.save(f"{tmp}/idx"))

@@ -24,6 +24,7 @@ import random
 import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import math
@@ -36,7 +37,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.infer.best_of_n import best_of_n
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.models import build_model
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import RlhfSizes, get_profile
 from neuro_lib.rlhf.batch import Pair
 from neuro_lib.rlhf.dpo import train_dpo, train_sft
 from neuro_lib.rlhf.online import end_token, evaluate_policy, sample, text_only, train_ppo, train_rloo
@@ -45,7 +46,7 @@ from neuro_lib.tokenizers.byte import ByteTokenizer
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rlhf'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.rlhf)")
     p.add_argument("--seeds", type=int, default=0, help="seeds (default: the profile's)")
     p.add_argument("--base", default="family",
                    help="what the SFT policy is fine-tuned from: 'family' (the profile's cached pretrained base, "
@@ -67,37 +68,37 @@ def rank_pairs(rows_a, rows_b, tok, reward) -> list[Pair]:
     return pairs
 
 
-def build_sft(s: dict, work: Path, seed: int, base: str | None) -> Path:
+def build_sft(s: RlhfSizes, work: Path, seed: int, base: str | None) -> Path:
     """The SFT policy: base (or a fresh GPT) fine-tuned on review lines, loss on the completion."""
     tok = ByteTokenizer()
     if base is None:
         torch.manual_seed(seed)
-        save_checkpoint(work / "init", build_model("gpt", **s["model"]), tok)
+        save_checkpoint(work / "init", build_model("gpt", **s.model), tok)
         base = work / "init"
-    lines = review_lines(s["sft_lines"], seed=1000 + seed)
+    lines = review_lines(s.sft_lines, seed=1000 + seed)
     pairs = [Pair(*(x.decode() for x in split_review(line)), "") for line in lines]
-    train_sft(base, pairs, work / "sft", steps=s["sft_steps"], batch_size=s["batch_size"], lr=s["sft_lr"], seed=seed)
+    train_sft(base, pairs, work / "sft", steps=s.sft_steps, batch_size=s.batch_size, lr=s.sft_lr, seed=seed)
     return work / "sft"
 
 
 def bon_points(policy, tok, rm, prompts, s, seed) -> list[dict]:
     """Best-of-N for N = 1..n_max from the same n_max samples per prompt (the first N of them)."""
     end_id = end_token(tok)
-    n_max = max(s["bon"])
-    picks = {n: [] for n in s["bon"]}
+    n_max = max(s.bon)
+    picks = {n: [] for n in s.bon}
     for i, prompt in enumerate(prompts):
-        params = Sampling(max_new_tokens=s["max_new_tokens"], temperature=1.0, seed=seed * 10_007 + i, eos_id=end_id)
+        params = Sampling(max_new_tokens=s.max_new_tokens, temperature=1.0, seed=seed * 10_007 + i, eos_id=end_id)
         cands = best_of_n(Engine(policy, tok), prompt, n_max, params, processor=text_only(tok)).candidates
-        comps = [c.ids + [end_id] if len(c.ids) < s["max_new_tokens"] else c.ids or [end_id] for c in cands]
+        comps = [c.ids + [end_id] if len(c.ids) < s.max_new_tokens else c.ids or [end_id] for c in cands]
         scores = rm.score([tok.encode(prompt)] * n_max, comps).tolist()
-        for n in s["bon"]:
+        for n in s.bon:
             best = max(range(n), key=lambda j: scores[j])
             picks[n].append((true_reward(cands[best].text), scores[best]))
     return [{"n": n, "true_reward": statistics.mean(t for t, _ in v), "rm_score": statistics.mean(r for _, r in v),
              "kl": math.log(n) - (n - 1) / n} for n, v in picks.items()]
 
 
-def run_seed(s: dict, seed: int, base: str | None) -> list[dict]:
+def run_seed(s: RlhfSizes, seed: int, base: str | None) -> list[dict]:
     tok = ByteTokenizer()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="neuro-rlhf-") as tmp:
@@ -109,54 +110,54 @@ def run_seed(s: dict, seed: int, base: str | None) -> list[dict]:
         policy, _, _ = load_checkpoint(sft)
         ref = frozen_copy(policy)
         end_id = end_token(tok)
-        prompts = review_prompts(s["pair_prompts"], seed=2000 + seed)
-        a = sample(policy, tok, prompts, s["max_new_tokens"], end_id, seed=3000 + seed)
-        b = sample(policy, tok, prompts, s["max_new_tokens"], end_id, seed=4000 + seed)
+        prompts = review_prompts(s.pair_prompts, seed=2000 + seed)
+        a = sample(policy, tok, prompts, s.max_new_tokens, end_id, seed=3000 + seed)
+        b = sample(policy, tok, prompts, s.max_new_tokens, end_id, seed=4000 + seed)
         pairs = rank_pairs(a, b, tok, true_reward)
         random.Random(seed).shuffle(pairs)
         n_val = max(1, len(pairs) // 10)
         train_pairs, val_pairs = pairs[n_val:], pairs[:n_val]
-        if len(train_pairs) < s["batch_size"]:
+        if len(train_pairs) < s.batch_size:
             raise NeuroError(f"only {len(pairs)} preference pairs came out of the SFT samples; raise pair_prompts")
         rows.append({"name": "pairs", "method": "data", "value": len(pairs), "unit": "pairs"})
         t0 = time.perf_counter()
-        rm_res = train_reward_model(sft, train_pairs, val_pairs, work / "rm", steps=s["rm_steps"],
-                                    batch_size=s["batch_size"], lr=s["rm_lr"], center_coef=0.01, seed=seed)
+        rm_res = train_reward_model(sft, train_pairs, val_pairs, work / "rm", steps=s.rm_steps,
+                                    batch_size=s.batch_size, lr=s.rm_lr, center_coef=0.01, seed=seed)
         rows.append({"name": "wall_s", "method": "reward-model", "value": time.perf_counter() - t0, "unit": "s"})
         rows.append({"name": "rm_accuracy", "method": "reward-model", "value": rm_res.val_accuracy, "unit": "ratio",
                      "n_val": len(val_pairs)})
         rm = rm_res.rm
-        eval_prompts = review_prompts(s["eval_prompts"], seed=5000 + seed)
+        eval_prompts = review_prompts(s.eval_prompts, seed=5000 + seed)
 
         def evaluate(m):
-            return evaluate_policy(m, ref, tok, eval_prompts, rm, true_reward, s["max_new_tokens"], end_id,
+            return evaluate_policy(m, ref, tok, eval_prompts, rm, true_reward, s.max_new_tokens, end_id,
                                    seed=6000 + seed)
 
         point = evaluate(policy)
         rows.append({"name": "frontier", "method": "sft", "setting": "", "value": point["true_reward"], "unit": "reward",
                      **point})
         t0 = time.perf_counter()
-        for p in bon_points(policy, tok, rm, eval_prompts[: s["bon_prompts"]], s, seed):
+        for p in bon_points(policy, tok, rm, eval_prompts[: s.bon_prompts], s, seed):
             rows.append({"name": "frontier", "method": "best-of-n", "setting": f"N={p['n']}",
                          "value": p["true_reward"], "unit": "reward", **p})
         rows.append({"name": "wall_s", "method": "best-of-n", "value": time.perf_counter() - t0, "unit": "s"})
 
-        arms = [("dpo", f"beta={b}", lambda b=b: train_dpo(sft, train_pairs, beta=b, steps=s["dpo_steps"],
-                                                              batch_size=s["batch_size"], lr=s["dpo_lr"], seed=seed,
-                                                              evaluate=evaluate, eval_every=s["eval_every"]))
-                for b in s["dpo_betas"]]
-        arms += [("ppo", f"kl={c}", lambda c=c: train_ppo(sft, rm, eval_prompts_train(s, seed), steps=s["ppo_steps"],
-                                                          rollout_batch=s["rollout_batch"], kl_coef=c, lr=s["rl_lr"],
-                                                          max_new_tokens=s["max_new_tokens"], seed=seed,
-                                                          evaluate=evaluate, eval_every=s["eval_every"]))
-                 for c in s["ppo_kl"]]
-        arms += [("rloo", f"kl={s['rloo_kl']}", lambda: train_rloo(
-            sft, rm, eval_prompts_train(s, seed), steps=s["rloo_steps"], k=s["rloo_k"],
-            prompts_per_step=s["rollout_batch"] // s["rloo_k"], kl_coef=s["rloo_kl"], lr=s["rl_lr"],
-            max_new_tokens=s["max_new_tokens"], seed=seed, evaluate=evaluate, eval_every=s["eval_every"]))]
-        arms += [("sft-chosen", "", lambda: train_sft(sft, train_pairs, steps=s["dpo_steps"], batch_size=s["batch_size"],
-                                                     lr=s["dpo_lr"], seed=seed, evaluate=evaluate,
-                                                     eval_every=s["eval_every"]))]
+        arms = [("dpo", f"beta={b}", lambda b=b: train_dpo(sft, train_pairs, beta=b, steps=s.dpo_steps,
+                                                              batch_size=s.batch_size, lr=s.dpo_lr, seed=seed,
+                                                              evaluate=evaluate, eval_every=s.eval_every))
+                for b in s.dpo_betas]
+        arms += [("ppo", f"kl={c}", lambda c=c: train_ppo(sft, rm, eval_prompts_train(s, seed), steps=s.ppo_steps,
+                                                          rollout_batch=s.rollout_batch, kl_coef=c, lr=s.rl_lr,
+                                                          max_new_tokens=s.max_new_tokens, seed=seed,
+                                                          evaluate=evaluate, eval_every=s.eval_every))
+                 for c in s.ppo_kl]
+        arms += [("rloo", f"kl={s.rloo_kl}", lambda: train_rloo(
+            sft, rm, eval_prompts_train(s, seed), steps=s.rloo_steps, k=s.rloo_k,
+            prompts_per_step=s.rollout_batch // s.rloo_k, kl_coef=s.rloo_kl, lr=s.rl_lr,
+            max_new_tokens=s.max_new_tokens, seed=seed, evaluate=evaluate, eval_every=s.eval_every))]
+        arms += [("sft-chosen", "", lambda: train_sft(sft, train_pairs, steps=s.dpo_steps, batch_size=s.batch_size,
+                                                     lr=s.dpo_lr, seed=seed, evaluate=evaluate,
+                                                     eval_every=s.eval_every))]
         for method, setting, fit in arms:
             t0 = time.perf_counter()
             res = fit()
@@ -179,21 +180,22 @@ def run_seed(s: dict, seed: int, base: str | None) -> list[dict]:
     return rows
 
 
-def eval_prompts_train(s: dict, seed: int) -> list[bytes]:
+def eval_prompts_train(s: RlhfSizes, seed: int) -> list[bytes]:
     """The prompts PPO and RLOO roll out on (drawn apart from the evaluation prompts)."""
-    return review_prompts(s["pair_prompts"], seed=7000 + seed)
+    return review_prompts(s.pair_prompts, seed=7000 + seed)
 
 
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    s = get_profile(args.profile).tasks["rlhf"]
-    seeds = args.seeds or s["seeds"]
+    profile = get_profile(args.profile)
+    s = profile.tasks.rlhf
+    seeds = args.seeds or s.seeds
     if seeds < 1:
         raise NeuroError("--seeds must be positive")
     if args.base == "family":
         from neuro_lib.train.pretrain import pretrain
-        base = str(pretrain(args.profile))
+        base = str(pretrain(profile))
     elif args.base == "scratch":
         base = None
     elif Path(args.base).exists():
@@ -201,6 +203,6 @@ def run(args) -> dict:
     else:
         raise NeuroError(f"--base {args.base} is neither 'family', 'scratch' nor a checkpoint folder")
     results = [r for seed in range(args.first_seed, args.first_seed + seeds) for r in run_seed(s, seed, base)]
-    config = {"profile": args.profile, "seeds": seeds, "first_seed": args.first_seed, "base": args.base, "base_path": base, "sizes": s,
+    config = {"profile": args.profile, "seeds": seeds, "first_seed": args.first_seed, "base": args.base, "base_path": base, "sizes": asdict(s),
               "threads": torch.get_num_threads(), "task": "reviews (data/reviews.py): lexicon sentiment"}
     return make_report("rlhf", config, results)

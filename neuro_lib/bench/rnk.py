@@ -10,7 +10,7 @@ fact replies (intents question and fact), math result accuracy (the number after
 is right), and the refusal rate on unanswerable questions (reply starts "I do not know").
 With --ablations the same budget trains no_hrm, no_refiner and no_contrastive variants.
 
-The plan test (`--plan-test`, sizes from profiles.py tasks["rnk_plan"]) asks whether the planner is
+The plan test (`--plan-test`, sizes from profiles.py tasks.rnk_plan) asks whether the planner is
 read at all: RNK with the plan-only decoder (models/rnk.py), full vs no_hrm vs no_contrastive, over
 several seeds at equal steps (or at equal wall-clock with --time-budget), no reply decoding. Beside
 the head metrics it records the held-out reply bits per byte with the plan and with every chunk's
@@ -33,8 +33,8 @@ from neuro_lib.data.chat import INTENTS, collate_chat, generate_chat
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.chat import chat_reply
 from neuro_lib.models.base import masked_cross_entropy
-from neuro_lib.profiles import get_profile
-from neuro_lib.train.chat import rnk_sizes, train_rnk
+from neuro_lib.profiles import Profile, RnkChatSizes, RnkPlanSizes, get_profile
+from neuro_lib.train.chat import train_rnk
 from neuro_lib.bench.flags import add_seed, add_threads
 
 ABLATIONS = {"full": {}, "no_hrm": {"use_hrm": False}, "no_refiner": {"use_refiner": False},
@@ -76,12 +76,6 @@ def plan_metrics(model, examples) -> dict:
     return {**bpb, "plan_gain": bpb["reply_bpb_no_plan"] - bpb["reply_bpb"]}
 
 
-def plan_test_sizes(section: dict) -> dict:
-    """The plan test's sizes (profiles.py tasks["rnk_plan"]): steps, seeds, n_eval, variants, model overrides."""
-    return {"steps": section["steps"], "seeds": list(section["seeds"]), "n_eval": section["n_eval"],
-            "variants": list(section["variants"]), "model": dict(section["model"])}
-
-
 def reply_metrics(model, examples) -> tuple[dict, list[dict]]:
     """Exact match on math and fact replies, math result accuracy, refusal rate on unanswerable prompts."""
     rows = []
@@ -110,17 +104,16 @@ def reply_metrics(model, examples) -> tuple[dict, list[dict]]:
                                        lambda r: r["reply"].startswith(REFUSAL_PREFIX))}, rows
 
 
-def evaluate_rnk(model, profile: str = "smoke", seed: int = 1, n_eval: int = 0, n_decode: int = 0):
+def evaluate_rnk(model, sizes: RnkChatSizes, seed: int = 1, n_eval: int = 0, n_decode: int = 0):
     """All metrics on held-out templates -> (metrics, decoded rows). n_eval prompts for the heads and
     the first n_decode of them decoded (0 = the profile's sizes)."""
-    sizes = rnk_sizes(profile)
-    held = generate_chat(n_eval or sizes["n_eval"], seed=seed, split="heldout")
-    decode = held[: n_decode or sizes["n_decode"]]
+    held = generate_chat(n_eval or sizes.n_eval, seed=seed, split="heldout")
+    decode = held[: n_decode or sizes.n_decode]
     replies, rows = reply_metrics(model, decode)
     return {**head_metrics(model, held), **replies}, rows
 
 
-def run_variants(variants, profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None,
+def run_variants(variants, profile: Profile, steps: int | None = None, seed: int = 0, callback=None,
                  n_eval: int = 0, n_decode: int = 0, overrides: dict | None = None,
                  time_budget_s: float | None = None, replies: bool = True) -> dict:
     """Train each named ablation at the same budget (steps, or seconds with time_budget_s), `overrides`
@@ -136,9 +129,10 @@ def run_variants(variants, profile: str = "smoke", steps: int | None = None, see
                         time_budget_s=time_budget_s, eval_every=10 ** 9 if not replies else 50)
         train_s = time.time() - t0
         if replies:
-            metrics, rows = evaluate_rnk(res.model, profile, seed=seed + 1, n_eval=n_eval, n_decode=n_decode)
+            metrics, rows = evaluate_rnk(res.model, profile.tasks.rnk_chat, seed=seed + 1, n_eval=n_eval,
+                                         n_decode=n_decode)
         else:
-            held = generate_chat(n_eval or rnk_sizes(profile)["n_eval"], seed=seed + 1, split="heldout")
+            held = generate_chat(n_eval or profile.tasks.rnk_chat.n_eval, seed=seed + 1, split="heldout")
             metrics, rows = {**head_metrics(res.model, held), **plan_metrics(res.model, held)}, []
         steps_done = max((r.get("step", 0) for r in res.history), default=0)
         out[name] = {"metrics": metrics, "history": res.history, "rows": rows, "model": res.model,
@@ -152,13 +146,13 @@ def spread(values: list[float]) -> tuple[float, float]:
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rnk_chat'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.rnk_chat)")
     p.add_argument("--steps", type=int, default=0, help="optimiser steps per variant (0 = the profile's)")
     p.add_argument("--ablations", action="store_true", help="also train no_hrm, no_refiner, no_contrastive")
     p.add_argument("--n-eval", type=int, default=0, help="held-out prompts for the head metrics (0 = profile's)")
     p.add_argument("--n-decode", type=int, default=0, help="of those, prompts decoded for reply metrics")
     p.add_argument("--plan-test", action="store_true",
-                   help="plan-only decoder, full vs no_hrm vs no_contrastive over seeds (profiles.py tasks['rnk_plan'])")
+                   help="plan-only decoder, full vs no_hrm vs no_contrastive over seeds (profiles.py tasks.rnk_plan)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="with --plan-test: seconds of training per arm instead of steps (equal wall-clock)")
     add_threads(p)
@@ -174,10 +168,11 @@ def run(args) -> dict:
         raise NeuroError("--time-budget goes with --plan-test")
     if args.threads:
         torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
     if args.plan_test:
-        return run_plan_test(args)
+        return run_plan_test(args, profile)
     variants = list(ABLATIONS) if args.ablations else ["full"]
-    res = run_variants(variants, args.profile, args.steps or None, args.seed, n_eval=args.n_eval,
+    res = run_variants(variants, profile, args.steps or None, args.seed, n_eval=args.n_eval,
                        n_decode=args.n_decode)
     results = []
     for name, r in res.items():
@@ -187,25 +182,25 @@ def run(args) -> dict:
             results.append({"name": f"{name} {k}", "value": round(v, 4), "unit": unit})
         results.append({"name": f"{name} params", "value": r["params"], "unit": "params"})
         results.append({"name": f"{name} train time", "value": round(r["train_s"], 1), "unit": "s"})
-    sizes = rnk_sizes(args.profile)
-    config = {"profile": args.profile, "steps": args.steps or sizes["steps"], "seed": args.seed,
-              "n_eval": args.n_eval or sizes["n_eval"], "n_decode": args.n_decode or sizes["n_decode"],
+    sizes = profile.tasks.rnk_chat
+    config = {"profile": args.profile, "steps": args.steps or sizes.steps, "seed": args.seed,
+              "n_eval": args.n_eval or sizes.n_eval, "n_decode": args.n_decode or sizes.n_decode,
               "variants": variants, "intents": list(INTENTS), "eval": "held-out templates"}
     return make_report("rnk", config, results)
 
 
-def run_plan_test(args) -> dict:
+def run_plan_test(args, profile: Profile) -> dict:
     """The plan test: per seed and variant the head and plan metrics, then mean and spread per variant."""
     from neuro_lib.bench.report import make_report
 
-    sizes = plan_test_sizes(get_profile(args.profile).tasks["rnk_plan"])
-    steps = args.steps or sizes["steps"]
-    n_eval = args.n_eval or sizes["n_eval"]
+    sizes: RnkPlanSizes = profile.tasks.rnk_plan
+    steps = args.steps or sizes.steps
+    n_eval = args.n_eval or sizes.n_eval
     budget = args.time_budget or None
     per_seed = {}
-    for seed in sizes["seeds"]:
-        res = run_variants(sizes["variants"], args.profile, None if budget else steps, seed, n_eval=n_eval,
-                           overrides=sizes["model"], time_budget_s=budget, replies=False)
+    for seed in sizes.seeds:
+        res = run_variants(sizes.variants, profile, None if budget else steps, seed, n_eval=n_eval,
+                           overrides=sizes.model, time_budget_s=budget, replies=False)
         per_seed[seed] = res
         for name, r in res.items():
             print(f"[bench rnk] seed {seed} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in r["metrics"].items()),
@@ -213,24 +208,24 @@ def run_plan_test(args) -> dict:
     results = []
     units = {"intent_acc": "fraction", "answerable_f1": "F1", "stop_acc": "fraction", "reply_bpb": "bpb",
              "reply_bpb_no_plan": "bpb", "plan_gain": "bpb"}
-    for name in sizes["variants"]:
+    for name in sizes.variants:
         for k, unit in units.items():
-            vals = [per_seed[s][name]["metrics"][k] for s in sizes["seeds"]]
+            vals = [per_seed[s][name]["metrics"][k] for s in sizes.seeds]
             mean, sd = spread(vals)
             results.append({"name": f"{name} {k} mean", "value": round(mean, 4), "unit": unit})
             results.append({"name": f"{name} {k} std", "value": round(sd, 4), "unit": unit})
             results += [{"name": f"{name} {k} seed{s}", "value": round(v, 4), "unit": unit}
-                        for s, v in zip(sizes["seeds"], vals)]
+                        for s, v in zip(sizes.seeds, vals)]
         results.append({"name": f"{name} steps mean",
-                        "value": round(spread([per_seed[s][name]["steps"] for s in sizes["seeds"]])[0], 1),
+                        "value": round(spread([per_seed[s][name]["steps"] for s in sizes.seeds])[0], 1),
                         "unit": "steps"})
         results.append({"name": f"{name} train time mean",
-                        "value": round(spread([per_seed[s][name]["train_s"] for s in sizes["seeds"]])[0], 1),
+                        "value": round(spread([per_seed[s][name]["train_s"] for s in sizes.seeds])[0], 1),
                         "unit": "s"})
-        results.append({"name": f"{name} params", "value": per_seed[sizes["seeds"][0]][name]["params"],
+        results.append({"name": f"{name} params", "value": per_seed[sizes.seeds[0]][name]["params"],
                         "unit": "params"})
     config = {"profile": args.profile, "mode": "plan test", "budget": f"{budget} s" if budget else f"{steps} steps",
-              "seeds": sizes["seeds"], "n_eval": n_eval, "variants": sizes["variants"], "model": sizes["model"],
+              "seeds": sizes.seeds, "n_eval": n_eval, "variants": sizes.variants, "model": sizes.model,
               "chance_intent": round(1 / len(INTENTS), 4), "eval": "held-out templates",
               "torch_threads": torch.get_num_threads()}
     return make_report("rnk", config, results)

@@ -28,7 +28,7 @@ latency rows do.
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from neuro_lib.bench.report import make_report, percentile
 from neuro_lib.data.arith import sum_problems
 from neuro_lib.data.queries import generate_queries, math_queries
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import ExpansionSizes, Profile, RouterSizes, get_profile
 from neuro_lib.runtime.expansion import Expander, compare_at_equal_calls, probe_families
 from neuro_lib.runtime.router import KeywordRouter
 from neuro_lib.runtime.router_eval import (apgr, cost_quality_curve, evaluate_router, routes_for,
@@ -56,7 +56,7 @@ METRICS = (("accuracy", "exact skill set"), ("micro_f1", "micro F1"), ("macro_f1
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks['router'], ['expansion'])")
+    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks.router, tasks.expansion)")
     p.add_argument("--seeds", type=int, default=0, help="seeds for the router and the adding model (default: "
                                                         "the profile's)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
@@ -65,20 +65,20 @@ def add_arguments(p):
 
 
 # -- router -------------------------------------------------------------------------------------------------------
-def router_data(sizes: dict, seed: int) -> tuple[list, list]:
+def router_data(sizes: RouterSizes, seed: int) -> tuple[list, list]:
     """(training, held-out) labelled queries: data/queries.py's templates and the experts' generators."""
-    train = generate_queries(sizes["n_train"], seed=seed) + router_examples(sizes["n_train"] // 2, seed, "train")
-    test = (generate_queries(sizes["n_test"], seed=seed + 1000, split="heldout")
-            + router_examples(sizes["n_test"] // 2, seed + 1000, "heldout"))
+    train = generate_queries(sizes.n_train, seed=seed) + router_examples(sizes.n_train // 2, seed, "train")
+    test = (generate_queries(sizes.n_test, seed=seed + 1000, split="heldout")
+            + router_examples(sizes.n_test // 2, seed + 1000, "heldout"))
     return train, test
 
 
-def routers_for(sizes: dict, seed: int, train: list) -> dict:
-    return {"classifier": train_router(train, RouterConfig(), steps=sizes["steps"], seed=seed),
+def routers_for(sizes: RouterSizes, seed: int, train: list) -> dict:
+    return {"classifier": train_router(train, RouterConfig(), steps=sizes.steps, seed=seed),
             "keywords": KeywordRouter(), "random": RandomRouter(seed=seed)}
 
 
-def router_part(sizes: dict, seed: int) -> tuple[dict, dict]:
+def router_part(sizes: RouterSizes, seed: int) -> tuple[dict, dict]:
     """({router name: evaluate_router report}, the routers) for one seed."""
     train, test = router_data(sizes, seed)
     routers = routers_for(sizes, seed, train)
@@ -86,14 +86,15 @@ def router_part(sizes: dict, seed: int) -> tuple[dict, dict]:
 
 
 # -- expansion and the math cost-quality trade-off --------------------------------------------------------------
-def expansion_part(sizes: dict, rsizes: dict, seed: int, routers: dict, profile: str, steps: int | None = None) -> dict:
+def expansion_part(sizes: ExpansionSizes, rsizes: RouterSizes, seed: int, routers: dict,
+                   steps: int | None = None) -> dict:
     """Expansion vs best-of-N rows per size, and per router the APGR on sums (fast = direct, slow = expanded)."""
-    solver = train_sum_solver(profile, steps=steps, seed=seed)
-    failure = probe_families(solver, {k: sum_problems(sizes["probe"], k, seed=seed + 2) for k in sizes["sizes"]})
-    expander = Expander(solver, failure, sizes["threshold"])
-    problems = {k: sum_problems(sizes["problems"], k, seed=seed + 3) for k in sizes["sizes"]}
+    solver = train_sum_solver(sizes, steps=steps, seed=seed)
+    failure = probe_families(solver, {k: sum_problems(sizes.probe, k, seed=seed + 2) for k in sizes.sizes})
+    expander = Expander(solver, failure, sizes.threshold)
+    problems = {k: sum_problems(sizes.problems, k, seed=seed + 3) for k in sizes.sizes}
     rows = compare_at_equal_calls(solver, expander, problems, seed=seed)
-    queries = math_queries(rsizes["n_math"], sizes["sizes"], seed=seed + 4)
+    queries = math_queries(rsizes.n_math, sizes.sizes, seed=seed + 4)
     q_fast = [float(solver.direct(q.operands).value == q.value) for q in queries]
     q_slow = [float(expander.solve(q.operands).value == q.value) for q in queries]
     tradeoff = {}
@@ -227,12 +228,12 @@ def outside_rows(system: str, items: list, r: dict) -> list[dict]:
             + retrieval_rows(system, items, r["text"], r["ok"]))
 
 
-def run_outside(args, prof, per_seed_routers: list, seeds: list) -> tuple[list[dict], dict]:
+def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> tuple[list[dict], dict]:
     """Rows of every system on the outside sets; routers per seed, experts and floors once (greedy, no seed)."""
     from neuro_lib.runtime.experts import Retrieval, build_experts
 
-    items = [it for fam in outside_sizes(prof.tasks, args.n_outside).values() for it in fam]
-    experts = build_experts(args.profile)
+    items = [it for fam in outside_sizes(profile.tasks.outside_eval, args.n_outside).values() for it in fam]
+    experts = build_experts(profile)
     judge, _ = load_judge()
     alone = outside_experts(experts, items)
     results = []
@@ -285,9 +286,9 @@ def run(args) -> dict:
     args.eval, args.n_outside = getattr(args, "eval", "heldout"), getattr(args, "n_outside", -1)  # callers' Namespaces
     if args.n_outside < -1:
         raise NeuroError(f"--n-outside must be 0 (all) or positive, got {args.n_outside}")
-    prof = get_profile(args.profile)
-    rsizes, esizes = prof.tasks["router"], prof.tasks["expansion"]
-    seeds = list(range(args.seeds or esizes["seeds"]))
+    profile = get_profile(args.profile)
+    rsizes, esizes = profile.tasks.router, profile.tasks.expansion
+    seeds = list(range(args.seeds or esizes.seeds))
     results, details, missing = [], {}, []
     per_seed_router, per_seed_routers = [], []
     for s in seeds:  # routers are needed by every part (the trade-off scores them)
@@ -295,9 +296,9 @@ def run(args) -> dict:
         per_seed_router.append(rep)
         per_seed_routers.append(routers)
     if args.eval == "outside":  # the hand-written sets instead of the generators' held-out phrasings
-        results, details["outside"] = run_outside(args, prof, per_seed_routers, seeds)
-        config = {"profile": args.profile, "eval": "outside (data/eval/)", "seeds": seeds, "router": rsizes,
-                  "outside": outside_sizes(prof.tasks, args.n_outside, counts=True),
+        results, details["outside"] = run_outside(args, profile, per_seed_routers, seeds)
+        config = {"profile": args.profile, "eval": "outside (data/eval/)", "seeds": seeds, "router": asdict(rsizes),
+                  "outside": outside_sizes(profile.tasks.outside_eval, args.n_outside, counts=True),
                   "threads": torch.get_num_threads()}
         report = make_report("runtime", config, results)
         report["details"] = details
@@ -311,7 +312,7 @@ def run(args) -> dict:
         details["router"] = {name: {k: per_seed_router[0][name][k] for k in ("confusion", "labels", "f1_per_skill")}
                              for name in per_seed_router[0]}
     if "expansion" in parts:
-        runs = [expansion_part(esizes, rsizes, s, per_seed_routers[i], args.profile) for i, s in enumerate(seeds)]
+        runs = [expansion_part(esizes, rsizes, s, per_seed_routers[i]) for i, s in enumerate(seeds)]
         for j, row in enumerate(runs[0]["rows"]):
             k = row["size"]
             for method in ("direct", "expansion", "bon_vote", "bon_logprob"):
@@ -340,12 +341,12 @@ def run(args) -> dict:
     if "runtime" in parts:
         from neuro_lib.runtime.experts import build_experts
 
-        experts = build_experts(args.profile)
+        experts = build_experts(profile)
         judge, evaluate_judge = load_judge()
         if judge is None:
             missing.append("runtime/judge.py (judge agreement; the slow path ran without a judge)")
         index = getattr(experts.get("retrieval"), "index", None)
-        tasks = family_tasks(rsizes["n_tasks"], seed=0, split="heldout", index=index)
+        tasks = family_tasks(rsizes.n_tasks, seed=0, split="heldout", index=index)
         rt = runtime_part(experts, tasks, per_seed_routers[0], judge)
         for system, fams in [*((f"{n} alone", v) for n, v in rt["single"].items()),
                              *((f"routed ({n})", v) for n, v in rt["routed"].items())]:
@@ -362,11 +363,11 @@ def run(args) -> dict:
             results.append({"name": f"latency {path} path mean", "value": round(float(np.mean(xs)), 2), "unit": "ms",
                             "timing": True, "runs": len(xs)})
         if evaluate_judge is not None:
-            j = evaluate_judge(profile=args.profile, experts=experts)
+            j = evaluate_judge(profile, experts=experts)
             results += [{"name": name, "value": round(v, 4), "unit": "ratio", "n": n} for name, v, n in judge_rows(j)]
             details["judge"] = {k: v for k, v in j.items() if k != "examples"}
         details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables", "task_families")}
-    config = {"profile": args.profile, "parts": parts, "seeds": seeds, "router": rsizes, "expansion": esizes,
+    config = {"profile": args.profile, "parts": parts, "seeds": seeds, "router": asdict(rsizes), "expansion": asdict(esizes),
               "threads": torch.get_num_threads(), "missing": missing}
     report = make_report("runtime", config, results)
     report["details"] = details

@@ -21,7 +21,7 @@ import torch
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.models import ARCHS, build_model
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.bench.flags import add_threads
 
 
@@ -35,8 +35,8 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
     return min(ts), statistics.median(ts)
 
 
-def scaling_model(arch: str, profile: str, max_len: int):
-    cfg = get_profile(profile).model(arch)
+def scaling_model(arch: str, profile: Profile, max_len: int):
+    cfg = profile.model(arch)
     if "block_size" in cfg:  # positions / KV cache sized to the longest context
         cfg["block_size"] = max(cfg["block_size"], max_len)
     torch.manual_seed(0)
@@ -44,7 +44,7 @@ def scaling_model(arch: str, profile: str, max_len: int):
 
 
 @torch.no_grad()
-def measure_scaling(archs, lengths, profile: str = "smoke", repeats: int = 3, decode_steps: int = 8) -> list[dict]:
+def measure_scaling(archs, lengths, profile: Profile, repeats: int = 3, decode_steps: int = 8) -> list[dict]:
     """Rows {"arch", "length", "mode", "us_per_byte_min", "us_per_byte_median", "params"}."""
     rows = []
     for arch in archs:
@@ -89,7 +89,7 @@ def run(args) -> dict:
         raise NeuroError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = measure_scaling(archs, lengths, args.profile, args.repeats)
+    rows = measure_scaling(archs, lengths, get_profile(args.profile), args.repeats)
     results = [{"name": f"{r['arch']} {r['mode']} L={r['length']}", "value": round(r["us_per_byte_min"], 2),
                 "unit": "us/byte (min)", "median": round(r["us_per_byte_median"], 2), "params": r["params"]}
                for r in rows]

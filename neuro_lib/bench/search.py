@@ -24,14 +24,14 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.infer.best_of_n import best_of_n
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.infer.mcts import mcts
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.bench.flags import add_seed, add_threads
 
 ANSWER = dict(max_new_tokens=4, stop=(b"\n",))  # up to 3 digits and the newline
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks['search'])")
+    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks.search)")
     p.add_argument("--steps", type=int, default=0, help="training steps (default: the profile's)")
     p.add_argument("--problems", type=int, default=0, help="held-out problems (default: the profile's)")
     p.add_argument("--seeds", type=int, default=0, help="search seeds (default: the profile's)")
@@ -40,12 +40,13 @@ def add_arguments(p):
     add_seed(p, 1337, help="training seed")
 
 
-def train_arith_model(sizes: dict, steps: int, profile: str, seed: int):
+def train_arith_model(profile: Profile, steps: int, seed: int):
+    sizes = profile.tasks.search
     from neuro_lib.train.lm import train_lm
 
     corpus = Corpus("arith", arith_corpus(20_000, seed=0))
-    res = train_lm("gpt", corpus, "byte", profile, model_overrides=dict(sizes["model"]),
-                   train_overrides={"max_steps": steps, "block_size": sizes["model"]["block_size"], "seed": seed,
+    res = train_lm("gpt", corpus, "byte", profile=profile, model_overrides=dict(sizes.model),
+                   train_overrides={"max_steps": steps, "block_size": sizes.model["block_size"], "seed": seed,
                                     "eval_bytes": 5_000})
     return res.model.eval(), res.tokenizer
 
@@ -73,15 +74,16 @@ def compare(model, tok, problems: list, seed: int, n: int, branch: int) -> dict:
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    sizes = get_profile(args.profile).tasks["search"]
-    steps, n_problems = args.steps or sizes["steps"], args.problems or sizes["problems"]
-    seeds, n = args.seeds or sizes["seeds"], args.n or sizes["n"]
+    profile = get_profile(args.profile)
+    sizes = profile.tasks.search
+    steps, n_problems = args.steps or sizes.steps, args.problems or sizes.problems
+    seeds, n = args.seeds or sizes.seeds, args.n or sizes.n
     if min(steps, n_problems, seeds, n) < 1:
         raise NeuroError("--steps, --problems, --seeds and --n must be positive")
     torch.manual_seed(args.seed)
-    model, tok = train_arith_model(sizes, steps, args.profile, args.seed)
+    model, tok = train_arith_model(profile, steps, args.seed)
     problems = arith_problems(n_problems, seed=1)
-    per_seed = [compare(model, tok, problems, s, n, sizes["branch"]) for s in range(seeds)]
+    per_seed = [compare(model, tok, problems, s, n, sizes.branch) for s in range(seeds)]
     results = []
     for method in per_seed[0]:
         rates = [r[method]["solved"] / n_problems for r in per_seed]
@@ -91,6 +93,6 @@ def run(args) -> dict:
                     {"name": f"{method} calls per problem", "value": round(calls, 2), "unit": "calls",
                      "method": method}]
     config = {"profile": args.profile, "steps": steps, "problems": n_problems, "seeds": seeds, "n": n,
-              "branch": sizes["branch"], "model": sizes["model"], "threads": torch.get_num_threads(),
+              "branch": sizes.branch, "model": sizes.model, "threads": torch.get_num_threads(),
               "seed": args.seed}
     return make_report("search", config, results)

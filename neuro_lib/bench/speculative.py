@@ -3,7 +3,7 @@
     neuro bench speculative --profile bench --threads 2 --out data/reference/speculative_bench.json
     neuro bench speculative --target runs/big --draft runs/small          # trained runs, same tokenizer
 
-Without --target, a target GPT and a draft GPT (sizes: profiles.py, tasks["speculative"]) are trained
+Without --target, a target GPT and a draft GPT (sizes: profiles.py, tasks.speculative) are trained
 inside the benchmark on the corpus for a number of optimiser steps (`target_steps`, `draft_steps`: the
 same models on a loaded or a quiet machine; the seconds budgets `target_s`/`draft_s` are used only where
 a profile gives no steps), the target with the training recipe `recipe` (train/recipe.py). Both are
@@ -28,6 +28,7 @@ Timing rows measure the machine: on a shared one they measure contention.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import torch
 
@@ -37,7 +38,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.infer.drafters import ModelDrafter, NGramDrafter
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.infer.speculative import expected_speedup, speculative_generate
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.bench.flags import add_seed, add_threads
 
 
@@ -45,7 +46,7 @@ def add_arguments(p):
     p.add_argument("--target", help="a trained run to use as the target (default: train one here)")
     p.add_argument("--draft", help="a trained run to draft with (default: train one here; with --target: none)")
     p.add_argument("--corpus", default="stdlib-docs", help="training corpus and prompt source")
-    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks['speculative'])")
+    p.add_argument("--profile", default="bench", help="sizes from profiles.py (tasks.speculative)")
     p.add_argument("--gammas", default="", help="comma-separated draft lengths (default: the profile's)")
     p.add_argument("--new-tokens", type=int, default=0, help="tokens per prompt (default: the profile's)")
     p.add_argument("--compile", action="store_true", help="also time plain decoding through torch.compile")
@@ -53,7 +54,7 @@ def add_arguments(p):
     add_seed(p, 1337)
 
 
-def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str, seed: int, steps: int = 0,
+def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: Profile, seed: int, steps: int = 0,
               recipe: str = "current"):
     """A byte GPT trained for `steps` optimiser steps (or, with steps 0, `seconds`) -> (model, tokenizer, val bpb)."""
     from neuro_lib.train.lm import train_lm
@@ -61,7 +62,7 @@ def train_gpt(model_cfg: dict, seconds: float, window: int, corpus, profile: str
 
     model_over, train_over = resolve_recipe(recipe)
     budget = {"max_steps": steps, "time_budget_s": 0} if steps else {"time_budget_s": seconds}
-    res = train_lm("gpt", corpus, "byte", profile, model_overrides={**model_cfg, **model_over},
+    res = train_lm("gpt", corpus, "byte", profile=profile, model_overrides={**model_cfg, **model_over},
                    train_overrides={**train_over, **budget, "block_size": window, "seed": seed, "eval_bytes": 20_000,
                                     "eval_every": 0})
     return res.model, res.tokenizer, res.val_bpb
@@ -187,11 +188,12 @@ def measure(target, draft, tok, prompts: list[bytes], gammas: list[int], new_tok
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    sizes = get_profile(args.profile).tasks["speculative"]
-    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes["gammas"]
+    profile = get_profile(args.profile)
+    sizes = profile.tasks.speculative
+    gammas = [int(g) for g in args.gammas.split(",") if g.strip()] if args.gammas else sizes.gammas
     if not gammas or min(gammas) < 1:
         raise NeuroError(f"every gamma must be at least 1, got {gammas}")
-    new_tokens = args.new_tokens or sizes["new_tokens"]
+    new_tokens = args.new_tokens or sizes.new_tokens
     if new_tokens < 1:
         raise NeuroError(f"--new-tokens must be positive, got {new_tokens}")
     corpus = load_corpus(args.corpus)
@@ -206,26 +208,25 @@ def run(args) -> dict:
     else:
         if args.draft:
             raise NeuroError("--draft needs --target (without them both models are trained here)")
-        target, tok, info["target_val_bpb"] = train_gpt(sizes["target"], sizes["target_s"], sizes["window"], corpus,
-                                                     args.profile, args.seed, sizes.get("target_steps", 0),
-                                                     sizes.get("recipe", "current"))
-        draft, _, info["draft_val_bpb"] = train_gpt(sizes["draft"], sizes["draft_s"], sizes["window"], corpus,
-                                                 args.profile, args.seed, sizes.get("draft_steps", 0))
+        target, tok, info["target_val_bpb"] = train_gpt(sizes.target, sizes.target_s, sizes.window, corpus,
+                                                     profile, args.seed, sizes.target_steps, sizes.recipe)
+        draft, _, info["draft_val_bpb"] = train_gpt(sizes.draft, sizes.draft_s, sizes.window, corpus,
+                                                 profile, args.seed, sizes.draft_steps)
         gap = info["draft_val_bpb"] - info["target_val_bpb"]
-        if gap < sizes.get("min_gap_bpb", 0.0):
-            raise NeuroError(f"the target ({info['target_val_bpb']:.3f} bpb) is not {sizes['min_gap_bpb']} bpb better "
+        if gap < sizes.min_gap_bpb:
+            raise NeuroError(f"the target ({info['target_val_bpb']:.3f} bpb) is not {sizes.min_gap_bpb} bpb better "
                              f"than the draft ({info['draft_val_bpb']:.3f}); train it longer (target_steps)")
-    if target.max_len and sizes["prompt_bytes"] + new_tokens > target.max_len:
-        raise NeuroError(f"prompt {sizes['prompt_bytes']} + {new_tokens} new tokens exceed the target's context "
+    if target.max_len and sizes.prompt_bytes + new_tokens > target.max_len:
+        raise NeuroError(f"prompt {sizes.prompt_bytes} + {new_tokens} new tokens exceed the target's context "
                          f"of {target.max_len}")
-    prompts = val_prompts(corpus.val, sizes["prompts"], sizes["prompt_bytes"])
+    prompts = val_prompts(corpus.val, sizes.prompts, sizes.prompt_bytes)
     results = [{"name": k, "value": round(v, 4), "unit": "bits/byte"} for k, v in info.items()]
     results += measure(target, draft, tok, prompts, gammas, new_tokens, args.compile)
     config = {"profile": args.profile, "corpus": args.corpus, "target": args.target or "trained here",
               "draft": args.draft or ("trained here" if not args.target else None), "gammas": gammas,
-              "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes["prompt_bytes"],
+              "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes.prompt_bytes,
               "threads": torch.get_num_threads(), "seed": args.seed,
-              "sizes": {k: v for k, v in sizes.items() if k in ("target", "draft", "target_s", "draft_s", "window",
-                                                                "target_steps", "draft_steps", "recipe",
-                                                                "min_gap_bpb")}}
+              "sizes": {k: v for k, v in asdict(sizes).items()
+                        if k in ("target", "draft", "target_s", "draft_s", "window", "target_steps", "draft_steps",
+                                 "recipe", "min_gap_bpb")}}
     return make_report("speculative", config, results)

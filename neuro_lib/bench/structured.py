@@ -23,8 +23,9 @@ from neuro_lib.bench.report import make_report, percentile
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
 from neuro_lib.models import build_model
+from neuro_lib.profiles import get_profile
 from neuro_lib.structured.constrain import JsonConstraint
-from neuro_lib.structured.expert import KINDS, evaluate_expert, sizes, train_expert
+from neuro_lib.structured.expert import KINDS, evaluate_expert, train_expert
 from neuro_lib.structured.schemas import list_schemas, load_schema
 from neuro_lib.structured.task import make_examples
 from neuro_lib.structured.verify import verify_text
@@ -70,7 +71,7 @@ def constraint_cost(tokenizer, n_docs: int = 3, budget: int = 160, seed: int = 0
 
 
 def add_arguments(p):
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['struct_mini'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.struct_mini)")
     p.add_argument("--steps", type=int, default=0, help="optimiser steps per expert (0 = the profile's)")
     p.add_argument("--n-eval", type=int, default=0, help="held-out examples decoded per expert (0 = profile's)")
     p.add_argument("--n-docs", type=int, default=3, help="random-model documents per schema and tokenizer")
@@ -85,7 +86,8 @@ def run(args) -> dict:
         raise NeuroError("--steps and --n-eval must be non-negative, --n-docs positive, --bpe-size at least 256")
     if args.threads:
         torch.set_num_threads(args.threads)
-    s = sizes(args.profile)
+    profile = get_profile(args.profile)
+    s = profile.tasks.struct_mini
     results = []
     for tok in (ByteTokenizer(), task_bpe(args.bpe_size, args.seed)):
         r = constraint_cost(tok, args.n_docs, seed=args.seed)
@@ -106,10 +108,10 @@ def run(args) -> dict:
             {"name": f"{name} tokens/s constrained", "value": round(r["tokens_per_s"]["constrained"]),
              "unit": "tok/s"}]
     if not args.skip_experts:
-        examples = make_examples(args.n_eval or s["n_eval"], seed=args.seed + 7, split="heldout")
+        examples = make_examples(args.n_eval or s.n_eval, seed=args.seed + 7, split="heldout")
         for kind in KINDS:
-            res = train_expert(kind, args.profile, args.steps or None, seed=args.seed)
-            m = evaluate_expert(res.model, examples, s["budget"])
+            res = train_expert(kind, profile, args.steps or None, seed=args.seed)
+            m = evaluate_expert(res.model, examples, s.budget)
             results.append({"name": f"{kind} params", "value": res.model.num_params(), "unit": "params"})
             for mode in ("unconstrained", "constrained"):
                 for k in ("validity", "exact_match", "field_accuracy"):
@@ -117,7 +119,7 @@ def run(args) -> dict:
                                     "unit": "fraction"})
             for f, v in m["constrained"]["per_field"].items():
                 results.append({"name": f"{kind} field {f}, constrained", "value": round(v, 4), "unit": "fraction"})
-    config = {"profile": args.profile, "steps": args.steps or s["steps"], "n_eval": args.n_eval or s["n_eval"],
+    config = {"profile": args.profile, "steps": args.steps or s.steps, "n_eval": args.n_eval or s.n_eval,
               "n_docs": args.n_docs, "bpe_size": args.bpe_size, "seed": args.seed, "schemas": list_schemas(),
               "eval": "held-out templates, greedy", "skip_experts": args.skip_experts}
     return make_report("json", config, results)

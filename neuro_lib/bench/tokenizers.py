@@ -13,7 +13,7 @@ the profile's tokenizers["train"]) and measured on the validation split (the las
 - vocabulary usage: distinct ids on the split / vocab_size; UNK share (word), escape share (VQ).
 VQ is measured twice: lossless (what a language model sees) and lossy (one code per patch).
 With --context a third time: lossy codes decoded by the contextual decoder (tokenizers/vq_context.py,
-sizes from profiles.py tasks["vq_context"]), row "vq:K context".
+sizes from profiles.py tasks.vq_context), row "vq:K context".
 With --lm-steps N (or --lm-budget S) a GPT (the profile's sizes) is trained on each tokenizer that is
 not lossy, at equal optimiser steps (or equal seconds), and its validation bits per byte recorded.
 
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import difflib
 import time
+from dataclasses import asdict
 
 import torch
 
 from neuro_lib.data.corpus import Corpus, load_corpus
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, VqContextSizes, get_profile
 from neuro_lib.tokenizers import Tokenizer, parse_spec, train_tokenizer
 from neuro_lib.bench.flags import add_threads
 
@@ -97,15 +98,10 @@ def specs_for(kinds, sizes) -> list[str]:
     return [k if k == "byte" else f"{k}:{n}" for k in kinds for n in ([None] if k == "byte" else sizes)]
 
 
-def context_sizes(section: dict) -> dict:
-    """The contextual decoder's sizes, its training and the LM steps (profiles.py tasks["vq_context"])."""
-    return {"context": dict(section["context"]), "train": dict(section["train"]), "lm_steps": section["lm_steps"]}
-
-
 def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, callback=None,
-            context: dict | None = None) -> list[dict]:
+            context: VqContextSizes | None = None) -> list[dict]:
     """Train each spec on corpus.train, measure on corpus.val; one dict per tokenizer (and VQ lossy; with
-    `context`, context_sizes(...), VQ lossy decoded in context too).
+    `context`, the profile's vq_context sizes, VQ lossy decoded in context too).
     Returns the rows; the trained tokenizers ride along under "tokenizer" (dropped from reports)."""
     from neuro_lib.tokenizers.vq_context import ContextConfig, train_context_decoder
 
@@ -117,8 +113,8 @@ def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, 
         train_s = time.perf_counter() - t0
         variants = [(tok, "")] + ([(tok.lossy(), " lossy")] if kind == "vq" else [])
         if kind == "vq" and context:
-            ctx = train_context_decoder(tok, corpus.train, config=ContextConfig(**context["context"]),
-                                        train=context["train"])
+            ctx = train_context_decoder(tok, corpus.train, config=ContextConfig(**context.context),
+                                        train=context.train)
             variants.append((tok.contextual(ctx), " context"))
         for t, suffix in variants:
             row = {"name": spec + suffix, "kind": kind, "mode": suffix.strip() or "default",
@@ -129,7 +125,7 @@ def compare(corpus: Corpus, specs: list[str], train_kwargs: dict | None = None, 
     return rows
 
 
-def lm_rows(rows: list[dict], corpus: Corpus, profile: str, budget: dict, seed: int = 1337) -> list[dict]:
+def lm_rows(rows: list[dict], corpus: Corpus, profile: Profile, budget: dict, seed: int = 1337) -> list[dict]:
     """A GPT (the profile's sizes) trained on each row's tokenizer under the same budget -> result rows."""
     from neuro_lib.train.lm import train_lm
 
@@ -181,7 +177,7 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = load_corpus(args.corpus)
-    ctx = context_sizes(prof.tasks["vq_context"]) if args.context else None
+    ctx = prof.tasks.vq_context if args.context else None
     train_kwargs = {k: dict(v) for k, v in prof.tokenizers.get("train", {}).items()}
     if args.vq_steps:
         vq = train_kwargs.setdefault("vq", {})
@@ -193,11 +189,11 @@ def run(args) -> dict:
                 "tokenizer": r["name"]}
                for r in rows for metric, unit in UNITS.items() if metric in r]
     if args.lm_steps or args.lm_budget:
-        results += lm_rows([r for r in rows if r["mode"] == "default"], corpus, args.profile,
+        results += lm_rows([r for r in rows if r["mode"] == "default"], corpus, prof,
                            {"max_steps": args.lm_steps} if args.lm_steps else {"time_budget_s": args.lm_budget})
     config = {"corpus": args.corpus, "corpus_bytes": len(corpus.data), "val_bytes": len(corpus.val),
               "kinds": kinds, "sizes": sizes, "profile": args.profile, "train": train_kwargs,
-              "torch_threads": torch.get_num_threads(), "context": ctx,
+              "torch_threads": torch.get_num_threads(), "context": asdict(ctx) if ctx else None,
               "lm": ({"steps": args.lm_steps} if args.lm_steps else {"budget_s": args.lm_budget}
                      if args.lm_budget else None)}
     return make_report("tokenizers", config, results)

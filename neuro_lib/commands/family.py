@@ -39,8 +39,7 @@ def cmd_pretrain(a) -> None:
     from neuro_lib.profiles import get_profile
     from neuro_lib.train.pretrain import pretrain
 
-    get_profile(a.profile)
-    print(pretrain(a.profile, a.out, steps=a.steps, seconds=a.seconds, seed=a.seed))
+    print(pretrain(get_profile(a.profile), a.out, steps=a.steps, seconds=a.seconds, seed=a.seed))
 
 
 def cmd_finetune(a) -> None:
@@ -49,5 +48,5 @@ def cmd_finetune(a) -> None:
     from neuro_lib.train.finetune import finetune
 
     check_task(a.task)
-    get_profile(a.profile)
-    print(finetune(a.base, a.task, a.out, steps=a.steps, lora_rank=a.lora_rank, seed=a.seed, profile=a.profile))
+    profile = get_profile(a.profile)
+    print(finetune(a.base, a.task, a.out, steps=a.steps, lora_rank=a.lora_rank, seed=a.seed, profile=profile))

@@ -10,48 +10,39 @@ from neuro_lib.paths import check_output
 
 def cmd_rag_index(a):
     from neuro_lib.data.corpus import load_corpus
-    from neuro_lib.rag.experiment import rag_sizes
+    from neuro_lib.profiles import get_profile
     from neuro_lib.rag.index import build_index, index_size_bytes
 
+    sizes = get_profile(a.profile).tasks.rag
     check_output(a.out, "--out", folder=True)
-    idx = build_index(load_corpus(a.corpus), rag_sizes(a.profile), seed=a.seed)
+    idx = build_index(load_corpus(a.corpus), sizes, seed=a.seed)
     idx.save(a.out)
     print(f"indexed {len(idx.passages):,} passages of {a.corpus} ({len(idx.questions)} generated questions) "
           f"in {a.out}, {index_size_bytes(a.out)['total'] / 1e6:.1f} MB")
 
 
 def cmd_rag_train_reader(a):
+    from neuro_lib.profiles import get_profile
     from neuro_lib.rag.experiment import train_retrieval_reader
     from neuro_lib.rag.index import load_index
 
+    profile = get_profile(a.profile)
     check_output(a.out, "--out", folder=True)
-    train_retrieval_reader(load_index(a.index), a.profile, a.arch, a.seed, out_dir=a.out)
+    train_retrieval_reader(load_index(a.index), profile, a.arch, a.seed, out_dir=a.out)
     print(f"reader checkpoint in {a.out}")
 
 
 def cmd_rag_ask(a):
+    from neuro_lib.rag.ask import ask, load_reader
     from neuro_lib.rag.index import load_index
-    from neuro_lib.rag.lite import lite_answer
 
-    question = " ".join(a.question.split())
-    if not question:
-        raise NeuroError("the question is empty")
+    if not a.question.strip():
+        raise NeuroError("the question is empty")  # before the index is read
     idx = load_index(a.index, corpus=a.corpus)
-    ids, scores = idx.retriever(a.retriever).search([question], a.k)
-    top = [idx.passages[i] for i in ids[0]]
-    if a.reader:
-        from neuro_lib.rag.reader import reader_answer
-        from neuro_lib.checkpoint import load_checkpoint
-
-        model, tok, cfg = load_checkpoint(a.reader)
-        if cfg.get("task") != "rag_reader" or cfg.get("corpus") != idx.corpus.spec:
-            raise NeuroError(f"{a.reader} is not a RAG reader trained on {idx.corpus.spec!r}")
-        ans = reader_answer(model, tok, idx.corpus.data, question, top[0], cfg["rag"])
-    else:
-        ans = lite_answer(idx.corpus.data, top[0], question)
-    out = {"question": question, **ans.to_dict(), "retrieved": [
-        {"passage_id": p.id, "start": p.start, "end": p.end, "score": round(float(s), 4)}
-        for p, s in zip(top, scores[0])]}
+    asked = ask(idx, a.question, a.retriever, a.k, load_reader(a.reader, idx) if a.reader else None)
+    ans = asked.answer
+    out = asked.to_dict()
+    out["retrieved"] = [dict(r, score=round(r["score"], 4)) for r in out["retrieved"]]
     if a.json:
         print(json.dumps(out, indent=2))
         return
@@ -69,7 +60,7 @@ def register(sub) -> None:
     ri = rsub.add_parser("index", help="chunk a corpus, generate questions, build BM25 + dense indexes")
     ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
     ri.add_argument("--out", required=True, help="a new directory for the index")
-    ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['rag'])")
+    ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.rag)")
     ri.add_argument("--seed", type=seed, default=0)
     ri.set_defaults(func=cmd_rag_index)
     rt = rsub.add_parser("train-reader", help="pre-train and fine-tune an LM reader on an index's questions")

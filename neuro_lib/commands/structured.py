@@ -26,15 +26,16 @@ def cmd_json(a):
     from neuro_lib.structured.expert import answer
 
     load_schema(a.schema)  # an unknown or broken schema fails before any model work
-    if not a.run:
-        from neuro_lib.structured.expert import check_description
-        from neuro_lib.train.pretrain import family_sizes
-        check_description(a.prompt, a.schema, family_sizes(a.profile)["base"]["block_size"])
     if a.run:
         model, tok, cfg = load_checkpoint(a.run)
     else:
+        from neuro_lib.profiles import get_profile
         from neuro_lib.runtime.experts import cached_model
-        model, tok, cfg = cached_model("struct-mini", a.profile)  # the runtime's Struct-mini: the base's fine-tune
+        from neuro_lib.structured.expert import check_description
+
+        profile = get_profile(a.profile)
+        check_description(a.prompt, a.schema, profile.tasks.family.base["block_size"])
+        model, tok, cfg = cached_model("struct-mini", profile)  # the runtime's Struct-mini: the base's fine-tune
     r = answer(model, tok, cfg, a.schema, a.prompt, not a.no_constraint, a.max_new_tokens, a.temperature, a.seed,
                grounded=not a.no_grounding)
     print(r["text"])

@@ -9,7 +9,7 @@
    fine-tuned for the same `finetune_steps` three ways: without retrieval, with the
    retriever's top-1 passage, with the gold passage (oracle). EM and token F1 each.
 
-    r = run_rag_experiment("smoke", arch="gpt")
+    r = run_rag_experiment(get_profile("smoke"), arch="gpt")
     r["retrieval"]["bm25"]["recall"][5], r["readers"]["oracle"]["em"], r["examples"][:3]
 
 Step budgets throughout, so quality figures do not depend on the machine's speed;
@@ -18,13 +18,13 @@ only the `*_ms` and `*_s` entries do.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from neuro_lib.data.corpus import load_corpus
-from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile, RagSizes
 from neuro_lib.rag.index import RETRIEVERS, RagIndex, build_index
 from neuro_lib.rag.lite import lite_answer
 from neuro_lib.rag.metrics import exact_match, gold_ranks, mrr, recall_at, token_f1
@@ -35,41 +35,34 @@ from neuro_lib.train.lm import train_lm
 K_MAX = 20
 
 
-def rag_sizes(profile: str) -> dict:
-    try:
-        return dict(get_profile(profile).tasks["rag"])
-    except (ValueError, KeyError):
-        raise NeuroError(f"profile {profile!r} has no RAG sizes; use smoke, bench or full") from None
-
-
-def pretrain_base(index: RagIndex, arch: str, profile: str, sizes: dict, seed: int = 0, callback=None):
+def pretrain_base(index: RagIndex, arch: str, profile: Profile, sizes: RagSizes, seed: int = 0, callback=None):
     """The reader's starting point: `arch` trained as a byte LM on the corpus for pretrain_steps."""
-    return train_lm(arch, index.corpus, profile=profile, model_overrides=sizes["reader_model"].get(arch, {}),
-                    train_overrides=dict(max_steps=sizes["pretrain_steps"], time_budget_s=0, eval_every=0,
-                                         block_size=sizes["reader_block"], seed=seed),
+    return train_lm(arch, index.corpus, profile=profile, model_overrides=sizes.reader_model.get(arch, {}),
+                    train_overrides=dict(max_steps=sizes.pretrain_steps, time_budget_s=0, eval_every=0,
+                                         block_size=sizes.reader_block, seed=seed),
                     callback=callback)
 
 
-def reader_examples(index: RagIndex, questions, passages, sizes: dict) -> list[tuple[bytes, str]]:
+def reader_examples(index: RagIndex, questions, passages, sizes: RagSizes) -> list[tuple[bytes, str]]:
     """(prompt, answer) pairs; passages[i] is question i's context (None: closed book)."""
-    budget = sizes["reader_block"] - sizes["answer_bytes"]
-    return [(fit_prompt(q.text, index.corpus.data, p, sizes["ctx_bytes"], budget), q.answer)
+    budget = sizes.reader_block - sizes.answer_bytes
+    return [(fit_prompt(q.text, index.corpus.data, p, sizes.ctx_bytes, budget), q.answer)
             for q, p in zip(questions, passages)]
 
 
-def train_retrieval_reader(index: RagIndex, profile: str = "smoke", arch: str | None = None, seed: int = 0,
+def train_retrieval_reader(index: RagIndex, profile: Profile, arch: str | None = None, seed: int = 0,
                            out_dir=None, callback=None):
     """Pre-train and fine-tune the "retrieval" reader on the index's training questions; saved to out_dir
     as a checkpoint (DESIGN.md) that `neuro rag ask --reader` loads."""
-    sizes = rag_sizes(profile)
-    arch = arch or sizes["reader_arch"]
+    sizes = profile.tasks.rag
+    arch = arch or sizes.reader_arch
     train = [q for q in index.questions if q.split == "train"]
     base = pretrain_base(index, arch, profile, sizes, seed, callback)
-    examples = reader_examples(index, train, top_passages(index, sizes["reader_retriever"], train), sizes)
+    examples = reader_examples(index, train, top_passages(index, sizes.reader_retriever, train), sizes)
     model, history = finetune_reader(base.model, base.tokenizer, examples, sizes, seed, callback)
     if out_dir is not None:
-        save_checkpoint(out_dir, model, base.tokenizer, extra={"task": "rag_reader", "profile": profile,
-                                                               "rag": sizes, "corpus": index.corpus.spec})
+        save_checkpoint(out_dir, model, base.tokenizer, extra={"task": "rag_reader", "profile": profile.name,
+                                                               "rag": asdict(sizes), "corpus": index.corpus.spec})
     return model, base.tokenizer, history
 
 
@@ -108,13 +101,13 @@ def top_passages(index: RagIndex, retriever: str, questions) -> list:
     return [index.passages[i] for i in ids[:, 0]]
 
 
-def run_rag_experiment(profile: str = "smoke", arch: str | None = None, corpus: str = "stdlib-docs", seed: int = 0,
+def run_rag_experiment(profile: Profile, arch: str | None = None, corpus: str = "stdlib-docs", seed: int = 0,
                        index: RagIndex | None = None, readers: bool = True, callback=None,
-                       sizes: dict | None = None) -> dict:
+                       sizes: RagSizes | None = None) -> dict:
     """Everything above -> a dict (plus "index": the RagIndex, for drawing cited spans). `sizes` replaces
-    the profile's tasks["rag"] (tests use tiny ones)."""
-    sizes = sizes or rag_sizes(profile)
-    arch = arch or sizes["reader_arch"]
+    the profile's tasks.rag (tests use tiny ones)."""
+    sizes = sizes or profile.tasks.rag
+    arch = arch or sizes.reader_arch
     torch.manual_seed(seed)
     if index is None:
         t0 = time.perf_counter()
@@ -123,19 +116,19 @@ def run_rag_experiment(profile: str = "smoke", arch: str | None = None, corpus: 
     else:
         build_s = float("nan")
     data = index.corpus.data
-    test = [q for q in index.questions if q.split == "test"][: sizes["n_eval"]]
+    test = [q for q in index.questions if q.split == "test"][: sizes.n_eval]
     train = [q for q in index.questions if q.split == "train"]
-    result = {"profile": profile, "corpus": index.corpus.spec, "arch": arch, "seed": seed, "sizes": sizes,
+    result = {"profile": profile.name, "corpus": index.corpus.spec, "arch": arch, "seed": seed, "sizes": asdict(sizes),
               "n_passages": len(index.passages), "n_questions": {"train": len(train), "test": len(test)},
               "build_s": build_s, "build_stage_s": index.meta.get("build_seconds", {}),
               "retrieval": eval_retrieval(index, test)}
-    retrieved = top_passages(index, sizes["reader_retriever"], test)
+    retrieved = top_passages(index, sizes.reader_retriever, test)
     gold = [index.passages[index.by_id[q.passage_id]] for q in test]
     answers = {"lite": [lite_answer(data, p, q.text) for p, q in zip(retrieved, test)]}
     if readers:
         base = pretrain_base(index, arch, profile, sizes, seed, callback)
         result["pretrain_val_bpb"] = base.val_bpb
-        train_ctx = {"none": [None] * len(train), "retrieval": top_passages(index, sizes["reader_retriever"], train),
+        train_ctx = {"none": [None] * len(train), "retrieval": top_passages(index, sizes.reader_retriever, train),
                      "oracle": [index.passages[index.by_id[q.passage_id]] for q in train]}
         test_ctx = {"none": [None] * len(test), "retrieval": retrieved, "oracle": gold}
         for cond in CONDITIONS:

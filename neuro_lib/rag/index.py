@@ -1,6 +1,6 @@
 """A RAG index on disk: passages, generated questions, BM25, the dense encoder and its vectors.
 
-    idx = build_index(load_corpus("stdlib-docs"), get_profile("smoke").tasks["rag"])
+    idx = build_index(load_corpus("stdlib-docs"), get_profile("smoke").tasks.rag)
     idx.save("runs/idx"); idx = load_index("runs/idx")
     ids, scores = idx.retriever("hybrid").search(["which exception is raised if ..."], k=5)
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ import torch
 from neuro_lib.data.corpus import Corpus, load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.memlimit import check_fits
+from neuro_lib.profiles import RagSizes
 from neuro_lib.progress import Progress
 from neuro_lib.rag.bm25 import BM25Retriever
 from neuro_lib.rag.dense import DenseRetriever, EncoderConfig, HashEncoder, contrastive_batches
@@ -105,32 +106,32 @@ def ict_pairs(corpus: Corpus, passages: list[Passage], train_sections: set[str])
     return out
 
 
-def train_encoder(corpus: Corpus, passages: list[Passage], questions: list[Question], sizes: dict,
+def train_encoder(corpus: Corpus, passages: list[Passage], questions: list[Question], sizes: RagSizes,
                   seed: int = 0, callback=None) -> tuple[HashEncoder, list[dict]]:
     """The dense encoder trained on training-split questions + inverse-cloze pairs of training sections."""
     torch.manual_seed(seed)
-    encoder = HashEncoder(EncoderConfig(**sizes["encoder"]))
+    encoder = HashEncoder(EncoderConfig(**sizes.encoder))
     by_id = {p.id: i for i, p in enumerate(passages)}
-    train_sections = {p.section for p in passages if section_split(p.section, sizes["test_fraction"]) == "train"}
+    train_sections = {p.section for p in passages if section_split(p.section, sizes.test_fraction) == "train"}
     q_pairs = [(q.text, by_id[q.passage_id]) for q in questions if q.split == "train"]
-    pairs = q_pairs * sizes["question_repeat"] + ict_pairs(corpus, passages, train_sections)
+    pairs = q_pairs * sizes.question_repeat + ict_pairs(corpus, passages, train_sections)
     docs = [f"{p.section}\n{p.text(corpus.data)}" for p in passages]
-    config = TrainConfig(batch_size=sizes["encoder_batch"], block_size=1, lr=sizes["encoder_lr"], warmup_steps=10,
-                         weight_decay=0.0, max_steps=sizes["encoder_steps"], eval_every=0, log_every=10, seed=seed)
+    config = TrainConfig(batch_size=sizes.encoder_batch, block_size=1, lr=sizes.encoder_lr, warmup_steps=10,
+                         weight_decay=0.0, max_steps=sizes.encoder_steps, eval_every=0, log_every=10, seed=seed)
     trainer = Trainer(encoder, ByteTokenizer(), config, contrastive_batches(encoder, docs, pairs, config.batch_size,
                                                                              seed))
     history = trainer.fit(callback=callback)
     return encoder.eval(), history
 
 
-def build_index(corpus: Corpus, sizes: dict, seed: int = 0, callback=None) -> RagIndex:
+def build_index(corpus: Corpus, sizes: RagSizes, seed: int = 0, callback=None) -> RagIndex:
     """Chunk, generate questions, index BM25, train and apply the encoder, build the HNSW graph."""
     seconds = {}
     t0 = time.perf_counter()
-    passages = chunk_corpus(corpus, sizes["chunk_bytes"])
+    passages = chunk_corpus(corpus, sizes.chunk_bytes)
     if not passages:
         raise NeuroError(f"corpus {corpus.spec!r} has no text to index")
-    questions = generate_questions(corpus, passages, sizes["test_fraction"])
+    questions = generate_questions(corpus, passages, sizes.test_fraction)
     seconds["chunk_and_questions"] = time.perf_counter() - t0
     docs = [f"{p.section}\n{p.text(corpus.data)}" for p in passages]
     with Progress(4, desc="rag index", unit="stage", every_s=0) as bar:
@@ -151,7 +152,7 @@ def build_index(corpus: Corpus, sizes: dict, seed: int = 0, callback=None) -> Ra
         seconds["hnsw"] = time.perf_counter() - t0
         bar.update(1, stage="hnsw")
     meta = {"format": FORMAT, "kind": "neuro-rag-index", "corpus": corpus.spec, "corpus_sha256": corpus.sha256,
-            "n_passages": len(passages), "n_questions": len(questions), "sizes": sizes, "seed": seed,
+            "n_passages": len(passages), "n_questions": len(questions), "sizes": asdict(sizes), "seed": seed,
             "build_seconds": {k: round(v, 3) for k, v in seconds.items()},
             "encoder_final": next((r for r in reversed(history) if r.get("kind") == "train"), {})}
     return RagIndex(corpus, passages, questions, bm25, dense.with_backend("exact"), meta)

@@ -17,7 +17,7 @@ was given and the byte span where the answer occurs in it (or the whole window w
 the model wrote something the passage does not contain: `grounded` is then False).
 
     model = finetune_reader(base, tok, examples, sizes, seed=0)
-    reader_answer(model, tok, corpus.data, question, passage, sizes["ctx_bytes"])
+    reader_answer(model, tok, corpus.data, question, passage, sizes)
 
 Tests: tests/test_rag.py (prompt fits the block; the loss mask covers exactly the answer;
 citations point at the answer's bytes).
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from neuro_lib.infer.engine import generate
+from neuro_lib.profiles import RagSizes
 from neuro_lib.rag.lite import Answer, best_sentence
 from neuro_lib.rag.passages import Passage
 from neuro_lib.train.trainer import TrainConfig, Trainer
@@ -94,27 +95,27 @@ def reader_batches(examples: list[tuple[bytes, bytes]], batch_size: int, block_s
     return batches
 
 
-def finetune_reader(base_model, tokenizer, examples: list[tuple[bytes, str]], sizes: dict, seed: int = 0,
+def finetune_reader(base_model, tokenizer, examples: list[tuple[bytes, str]], sizes: RagSizes, seed: int = 0,
                     callback=None):
-    """A copy of base_model fine-tuned on (prompt, answer) pairs for sizes["finetune_steps"] steps."""
+    """A copy of base_model fine-tuned on (prompt, answer) pairs for sizes.finetune_steps steps."""
     model = copy.deepcopy(base_model).train()
-    block = sizes["reader_block"]
-    config = TrainConfig(batch_size=sizes["reader_batch"], block_size=block, lr=sizes["reader_lr"],
-                         warmup_steps=10, max_steps=sizes["finetune_steps"], eval_every=0, log_every=10, seed=seed)
+    block = sizes.reader_block
+    config = TrainConfig(batch_size=sizes.reader_batch, block_size=block, lr=sizes.reader_lr,
+                         warmup_steps=10, max_steps=sizes.finetune_steps, eval_every=0, log_every=10, seed=seed)
     trainer = Trainer(model, tokenizer, config, reader_batches(examples, config.batch_size, block, seed))
     history = trainer.fit(callback=callback)
     return model.eval(), history
 
 
-def reader_answer(model, tokenizer, data: bytes, question: str, passage: Passage | None, sizes: dict) -> Answer:
-    """Greedy answer (up to sizes["answer_bytes"] bytes, stopped at a newline) with its citation."""
-    budget = sizes["reader_block"] - sizes["answer_bytes"]
-    prompt = fit_prompt(question, data, passage, sizes["ctx_bytes"], budget)
-    out = generate(model, tokenizer, prompt, max_new_tokens=sizes["answer_bytes"], temperature=0.0, stop=[b"\n"])
+def reader_answer(model, tokenizer, data: bytes, question: str, passage: Passage | None, sizes: RagSizes) -> Answer:
+    """Greedy answer (up to sizes.answer_bytes bytes, stopped at a newline) with its citation."""
+    budget = sizes.reader_block - sizes.answer_bytes
+    prompt = fit_prompt(question, data, passage, sizes.ctx_bytes, budget)
+    out = generate(model, tokenizer, prompt, max_new_tokens=sizes.answer_bytes, temperature=0.0, stop=[b"\n"])
     text = out.decode("utf-8", errors="replace").strip()
     if passage is None:
         return Answer(text, [])
-    s, e = context_window(data, passage, question, sizes["ctx_bytes"])
+    s, e = context_window(data, passage, question, sizes.ctx_bytes)
     raw = text.encode("utf-8")
     at = data.find(raw, s, e) if raw else -1
     if at < 0 and raw:

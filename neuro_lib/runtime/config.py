@@ -88,7 +88,7 @@ def build_engine(cfg: RuntimeConfig, experts: dict | None = None):
     from neuro_lib.runtime.memory import Memory
     from neuro_lib.runtime.router import KeywordRouter, KeywordRouterConfig
 
-    get_profile(cfg.profile)
+    profile = get_profile(cfg.profile)
     graph = load_graph(cfg.graph)  # a bad graph fails before any expert is built
     router = KeywordRouter(KeywordRouterConfig(threshold=cfg.threshold))
     memory = Memory(cfg.memory, cfg.window)
@@ -104,7 +104,7 @@ def build_engine(cfg: RuntimeConfig, experts: dict | None = None):
         extra[ollama.name] = ollama
         kwargs["skill_experts"] = {s: ollama.name for s in ollama.skills}
     if experts is None:
-        return RuntimeEngine.from_profile(cfg.profile, graph, extra_experts=extra, **kwargs)
+        return RuntimeEngine.from_profile(profile, graph, extra_experts=extra, **kwargs)
     from neuro_lib.runtime.judge import judge
 
     return RuntimeEngine(graph, {**experts, **extra}, judge=judge, **kwargs)

@@ -6,7 +6,7 @@ combine nodes, and returns a Result with the answer, the route, a trace step per
                            memory=Memory("data/cache/runtime/memory.sqlite"))
     r = engine.run("what is 17 * 23 + 4?")
     r.ok, r.answer, r.route.path, [(s.node, s.seconds) for s in r.trace], r.timings["total_s"]
-    RuntimeEngine.from_profile("smoke")   # the trained tiny experts (experts.py), keyword router, judge
+    RuntimeEngine.from_profile(get_profile("smoke"))   # the trained tiny experts (experts.py), keyword router, judge
 
 What a run does, step by step: the graph's entry node runs, then the first outgoing edge whose condition
 holds (graph.py) names the next node, until an exit. Expert nodes answer one task per skill of the route
@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import Profile
 from neuro_lib.runtime.graph import Graph, Node, load_graph
 from neuro_lib.runtime.memory import Memory
 from neuro_lib.runtime.router import KeywordRouter, Router
@@ -54,6 +55,26 @@ DEFAULT_WALL_S = 300.0     # wall-clock budget of one run; a graph or the settin
 def sentence(text: Any) -> str:
     """One line: an error message with its whitespace (newlines, tracebacks' indents) collapsed."""
     return " ".join(str(text).split()) or "unknown error"
+
+
+def input_error(q: Query, schemas_ok=frozenset()) -> str | None:
+    """Why the runtime refuses `q` before any expert runs (one sentence), or None. `neuro run` calls it before
+    the experts are built, the engine at the start of every run; ids in `schemas_ok` were read and checked."""
+    text = q.text.strip()
+    if not text:
+        return "the query is empty"
+    if len(text) > MAX_QUERY_CHARS:
+        return f"the query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}"
+    if q.schema_id is None:
+        return "a JSON answer needs a schema id (schema_id=..., or --schema ID)" if q.wants_json else None
+    if q.schema_id not in schemas_ok:
+        from neuro_lib.structured.schemas import load_schema
+
+        try:
+            load_schema(q.schema_id)
+        except NeuroError as e:
+            return str(e)
+    return None
 
 
 @dataclass
@@ -117,7 +138,7 @@ class RuntimeEngine:
         self._check_wiring()
 
     @classmethod
-    def from_profile(cls, profile: str = "smoke", graph: str | Graph = "default", memory: Memory | None = None,
+    def from_profile(cls, profile: Profile, graph: str | Graph = "default", memory: Memory | None = None,
                      router: Router | None = None, extra_experts: dict[str, Expert] | None = None,
                      **kwargs) -> "RuntimeEngine":
         """The tiny experts of `profile` (trained once, cached under data/cache/runtime/) plus `extra_experts`
@@ -184,21 +205,10 @@ class RuntimeEngine:
                       citations=list(answer.citations) if answer else [], error=None if ok else sentence(error))
 
     def _check_input(self, q: Query) -> str | None:
-        if not q.text:
-            return "the query is empty"
-        if len(q.text) > MAX_QUERY_CHARS:
-            return f"the query is {len(q.text)} characters long; the limit is {MAX_QUERY_CHARS}"
-        if q.schema_id is None:
-            return "a JSON answer needs a schema id (schema_id=..., or --schema ID)" if q.wants_json else None
-        if q.schema_id not in self._schemas_seen:  # read and meta-checked once per engine, not per run
-            from neuro_lib.structured.schemas import load_schema
-
-            try:
-                load_schema(q.schema_id)
-            except NeuroError as e:
-                return str(e)
-            self._schemas_seen.add(q.schema_id)
-        return None
+        error = input_error(q, self._schemas_seen)
+        if error is None and q.schema_id is not None:
+            self._schemas_seen.add(q.schema_id)  # read and meta-checked once per engine, not per run
+        return error
 
     def _walk(self, run: _Run, trace: list[TraceStep]) -> str | None:
         """Walk the graph from the entry; the error sentence that ended the run, or None at an exit."""

@@ -17,7 +17,7 @@ pass? Rule checks where the task has them, a small trained judge model where it 
 
     v = judge(Query("Convert 7 hours to minutes."), answer, "math")      # Verdict(passed, score, method, reason)
     pairwise(query, a, b, "math", model)   # "a" | "b" | "tie": the verdicts compared, then the cheaper answer
-    evaluate_judge(profile="smoke")        # agreement with ground truth on held-out expert outputs, swap consistency
+    evaluate_judge(get_profile("smoke"))      # agreement with ground truth on held-out expert outputs, swap consistency
 
 Tests: tests/test_runtime_judge.py.
 """
@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 
 from neuro_lib.data.word_problems import fmt_number, make_code_tasks, make_problems, unit_factors
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
 from neuro_lib.rag.lite import match_key, question_keys
 from neuro_lib.rag.metrics import exact_match, normalize_answer
@@ -280,7 +280,7 @@ def judge_cases(experts: dict, n: int, seed: int = 0) -> list[dict]:
     return cases
 
 
-def evaluate_judge(profile: str = "smoke", experts: dict | None = None, n: int | None = None, seed: int = 0,
+def evaluate_judge(profile: Profile, experts: dict | None = None, n: int | None = None, seed: int = 0,
                    model: JudgeModel | None = None) -> dict:
     """Judge agreement with ground truth on held-out expert outputs, overall and per method (with the share of
     right answers passed and wrong answers failed), the judge model's accuracy on held-out (test-section)
@@ -289,12 +289,12 @@ def evaluate_judge(profile: str = "smoke", experts: dict | None = None, n: int |
     if experts is None:
         from neuro_lib.runtime.experts import build_experts
         experts = build_experts(profile, ("reason-mini", "code-mini", "struct-mini", "retrieval"))
-    sizes = get_profile(profile).tasks["experts"]
+    sizes = profile.tasks.experts
     index = experts["retrieval"].index
-    model = model or JudgeModel.train(index, sizes["n_judge"], seed)
-    xs, ys = examples(index, "test", sizes["judge_eval"], seed)
+    model = model or JudgeModel.train(index, sizes.n_judge, seed)
+    xs, ys = examples(index, "test", sizes.judge_eval, seed)
     model_acc = float((model.clf.predict(model.vectorizer.transform(xs)) == ys).mean())
-    cases = judge_cases(experts, n or max(sizes["judge_eval"] // 8, 4), seed)
+    cases = judge_cases(experts, n or max(sizes.judge_eval // 8, 4), seed)
     with Progress(len(cases), desc="judge", unit="answer") as bar:
         for c in cases:
             c["verdict"] = judge(c["query"], c["answer"], c["skill"], model)
@@ -309,8 +309,8 @@ def evaluate_judge(profile: str = "smoke", experts: dict | None = None, n: int |
                 "failed_wrong": sum(not c["verdict"].passed for c in wrong) / len(wrong) if wrong else None}
 
     methods = sorted({c["verdict"].method for c in cases})
-    out = {"profile": profile, "seed": seed, "judge_model_heldout_accuracy": model_acc,
-           "judge_model_train_questions": sizes["n_judge"], "all": summary(cases),
+    out = {"profile": profile.name, "seed": seed, "judge_model_heldout_accuracy": model_acc,
+           "judge_model_train_questions": sizes.n_judge, "all": summary(cases),
            "experts_only": summary([c for c in cases if c["source"] == "expert"]),
            "per_method": {m: summary([c for c in cases if c["verdict"].method == m]) for m in methods}}
     # pairwise: each expert answer against its corrupted copy (and Reason-mini with vs without the tool)

@@ -1,7 +1,7 @@
 """A tiny language model that adds: the solver recursive expansion and best-of-N are compared on
 (runtime/expansion.py), and the fast/slow answers of math queries in the router's cost-quality test.
 
-    solver = train_sum_solver(profile="smoke")          # a byte-level GPT, step budget from profiles.py
+    solver = train_sum_solver(get_profile("smoke").tasks.expansion)        # a byte-level GPT, step budget from profiles.py
     solver.direct((12, 34, 56))                        # Answer(value=102, calls=1, steps=5): one generation
     solver.sample((12, 34, 56), n=4, seed=0)           # 4 sampled answers [(value, mean log-prob), ...]
 
@@ -22,7 +22,7 @@ from neuro_lib.data.arith import parse_sum_answer, sum_examples, sum_prompt
 from neuro_lib.infer.best_of_n import best_of_n
 from neuro_lib.infer.engine import Engine, Sampling
 from neuro_lib.models import build_model
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import ExpansionSizes
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.trainer import TrainConfig, Trainer, seed_everything
 
@@ -69,15 +69,14 @@ class SumSolver:
         return [(parse_sum_answer(c.text), c.mean_logprob) for c in r.candidates], r.calls
 
 
-def train_sum_solver(profile: str = "smoke", steps: int | None = None, seed: int = 0, callback=None) -> SumSolver:
-    """Train the adding model with the profile's sizes (tasks["expansion"]) for a step budget."""
-    sizes = get_profile(profile).tasks["expansion"]
-    pairs = sum_examples(sizes["n_train"], seed=seed, max_ops=max(sizes["sizes"]))
-    length = sizes["model"]["block_size"]
-    config = TrainConfig(batch_size=sizes["batch_size"], block_size=length, lr=sizes["lr"], warmup_steps=20,
-                         max_steps=steps or sizes["steps"], eval_every=0, log_every=25, seed=seed)
+def train_sum_solver(sizes: ExpansionSizes, steps: int | None = None, seed: int = 0, callback=None) -> SumSolver:
+    """Train the adding model with a profile's tasks.expansion sizes for a step budget."""
+    pairs = sum_examples(sizes.n_train, seed=seed, max_ops=max(sizes.sizes))
+    length = sizes.model["block_size"]
+    config = TrainConfig(batch_size=sizes.batch_size, block_size=length, lr=sizes.lr, warmup_steps=20,
+                         max_steps=steps or sizes.steps, eval_every=0, log_every=25, seed=seed)
     seed_everything(seed)  # before the model is built: the seed fixes the initial weights
-    model = build_model("gpt", **sizes["model"])
+    model = build_model("gpt", **sizes.model)
 
     def batches(step):
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)

@@ -10,10 +10,10 @@ Evaluated on held-out phrasing templates, greedy, with and without the grammar c
 (constrain.py): JSON validity, exact match, per-field and overall field accuracy. The training loop and
 the prompt layout are train/seq2seq.py's, shared with the runtime's Reason-mini and Code-mini.
 
-    res = train_expert("encdec", profile="smoke")         # TrainResult (model, tokenizer, history)
+    res = train_expert("encdec", get_profile("smoke"))         # TrainResult (model, tokenizer, history)
     m = evaluate_expert(res.model, "encdec", make_examples(20, split="heldout"))
 
-Sizes: profiles.py, tasks["struct_mini"]. Tests: tests/test_struct_mini.py.
+Sizes: profiles.py, tasks.struct_mini. Tests: tests/test_struct_mini.py.
 """
 from __future__ import annotations
 
@@ -24,33 +24,28 @@ import numpy as np
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.engine import generate
 from neuro_lib.infer.grounding import GroundedJson
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.structured.constrain import JsonConstraint
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.task import GROUNDED, Example, field_scores, make_examples
 from neuro_lib.structured.verify import verify_text
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.lm import TrainResult
-from neuro_lib.train.seq2seq import END, KINDS, aeron_config, collate, expert_kind, prompt_for, train_seq2seq  # noqa: F401 (re-exported)
+from neuro_lib.train.seq2seq import END, KINDS, collate, expert_config, expert_kind, prompt_for, train_seq2seq  # noqa: F401 (re-exported)
 
 
-def sizes(profile: str) -> dict:
-    return dict(get_profile(profile).tasks["struct_mini"])
+def model_config(kind: str, profile: Profile) -> dict:
+    return expert_config(kind, profile, profile.tasks.struct_mini)
 
 
-def model_config(kind: str, profile: str) -> dict:
-    s = sizes(profile)
-    return aeron_config(kind, get_profile(profile).model("aeron"), s["enc_layers"], s["dec_layers"], s["max_len"])
-
-
-def train_expert(kind: str, profile: str = "smoke", steps: int | None = None, seed: int = 0, out_dir=None,
+def train_expert(kind: str, profile: Profile, steps: int | None = None, seed: int = 0, out_dir=None,
                  callback=None) -> TrainResult:
     """Train one expert for the profile's step budget on generated training-template examples."""
-    s = sizes(profile)
-    train = make_examples(s["n_train"], seed=seed, split="train")
-    val = make_examples(s["n_val"], seed=seed + 1, split="heldout")
+    s = profile.tasks.struct_mini
+    train = make_examples(s.n_train, seed=seed, split="train")
+    val = make_examples(s.n_val, seed=seed + 1, split="heldout")
     return train_seq2seq(train, val, model_config(kind, profile), s, kind, seed, steps, out_dir,
-                         {"task": "struct_mini", "profile": profile}, callback)
+                         {"task": "struct_mini", "profile": profile.name}, callback)
 
 
 def check_description(text: str, schema_id: str, block_size: int) -> None:
@@ -104,16 +99,6 @@ def evaluate_expert(model, examples: list[Example], budget: int = 256, modes=("u
                      "per_field": {k: float(np.mean(v)) for k, v in sorted(per_field.items())},
                      "latency_s": secs, "tokens_per_s": n_tok / sum(secs), "mask_us": mask_us}
     return out
-
-
-def cached_expert(kind: str = "encdec", profile: str = "smoke"):
-    """A trained Struct-mini expert from data/cache/ (trained there on first use) -> (model, tokenizer, config)."""
-    from neuro_lib.data.corpus import CACHE_DIR
-    from neuro_lib.checkpoint import load_checkpoint
-
-    out = CACHE_DIR / f"struct_mini-{kind}-{profile}"
-    train_expert(kind, profile, out_dir=out)  # the Trainer resumes an interrupted run and skips a finished one
-    return load_checkpoint(out)
 
 
 def answer(model, tokenizer, config: dict, schema_id: str, prompt: str, constrained: bool = True,

@@ -1,7 +1,7 @@
 """Fine-tune a base model on one task, full or LoRA, recording the parent it came from.
 
-    child = finetune(pretrain("smoke"), "reason", "runs/reason")              # full fine-tuning
-    child = finetune(base, "struct", "runs/struct-lora", lora_rank=8)          # LoRA, saved merged
+    child = finetune(base, "reason", "runs/reason", profile=get_profile("smoke"))   # full fine-tuning
+    child = finetune(base, "struct", "runs/struct-lora", lora_rank=8, profile=p)   # LoRA, saved merged
     check_lineage(child)["parent"]   # {"id": checkpoint_id(base), "path", "method": "finetune"|"lora", "task", ...}
 
 Tasks and their prompt -> answer pairs are data/sft.py's (reason, struct, code, reader, chat; training templates
@@ -36,7 +36,7 @@ from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, chec
 from neuro_lib.data.sft import TOKENIZER, VOCAB, check_task, task_pairs
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.lora import TARGETS, apply_lora, lora_state, merge_lora
-from neuro_lib.train.pretrain import family_sizes
+from neuro_lib.profiles import Profile
 from neuro_lib.train.seq2seq import collate
 from neuro_lib.train.trainer import TrainConfig, Trainer
 
@@ -61,14 +61,14 @@ def check_base(base) -> dict:
     return cfg
 
 
-def recipe(task: str, profile: str, steps: int, lora_rank: int, seed: int) -> dict:
+def recipe(task: str, profile: Profile, steps: int, lora_rank: int, seed: int) -> dict:
     """What makes a fine-tune this fine-tune (besides its parent): part of the child's identity."""
-    s = family_sizes(profile)["finetune"]
-    r = {"version": RECIPE_VERSION, "task": task, "profile": profile, "steps": steps, "seed": seed,
-         "lora_rank": lora_rank, "batch_size": s["batch_size"], "n_train": s["n_train"], "max_len": s["max_len"],
-         "lr": s["lora_lr"] if lora_rank else s["lr"]}
+    s = profile.tasks.family.finetune
+    r = {"version": RECIPE_VERSION, "task": task, "profile": profile.name, "steps": steps, "seed": seed,
+         "lora_rank": lora_rank, "batch_size": s.batch_size, "n_train": s.n_train, "max_len": s.max_len,
+         "lr": s.lora_lr if lora_rank else s.lr}
     if lora_rank:
-        r.update(lora_alpha=s["lora_alpha"], lora_targets=list(TARGETS))
+        r.update(lora_alpha=s.lora_alpha, lora_targets=list(TARGETS))
     return r
 
 
@@ -108,15 +108,15 @@ def _ours(out: Path, parent: dict, rec: dict) -> bool:
 
 
 def finetune(base: str | Path, task: str, out: str | Path, *, steps: int | None = None, lora_rank: int = 0,
-             seed: int = 0, profile: str = "smoke", callback=None) -> Path:
+             seed: int = 0, profile: Profile, callback=None) -> Path:
     """Fine-tune `base` on `task` into the run folder `out` (resumed if interrupted); returns `out`."""
     check_task(task)
     if lora_rank < 0:
         raise NeuroError(f"the LoRA rank must be positive (0 = full fine-tuning), got {lora_rank}")
     if steps is not None and steps <= 0:
         raise NeuroError(f"steps must be positive, got {steps}")
-    sizes = family_sizes(profile)["finetune"]
-    steps = steps or sizes["steps"]
+    sizes = profile.tasks.family.finetune
+    steps = steps or sizes.steps
     base, out = Path(base), Path(out)
     check_base(base)
     method = "lora" if lora_rank else "finetune"
@@ -127,20 +127,20 @@ def finetune(base: str | Path, task: str, out: str | Path, *, steps: int | None 
         return out
 
     model, tokenizer, _ = load_checkpoint(base)
-    pairs = [p for p in task_pairs(task, sizes["n_train"], seed=seed, split="train")
-             if len(p.source) + len(p.target) + 2 <= sizes["max_len"]]
-    val = [p for p in task_pairs(task, sizes["n_val"], seed=seed + 10_000, split="train")
-           if len(p.source) + len(p.target) + 2 <= sizes["max_len"]]
+    pairs = [p for p in task_pairs(task, sizes.n_train, seed=seed, split="train")
+             if len(p.source) + len(p.target) + 2 <= sizes.max_len]
+    val = [p for p in task_pairs(task, sizes.n_val, seed=seed + 10_000, split="train")
+           if len(p.source) + len(p.target) + 2 <= sizes.max_len]
     if not pairs:
-        raise NeuroError(f"task {task!r} has no training pairs of at most {sizes['max_len']} bytes")
+        raise NeuroError(f"task {task!r} has no training pairs of at most {sizes.max_len} bytes")
     val_batch = collate(val or pairs[:1], "decoder")
     if lora_rank:
         torch.manual_seed(seed)  # A's initialisation
-        apply_lora(model, lora_rank, sizes["lora_alpha"])
+        apply_lora(model, lora_rank, sizes.lora_alpha)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    config = TrainConfig(batch_size=min(sizes["batch_size"], len(pairs)), block_size=sizes["max_len"],
-                         lr=rec["lr"], warmup_steps=sizes["warmup_steps"], max_steps=steps,
-                         eval_every=sizes["eval_every"], weight_decay=0.0 if lora_rank else 0.1, log_every=10,
+    config = TrainConfig(batch_size=min(sizes.batch_size, len(pairs)), block_size=sizes.max_len,
+                         lr=rec["lr"], warmup_steps=sizes.warmup_steps, max_steps=steps,
+                         eval_every=sizes.eval_every, weight_decay=0.0 if lora_rank else 0.1, log_every=10,
                          seed=seed)
 
     @torch.no_grad()
@@ -152,15 +152,15 @@ def finetune(base: str | Path, task: str, out: str | Path, *, steps: int | None 
     what = f"LoRA rank {lora_rank} ({n_train / 1e3:.0f}k trainable parameters)" if lora_rank else \
         f"full fine-tuning ({n_train / 1e6:.2f}M parameters)"
     print(f"[finetune] {what} of {base} on task {task!r}: {steps} steps of {config.batch_size} pairs "
-          f"({len(pairs)} training pairs) -> {out}; the profile's {sizes['steps']} steps take "
-          f"{family_sizes(profile)['about']['finetune']}", file=sys.stderr, flush=True)
+          f"({len(pairs)} training pairs) -> {out}; the profile's {sizes.steps} steps take "
+          f"{profile.tasks.family.about_finetune}", file=sys.stderr, flush=True)
     extra = {"parent": parent, "finetune": rec}
     run = out / ADAPTER_RUN if lora_rank else out
     trainer = Trainer(model, tokenizer, config, task_batches(pairs, config.batch_size, seed), evaluate, out_dir=run,
                       extra_config=extra)
     trainer.fit(callback=callback)
     if lora_rank:
-        _save_lora_child(model, tokenizer, out, config, extra, lora_rank, sizes["lora_alpha"])
+        _save_lora_child(model, tokenizer, out, config, extra, lora_rank, sizes.lora_alpha)
     return out
 
 

@@ -1,7 +1,7 @@
 """Train a language model on a corpus in one call: the path shared by the CLI
 (`neuro train`, `neuro bench lm`) and the notebooks.
 
-    result = train_lm("gpt", "stdlib-docs", profile="smoke", out_dir="runs/gpt")
+    result = train_lm("gpt", "stdlib-docs", profile=get_profile("smoke"), out_dir="runs/gpt")
     result.val_bpb, result.history, result.model
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,7 +21,7 @@ from neuro_lib.data.corpus import CACHE_DIR, Corpus, load_corpus
 from neuro_lib.errors import NeuroError
 from neuro_lib.memlimit import check_fits
 from neuro_lib.models import build_model
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
 from neuro_lib.train.evaluate import evaluate_bpb
 from neuro_lib.train.trainer import TrainConfig, Trainer, check_run_folder, seed_everything
@@ -76,12 +76,12 @@ class TrainResult:
         return sorted(rates)[len(rates) // 2] if rates else float("nan")
 
 
-def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | Tokenizer = "byte", profile: str = "smoke",
+def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | Tokenizer = "byte", *, profile: Profile,
              out_dir=None, model_overrides: dict | None = None, train_overrides: dict | None = None,
              callback=None, tokenizer_train: dict | None = None) -> TrainResult:
     """Build tokenizer + model from the profile's sizes, train under its budget, return the result.
     `tokenizer_train` overrides the profile's tokenizer training arguments (see get_tokenizer)."""
-    prof = get_profile(profile)
+    prof = profile
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
     if out_dir is not None:
         check_run_folder(out_dir)  # before any work: a bad --out fails in a second, not after the tokenizer
@@ -91,13 +91,10 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     # the training window: a block_size given as an override, else the profile's, cut to the model's block_size
     # (the longest sequence it takes; Aeron's is longer than its training window, for RoPE past it)
     window = (model_overrides or {}).get("block_size") or min(mcfg.get("block_size", t.block_size), t.block_size)
-    tcfg = dict(batch_size=t.batch_size, block_size=window, lr=t.lr,
-                warmup_steps=t.warmup_steps, precision=t.precision, time_budget_s=t.time_budget_s, eval_every=t.eval_every,
-                eval_bytes=t.eval_bytes)
-    tcfg.update(train_overrides or {})
-    if tcfg.get("max_steps"):
-        tcfg.setdefault("time_budget_s", 0)
-    config = TrainConfig(**tcfg)
+    overrides = dict(train_overrides or {})
+    if overrides.get("max_steps"):
+        overrides.setdefault("time_budget_s", 0)  # a step budget replaces the profile's time budget
+    config = TrainConfig(**{**asdict(t), "block_size": window, **overrides})
     if "block_size" in mcfg and config.block_size > mcfg["block_size"]:
         raise NeuroError(f"training block_size {config.block_size} exceeds the model's {mcfg['block_size']}")
     if isinstance(tokenizer, Tokenizer):  # an already trained tokenizer (notebook 01 compares them)
@@ -127,6 +124,6 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
         return {"val_bpb": r["bpb"], "val_bytes": r["bytes"]}
 
     trainer = Trainer(model, tok, config, batches, evaluate, out_dir=out_dir,
-                      extra_config={"corpus_sha256": corpus.sha256, "profile": profile}, info={"corpus": corpus.spec})
+                      extra_config={"corpus_sha256": corpus.sha256, "profile": prof.name}, info={"corpus": corpus.spec})
     history = trainer.fit(callback=callback)
     return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None)

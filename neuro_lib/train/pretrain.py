@@ -1,6 +1,6 @@
 """The base model every expert is fine-tuned from: an Aeron decoder pretrained on the mixture of data/mixture.py.
 
-    run = pretrain("smoke")                 # built on first use, cached in data/cache/base-<key>/, then reused
+    run = pretrain(get_profile("smoke"))    # built on first use, cached in data/cache/base-<key>/, then reused
     model, tokenizer, cfg = load_checkpoint(run)
 
 The cache key is a content hash of everything that defines the base: the profile's model and pretraining sizes,
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from neuro_lib.data.sft import MARK, TOKENIZER, VOCAB
 from neuro_lib.errors import NeuroError
 from neuro_lib.checkpoint import POINTER, read_config
 from neuro_lib.models import build_model
-from neuro_lib.profiles import get_profile
+from neuro_lib.profiles import Profile
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.evaluate import evaluate_bpb
 from neuro_lib.train.trainer import TrainConfig, Trainer
@@ -45,18 +46,10 @@ CODE_VERSION = 1  # bump when the pretraining recipe changes: every cached base 
 ARCH = "aeron"
 
 
-def family_sizes(profile: str) -> dict:
-    """The profile's model-family section (profiles.FAMILY): base, pretrain, max_bytes, finetune, bench."""
-    sizes = get_profile(profile).tasks.get("family")
-    if sizes is None:
-        raise NeuroError(f"profile {profile!r} has no model-family sizes; use smoke, bench or full")
-    return json.loads(json.dumps(sizes))  # a deep copy
-
-
-def base_key(profile: str, mixture: Mixture, seed: int, steps: int | None, seconds: float | None) -> dict:
-    sizes = family_sizes(profile)
+def base_key(profile: Profile, mixture: Mixture, seed: int, steps: int | None, seconds: float | None) -> dict:
+    sizes = profile.tasks.family
     return {"recipe": "family-base", "code_version": CODE_VERSION, "mixture_version": MIXTURE_VERSION,
-            "model": sizes["base"], "pretrain": sizes["pretrain"], "max_bytes": sizes["max_bytes"],
+            "model": sizes.base, "pretrain": asdict(sizes.pretrain), "max_bytes": sizes.max_bytes,
             "mixture": mixture.spec, "mixture_sha256": mixture.key(), "seed": seed, "steps": steps,
             "seconds": seconds, "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
 
@@ -65,9 +58,9 @@ def _key_hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def cache_path(profile: str, key: dict) -> Path:
+def cache_path(profile: Profile, key: dict) -> Path:
     """Where pretrain() keeps the base of `key` when no `out` is given."""
-    return CACHE_DIR / f"base-{profile}-{_key_hash(key)[:16]}"
+    return CACHE_DIR / f"base-{profile.name}-{_key_hash(key)[:16]}"
 
 
 def _finished(run: Path, key: dict, steps: int, seconds: float | None) -> bool:
@@ -87,63 +80,61 @@ def _val_texts(mixture: Mixture, n: int) -> dict[str, bytes]:
     return out
 
 
-def pretrain(profile: str, out: str | Path | None = None, *, seconds: float | None = None, steps: int | None = None,
+def pretrain(profile: Profile, out: str | Path | None = None, *, seconds: float | None = None, steps: int | None = None,
              seed: int = 0, mixture: dict | None = None, callback=None) -> Path:
     """The run folder of the profile's base model, trained now if it is not there yet (or resumed). `mixture`
     replaces the sampling shares of data/mixture.MIXTURE_SPEC (an ablation; part of the cache key)."""
-    sizes = family_sizes(profile)
-    p = sizes["pretrain"]
+    sizes = profile.tasks.family
+    p = sizes.pretrain
     if steps is not None and steps <= 0 or seconds is not None and seconds <= 0:
         raise NeuroError("the pretraining budget must be positive")
     if steps is not None and seconds is not None:
         raise NeuroError("give steps or seconds, not both")
     try:
-        mixture = build_mixture(mixture, max_bytes=sizes["max_bytes"])
+        mixture = build_mixture(mixture, max_bytes=sizes.max_bytes)
     except ValueError as e:
         raise NeuroError(str(e)) from None
     key = base_key(profile, mixture, seed, steps, seconds)
     run = Path(out) if out is not None else cache_path(profile, key)
-    if _finished(run, key, steps or p["steps"], seconds):
+    if _finished(run, key, steps or p.steps, seconds):
         return run  # built before: nothing to train, nothing rewritten
-    model_cfg = dict(sizes["base"], vocab_size=VOCAB, mode="decoder", n_encoder_layer=0)
+    model_cfg = dict(sizes.base, vocab_size=VOCAB, mode="decoder", n_encoder_layer=0)
     torch.manual_seed(seed)
     model = build_model(ARCH, **model_cfg)
-    budget = dict(max_steps=0, time_budget_s=seconds) if seconds else dict(max_steps=steps or p["steps"])
-    config = TrainConfig(batch_size=p["batch_size"], block_size=p["block_size"], lr=p["lr"],
-                         warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], eval_bytes=p["eval_bytes"],
-                         ckpt_every=p["ckpt_every"], ckpt_every_s=p["ckpt_every_s"], log_every=10, seed=seed, **budget)
-    val = _val_texts(mixture, p["eval_bytes"])
+    budget = dict(max_steps=0, time_budget_s=seconds) if seconds else dict(max_steps=steps or p.steps)
+    trained = {k: v for k, v in asdict(p).items() if k != "steps"}  # the rest are TrainConfig's own fields
+    config = TrainConfig(**trained, log_every=10, seed=seed, **budget)
+    val = _val_texts(mixture, p.eval_bytes)
     tokenizer = ByteTokenizer()
 
     def batches(step: int) -> dict:
-        return mixture.batch(step, seed, p["batch_size"], p["block_size"])
+        return mixture.batch(step, seed, p.batch_size, p.block_size)
 
     def evaluate(m) -> dict:
-        per = {name: evaluate_bpb(m, tokenizer, text, p["block_size"])["bpb"] for name, text in val.items()}
+        per = {name: evaluate_bpb(m, tokenizer, text, p.block_size)["bpb"] for name, text in val.items()}
         return {"val_bpb": sum(per.values()) / len(per), **{f"val_bpb_{k}": v for k, v in per.items()}}
 
     n_params = model.num_params()
     budget_text = f"{seconds:.0f} s" if seconds else f"{budget['max_steps']} steps"
-    print(f"[pretrain] {profile} base: Aeron decoder, {n_params / 1e6:.2f}M parameters, {budget_text} of "
-          f"{p['batch_size']}x{p['block_size']} tokens on the mixture "
+    print(f"[pretrain] {profile.name} base: Aeron decoder, {n_params / 1e6:.2f}M parameters, {budget_text} of "
+          f"{p.batch_size}x{p.block_size} tokens on the mixture "
           + ", ".join(f"{n} {s.share:.0%}" for n, s in mixture.sources.items())
-          + f" -> {run}; the profile's {p['steps']} steps take {sizes['about']['pretrain']}", file=sys.stderr,
+          + f" -> {run}; the profile's {p.steps} steps take {sizes.about_pretrain}", file=sys.stderr,
           flush=True)
     trainer = Trainer(model, tokenizer, config, batches, evaluate, out_dir=run,
                       extra_config={"base_key": key, "tokenizer_spec": TOKENIZER},
-                      info={"mixture": mixture.describe(), "profile": profile})
+                      info={"mixture": mixture.describe(), "profile": profile.name})
     trainer.fit(callback=callback)
     return run
 
 
-def scratch_base(profile: str, seed: int = 0) -> Path:
+def scratch_base(profile: Profile, seed: int = 0) -> Path:
     """The from-scratch control: the base's architecture at its seed's initialisation, untrained (step 0), saved as
     a checkpoint in the cache so `finetune` treats it like any base (the same recipe, the same lineage record)."""
     from neuro_lib.checkpoint import save_checkpoint
-    sizes = family_sizes(profile)
-    model_cfg = dict(sizes["base"], vocab_size=VOCAB, mode="decoder", n_encoder_layer=0)
+    model_cfg = dict(profile.tasks.family.base, vocab_size=VOCAB, mode="decoder", n_encoder_layer=0)
     key = {"recipe": "family-scratch", "code_version": CODE_VERSION, "model": model_cfg, "seed": seed}
-    run = CACHE_DIR / f"scratch-{profile}-{_key_hash(key)[:16]}"
+    run = CACHE_DIR / f"scratch-{profile.name}-{_key_hash(key)[:16]}"
     if (run / POINTER).exists() and read_config(run).get("scratch_key") == key:
         return run
     torch.manual_seed(seed)  # the same initialisation pretrain() starts from

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from neuro_lib.models import build_model
+from neuro_lib.profiles import MiniExpertSizes, Profile
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.lm import TrainResult
 from neuro_lib.train.trainer import TrainConfig, Trainer
@@ -38,6 +39,11 @@ def aeron_config(kind: str, base: dict, enc_layers: int, dec_layers: int, max_le
     if kind == "decoder":
         return dict(cfg, mode="decoder", n_encoder_layer=0, n_decoder_layer=enc_layers + dec_layers)
     raise ValueError(f"expert kind must be one of {KINDS}, got {kind!r}")
+
+
+def expert_config(kind: str, profile: Profile, sizes: MiniExpertSizes) -> dict:
+    """The Aeron config of an expert trained with `sizes` (one of the profile's mini-expert sections)."""
+    return aeron_config(kind, profile.model("aeron"), sizes.enc_layers, sizes.dec_layers, sizes.max_len)
 
 
 def collate(examples, kind: str) -> dict:
@@ -74,17 +80,18 @@ def prompt_for(model, source: bytes, prefix: bytes = b"") -> tuple[list[int], li
     return list(source) + [START] + list(prefix), None
 
 
-def train_seq2seq(train, val, model_config: dict, sizes: dict, kind: str, seed: int = 0, steps: int | None = None,
+def train_seq2seq(train, val, model_config: dict, sizes: MiniExpertSizes, kind: str, seed: int = 0,
+                  steps: int | None = None,
                   out_dir=None, extra_config: dict | None = None, callback=None) -> TrainResult:
-    """Train an Aeron `kind` expert on `train` pairs for sizes["steps"] (or `steps`); validation loss on `val`.
-    sizes: batch_size, max_len, lr, warmup_steps, steps, eval_every. Batches are a pure function of (seed, step),
+    """Train an Aeron `kind` expert on `train` pairs for sizes.steps (or `steps`); validation loss on `val`.
+    sizes: a profile's MiniExpertSizes section (batch_size, max_len, lr, warmup_steps, steps, eval_every). Batches are a pure function of (seed, step),
     so an interrupted run in `out_dir` resumes to the same weights and a finished one is loaded, not retrained."""
     torch.manual_seed(seed)
     model = build_model("aeron", **model_config)
     val_batch = collate(val, kind)
-    B = min(sizes["batch_size"], len(train))
-    config = TrainConfig(batch_size=B, block_size=sizes["max_len"], lr=sizes["lr"], warmup_steps=sizes["warmup_steps"],
-                         max_steps=steps or sizes["steps"], eval_every=sizes["eval_every"], log_every=10, seed=seed)
+    B = min(sizes.batch_size, len(train))
+    config = TrainConfig(batch_size=B, block_size=sizes.max_len, lr=sizes.lr, warmup_steps=sizes.warmup_steps,
+                         max_steps=steps or sizes.steps, eval_every=sizes.eval_every, log_every=10, seed=seed)
 
     def batches(step: int) -> dict:
         idx = np.random.default_rng([seed, step]).choice(len(train), B, replace=False)

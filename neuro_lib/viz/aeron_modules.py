@@ -2,7 +2,7 @@
 reports: a live one (bench.aeron_modules.measure at smoke size) and the recorded ones in
 data/reference/aeron_modules*.json, drawn side by side and labelled.
 
-    live = measure(["kg"], seeds=1, profile="smoke")
+    live = measure(get_profile("smoke"), ["kg"], seeds=1)
     recs = recorded("kg")                     # [(report, label)], oldest first
     arms_figure("kg", live, recs).show(); verdict_table([live] + [r for r, _ in recs], "kg")
 """

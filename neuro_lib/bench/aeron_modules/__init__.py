@@ -6,11 +6,11 @@ synthetic task where it should help, at an equal training budget, over seeds (is
 
 EXPERIMENTS maps a module name to its experiment, a module exposing
     NAME: str; CLAIM: str (what the seed claims); METRIC: str; HIGHER_IS_BETTER: bool
-    def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict
+    def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict
 returning {"with": {METRIC: value, ..., "params": int, "train_s": float}, "without": {...same keys...},
 "extra": {...curves and sweeps for plots...}}. Both arms get the same budget: `--steps` optimiser
 steps, or `--seconds` of wall clock each (then the step count is what fitted). Sizes come from
-profiles.py (tasks["aeron_modules"]).
+profiles.py (tasks.aeron_modules, an AeronModulesSizes).
 
 Per module the report has, for every numeric key of the arms: the mean over seeds, its spread (sample
 standard deviation) and the per-seed values; the parameter and training-time cost the module adds;
@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from multiprocessing import get_context
 
 import torch
 
 from neuro_lib.bench.aeron_modules import badge, episodic, ewc, kg, reasoning, uncertainty, vision
 from neuro_lib.bench.report import make_report
-from neuro_lib.errors import NeuroError
 from neuro_lib.bench.flags import add_threads
+from neuro_lib.errors import NeuroError
+from neuro_lib.profiles import AeronModulesSizes, Profile, get_profile
 
 EXPERIMENTS = {m.NAME: m for m in (reasoning, episodic, kg, ewc, uncertainty, badge, vision)}
 VERDICTS = {"helps": 1, "no difference": 0, "hurts": -1, "undecided (one seed, no spread)": 0}
@@ -42,7 +44,7 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=3, help="seeds per module (0, 1, ...)")
     p.add_argument("--steps", type=int, default=0, help="equal step budget per arm (default: the profile's)")
     p.add_argument("--seconds", type=float, default=0.0, help="equal wall-clock budget per arm instead of steps")
-    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks['aeron_modules'])")
+    p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.aeron_modules)")
     add_threads(p)  # per process
     p.add_argument("--jobs", type=int, default=1, help="processes running (module, seed) pairs side by side")
 
@@ -86,18 +88,16 @@ def summarise(exp, runs: list[dict]) -> list[dict]:
     return rows
 
 
-def _one(name: str, seed: int, steps: int, seconds: float | None, profile: str, threads: int) -> dict:
+def _one(name: str, seed: int, steps: int, seconds: float | None, sizes: AeronModulesSizes, threads: int) -> dict:
     torch.set_num_threads(threads)
-    return EXPERIMENTS[name].run(seed, steps, seconds, profile)
+    return EXPERIMENTS[name].run(seed, steps, seconds, sizes=sizes)
 
 
-def measure(names: list[str] | None = None, seeds: int = 3, steps: int = 0, seconds: float | None = None,
-            profile: str = "smoke", command: str | None = None, jobs: int = 1) -> dict:
+def measure(profile: Profile, names: list[str] | None = None, seeds: int = 3, steps: int = 0,
+            seconds: float | None = None, command: str | None = None, jobs: int = 1) -> dict:
     """Run the experiments `names` (default all) over `seeds` seeds -> the bench report, with the
     experiments' extras under "extra" and the command line under config["command"]. `jobs` > 1 runs
     (module, seed) pairs in that many processes (the same figures; wall-clock ones are then shared-CPU)."""
-    from neuro_lib.bench.aeron_modules.common import sizes
-
     names = names or list(EXPERIMENTS)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
@@ -106,23 +106,24 @@ def measure(names: list[str] | None = None, seeds: int = 3, steps: int = 0, seco
         raise NeuroError("--seeds must be at least 1, --steps and --seconds non-negative and finite")
     # without --steps each module takes its profile's budget (a module's own "steps" where it has one: ewc counts
     # steps per task, badge per labelling round)
-    module_steps = {n: steps or sizes(profile).get(n, {}).get("steps", sizes(profile)["steps"]) for n in names}
+    sizes = profile.tasks.aeron_modules
+    module_steps = {n: steps or getattr(getattr(sizes, n), "steps", sizes.steps) for n in names}
     todo = [(name, seed) for name in names for seed in range(seeds)]
     threads = torch.get_num_threads()
     if jobs > 1:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {key: pool.submit(_one, *key, module_steps[key[0]], seconds, profile, threads) for key in todo}
+            futures = {key: pool.submit(_one, *key, module_steps[key[0]], seconds, sizes, threads) for key in todo}
             done = {key: f.result() for key, f in futures.items()}
     else:
-        done = {key: _one(*key, module_steps[key[0]], seconds, profile, threads) for key in todo}
+        done = {key: _one(*key, module_steps[key[0]], seconds, sizes, threads) for key in todo}
     results, extra = [], {}
     for name in names:
         runs = [done[(name, seed)] for seed in range(seeds)]
         results += summarise(EXPERIMENTS[name], runs)
         extra[name] = [r["extra"] for r in runs]
-    config = {"profile": profile, "modules": names, "seeds": seeds,
+    config = {"profile": profile.name, "modules": names, "seeds": seeds,
               "budget": {"seconds": seconds} if seconds else {"steps": steps or module_steps},
-              "sizes": sizes(profile), "threads": threads, "jobs": jobs,
+              "sizes": asdict(sizes), "threads": threads, "jobs": jobs,
               "claims": {n: {"claim": EXPERIMENTS[n].CLAIM, "metric": EXPERIMENTS[n].METRIC,
                              "higher_is_better": EXPERIMENTS[n].HIGHER_IS_BETTER} for n in names}}
     if command:
@@ -141,5 +142,5 @@ def run(args) -> dict:
                         f"--threads {args.threads}" if args.threads else "",
                         f"--jobs {args.jobs}" if args.jobs > 1 else "",
                         f"--out {args.out}" if getattr(args, "out", None) else ""])
-    return measure(args.module, args.seeds, args.steps, args.seconds or None, args.profile, " ".join(command.split()),
-                   args.jobs)
+    return measure(get_profile(args.profile), args.module, args.seeds, args.steps, args.seconds or None,
+                   " ".join(command.split()), args.jobs)

@@ -12,19 +12,10 @@ from typing import Callable
 
 import torch
 
-from neuro_lib.errors import NeuroError
 from neuro_lib.models.aeron import Aeron, AeronConfig
 from neuro_lib.models.aeron.enhanced import AeronEnhanced, EnhancedConfig
 from neuro_lib.optim import make_adamw, warmup_cosine
-from neuro_lib.profiles import get_profile
 from neuro_lib.progress import Progress
-
-
-def sizes(profile: str) -> dict:
-    tasks = get_profile(profile).tasks
-    if "aeron_modules" not in tasks:
-        raise NeuroError(f"profile {profile!r} has no aeron_modules sizes")
-    return tasks["aeron_modules"]
 
 
 def build(seed: int, vocab_size: int, model: dict, config: EnhancedConfig | None = None, **plugins) -> AeronEnhanced:

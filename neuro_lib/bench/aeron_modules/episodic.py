@@ -19,11 +19,12 @@ import random
 import torch
 import torch.nn.functional as F
 
-from neuro_lib.bench.aeron_modules.common import build, correct, params_of, sizes, train
+from neuro_lib.bench.aeron_modules.common import build, correct, params_of, train
 from neuro_lib.data.aeron_tasks import VOCAB, facts_batch, facts_cap
 from neuro_lib.models.aeron.enhanced import EnhancedConfig
 from neuro_lib.models.aeron.episodic import EpisodicConfig
 from neuro_lib.models.base import masked_cross_entropy
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "episodic"
 CLAIM = "an episodic memory lets the model use facts given in an earlier episode, beyond its context window"
@@ -51,20 +52,20 @@ def loss(model, batch, retrieval: float):
     return lm + retrieval * F.cross_entropy(r_logits, target)
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
-    e = s["episodic"]
-    d = s["model"]["d_model"]
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes
+    e = s.episodic
+    d = s.model["d_model"]
     c = e["curriculum"]
     batches = lambda rng, frac: facts_batch(  # noqa: E731
-        rng, s["batch_size"], facts_cap(frac, e["n_facts"], c["start"], c["ramp"]), e["window"])
-    held = facts_batch(random.Random(10_000 + seed), s["n_eval"], e["n_facts"], e["window"])
-    arms = {"without": build(seed, VOCAB, s["model"]),
-            "with": build(seed, VOCAB, s["model"], EnhancedConfig(episodic=EpisodicConfig(d_model=d, **e["memory"])))}
+        rng, s.batch_size, facts_cap(frac, e["n_facts"], c["start"], c["ramp"]), e["window"])
+    held = facts_batch(random.Random(10_000 + seed), s.n_eval, e["n_facts"], e["window"])
+    arms = {"without": build(seed, VOCAB, s.model),
+            "with": build(seed, VOCAB, s.model, EnhancedConfig(episodic=EpisodicConfig(d_model=d, **e["memory"])))}
     out, extra = {}, {"curve": {}, "curriculum": c, "retrieval_weight": e["retrieval"]}
     for arm, model in arms.items():
-        log = train(model, batches, lambda b, m=model: loss(m, b, e["retrieval"]), seed, steps, seconds, s["lr"],
-                    s["warmup"], f"episodic {arm} seed {seed}", curriculum=True)
+        log = train(model, batches, lambda b, m=model: loss(m, b, e["retrieval"]), seed, steps, seconds, s.lr,
+                    s.warmup, f"episodic {arm} seed {seed}", curriculum=True)
         with torch.no_grad():
             logits, r_logits, target = answer(model, held)
             ok = correct(logits, held).float()

@@ -13,7 +13,8 @@ Metric: forgetting of A = A's test accuracy after A minus after B (lower is bett
 (what holding A costs B). The Fisher of a confident model is tiny (p(yhat) near 1 leaves little gradient), so
 lambda is large (profiles.py; chosen on seed 0, docs/LOG.md 2026-11-26).
 
-    from neuro_lib.bench.aeron_modules import ewc; ewc.run(seed=0, steps=300, profile="bench")
+    from neuro_lib.bench.aeron_modules import ewc
+    ewc.run(seed=0, steps=300, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 from neuro_lib.data.aeron_learn_tasks import batch_indices, majority_task
 from neuro_lib.models.aeron.classifier import AeronClassifier, ClassifierConfig
 from neuro_lib.models.aeron.continual import EWC, EWCConfig
-from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
+from neuro_lib.bench.aeron_modules.common import params_of, train
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "ewc"
 CLAIM = "EWC-based Fisher consolidation with task embeddings keeps task A while training task B (ContinualLearningModule)"
@@ -34,10 +36,6 @@ METRIC = "forgetting_A"
 HIGHER_IS_BETTER = False
 ARMS = {"finetune": (False, False), "task_emb": (True, False), "ewc": (False, True), "ewc+task_emb": (True, True)}
 TASK_ID = {"A": 0, "B": 1}
-
-
-def sizes(profile: str) -> dict:
-    return module_sizes(profile)["ewc"]
 
 
 def logits_fn(model, batch):
@@ -57,26 +55,26 @@ def train_task(model, x, y, task: str, s: dict, steps: int, seconds, seed: int, 
     tid = TASK_ID[task]
 
     def batches(rng):
-        idx = batch_indices(rng, len(y), s["batch_size"])
+        idx = batch_indices(rng, len(y), s.batch_size)
         return {"x": x[idx], "y": y[idx], "task": torch.full((len(idx),), tid)}
 
     def loss(batch):
         ce = F.cross_entropy(logits_fn(model, batch), batch["y"])
         return ce + ewc.penalty(model) if ewc is not None else ce
 
-    return train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"ewc task {task}")
+    return train(model, batches, loss, seed, steps, seconds, s.lr, s.warmup, f"ewc task {task}")
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
-    data = {t: (majority_task(t, s["n_train"], seed, s["vocab"], s["length"]),
-                majority_task(t, s["n_test"], 10_000 + seed, s["vocab"], s["length"])) for t in ("A", "B")}
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes.ewc
+    data = {t: (majority_task(t, s.n_train, seed, s.vocab, s.length),
+                majority_task(t, s.n_test, 10_000 + seed, s.vocab, s.length)) for t in ("A", "B")}
     (xa, ya), (xa_te, ya_te) = data["A"]
     (xb, yb), (xb_te, yb_te) = data["B"]
     arms, curves = {}, {}
     for te in (False, True):
         torch.manual_seed(seed)
-        cfg = ClassifierConfig(n_classes=4, inputs="tokens", vocab_size=s["vocab"], n_tasks=2 if te else 0, **s["model"])
+        cfg = ClassifierConfig(n_classes=4, inputs="tokens", vocab_size=s.vocab, n_tasks=2 if te else 0, **s.model)
         base = AeronClassifier(cfg)
         rec_a = train_task(base, xa, ya, "A", s, steps, seconds, seed)
         acc_a0 = accuracy(base, xa_te, ya_te, "A")
@@ -87,10 +85,10 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
             t0 = time.perf_counter()
             ewc = None
             if arm_ewc:
-                n_f = s["n_fisher"]
+                n_f = s.n_fisher
                 batches = [{"x": xa[i:i + 16], "task": torch.zeros(len(xa[i:i + 16]), dtype=torch.int64)}
                            for i in range(0, n_f, 16)]
-                ewc = EWC.from_task(model, logits_fn, batches, EWCConfig(lam=s["lam"]),
+                ewc = EWC.from_task(model, logits_fn, batches, EWCConfig(lam=s.lam),
                                     generator=torch.Generator().manual_seed(seed))
             fisher_s = time.perf_counter() - t0
             rec_b = train_task(model, xb, yb, "B", s, steps, seconds, seed + 1, ewc)
@@ -100,4 +98,4 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
                           "train_s": rec_a["train_s"] + fisher_s + rec_b["train_s"], "steps": rec_b["steps"]}
             curves[name] = {"loss_A": rec_a["curve"], "loss_B": rec_b["curve"]}
     return {"with": arms["ewc+task_emb"], "without": arms["finetune"],
-            "extra": {"arms": arms, "curves": curves, "lam": s["lam"], "n_fisher": s["n_fisher"]}}
+            "extra": {"arms": arms, "curves": curves, "lam": s.lam, "n_fisher": s.n_fisher}}

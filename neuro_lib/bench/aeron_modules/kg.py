@@ -16,10 +16,11 @@ import random
 
 import torch
 
-from neuro_lib.bench.aeron_modules.common import build, correct, params_of, sizes, train
+from neuro_lib.bench.aeron_modules.common import build, correct, params_of, train
 from neuro_lib.data.aeron_tasks import VOCAB, KnowledgeGraph, kg_batch
 from neuro_lib.models.aeron.enhanced import EnhancedConfig
 from neuro_lib.models.aeron.knowledge_graph import KGConfig
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "kg"
 CLAIM = "knowledge-graph attention injects structured knowledge: questions about facts never trained on are answerable"
@@ -33,20 +34,20 @@ def accuracy(model, batch) -> float:
     return correct(out.logits, batch).float().mean().item()
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
-    k = s["kg"]
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes
+    k = s.kg
     graph = KnowledgeGraph(seed=seed, n_entities=k["n_entities"], n_relations=k["n_relations"], heldout=k["heldout"])
-    d = s["model"]["d_model"]
-    batches = lambda rng: kg_batch(rng, graph, s["batch_size"], "train", k["distractors"], k["fresh"])  # noqa: E731
+    d = s.model["d_model"]
+    batches = lambda rng: kg_batch(rng, graph, s.batch_size, "train", k["distractors"], k["fresh"])  # noqa: E731
     rng = random.Random(10_000 + seed)
-    held = {split: kg_batch(rng, graph, s["n_eval"], split, k["distractors"]) for split in ("test", "train")}
+    held = {split: kg_batch(rng, graph, s.n_eval, split, k["distractors"]) for split in ("test", "train")}
     kg_cfg = KGConfig(d_model=d, n_entities=k["n_entities"], n_relations=k["n_relations"])
-    arms = {"without": build(seed, VOCAB, s["model"]), "with": build(seed, VOCAB, s["model"], EnhancedConfig(kg=kg_cfg))}
+    arms = {"without": build(seed, VOCAB, s.model), "with": build(seed, VOCAB, s.model, EnhancedConfig(kg=kg_cfg))}
     out, extra = {}, {"curve": {}}
     for arm, model in arms.items():
-        log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s["lr"],
-                    s["warmup"], f"kg {arm} seed {seed}")
+        log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s.lr,
+                    s.warmup, f"kg {arm} seed {seed}")
         out[arm] = {METRIC: accuracy(model, held["test"]), "trained accuracy": accuracy(model, held["train"]),
                     "params": params_of(model), "train_s": log["train_s"], "steps": log["steps"]}
         extra["curve"][arm] = log["curve"]

@@ -18,10 +18,11 @@ import random
 
 import torch
 
-from neuro_lib.bench.aeron_modules.common import build, correct, params_of, sizes, train
+from neuro_lib.bench.aeron_modules.common import build, correct, params_of, train
 from neuro_lib.data.aeron_tasks import VOCAB, chain_batch, depth_cap
 from neuro_lib.models.aeron.enhanced import EnhancedConfig
 from neuro_lib.models.aeron.reasoning import ReasoningConfig
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "reasoning"
 CLAIM = ("the reasoning engine (complexity gate, tree of thought, scratchpad) solves multi-step problems "
@@ -44,29 +45,29 @@ def evaluate(model, batch, max_depth: int, threshold: float | None = None) -> di
     return res
 
 
-def arms(seed: int, s: dict) -> dict:
+def arms(seed: int, s: AeronModulesSizes) -> dict:
     """The three models of a seed: the backbone, + engine (learned gate), + engine (gate forced open)."""
-    r = s["reasoning"]
-    d = s["model"]["d_model"]
+    r = s.reasoning
+    d = s.model["d_model"]
 
     def engine(gate):
         return EnhancedConfig(reasoning=ReasoningConfig(d_model=d, gate=gate, **r["engine"]),
                               gate_penalty=r["gate_penalty"])
-    return {"without": build(seed, VOCAB, s["model"]), "with": build(seed, VOCAB, s["model"], engine("learned")),
-            "open": build(seed, VOCAB, s["model"], engine("open"))}
+    return {"without": build(seed, VOCAB, s.model), "with": build(seed, VOCAB, s.model, engine("learned")),
+            "open": build(seed, VOCAB, s.model, engine("open"))}
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
-    r = s["reasoning"]
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes
+    r = s.reasoning
     depth = r["max_depth"]
-    batches = lambda rng, frac: chain_batch(rng, s["batch_size"], depth_cap(frac, depth, r["ramp"]))  # noqa: E731
-    held = chain_batch(random.Random(10_000 + seed), s["n_eval"], depth)
+    batches = lambda rng, frac: chain_batch(rng, s.batch_size, depth_cap(frac, depth, r["ramp"]))  # noqa: E731
+    held = chain_batch(random.Random(10_000 + seed), s.n_eval, depth)
     out, extra = {}, {"curve": {}, "ramp": r["ramp"], "threshold": r["engine"]["threshold"]}
     for arm, model in arms(seed, s).items():
         rows_before = model.reasoning.rows_processed if model.reasoning is not None else 0
-        log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s["lr"],
-                    s["warmup"], f"reasoning {arm} seed {seed}", curriculum=True)
+        log = train(model, batches, lambda b, m=model: m.compute_loss(b)[0], seed, steps, seconds, s.lr,
+                    s.warmup, f"reasoning {arm} seed {seed}", curriculum=True)
         ev = evaluate(model, held, depth)
         extra["curve"][arm] = log["curve"]
         if arm == "open":

@@ -16,7 +16,8 @@ the least confident (lowest max probability) x % of the in-distribution test set
 The headline (the harness's verdict) is NLL on the shifted inputs, a proper scoring rule: ECE alone would
 call a model that always predicts uniform probabilities perfectly calibrated.
 
-    from neuro_lib.bench.aeron_modules import uncertainty; uncertainty.run(seed=0, steps=300, profile="bench")
+    from neuro_lib.bench.aeron_modules import uncertainty
+    uncertainty.run(seed=0, steps=300, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from neuro_lib.models.aeron.classifier import AeronClassifier, ClassifierConfig
 from neuro_lib.models.aeron.uncertainty import (annealed_kl_weight, ensemble_predict, evidential_loss,
                                                 expected_calibration_error, mc_dropout_predict, reliability_bins,
                                                 selective_accuracy)
-from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
+from neuro_lib.bench.aeron_modules.common import params_of, train
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "uncertainty"
 CLAIM = "MC dropout, deep ensembles and evidential heads quantify uncertainty (UncertaintyQuantification)"
@@ -37,32 +39,28 @@ HIGHER_IS_BETTER = False
 METHODS = ("softmax", "mc_dropout", "ensemble", "evidential")
 
 
-def sizes(profile: str) -> dict:
-    return module_sizes(profile)["uncertainty"]
-
-
 def train_model(head: str, x, y, s: dict, steps: int, seconds, seed: int):
-    """One classifier trained on (x, y) -> (model, common.train's record). The evidential loss (s["evidential_loss"],
-    Sensoy et al.'s eq. 3, 4 or 5) anneals its KL term as the paper does, min(1, epoch / s["anneal_epochs"]),
+    """One classifier trained on (x, y) -> (model, common.train's record). The evidential loss (s.evidential_loss,
+    Sensoy et al.'s eq. 3, 4 or 5) anneals its KL term as the paper does, min(1, epoch / s.anneal_epochs),
     an epoch being len(y) / batch_size steps."""
     torch.manual_seed(seed)
-    model = AeronClassifier(ClassifierConfig(n_classes=10, inputs="image", image_size=(8, 8), head=head, **s["model"]))
+    model = AeronClassifier(ClassifierConfig(n_classes=10, inputs="image", image_size=(8, 8), head=head, **s.model))
     done = [0]  # steps taken, for the annealing
-    per_epoch = max(1, len(y) // s["batch_size"])
+    per_epoch = max(1, len(y) // s.batch_size)
 
     def batches(rng):
-        idx = batch_indices(rng, len(y), s["batch_size"])
+        idx = batch_indices(rng, len(y), s.batch_size)
         return {"x": x[idx], "y": y[idx]}
 
     def loss(batch):
         out = model(batch["x"])
         done[0] += 1
         if head == "evidential":
-            kl = annealed_kl_weight(done[0] - 1, per_epoch, s["anneal_epochs"])
-            return evidential_loss(out, batch["y"], kl_weight=kl, kind=s["evidential_loss"])
+            kl = annealed_kl_weight(done[0] - 1, per_epoch, s.anneal_epochs)
+            return evidential_loss(out, batch["y"], kl_weight=kl, kind=s.evidential_loss)
         return F.cross_entropy(out, batch["y"])
 
-    return model, train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"uncertainty {head}")
+    return model, train(model, batches, loss, seed, steps, seconds, s.lr, s.warmup, f"uncertainty {head}")
 
 
 def scores(probs: torch.Tensor, y: torch.Tensor, s: dict, with_bins: bool = True) -> dict:
@@ -73,28 +71,28 @@ def scores(probs: torch.Tensor, y: torch.Tensor, s: dict, with_bins: bool = True
 
     wrong = (probs.argmax(-1) != y).numpy()
     out = {"acc": 1.0 - float(wrong.mean()),
-           "ece": expected_calibration_error(probs, y, s["n_bins"]),
+           "ece": expected_calibration_error(probs, y, s.n_bins),
            "nll": F.nll_loss(probs.clamp_min(1e-12).log(), y).item(),
            "auroc": float(roc_auc_score(wrong, (1 - probs.max(-1).values).numpy())) if 0 < wrong.sum() < len(wrong)
            else 0.5}
     if with_bins:
-        out["bins"] = reliability_bins(probs, y, s["n_bins"])
+        out["bins"] = reliability_bins(probs, y, s.n_bins)
     return out
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes.uncertainty
     images, labels = digits()
     tr, te = digits_split()
     g = torch.Generator().manual_seed(seed)
-    sub = tr[torch.randperm(len(tr), generator=g)[: s["n_train"]]]
+    sub = tr[torch.randperm(len(tr), generator=g)[: s.n_train]]
     x, y = images[sub], labels[sub]
-    tests = {"in": images[te], "shifted": shifted(images[te], s["noise"], seed)}
+    tests = {"in": images[te], "shifted": shifted(images[te], s.noise, seed)}
     y_te = labels[te]
 
     soft, rec_soft = train_model("linear", x, y, s, steps, seconds, seed)
     members, recs = [soft], [rec_soft]
-    for m in range(1, s["members"]):
+    for m in range(1, s.members):
         model, rec = train_model("linear", x, y, s, steps, seconds, seed * 100 + m)
         members.append(model)
         recs.append(rec)
@@ -107,7 +105,7 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
             evid.eval()
             probs[("softmax", split)] = soft.probs(xt)
             probs[("evidential", split)] = evid.probs(xt)
-        probs[("mc_dropout", split)] = mc_dropout_predict(lambda: soft.probs(xt), soft, s["mc_samples"])[0]
+        probs[("mc_dropout", split)] = mc_dropout_predict(lambda: soft.probs(xt), soft, s.mc_samples)[0]
         probs[("ensemble", split)] = ensemble_predict(lambda m: m.probs(xt), members)[0]
 
     cost = {"softmax": (params_of(soft), rec_soft["train_s"]), "mc_dropout": (params_of(soft), rec_soft["train_s"]),
@@ -122,11 +120,11 @@ def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smo
             suffix = "" if split == "in" else "_shifted"
             row.update({f"{k}{suffix}": v for k, v in sc.items()})
         p = probs[(method, "in")]
-        sel = selective_accuracy(p.argmax(-1) == y_te, -p.max(-1).values, s["abstain"])
+        sel = selective_accuracy(p.argmax(-1) == y_te, -p.max(-1).values, s.abstain)
         row.update({f"sel_acc@{int(round(r * 100))}": v for r, v in sel.items()})
         row["params"], row["train_s"], row["steps"] = *cost[method], rec_soft["steps"]
         methods[method] = row
     return {"with": methods["evidential"], "without": methods["softmax"],
-            "extra": {"methods": methods, "bins": bins, "abstain": s["abstain"], "noise": s["noise"],
-                      "n_train": s["n_train"], "members": s["members"], "mc_samples": s["mc_samples"],
+            "extra": {"methods": methods, "bins": bins, "abstain": s.abstain, "noise": s.noise,
+                      "n_train": s.n_train, "members": s.members, "mc_samples": s.mc_samples,
                       "curves": {"softmax": rec_soft["curve"], "evidential": rec_evid["curve"]}}}

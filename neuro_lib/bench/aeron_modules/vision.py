@@ -11,7 +11,8 @@ held-out digits. Two encoder-decoder Aerons of the same size, trained for the sa
 Metric: exact match of the greedy-decoded answer (up to the end byte) on held-out pictures, overall and per
 question kind.
 
-    from neuro_lib.bench.aeron_modules import vision; vision.run(seed=0, steps=600, profile="bench")
+    from neuro_lib.bench.aeron_modules import vision
+    vision.run(seed=0, steps=600, sizes=get_profile("bench").tasks.aeron_modules)
 """
 from __future__ import annotations
 
@@ -22,16 +23,13 @@ from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.aeron.model import Aeron
 from neuro_lib.models.aeron.vision import VisionAeron
 from neuro_lib.models.base import masked_cross_entropy
-from neuro_lib.bench.aeron_modules.common import params_of, sizes as module_sizes, train
+from neuro_lib.bench.aeron_modules.common import params_of, train
+from neuro_lib.profiles import AeronModulesSizes
 
 NAME = "vision"
 CLAIM = "Vision patch embedding + multimodal fusion lets Aeron answer questions about images (VisionPatchEmbedding, MultimodalFusion)"
 METRIC = "exact_match"
 HIGHER_IS_BETTER = True
-
-
-def sizes(profile: str) -> dict:
-    return module_sizes(profile)["vision"]
 
 
 def logits_of(model, tokens, qa: dict):
@@ -68,28 +66,28 @@ def exact_match(model, qa: dict) -> dict:
     return out
 
 
-def run(seed: int, steps: int, seconds: float | None = None, profile: str = "smoke") -> dict:
-    s = sizes(profile)
+def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModulesSizes) -> dict:
+    s = sizes.vision
     images, labels = digits()
     tr, te = digits_split()
-    test = digit_qa(images[te], labels[te], s["n_eval"], seed=10_000 + seed, n_digits=s["n_digits"])
-    cfg = AeronConfig(vocab_size=256, mode="encoder-decoder", **s["model"])
+    test = digit_qa(images[te], labels[te], s.n_eval, seed=10_000 + seed, n_digits=s.n_digits)
+    cfg = AeronConfig(vocab_size=256, mode="encoder-decoder", **s.model)
     arms, curves = {}, {}
     for name in ("vision", "text-only"):
         torch.manual_seed(seed)
-        model = (VisionAeron(cfg, image_size=(8, 8 * s["n_digits"]), patch_size=s["patch_size"]) if name == "vision"
+        model = (VisionAeron(cfg, image_size=(8, 8 * s.n_digits), patch_size=s.patch_size) if name == "vision"
                  else Aeron(cfg))
 
         def batches(rng):
-            return digit_qa(images[tr], labels[tr], s["batch_size"], seed=rng.randrange(2**31), n_digits=s["n_digits"])
+            return digit_qa(images[tr], labels[tr], s.batch_size, seed=rng.randrange(2**31), n_digits=s.n_digits)
 
         def loss(qa, model=model):
             return masked_cross_entropy(logits_of(model, qa["tokens"], qa), qa["targets"], qa["loss_mask"])
 
-        rec = train(model, batches, loss, seed, steps, seconds, s["lr"], s["warmup"], f"vision {name}")
+        rec = train(model, batches, loss, seed, steps, seconds, s.lr, s.warmup, f"vision {name}")
         arms[name] = {**exact_match(model, test), "params": params_of(model), "train_s": rec["train_s"],
                       "steps": rec["steps"]}
         curves[name] = rec["curve"]
     examples = [{"question": QUESTIONS[k], "answer": a} for k, a in zip(test["kind"][:6], test["answer"][:6])]
     return {"with": arms["vision"], "without": arms["text-only"],
-            "extra": {"arms": arms, "curves": curves, "examples": examples, "n_eval": s["n_eval"]}}
+            "extra": {"arms": arms, "curves": curves, "examples": examples, "n_eval": s.n_eval}}

@@ -8,25 +8,27 @@ shared recipe (train/finetune.py); the retrieval expert is an index and a rule r
 - retrieval (reader.py): rag's index + the extractive "lite" reader, with citations;
 - general (chat.py): the chat fine-tune, for everything else.
 
-    experts = build_experts("smoke")          # pretrains the base and fine-tunes on first use, then loads
+    experts = build_experts(get_profile("smoke"))  # pretrains the base and fine-tunes on first use, then loads
     experts["code-mini"].answer(Query("factorial of 6")).text
 
 Each child is data/cache/runtime/NAME-PROFILE-<base id>/, a checkpoint whose `parent` records the base's id
 (checkpoint.lineage): a rebuilt base gets new children, and a child whose parent changed is refused in one
 sentence (checkpoint.check_lineage) before it is loaded. Task generators live in data/ (data/sft.py), held-out
 evaluations in bench/ (bench/expert_eval.py, bench/family.py).
-Sizes: profiles.py tasks["family"] (base and fine-tuning), decode budgets tasks["reason_mini"], ["code_mini"],
-["struct_mini"], the index tasks["experts"]["rag_profile"]. Tests: tests/test_runtime_experts.py.
+Sizes: profiles.py tasks.family (base and fine-tuning), decode budgets tasks.reason_mini, .code_mini, .struct_mini,
+the index tasks.experts.rag. Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 from neuro_lib.checkpoint import check_lineage, checkpoint_id, load_checkpoint
 from neuro_lib.data.corpus import CACHE_DIR, load_corpus
 from neuro_lib.errors import NeuroError
-from neuro_lib.profiles import get_profile
-from neuro_lib.rag.experiment import rag_sizes
+from neuro_lib.profiles import Profile, RagSizes
 from neuro_lib.rag.index import RagIndex, build_index, load_index
 from neuro_lib.runtime.experts.chat import General
 from neuro_lib.runtime.experts.code import CodeMini
@@ -43,11 +45,7 @@ __all__ = ["EXPERT_NAMES", "TASK_OF", "CodeMini", "General", "ReasonMini", "Retr
            "build_experts", "cached_index", "cached_model", "train_expert"]
 
 
-def expert_sizes(profile: str) -> dict:
-    return dict(get_profile(profile).tasks["experts"])
-
-
-def train_expert(name: str, base: str | Path, out: str | Path, profile: str = "smoke", steps: int | None = None,
+def train_expert(name: str, base: str | Path, out: str | Path, profile: Profile, steps: int | None = None,
                  seed: int = 0, callback=None) -> Path:
     """Fine-tune `base` into expert `name`'s child at `out` (train/finetune.py's recipe; resumed if interrupted,
     only checked if finished) -> `out`."""
@@ -57,26 +55,27 @@ def train_expert(name: str, base: str | Path, out: str | Path, profile: str = "s
     return finetune(base, TASK_OF[name], out, steps=steps, seed=seed, profile=profile, callback=callback)
 
 
-def cached_model(name: str, profile: str = "smoke", callback=None):
+def cached_model(name: str, profile: Profile, callback=None):
     """A trained expert's (model, tokenizer, config): the profile's base (pretrained on first use) fine-tuned on
     the expert's task in data/cache/runtime/ (on first use), its lineage checked before it is loaded."""
     from neuro_lib.train.pretrain import pretrain
     if name not in TASK_OF:
         raise NeuroError(f"no trained model for expert {name!r}; trained experts: {', '.join(TASK_OF)}")
     base = pretrain(profile, callback=callback)
-    out = RUNTIME_CACHE / f"{name}-{profile}-{checkpoint_id(base)[:12]}"
+    out = RUNTIME_CACHE / f"{name}-{profile.name}-{checkpoint_id(base)[:12]}"
     train_expert(name, base, out, profile, callback=callback)
     check_lineage(out)
     return load_checkpoint(out)
 
 
-def cached_index(profile: str = "smoke", callback=None) -> RagIndex:
-    """The RAG index (stdlib-docs, the profile's rag_profile sizes) from data/cache/runtime/, built on first use."""
-    rag_profile = expert_sizes(profile)["rag_profile"]
-    path = RUNTIME_CACHE / f"rag-index-{rag_profile}"
+def cached_index(sizes: RagSizes, callback=None) -> RagIndex:
+    """The RAG index of stdlib-docs under `sizes` from data/cache/runtime/, built on first use. The folder is named
+    by a hash of the sizes, so profiles with the same index sizes share it."""
+    digest = hashlib.sha256(json.dumps(asdict(sizes), sort_keys=True).encode()).hexdigest()[:12]
+    path = RUNTIME_CACHE / f"rag-index-{digest}"
     if (path / "index.json").exists():
         return load_index(path)
-    index = build_index(load_corpus("stdlib-docs"), rag_sizes(rag_profile), seed=0, callback=callback)
+    index = build_index(load_corpus("stdlib-docs"), sizes, seed=0, callback=callback)
     try:
         index.save(path)
     except NeuroError:  # another process saved it first: theirs is the same build
@@ -84,24 +83,24 @@ def cached_index(profile: str = "smoke", callback=None) -> RagIndex:
     return index
 
 
-def build_experts(profile: str = "smoke", names=EXPERT_NAMES, callback=None) -> dict[str, Expert]:
+def build_experts(profile: Profile, names=EXPERT_NAMES, callback=None) -> dict[str, Expert]:
     """The experts by name, fine-tuned from the profile's base (first time) or loaded from data/cache/runtime/."""
     unknown = sorted(set(names) - set(EXPERT_NAMES))
     if unknown:
         raise NeuroError(f"unknown expert {unknown[0]!r}; known experts: {', '.join(EXPERT_NAMES)}")
-    tasks, experts = get_profile(profile).tasks, {}
+    tasks, experts = profile.tasks, {}
     for name in names:
         if name == "retrieval":
-            rag = rag_sizes(expert_sizes(profile)["rag_profile"])
-            experts[name] = Retrieval(cached_index(profile, callback), rag["reader_retriever"])
+            rag = tasks.experts.rag
+            experts[name] = Retrieval(cached_index(rag, callback), rag.reader_retriever)
             continue
         model, tok, _ = cached_model(name, profile, callback)
         if name == "reason-mini":
-            experts[name] = ReasonMini(model, budget=tasks["reason_mini"]["budget"])
+            experts[name] = ReasonMini(model, budget=tasks.reason_mini.budget)
         elif name == "code-mini":
-            experts[name] = CodeMini(model, budget=tasks["code_mini"]["budget"])
+            experts[name] = CodeMini(model, budget=tasks.code_mini.budget)
         elif name == "struct-mini":
-            experts[name] = StructMini(model, budget=tasks["struct_mini"]["budget"])
+            experts[name] = StructMini(model, budget=tasks.struct_mini.budget)
         else:
-            experts[name] = General(model, tok, expert_sizes(profile)["general_tokens"])
+            experts[name] = General(model, tok, tasks.experts.general_tokens)
     return experts

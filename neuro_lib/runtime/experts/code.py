@@ -8,7 +8,7 @@ with the sandbox's reason, never a guess.
     a = expert.answer(Query("reverse the string 'abc'"))
     a.text, a.ok, a.meta["program"], a.tool_calls[0].value["exit_code"]
 
-Held-out evaluation: bench/expert_eval.py. Sizes: profiles.py tasks["code_mini"] (decode budget).
+Held-out evaluation: bench/expert_eval.py. Sizes: profiles.py tasks.code_mini (decode budget).
 Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations

@@ -4,15 +4,16 @@ the extractive "lite" reader (rag/lite.py); the answer cites the passage id and 
 The reader is the rule reader, not the "reader" fine-tune of the family base: the recorded LM reader (0.27) is
 below the rule reader (0.60) at bench size (issue 21), so the runtime keeps the better one.
 
-    expert = Retrieval(cached_index("smoke"))          # or build_experts()["retrieval"]
+    expert = Retrieval(cached_index(get_profile("smoke").tasks.experts.rag))   # or build_experts(...)["retrieval"]
     expert.answer(Query("What does heapq.heappop return?")).citations
 
 Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 
+from neuro_lib.errors import NeuroError
+from neuro_lib.rag.ask import ask
 from neuro_lib.rag.index import RagIndex
-from neuro_lib.rag.lite import lite_answer
 from neuro_lib.runtime.types import ExpertAnswer, Query
 
 
@@ -27,14 +28,11 @@ class Retrieval:
         self.index, self.retriever, self.k = index, retriever, k
 
     def answer(self, query: Query) -> ExpertAnswer:
-        question = " ".join(query.text.split())
-        if not question:
-            return ExpertAnswer("", ok=False, error="the question is empty")
-        ids, scores = self.index.retriever(self.retriever).search([question], self.k)
-        top = [self.index.passages[i] for i in ids[0]]
-        a = lite_answer(self.index.corpus.data, top[0], question)
-        cites = [dict(c, source=self.index.corpus.spec, score=float(scores[0][0])) for c in a.citations]
+        try:
+            asked = ask(self.index, query.text, self.retriever, self.k)
+        except NeuroError as e:
+            return ExpertAnswer("", ok=False, error=str(e))
+        a, top_score = asked.answer, asked.retrieved[0]["score"]
+        cites = [dict(c, source=self.index.corpus.spec, score=top_score) for c in a.citations]
         return ExpertAnswer(a.text, ok=bool(a.text.strip()), value=a.text, citations=cites,
-                            meta={"retrieved": [{"passage_id": p.id, "start": p.start, "end": p.end,
-                                                 "score": float(s)} for p, s in zip(top, scores[0])],
-                                  "retriever": self.retriever})
+                            meta={"retrieved": asked.retrieved, "retriever": self.retriever})

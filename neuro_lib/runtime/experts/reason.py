@@ -19,7 +19,7 @@ every result and the answer itself: the same weights, so the difference is what 
     a = expert.answer(Query("Convert 7 hours to minutes."))
     a.value, a.tool_calls, a.model_calls, a.meta["plan"]
 
-Held-out evaluation: bench/expert_eval.py. Sizes: profiles.py tasks["reason_mini"] (decode budget).
+Held-out evaluation: bench/expert_eval.py. Sizes: profiles.py tasks.reason_mini (decode budget).
 Tests: tests/test_runtime_experts.py, tests/test_grounding.py.
 """
 from __future__ import annotations
