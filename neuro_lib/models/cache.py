@@ -114,6 +114,18 @@ class KVCache:
         return sum(x.numel() * x.element_size() for x in self.k + self.v)
 
 
+
+def empty_cache(n_layer: int, batch_size: int, n_head: int, head_dim: int, max_len: int, like: torch.Tensor,
+                cache: str = "contiguous", block_size: int = 16) -> "KVCache | PagedKVCache":
+    """An empty KV cache for a model whose parameters look like `like` (dtype, device): contiguous (max_len
+    positions per row, preallocated) or paged (blocks of `block_size` tokens taken as rows grow)."""
+    if cache not in CACHE_KINDS:
+        raise ValueError(f"cache must be one of {CACHE_KINDS}, got {cache!r}")
+    args = (n_layer, batch_size, n_head, head_dim, max_len)
+    if cache == "paged":
+        return PagedKVCache.empty(*args, block_size=block_size, dtype=like.dtype, device=like.device)
+    return KVCache(*args, like.dtype, like.device)
+
 class BlockPool:
     """Per-layer K and V block tensors (num_blocks, H_kv, block_size, D), a free list and refcounts."""
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from neuro_lib.models.base import LanguageModel, check_positive, gpt2_init
-from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
+from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache, empty_cache
 from neuro_lib.models.layers import CausalSelfAttention, dropout_layer
 
 
@@ -105,14 +105,9 @@ class GPT(LanguageModel):
     def init_state(self, batch_size: int, cache: str = "contiguous", block_size: int = 16) -> KVCache | PagedKVCache:
         """The decoding state is the KV cache itself: contiguous (block_size positions per row, preallocated)
         or `cache="paged"` (blocks of `block_size` tokens taken as rows grow; models/cache.py)."""
-        if cache not in CACHE_KINDS:
-            raise ValueError(f"cache must be one of {CACHE_KINDS}, got {cache!r}")
         c = self.config
-        p = next(self.parameters())
-        args = (c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size)
-        if cache == "paged":
-            return PagedKVCache.empty(*args, block_size=block_size, dtype=p.dtype, device=p.device)
-        return KVCache(*args, p.dtype, p.device)
+        return empty_cache(c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size,
+                           next(self.parameters()), cache, block_size)
 
     def step(self, tokens, state: KVCache | PagedKVCache):
         return self._run(tokens, state), state

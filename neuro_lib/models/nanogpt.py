@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuro_lib.models.base import LanguageModel, check_positive, gpt2_init
-from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
+from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache, empty_cache
 from neuro_lib.models.layers import causal_mask
 
 
@@ -126,14 +126,9 @@ class NanoGPT(LanguageModel):
         return loss, {}
 
     def init_state(self, batch_size: int, cache: str = "contiguous", block_size: int = 16) -> KVCache | PagedKVCache:
-        if cache not in CACHE_KINDS:
-            raise ValueError(f"cache must be one of {CACHE_KINDS}, got {cache!r}")
         c = self.config
-        p = next(self.parameters())
-        args = (c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size)
-        if cache == "paged":
-            return PagedKVCache.empty(*args, block_size=block_size, dtype=p.dtype, device=p.device)
-        return KVCache(*args, p.dtype, p.device)
+        return empty_cache(c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, c.block_size,
+                           next(self.parameters()), cache, block_size)
 
     def step(self, tokens, state: KVCache | PagedKVCache):
         return self._run(tokens, state), state

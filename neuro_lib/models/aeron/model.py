@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from neuro_lib.models.aeron.config import AeronConfig
 from neuro_lib.models.base import LanguageModel, gpt2_init, masked_cross_entropy
-from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache
+from neuro_lib.models.cache import CACHE_KINDS, KVCache, PagedKVCache, empty_cache
 from neuro_lib.models.layers import (CausalSelfAttention, CrossAttention, RMSNorm, RotaryEmbedding, SwiGLU,
                                     dropout_layer)
 
@@ -211,15 +211,11 @@ class Aeron(LanguageModel):
         """A state for `step()`: an empty KV cache of config.block_size positions (only the
         H_kv heads), `cache="paged"` for a PagedKVCache of `block_size`-token blocks; in
         encoder-decoder mode `src` is encoded here, once."""
-        if cache not in CACHE_KINDS:
-            raise ValueError(f"cache must be one of {CACHE_KINDS}, got {cache!r}")
         if src is not None and src.shape[0] != batch_size:
             raise ValueError(f"src has batch size {src.shape[0]}, expected {batch_size}")
         c = self.config
-        p = next(self.parameters())
-        args = (c.n_decoder_layer, batch_size, c.n_kv_head, c.head_dim, c.block_size)
-        kv = (PagedKVCache.empty(*args, block_size=block_size, dtype=p.dtype, device=p.device) if cache == "paged"
-              else KVCache(*args, dtype=p.dtype, device=p.device))
+        kv = empty_cache(c.n_decoder_layer, batch_size, c.n_kv_head, c.head_dim, c.block_size, next(self.parameters()),
+                         cache, block_size)
         cross_kv, src_mask = self._source(src, src_mask)
         return AeronState(kv, cross_kv, src_mask)
 
