@@ -14,12 +14,14 @@ def test_shapes(tiny_gpt_cfg):
     assert logits.shape == (3, 17, 256)
 
 
+@pytest.mark.parametrize("arch", ["gpt", "nanogpt"])  # nanogpt: the recipe bench's baseline (models/nanogpt.py)
 @pytest.mark.parametrize("chunks", [[20], [1] * 20, [7, 1, 1, 5, 6], [13, 7]])
-def test_kv_cache_decoding_equals_full_forward(tiny_gpt_cfg, chunks):
+def test_kv_cache_decoding_equals_full_forward(tiny_gpt_cfg, chunks, arch):
     torch.manual_seed(0)
-    m = build_model("gpt", **tiny_gpt_cfg).eval()
+    m = build_model(arch, **tiny_gpt_cfg).eval()
     x = torch.randint(0, 256, (2, sum(chunks)))
     full = m(x)
+    assert full.shape == (2, sum(chunks), 256)
     state, outs, i = m.init_state(2), [], 0
     for n in chunks:
         logits, state = m.step(x[:, i:i + n], state)
