@@ -108,7 +108,7 @@ def test_fast_path_trace():
     assert (ex_step.tokens, ex_step.model_calls, ex_step.ok) == (5, 2, True)
     assert ex_step.input[0]["expert"] == "general" and ex_step.output[0]["tool_calls"][0]["tool"] == "calc"
     assert all(s.seconds >= 0 for s in r.trace) and r.timings["total_s"] >= sum(s.seconds for s in r.trace)
-    assert set(r.timings) == {"total_s", "router_s", "expert_s", "exit_s"}
+    assert set(r.timings) == {"total_s", "router_s", "expert_s", "exit_s", "verify_s"}
     assert r.citations == [{"passage_id": "general"}] and r.to_dict()["route"]["path"] == "fast"
     assert not ex["reason-mini"].seen  # only the one expert was asked
 
@@ -156,7 +156,9 @@ def test_missing_skill_expert_falls_back_to_general():
     ex = experts()
     del ex["code-mini"]
     r = RuntimeEngine("fast", ex, router=Fixed("fast", ["code"])).run("write a function")
-    assert r.ok and r.answer.startswith("general")
+    # no judge attached: the answer is shown but nothing checked it, so it is unverified, not ok
+    assert r.status == "unverified" and not r.ok and r.answer.startswith("general")
+    assert r.error == "nothing could check the answer: code: no judge attached to the engine"
     ex.pop("general")
     r = RuntimeEngine("fast", ex, router=Fixed("fast", ["code"])).run("write a function")
     assert not r.ok and "no expert serves skill 'code'" in r.error and r.trace[-1].ok is False
@@ -279,13 +281,14 @@ def _tool_graph(expression, failed_edge=False):
 
 def test_tool_node_and_tool_error_mid_graph():
     r = RuntimeEngine(_tool_graph("{query}"), experts()).run("17 * 23 + 4")
-    assert r.ok and r.value == 395 and r.answer == "395" and r.trace[1].output == 395
+    # a tool node's answer belongs to no expert task, so nothing verifies it
+    assert r.status == "unverified" and r.value == 395 and r.answer == "395" and r.trace[1].output == 395
     r = RuntimeEngine(_tool_graph("{query}"), experts()).run("17 * / 4")
     assert not r.ok and r.error.startswith("tool 'calc' at node 'calc' failed:") and "\n" not in r.error
     assert [(s.node, s.ok) for s in r.trace] == [("route", True), ("calc", False)]
     # an edge that says `failed` carries the failure on: here to a rescue expert
     r = RuntimeEngine(_tool_graph("{query}", failed_edge=True), experts()).run("17 * / 4")
-    assert r.ok and r.answer == "general: 17 * / 4" and [s.node for s in r.trace] == ["route", "calc", "rescue", "done"]
+    assert r.status == "unverified" and r.answer == "general: 17 * / 4" and [s.node for s in r.trace] == ["route", "calc", "rescue", "done"]
 
 
 class Const(Echo):

@@ -27,6 +27,13 @@ after the step in progress, and a tool that takes a timeout gets no more than th
 Result with ok=False, a one-sentence error and the trace so far. The graph is loaded
 and checked once, in the constructor; a run only walks it.
 
+Every answer is checked (issue 21, "honest answers"): the slow path's judge node judges each task's answer;
+on the fast path, or any graph without a judge node, the engine runs the same judge on each task's answer
+after the walk (`_status`). Result.status is then `verified` (every task's answer passed a real check:
+recomputed, re-run, schema and grounding), `unverified` (an answer shown but not confirmed: the judge
+rejected it, or nothing could check it, as for chat and for retrieval without a judge model), `abstained`
+(the expert declined, ExpertAnswer.abstained) or `failed`; Result.ok is True exactly when it is verified.
+
 Tests: tests/test_runtime_engine.py.
 """
 from __future__ import annotations
@@ -165,13 +172,9 @@ class RuntimeEngine:
         answer = run.answer
         if error is not None and run.best:  # cut short: the best judged answers, not an unjudged last attempt
             answer = join_answers({**run.answers, **{s: a for s, (a, _) in run.best.items()}})
-        ok = error is None and answer is not None and answer.ok
-        if error is None and answer is not None and not answer.ok:
-            error = sentence(answer.error or "the expert could not answer")
-        rejected = {s: v for s, v in run.verdicts.items() if not v.passed}
-        if error is None and rejected and not run.memory_hit:  # retries spent: the answer stays, marked failed
-            ok, error = False, "the judge rejected the answer: " + "; ".join(
-                f"{s}: {v.reason or v.method}" for s, v in rejected.items())
+        t_check = time.perf_counter()
+        status, error = self._status(run, answer, error)
+        verify_s = time.perf_counter() - t_check
         if self.memory is not None and not refused:
             self.memory.short.add("user", q.text)
             if answer is not None:
@@ -179,9 +182,48 @@ class RuntimeEngine:
         timings = {"total_s": time.perf_counter() - t0}
         for s in trace:
             timings[f"{s.kind}_s"] = timings.get(f"{s.kind}_s", 0.0) + s.seconds
+        timings["verify_s"] = verify_s  # the fast path's check (the slow path's judge node is in judge_s)
+        ok = status == "verified"
         return Result(query=q.text, answer=answer.text if answer else "", ok=ok, route=run.route, trace=trace,
                       timings=timings, value=answer.value if answer else None,
-                      citations=list(answer.citations) if answer else [], error=None if ok else sentence(error))
+                      citations=list(answer.citations) if answer else [], error=None if ok else sentence(error),
+                      status=status, verdicts={s: asdict(v) for s, v in run.verdicts.items()})
+
+    def _status(self, run: _Run, answer: ExpertAnswer | None, error: str | None) -> tuple[str, str | None]:
+        """(status, error sentence): verified only when a real check (not method "none") passed on every task's
+        answer. The fast path has no judge node, so its answers are checked here, by the same judge (its rule
+        checks cost a calculator call or one sandbox re-run); an answer nothing checked is unverified."""
+        if error is not None:
+            rejected = run.best and not all(v.passed for _, v in run.best.values())
+            return ("unverified" if rejected and answer is not None and answer.ok else "failed"), error
+        if answer is None:
+            return "failed", "the run ended without an answer"
+        if not answer.ok:
+            parts = [a for a in run.answers.values() if not a.ok] or [answer]
+            why = sentence(answer.error or "the expert could not answer")
+            return ("abstained" if all(a.abstained for a in parts) else "failed"), why
+        if run.memory_hit:  # long-term memory returns only results that passed the judge when written
+            return "verified", None
+        if not run.answers:  # the answer came from a tool node, not an expert: no task to check it against
+            return "unverified", "nothing checked the answer (no expert task to verify it against)"
+        for skill, ans in run.answers.items():
+            if skill in run.verdicts:
+                continue
+            if self.judge is None:
+                run.verdicts[skill] = Verdict(False, 0.0, "none", "no judge attached to the engine")
+                continue
+            try:
+                run.verdicts[skill] = self.judge(run.query, ans, skill)
+            except Exception as e:  # noqa: BLE001 - a checker that crashes verifies nothing
+                run.verdicts[skill] = Verdict(False, 0.0, "none", f"the check failed: {type(e).__name__}: {e}")
+        unchecked = {s: v for s, v in run.verdicts.items() if s in run.answers and (not v.passed or v.method == "none")}
+        if not unchecked:
+            return "verified", None
+        if any(not v.passed and v.method != "none" for v in unchecked.values()):
+            why = "the judge rejected the answer: "
+        else:
+            why = "nothing could check the answer: "
+        return "unverified", why + "; ".join(f"{s}: {v.reason or v.method}" for s, v in unchecked.items())
 
     def _check_input(self, q: Query) -> str | None:
         if not q.text:

@@ -1,8 +1,10 @@
 """The judge gate (seeds/tinyllm.md's quality gate, seeds/neurotiny.md's verifier): does an expert's answer
 pass? Rule checks where the task has them, a small trained judge model where it does not.
 
-- json      "schema":     the answer parses and validates against the query's schema (structured/verify.py).
-                          Validity only: a valid document with wrong values passes.
+- json      "schema":     the answer parses and validates against the query's schema (structured/verify.py),
+                          and every value is grounded in the query's text (ungrounded()): a string is found in
+                          it (an enum value excepted), a number is one of its numbers, a date's year, month and
+                          day are named in it. A grounded document can still pair a value with the wrong field.
 - code      "executed":   the program (answer.meta["program"]) must contain the task's numbers and quoted
                           strings, and run again in the sandbox it must exit 0 and print exactly the answer.
 - math      "recomputed": every calculator step is recomputed with the calculator and must equal the result
@@ -55,6 +57,59 @@ METHODS = {"json": "schema", "code": "executed", "math": "recomputed", "retrieva
 
 
 # -- rule checks ---------------------------------------------------------------------------------------------
+DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+
+
+def _enum_strings(schema, out: set) -> set:
+    """Every string a schema lists in an enum or const: such a value is chosen, not copied from the text."""
+    if isinstance(schema, dict):
+        for k, v in schema.items():
+            if k == "enum" and isinstance(v, list):
+                out.update(x for x in v if isinstance(x, str))
+            elif k == "const" and isinstance(v, str):
+                out.add(v)
+            else:
+                _enum_strings(v, out)
+    elif isinstance(schema, list):
+        for v in schema:
+            _enum_strings(v, out)
+    return out
+
+
+def ungrounded(doc, source: str, schema: dict | None = None) -> list:
+    """The values of a JSON document that the source text does not hold (empty: every value is grounded).
+    Strings must occur in the text (case and spacing ignored) unless the schema enumerates them; numbers must
+    equal one of the text's numbers; an ISO date needs its year, its day and its month (name or number) in the
+    text; booleans and nulls are not checked (nothing in the text to find)."""
+    choices = _enum_strings(schema or {}, set())
+    text = " ".join(source.lower().split())
+    numbers = {float(x) for x in NUMBER.findall(source.replace(",", ""))}
+    bad: list = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, bool) or v is None:
+            return
+        elif isinstance(v, (int, float)):
+            if float(v) not in numbers:
+                bad.append(v)
+        elif isinstance(v, str) and v not in choices and " ".join(v.lower().split()) not in text:
+            d = DATE.fullmatch(v)
+            if not (d and 1 <= int(d[2]) <= 12 and {float(d[1]), float(d[3])} <= numbers
+                    and (MONTHS[int(d[2]) - 1] in text or float(d[2]) in numbers)):
+                bad.append(v)
+
+    walk(doc)
+    return bad
+
+
 def check_schema(query: Query, answer: ExpertAnswer) -> Verdict:
     if not query.schema_id:
         return Verdict(False, 0.0, "schema", "the query names no schema")
@@ -62,9 +117,13 @@ def check_schema(query: Query, answer: ExpertAnswer) -> Verdict:
         schema = load_schema(query.schema_id)
     except NeuroError as e:
         return Verdict(False, 0.0, "schema", str(e))
-    _, errors = verify_text(answer.text, schema)
-    return Verdict(not errors, 0.0 if errors else 1.0, "schema",
-                   str(errors[0]) if errors else f"valid against {query.schema_id}")
+    doc, errors = verify_text(answer.text, schema)
+    if errors:
+        return Verdict(False, 0.0, "schema", str(errors[0]))
+    bad = ungrounded(doc, query.text, schema)
+    if bad:  # valid, but it says something the input does not: a value made up, not read
+        return Verdict(False, 0.5, "schema", f"valid against {query.schema_id}, but {bad[0]!r} is not in the input")
+    return Verdict(True, 1.0, "schema", f"valid against {query.schema_id}, every value found in the input")
 
 
 QUOTED = re.compile(r"'[^']*'")

@@ -16,6 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 
 SKILLS = ("math", "json", "code", "retrieval", "chat")  # the router's multi-label vocabulary
 PATHS = ("fast", "slow")                                  # fast: one expert, no plan/judge; slow: plan, tools, judge
+# what a Result's answer is worth: verified (a rule check passed on every part: recomputed, re-run, schema and
+# grounding), unverified (an answer nothing could confirm, or one the judge rejected: shown, labelled), abstained
+# (the expert declined: nothing relevant retrieved, no plan for the question's numbers), failed (no answer)
+STATUSES = ("verified", "unverified", "abstained", "failed")
+EXIT_CODES = {"verified": 0, "failed": 1, "unverified": 3, "abstained": 3}  # `neuro run`'s exit status (2: bad input)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class ExpertAnswer:
     tokens: int = 0                             # tokens generated
     error: str | None = None
     meta: dict = field(default_factory=dict)    # expert-specific details (the plan, the program, the schema id)
+    abstained: bool = False                     # with ok False: the expert declined on purpose (error says why)
 
 
 @runtime_checkable
@@ -101,7 +107,15 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)  # total_s and per node kind
     value: Any = None
     citations: list[dict] = field(default_factory=list)
-    error: str | None = None       # one sentence when ok is False
+    error: str | None = None       # one sentence when ok is False: why it is not verified, or why it failed
+    status: str = "failed"         # one of STATUSES; ok is True exactly when status is "verified"
+    verdicts: dict[str, dict] = field(default_factory=dict)  # skill -> the check's Verdict (asdict) on the answer
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; known: {', '.join(STATUSES)}")
+        if self.ok != (self.status == "verified"):
+            raise ValueError(f"a Result with status {self.status!r} cannot have ok={self.ok}")
 
     def to_dict(self) -> dict:
         return asdict(self)
