@@ -191,6 +191,7 @@ def cmd_chat(a):
     """neuro chat [CHECKPOINT]: turns through the runtime (chat graph), with short- and long-term memory;
     an RNK checkpoint is the expert for every skill, without one the profile's tiny experts answer."""
     from neuro_lib.runtime.chat import ChatSession, RNKChatExpert, format_turn
+    from neuro_lib.runtime.types import EXIT_CODES
 
     if a.prompt is not None and not a.prompt.strip():
         raise NeuroError("--prompt is empty")
@@ -207,7 +208,7 @@ def cmd_chat(a):
     if a.prompt is not None:
         t = session.turn(a.prompt)
         print(json.dumps(t) if a.json else format_turn(t))
-        return 0 if t["ok"] or t["reply"] else 1  # a reply the judge rejected is still a reply (shown as failed)
+        return EXIT_CODES[t.get("status", "verified")]  # a memory command (/remember, /recall) has no status
     session.loop(as_json=a.json)
     return 0
 
@@ -231,6 +232,7 @@ def _runtime_config(a, default_graph: str = "default"):
 def cmd_run(a):
     """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
     from neuro_lib.runtime.config import build_engine
+    from neuro_lib.runtime.types import EXIT_CODES
 
     if not _utf8(a.query, "the query").strip():
         raise NeuroError("the query is empty")
@@ -256,13 +258,15 @@ def cmd_run(a):
     if a.format == "json":
         print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
-        print(r.answer)
+        # only a verified answer is printed bare; any other is labelled on stdout, so a pipe cannot mistake it
+        print(r.answer if r.status in ("verified", "failed") else f"{r.status}: {r.answer or r.error}")
         if a.trace:
             print(format_trace(r))
-    if not r.ok:
+    if r.status == "failed":
         print(f"neuro: error: {r.error}", file=sys.stderr)
-        return 1
-    return 0
+    elif r.status != "verified":
+        print(f"neuro: {r.status}: {r.error}", file=sys.stderr)
+    return EXIT_CODES[r.status]
 
 
 def format_trace(r) -> str:
@@ -275,7 +279,7 @@ def format_trace(r) -> str:
         text = (f"[{s.note}] " if s.note else "") + " ".join(str(out).split())
         rows.append(f"{s.step:>2}  {s.node:<12} {s.kind:<8} {s.seconds * 1e3:>8.2f} {s.tokens:>5} {s.model_calls:>5}  "
                     f"{'y' if s.ok else 'n':<3} {text[:90]}")
-    rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {'ok' if r.ok else 'failed'}")
+    rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {r.status}")
     return "\n".join(rows)
 
 
@@ -401,7 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     g.set_defaults(func=cmd_generate)
 
-    c = sub.add_parser("chat", help="talk through the runtime with memory across turns (stdin loop, or --prompt)")
+    c = sub.add_parser("chat", help="talk through the runtime with memory across turns (stdin loop, or --prompt)",
+                       epilog="A reply no check confirmed is shown as 'unverified: REPLY' (a chat reply has nothing "
+                              "to be checked against). With --prompt the exit status is that of neuro run: 0 "
+                              "verified, 3 unverified or abstained, 1 failed, 2 bad input.")
     c.add_argument("checkpoint", nargs="?", help="an RNK chat run to answer every turn (default: the tiny experts)")
     c.add_argument("--prompt", help="one user turn; prints the reply and exits")
     c.add_argument("--max-new-bytes", type=_positive(int), default=96, help="with a checkpoint: reply length")
@@ -409,7 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_arguments(c)
     c.set_defaults(func=cmd_chat)
 
-    rn = sub.add_parser("run", help="answer a query through the runtime graph (router, experts, judge, memory)")
+    rn = sub.add_parser("run", help="answer a query through the runtime graph (router, experts, judge, memory)",
+                        epilog="Every answer is checked (the calculator plan recomputed, the program re-run, the "
+                               "JSON validated and its values found in the query). Exit status: 0 verified (the "
+                               "answer alone on stdout); 3 unverified or abstained (stdout 'unverified: ANSWER' or "
+                               "'abstained: WHY', a one-line note on stderr); 1 the run failed; 2 bad input.")
     rn.add_argument("query")
     rn.add_argument("--json", action="store_true", help="a JSON answer (needs --schema)")
     rn.add_argument("--schema", help="the schema id of the JSON answer (data/schemas/)")

@@ -45,7 +45,7 @@ def test_run_prints_the_answer_and_the_trace(doubles, capsys):
     lines = out.splitlines()
     assert lines[0] == "general: hello there"
     assert lines[1].startswith("route: fast path, skills chat, complexity")
-    assert [ln.split()[1] for ln in lines[3:6]] == ["route", "answer", "done"] and lines[-1].endswith("ok")
+    assert [ln.split()[1] for ln in lines[3:6]] == ["route", "answer", "done"] and lines[-1].endswith("verified")
     code, out, _ = _run(capsys, "run", COMPOUND, "--format", "json", "--profile", "bench")
     r = json.loads(out)
     assert code == 0 and r["ok"] and r["route"]["path"] == "slow" and len(r["trace"]) == 7
