@@ -25,7 +25,7 @@ from neuro_lib.infer.engine import generate
 from neuro_lib.profiles import get_profile
 from neuro_lib.rag.experiment import rag_sizes
 from neuro_lib.rag.index import RagIndex, build_index, load_index
-from neuro_lib.rag.lite import lite_answer
+from neuro_lib.rag.lite import lite_answer, match_key, question_keys
 from neuro_lib.runtime.code import CodeMini, train_code_mini
 from neuro_lib.runtime.reason import ReasonMini, train_reason_mini
 from neuro_lib.runtime.types import Expert, ExpertAnswer, Query
@@ -37,6 +37,9 @@ from neuro_lib.train.lm import train_lm
 
 RUNTIME_CACHE = CACHE_DIR / "runtime"
 EXPERT_NAMES = ("reason-mini", "struct-mini", "code-mini", "retrieval", "general")
+# retrieval abstains unless the top passage holds more than this share of the question's words (docs/LOG.md
+# 2026-12-03 "honest answers": the smoke index's test questions average 0.81, off-corpus questions <= 0.5)
+RELEVANT_SHARE = 0.5
 
 
 def expert_sizes(profile: str) -> dict:
@@ -83,12 +86,19 @@ class Retrieval:
             return ExpertAnswer("", ok=False, error="the question is empty")
         ids, scores = self.index.retriever(self.retriever).search([question], self.k)
         top = [self.index.passages[i] for i in ids[0]]
+        retrieved = {"retrieved": [{"passage_id": p.id, "start": p.start, "end": p.end, "score": float(s)}
+                                   for p, s in zip(top, scores[0])], "retriever": self.retriever}
+        keys = question_keys(question)
+        found = keys & {match_key(w) for w in self.index.corpus.data[top[0].start:top[0].end].split()}
+        if len(found) <= RELEVANT_SHARE * len(keys):  # the corpus does not hold the question's subject: say so
+            return ExpertAnswer("", ok=False, abstained=True, meta=retrieved,
+                                error=f"the documentation holds nothing relevant (the best passage has "
+                                      f"{len(found)} of the question's {len(keys)} words)")
         a = lite_answer(self.index.corpus.data, top[0], question)
         cites = [dict(c, source=self.index.corpus.spec, score=float(scores[0][0])) for c in a.citations]
-        return ExpertAnswer(a.text, ok=bool(a.text.strip()), value=a.text, citations=cites,
-                            meta={"retrieved": [{"passage_id": p.id, "start": p.start, "end": p.end,
-                                                 "score": float(s)} for p, s in zip(top, scores[0])],
-                                  "retriever": self.retriever})
+        return ExpertAnswer(a.text, ok=bool(a.text.strip()), value=a.text, citations=cites, meta=retrieved,
+                            abstained=not a.text.strip(), error=None if a.text.strip() else
+                            "the best passage holds no answer span for the question")
 
 
 class General:
