@@ -10,7 +10,8 @@ pass? Rule checks where the task has them, a small trained judge model where it 
 - math      "recomputed": every calculator step is recomputed with the calculator and must equal the result
                           the plan used; every number in a step must come from the question, an earlier step's
                           result or the factor of a unit pair the question names (the plan read the problem, it
-                          did not invent numbers); the answer must be the last step's result.
+                          did not invent numbers), and every number of the question must be used by a step (it
+                          did not skip one); the answer must be the last step's result.
 - retrieval "model":      JudgeModel, a logistic regression (scikit-learn) on features of (question, answer,
                           cited passage), trained on the RAG index's training questions with their gold answers
                           (right) and corrupted answers (wrong): another question's answer, a random span of
@@ -170,6 +171,11 @@ def check_recomputed(query: Query, answer: ExpertAnswer, calc=None) -> Verdict:
         if unread and not reason:
             reason = f"step {i + 1}: {', '.join(unread)} is not in the question"
         known.add(used)
+    read = {x for expr, _ in steps for x in NUMBER.findall(expr)}
+    unused = [x for x in dict.fromkeys(NUMBER.findall(query.text)) if x not in read]
+    checks.append(not unused)  # every quantity the question gives is part of the computation (generated plans: all)
+    if unused and not reason:
+        reason = f"the plan never uses {unused[0]} from the question"
     final = answer.text.strip() == steps[-1][1]
     checks.append(final)
     if not final and not reason:
