@@ -19,7 +19,10 @@ Parts (`--parts`, all by default):
   them), and the RuntimeEngine on the default graph with each router. Every task runs on the forced
   fast path and the forced slow path (the router's skills, its path overridden); a router's success is
   the path it picks, its APGR comes from the same two tables, and latency (Result.timings total_s) is
-  reported per path: a timing, re-measure it on a quiet machine. Judge agreement comes from
+  reported per path: a timing, re-measure it on a quiet machine. Success counts an answer shown (verified
+  or unverified) that is the gold one; selective accuracy (selective_accuracy(): coverage = share answered
+  verified, accuracy of the verified answers, share of wrong answers marked verified) is reported per router
+  and path. Judge agreement comes from
   runtime/judge.py's evaluate_judge when that module exists.
 
 Quality figures use step budgets and fixed seeds, so they do not depend on the machine's load; the
@@ -138,7 +141,7 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         return out
 
     single = {name: by_family([answer_succeeds(t, *_answer(e, t.query)) for t in tasks]) for name, e in experts.items()}
-    routed, tables, latency = {}, {}, {"fast": [], "slow": []}
+    routed, tables, latency, selective = {}, {}, {"fast": [], "slow": []}, {}
     for name in ("classifier", "keywords"):
         r = routers[name]
         q = {}
@@ -146,6 +149,9 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
             engine = RuntimeEngine("default", experts, FixedPath(r, path), judge)
             results = [engine.run(t.query) for t in tasks]
             q[path] = [float(succeeded(t, res)) for t, res in zip(tasks, results)]
+            selective[f"{name} {path}"] = selective_accuracy(
+                [res.status for res in results], [answer_succeeds(t, res.answer, res.value) for t, res in
+                                                  zip(tasks, results)])
             if name == "classifier":
                 latency[path] = [1000 * res.timings["total_s"] for res in results]
         tables[name] = q
@@ -162,7 +168,32 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         tradeoff[name] = {"apgr": apgr(scores, q["fast"], q["slow"]) if gap else float("nan"),
                           "quality_fast": float(np.mean(q["fast"])), "quality_slow": float(np.mean(q["slow"]))}
     return {"families": fams, "single": single, "routed": routed, "tradeoff": tradeoff, "latency_ms": latency,
-            "n_tasks": len(tasks), "tables": tables, "task_families": [t.family for t in tasks]}
+            "n_tasks": len(tasks), "tables": tables, "task_families": [t.family for t in tasks],
+            "selective": selective}
+
+
+def selective_accuracy(statuses: list[str], right: list[bool]) -> dict:
+    """Selective accuracy of runs (issue 21, honest answers): each run's Result.status and whether its answer is the
+    gold one. coverage: share answered verified; accuracy_verified: share right among those (the accuracy a user
+    who trusts only verified answers gets); accuracy_answered: share right among all answers shown (verified or
+    unverified); wrong_marked_verified: share of the wrong answers (shown, not right) that came back verified,
+    the goal is <= 0.05; abstained / failed: shares of runs without an answer."""
+    if len(statuses) != len(right):
+        raise NeuroError(f"{len(statuses)} statuses for {len(right)} gold checks")
+    n = len(statuses)
+    verified = [r for s, r in zip(statuses, right) if s == "verified"]
+    answered = [(s, r) for s, r in zip(statuses, right) if s in ("verified", "unverified")]
+    wrong = [s for s, r in answered if not r]
+
+    def share(xs, total):
+        return sum(xs) / total if total else None
+
+    return {"n": n, "coverage": share([s == "verified" for s in statuses], n),
+            "accuracy_verified": share(verified, len(verified)),
+            "accuracy_answered": share([r for _, r in answered], len(answered)),
+            "wrong_marked_verified": share([s == "verified" for s in wrong], len(wrong)),
+            "abstained": share([s == "abstained" for s in statuses], n),
+            "failed": share([s == "failed" for s in statuses], n)}
 
 
 def judge_rows(j: dict) -> list[tuple[str, float, int]]:
@@ -257,6 +288,11 @@ def run(args) -> dict:
         for name, t in rt["tradeoff"].items():
             results.append({"name": f"router {name} APGR (runtime)", "value": round(t["apgr"], 4), "unit": "ratio",
                             "quality_fast": round(t["quality_fast"], 4), "quality_slow": round(t["quality_slow"], 4)})
+        for system, sel in rt["selective"].items():  # coverage vs accuracy of the verified answers, per path
+            for key in ("coverage", "accuracy_verified", "accuracy_answered", "wrong_marked_verified", "abstained"):
+                if sel[key] is not None:
+                    results.append({"name": f"engine ({system}): {key.replace('_', ' ')}", "value": round(sel[key], 4),
+                                    "unit": "ratio", "n": sel["n"]})
         for path, xs in rt["latency_ms"].items():
             for p in (50, 95):
                 results.append({"name": f"latency {path} path p{p}", "value": round(percentile(xs, p), 2),
@@ -267,7 +303,8 @@ def run(args) -> dict:
             j = evaluate_judge(profile=args.profile, experts=experts)
             results += [{"name": name, "value": round(v, 4), "unit": "ratio", "n": n} for name, v, n in judge_rows(j)]
             details["judge"] = {k: v for k, v in j.items() if k != "examples"}
-        details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables", "task_families")}
+        details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables", "task_families",
+                                                  "selective")}
     config = {"profile": args.profile, "parts": parts, "seeds": seeds, "router": rsizes, "expansion": esizes,
               "threads": torch.get_num_threads(), "missing": missing}
     report = make_report("runtime", config, results)
