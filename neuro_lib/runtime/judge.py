@@ -86,7 +86,8 @@ def ungrounded(doc, source: str, schema: dict | None = None) -> list:
     text; booleans and nulls are not checked (nothing in the text to find)."""
     choices = _enum_strings(schema or {}, set())
     text = " ".join(source.lower().split())
-    numbers = {float(x) for x in NUMBER.findall(source.replace(",", ""))}
+    signed = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", source.replace(",", ""))]
+    numbers = {*signed, *(abs(x) for x in signed)}  # "-13 degrees", but also "9-5" (a hyphen, not a sign)
     bad: list = []
 
     def walk(v):

@@ -1,0 +1,206 @@
+"""Honest answers (issue 21 item 5): every path checks its answer, and an answer no check confirmed comes back
+unverified (or abstained), never ok with exit 0. Stub experts stand in for the trained ones: ReasonMini and
+CodeMini with scripted writers (no training), a Struct-mini stand-in that returns a fixed document; the real
+judge (runtime/judge.py) checks them on the fast path as on the slow one."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from neuro_lib.bench.runtime import selective_accuracy
+from neuro_lib.cli import main
+from neuro_lib.errors import NeuroError
+from neuro_lib.runtime.code import CodeMini
+from neuro_lib.runtime.engine import RuntimeEngine
+from neuro_lib.runtime.judge import judge, ungrounded
+from neuro_lib.runtime.reason import ReasonMini
+from neuro_lib.runtime.types import EXIT_CODES, ExpertAnswer, Query, Result, Route
+from neuro_lib.structured.schemas import load_schema
+from test_runtime_experts import scripted
+
+HOURS = "Convert 7 hours to minutes."
+SUM = "Write a program that prints the sum of 2 and 3."
+KETTLE = "A blue kettle for $42, in stock."
+
+
+class Doc:
+    """A Struct-mini stand-in: answers every query with one fixed JSON document."""
+    name, skills, tools, contract = "struct-mini", ("json",), (), {"input": "text", "output": "json"}
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def answer(self, query: Query) -> ExpertAnswer:
+        return ExpertAnswer(self.text, value=None, model_calls=1)
+
+
+class Abstains:
+    name, skills, tools, contract = "retrieval", ("retrieval",), (), {"input": "text", "output": "text"}
+
+    def answer(self, query: Query) -> ExpertAnswer:
+        return ExpertAnswer("", ok=False, abstained=True, error="the documentation holds nothing relevant")
+
+
+class BySkill:
+    """A router double: the skill named for each query text, on the given path."""
+    name = "by-skill"
+
+    def __init__(self, path="fast"):
+        self.path = path
+
+    def route(self, query):
+        skill = {HOURS: "math", SUM: "code", KETTLE: "json"}.get(query.text.split(" | ")[0], "retrieval")
+        return copy.deepcopy(Route(self.path, [skill], 0.0, router="fixed"))
+
+
+def reason(plan: str) -> ReasonMini:
+    return ReasonMini(None, write=scripted(plan))
+
+
+def code(program: str) -> CodeMini:
+    return CodeMini(None, write=lambda text: program.encode())
+
+
+def engine(path="fast", **over):
+    ex = {"reason-mini": reason("CALL calc(7*60) -> 420\nANSWER 420"), "code-mini": code("print(2 + 3)"),
+          "struct-mini": Doc('{"name": "blue kettle", "price": 42, "currency": "USD", "in_stock": true}'),
+          "retrieval": Abstains(), **over}
+    return RuntimeEngine("default", ex, router=BySkill(path), judge=judge)
+
+
+def run(path="fast", query=HOURS, **over):
+    wants = query == KETTLE
+    return engine(path, **over).run(query, wants_json=wants, schema_id="product_v1" if wants else None)
+
+
+# -- the engine: right answers are verified on either path, wrong ones are not ------------------------------------
+@pytest.mark.parametrize("path", ["fast", "slow"])
+@pytest.mark.parametrize("query,answer,method", [(HOURS, "420", "recomputed"), (SUM, "5", "executed"),
+                                                 (KETTLE, None, "schema")])
+def test_right_answers_come_back_verified(path, query, answer, method):
+    r = run(path, query)
+    assert r.status == "verified" and r.ok and r.error is None, r.error
+    assert answer is None or r.answer == answer
+    (v,) = r.verdicts.values()
+    assert v["passed"] and v["method"] == method
+
+
+WRONG = [
+    # a calculator plan with a number the question does not give (61), and one that skips the question's 7
+    ("plan reads 61", HOURS, {"reason-mini": reason("CALL calc(7*61) -> 427\nANSWER 427")}, "61 is not in the question"),
+    ("plan skips 7", HOURS, {"reason-mini": reason("CALL calc(60*60) -> 3600\nANSWER 3600")}, "never uses 7"),
+    # a program that ignores the task's numbers, and an answer that is not what the program prints
+    ("program ignores", SUM, {"code-mini": code("print(6)")}, "does not use 2"),
+    ("output claimed", SUM, {"code-mini": type("Liar", (), {
+        "name": "code-mini", "skills": ("code",), "tools": (), "contract": {},
+        "answer": lambda self, q: ExpertAnswer("6", meta={"program": "print(2 + 3)"})})()}, "re-run printed '5'"),
+    # valid JSON whose name and price the description does not hold
+    ("json name", KETTLE, {"struct-mini": Doc('{"name": "red keyboard", "price": 42, "currency": "USD"}')},
+     "'red keyboard' is not in the input"),
+    ("json price", KETTLE, {"struct-mini": Doc('{"name": "blue kettle", "price": 422, "currency": "USD"}')},
+     "422 is not in the input"),
+]
+
+
+@pytest.mark.parametrize("path", ["fast", "slow"])
+@pytest.mark.parametrize("case,query,over,why", WRONG, ids=[w[0] for w in WRONG])
+def test_wrong_answers_come_back_unverified_never_ok(path, case, query, over, why):
+    r = run(path, query, **over)
+    assert r.status == "unverified" and not r.ok, (r.status, r.error)
+    assert r.answer and why in r.error and r.error.startswith("the judge rejected the answer")
+    assert r.to_dict()["status"] == "unverified"
+
+
+def test_abstention_and_nothing_to_check():
+    r = run(query="What does math.sqrt return?")
+    assert r.status == "abstained" and not r.ok and r.answer == ""
+    assert r.error == "the documentation holds nothing relevant"
+    a = reason("CALL calc(1+1) -> 2\nANSWER 2").answer(Query("what is two plus three?"))
+    assert not a.ok and a.abstained and "no numbers" in a.error  # nothing to plan with: it says so
+    # no judge attached: an answer is shown, but nothing checked it
+    r = RuntimeEngine("default", engine().experts, router=BySkill()).run(HOURS)
+    assert r.status == "unverified" and r.answer == "420" and "no judge attached" in r.error
+    # a failed expert (not an abstention) is a failure
+    r = run(query=HOURS, **{"reason-mini": reason("ANSWER 12")})
+    assert r.status == "failed" and "no calculator call" in r.error
+
+
+def test_result_keeps_ok_and_status_consistent():
+    with pytest.raises(ValueError):
+        Result("q", "a", True, None, status="unverified")
+    with pytest.raises(ValueError):
+        Result("q", "a", False, None, status="verified")
+    with pytest.raises(ValueError):
+        Result("q", "a", False, None, status="maybe")
+    assert Result("q", "a", False, None).status == "failed"
+
+
+# -- the judge's grounding check -----------------------------------------------------------------------------------
+def test_grounding_finds_made_up_values_and_accepts_read_ones():
+    from neuro_lib.structured.task import make_examples
+
+    for ex in make_examples(120, seed=3, split="heldout"):  # every generated gold document is grounded in its text
+        assert ungrounded(ex.doc, ex.text, load_schema(ex.schema_id)) == [], (ex.text, ex.doc)
+    schema = load_schema("event_v1")
+    assert ungrounded({"date": "2026-01-19"}, "on 19 January 2026", schema) == []
+    assert ungrounded({"date": "2026-02-19"}, "on 19 January 2026", schema) == ["2026-02-19"]
+    assert ungrounded({"n": 3.5, "ok": True, "x": None, "tags": ["blue"]}, "3.5 blue", None) == []
+    assert ungrounded({"n": 35, "tags": ["red"]}, "3.5 blue", None) == [35, "red"]
+
+
+# -- the doors: exit status and labels ---------------------------------------------------------------------------
+@pytest.fixture
+def stubs(monkeypatch):
+    chosen = {}
+
+    def fake(cls, profile="smoke", graph="default", memory=None, router=None, extra_experts=None, **kw):
+        e = engine(**chosen)
+        return cls(graph, e.experts, BySkill(), judge, memory, **kw)
+
+    monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(fake))
+    return chosen
+
+
+@pytest.mark.parametrize("argv,over,code,out,err", [
+    (["run", HOURS], {}, 0, "420\n", ""),
+    (["run", HOURS], {"reason-mini": reason("CALL calc(7*61) -> 427\nANSWER 427")}, 3, "unverified: 427\n",
+     "neuro: unverified: the judge rejected the answer: math: step 1: 61 is not in the question\n"),
+    (["run", SUM], {"code-mini": code("print(6)")}, 3, "unverified: 6\n",
+     "neuro: unverified: the judge rejected the answer: code: the program does not use 2 from the task\n"),
+    (["run", KETTLE, "--json", "--schema", "product_v1"],
+     {"struct-mini": Doc('{"name": "red keyboard", "price": 42, "currency": "USD"}')}, 3,
+     'unverified: {"name": "red keyboard", "price": 42, "currency": "USD"}\n',
+     "neuro: unverified: the judge rejected the answer: json: valid against product_v1, but 'red keyboard' is not "
+     "in the input\n"),
+    (["run", "What does math.sqrt return?"], {}, 3, "abstained: the documentation holds nothing relevant\n",
+     "neuro: abstained: the documentation holds nothing relevant\n"),
+    (["run", HOURS], {"reason-mini": reason("ANSWER 12")}, 1, "\n",
+     "neuro: error: the plan made no calculator call\n"),
+])
+def test_run_exit_status_and_labels(stubs, capsys, argv, over, code, out, err):
+    stubs.update(over)
+    assert main(argv) == code
+    got_out, got_err = capsys.readouterr()
+    assert (got_out, got_err) == (out, err)
+    assert code == EXIT_CODES[{0: "verified", 3: "unverified", 1: "failed"}[code]]
+
+
+def test_chat_prompt_labels_and_exits_like_run(stubs, capsys, tmp_path):
+    db = str(tmp_path / "m.sqlite")
+    assert main(["chat", "--memory", db, "--prompt", HOURS, "--graph", "default"]) == 0
+    assert capsys.readouterr().out.startswith("420   [")
+    stubs.update({"reason-mini": reason("CALL calc(7*61) -> 427\nANSWER 427")})
+    assert main(["chat", "--memory", str(tmp_path / "n.sqlite"), "--prompt", HOURS, "--graph", "default"]) == 3
+    assert capsys.readouterr().out.startswith("unverified: 427   [")
+
+
+# -- selective accuracy -------------------------------------------------------------------------------------------
+def test_selective_accuracy():
+    s = selective_accuracy(["verified", "verified", "unverified", "unverified", "abstained", "failed"],
+                           [True, False, True, False, False, False])
+    assert s == {"n": 6, "coverage": 2 / 6, "accuracy_verified": 0.5, "accuracy_answered": 0.5,
+                 "wrong_marked_verified": 0.5, "abstained": 1 / 6, "failed": 1 / 6}
+    assert selective_accuracy([], [])["coverage"] is None
+    with pytest.raises(NeuroError):
+        selective_accuracy(["verified"], [])
