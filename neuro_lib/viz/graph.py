@@ -152,7 +152,7 @@ def trace_figure(g: Graph, result, title: str | None = None) -> go.Figure:
         return _edge_traces(g, pos, taken) + [_node_trace(g, pos, text, colours, hover)]
 
     fig = go.Figure(state(len(steps)), frames=[go.Frame(data=state(k), name=str(k)) for k in range(1, len(steps) + 1)])
-    status = "ok" if result.ok else f"failed: {result.error}"
+    status = result.status if result.ok else f"{result.status}: {result.error}"
     fig = _layout_figure(fig, title or f"trace of {result.query!r} ({status})", g, pos)
     fig.update_layout(sliders=[dict(active=len(steps) - 1, currentvalue=dict(prefix="step "), pad=dict(t=30),
                                     steps=[dict(label=f"{k} {steps[k - 1].node}", method="animate",
