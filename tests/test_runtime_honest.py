@@ -204,3 +204,21 @@ def test_selective_accuracy():
     assert selective_accuracy([], [])["coverage"] is None
     with pytest.raises(NeuroError):
         selective_accuracy(["verified"], [])
+
+
+def test_memory_keeps_only_verified_answers_for_reuse(tmp_path):
+    from neuro_lib.runtime.memory import Memory
+
+    from test_runtime_engine import Echo
+
+    ex = {**engine("slow").experts, "general": Echo("general", "chat")}
+    mem = Memory(tmp_path / "m.sqlite")
+    eng = RuntimeEngine("default", ex, router=BySkill("slow"), judge=judge, memory=mem)
+    first = eng.run(HOURS)
+    again = eng.run(HOURS)
+    assert first.status == again.status == "verified" and [s.node for s in again.trace] == ["route", "recall", "done"]
+    # a chat reply passes the judge with nothing checked (method "none"): stored, but never reused as verified
+    chat = RuntimeEngine("default", ex, router=type("R", (), {"name": "r", "route": lambda self, q: Route(
+        "slow", ["chat"], 1.0, router="fixed")})(), judge=judge, memory=mem)
+    assert chat.run("hello").status == "unverified"
+    assert chat.run("hello").status == "unverified" and mem.long.lookup_result("hello") is None

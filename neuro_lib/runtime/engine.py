@@ -393,7 +393,8 @@ class RuntimeEngine:
             return run.query.text, {"recalled": items, "hit": hit}, 0, 0
         if run.answer is None:
             raise _StepFailed(f"memory node {node.id!r} has no answer to write (put it after an expert)")
-        passed = all(v.passed for v in run.verdicts.values()) if run.verdicts else run.answer.ok
+        # only a verified answer is stored as passing: a memory hit comes back verified (Result.status)
+        passed = bool(run.verdicts) and all(v.passed and v.method != "none" for v in run.verdicts.values())
         row = self.memory.write(run.query, run.answer, passed)
         return run.answer.text, {"stored": row, "passed": passed}, 0, 0
 
