@@ -146,7 +146,7 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         return out
 
     single = {name: by_family([answer_succeeds(t, *_answer(e, t.query)) for t in tasks]) for name, e in experts.items()}
-    routed, tables, latency, selective = {}, {}, {"fast": [], "slow": []}, {}
+    routed, tables, latency, selectives = {}, {}, {"fast": [], "slow": []}, {}
     for name in ("classifier", "keywords"):
         r = routers[name]
         q = {}
@@ -154,7 +154,7 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
             engine = RuntimeEngine("default", experts, FixedPath(r, path), judge)
             results = [engine.run(t.query) for t in tasks]
             q[path] = [float(succeeded(t, res)) for t, res in zip(tasks, results)]
-            selective[f"{name} {path}"] = selective(  # right = the shown answer is the gold one; marked = verified
+            selectives[f"{name} {path}"] = selective(  # right = the shown answer is the gold one; marked = verified
                 [answer_succeeds(t, res.answer, res.value) and res.status in ANSWERED for t, res in zip(tasks, results)],
                 [res.ok for res in results], [res.status for res in results])
             if name == "classifier":
@@ -174,7 +174,7 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
                           "quality_fast": float(np.mean(q["fast"])), "quality_slow": float(np.mean(q["slow"]))}
     return {"families": fams, "single": single, "routed": routed, "tradeoff": tradeoff, "latency_ms": latency,
             "n_tasks": len(tasks), "tables": tables, "task_families": [t.family for t in tasks],
-            "selective": selective}
+            "selective": selectives}
 
 
 def judge_rows(j: dict) -> list[tuple[str, float, int]]:
@@ -222,11 +222,13 @@ def outside_routed(experts: dict, items: list, router, judge) -> dict:
         # scored as shown (an unverified answer is still an answer; abstained/failed ones are refusals); marked
         # ok only when verified
         shown = [r.status in ANSWERED for r in results]
-        by_path[path] = {"right": [score(it, r.answer, r.value, a) for it, r, a in zip(items, results, shown)],
+        texts = [r.answer if a else "" for r, a in zip(results, shown)]
+        values = [r.value if a else None for r, a in zip(results, shown)]
+        by_path[path] = {"right": [score(it, t, v, a) for it, t, v, a in zip(items, texts, values, shown)],
                          "ok": [bool(r.ok) for r in results], "shown": shown, "status": [r.status for r in results],
-                         "text": [r.answer for r in results],
-                         "json": [json_scores(it, r.value if r.value is not None else r.answer)
-                                  for it, r in zip(items, results) if it.family == "json"],
+                         "text": texts,
+                         "json": [json_scores(it, v if v is not None else t or None)
+                                  for it, t, v in zip(items, texts, values) if it.family == "json"],
                          "ms": [1000 * r.timings["total_s"] for r in results]}
     paths = [router.route(query_for(it)).path for it in items]
     routed = {k: [by_path[p][k][i] for i, p in enumerate(paths)] for k in ("right", "ok", "shown", "status", "text")}
