@@ -276,3 +276,13 @@ def test_memory_keeps_only_verified_answers_for_reuse(tmp_path):
         "slow", ["chat"], 1.0, router="fixed")})(), judge=judge, memory=mem)
     assert chat.run("hello").status == "unverified"
     assert chat.run("hello").status == "unverified" and mem.long.lookup_result("hello") is None
+
+
+def test_grounding_wants_whole_words_and_uncontradicted_enum_values():
+    schema = load_schema("product_v1")
+    text = "Leather wallet at 45 USD, tags gift and leather."
+    assert ungrounded({"name": "Leather wallet", "price": 45, "currency": "USD"}, text, schema) == []
+    # a blank name, a piece of a word, and an enum value the text contradicts (it names USD)
+    assert ungrounded({"name": " ", "tags": ["et"], "price": 45, "currency": "EUR"}, text, schema) == [" ", "et", "EUR"]
+    # an enum value the text does not contradict (it names no currency at all) is a choice, not a made-up value
+    assert ungrounded({"name": "Leather wallet", "price": 45, "currency": "USD"}, "Leather wallet, $45.", schema) == []

@@ -70,32 +70,43 @@ MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augus
           "november", "december")
 
 
-def _enum_strings(schema, out: set) -> set:
-    """Every string a schema lists in an enum or const: such a value is chosen, not copied from the text."""
+def _enums(schema, out: list) -> list:
+    """Every enum (or const) of a schema as a list of its strings: such a value is chosen, not copied."""
     if isinstance(schema, dict):
         for k, v in schema.items():
             if k == "enum" and isinstance(v, list):
-                out.update(x for x in v if isinstance(x, str))
+                out.append([x for x in v if isinstance(x, str)])
             elif k == "const" and isinstance(v, str):
-                out.add(v)
+                out.append([v])
             else:
-                _enum_strings(v, out)
+                _enums(v, out)
     elif isinstance(schema, list):
         for v in schema:
-            _enum_strings(v, out)
+            _enums(v, out)
     return out
+
+
+def _has_words(text: str, value: str) -> bool:
+    """Does the (lower-cased, space-normalised) text hold `value` as whole words? Empty or punctuation-only
+    values are held by nothing ("et" is not in "wallet", " " is not a name)."""
+    v = " ".join(value.lower().split())
+    return bool(re.search(r"\w", v)) and re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", text) is not None
 
 
 def ungrounded(doc, source: str, schema: dict | None = None) -> list:
     """The values of a JSON document that the source text does not hold (empty: every value is grounded).
-    Strings must occur in the text (case and spacing ignored) unless the schema enumerates them; numbers must
-    equal one of the text's numbers; an ISO date needs its year, its day and its month (name or number) in the
-    text; booleans and nulls are not checked (nothing in the text to find)."""
-    choices = _enum_strings(schema or {}, set())
+    Strings must occur in the text as whole words (case and spacing ignored); a value the schema enumerates
+    passes when the text names it, or names no value of its enum (a default, "USD" for "$42"), but not when the
+    text names another ("cloudy" for "snow"); numbers must equal one of the text's numbers; an ISO date needs
+    its year, its day and its month (name or number) in the text; booleans and nulls are not checked."""
+    enums = _enums(schema or {}, [])
     text = " ".join(source.lower().split())
     signed = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", source.replace(",", ""))]
     numbers = {*signed, *(abs(x) for x in signed)}  # "-13 degrees", but also "9-5" (a hyphen, not a sign)
     bad: list = []
+
+    def chosen(v: str) -> bool:  # an enum value the text does not contradict
+        return any(v in e and not any(_has_words(text, x) for x in e if x != v) for e in enums)
 
     def walk(v):
         if isinstance(v, dict):
@@ -109,7 +120,7 @@ def ungrounded(doc, source: str, schema: dict | None = None) -> list:
         elif isinstance(v, (int, float)):
             if float(v) not in numbers:
                 bad.append(v)
-        elif isinstance(v, str) and v not in choices and " ".join(v.lower().split()) not in text:
+        elif isinstance(v, str) and not _has_words(text, v) and not chosen(v):
             d = DATE.fullmatch(v)
             if not (d and 1 <= int(d[2]) <= 12 and {float(d[1]), float(d[3])} <= numbers
                     and (MONTHS[int(d[2]) - 1] in text or float(d[2]) in numbers)):
