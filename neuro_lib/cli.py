@@ -191,6 +191,7 @@ def cmd_chat(a):
     """neuro chat [CHECKPOINT]: turns through the runtime (chat graph), with short- and long-term memory;
     an RNK checkpoint is the expert for every skill, without one the profile's tiny experts answer."""
     from neuro_lib.runtime.chat import ChatSession, RNKChatExpert, format_turn
+    from neuro_lib.runtime.types import EXIT_CODES
 
     if a.prompt is not None and not a.prompt.strip():
         raise NeuroError("--prompt is empty")
@@ -207,7 +208,7 @@ def cmd_chat(a):
     if a.prompt is not None:
         t = session.turn(a.prompt)
         print(json.dumps(t) if a.json else format_turn(t))
-        return 0 if t["ok"] or t["reply"] else 1  # a reply the judge rejected is still a reply (shown as failed)
+        return EXIT_CODES[t.get("status", "verified")]  # a memory command (/remember, /recall) has no status
     session.loop(as_json=a.json)
     return 0
 
@@ -217,7 +218,7 @@ def _runtime_config(a, default_graph: str = "default"):
     from neuro_lib.runtime.config import RuntimeConfig, load_config
 
     cfg = load_config(a.config) if a.config else RuntimeConfig(graph=default_graph)
-    for key in ("graph", "profile", "memory", "window", "threshold"):
+    for key in ("graph", "profile", "memory", "window", "router", "threshold"):
         if getattr(a, key, None) is not None:
             setattr(cfg, key, getattr(a, key))
     if a.ollama_url and not (a.ollama or cfg.ollama):
@@ -232,7 +233,7 @@ def cmd_run(a):
     """neuro run "query": one run through the runtime graph; the answer, or the failure, and --trace."""
     from neuro_lib.runtime.config import build_engine
     from neuro_lib.runtime.engine import input_error
-    from neuro_lib.runtime.types import Query
+    from neuro_lib.runtime.types import EXIT_CODES, Query
 
     # every check of the input here, before build_engine trains or loads a single expert
     _utf8(a.query, "the query")
@@ -255,13 +256,24 @@ def cmd_run(a):
     if a.format == "json":
         print(json.dumps(r.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
-        print(r.answer)
+        # only a verified answer is printed bare; any other is labelled on stdout, so a pipe cannot mistake it
+        print(labelled(r))
         if a.trace:
             print(format_trace(r))
-    if not r.ok:
+    if r.status == "failed":
         print(f"neuro: error: {r.error}", file=sys.stderr)
-        return 1
-    return 0
+    elif r.status != "verified":
+        print(f"neuro: {r.status}: {r.error}", file=sys.stderr)
+    return EXIT_CODES[r.status]
+
+
+def labelled(r) -> str:
+    """The answer as `neuro run` prints it: bare when verified, "ANSWER (unverified)", "(abstained: WHY)"."""
+    if r.status == "verified" or r.status == "failed" and not r.answer:
+        return r.answer
+    if r.status == "abstained":
+        return f"(abstained: {r.error})"
+    return f"{r.answer} ({r.status})"
 
 
 def format_trace(r) -> str:
@@ -274,8 +286,8 @@ def format_trace(r) -> str:
         text = (f"[{s.note}] " if s.note else "") + " ".join(str(out).split())
         rows.append(f"{s.step:>2}  {s.node:<12} {s.kind:<8} {s.seconds * 1e3:>8.2f} {s.tokens:>5} {s.model_calls:>5}  "
                     f"{'y' if s.ok else 'n':<3} {text[:90]}")
-    rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {'ok' if r.ok else 'failed'}")
-    return "\n".join(rows)
+    rows.append(f"total {r.timings.get('total_s', 0.0) * 1e3:.2f} ms, {r.status}")
+    return "\n".join(rows + r.explain())
 
 
 def cmd_bench(a):
@@ -345,6 +357,9 @@ def _runtime_arguments(p) -> None:
     p.add_argument("--profile", help="the experts' sizes (smoke, bench, full)")
     p.add_argument("--memory", help="long-term memory file (SQLite); kept across runs")
     p.add_argument("--window", type=_positive(int), help="short-term memory: turns kept in context")
+    p.add_argument("--router", choices=("classifier", "keywords"),
+                   help="classifier (default: the best measured, routed 0.30 vs keywords 0.09 end to end, "
+                        "data/reference/runtime_bench_e2e.json; trained on first use, then cached) or keywords")
     p.add_argument("--threshold", type=_number(float, 0, strict=False), help="router: slow path at or above")
     p.add_argument("--ollama", metavar="MODEL", help="add a local Ollama model as the chat expert")
     p.add_argument("--ollama-url", help="the Ollama server (default http://127.0.0.1:11434)")
@@ -400,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     g.set_defaults(func=cmd_generate)
 
-    c = sub.add_parser("chat", help="talk through the runtime with memory across turns (stdin loop, or --prompt)")
+    c = sub.add_parser("chat", help="talk through the runtime with memory across turns (stdin loop, or --prompt)",
+                       epilog="A reply no check confirmed is shown as 'unverified: REPLY' (a chat reply has nothing "
+                              "to be checked against). With --prompt the exit status is that of neuro run: 0 "
+                              "verified, 3 unverified or abstained, 1 failed, 2 bad input.")
     c.add_argument("checkpoint", nargs="?", help="an RNK chat run to answer every turn (default: the tiny experts)")
     c.add_argument("--prompt", help="one user turn; prints the reply and exits")
     c.add_argument("--max-new-bytes", type=_positive(int), default=96, help="with a checkpoint: reply length")
@@ -408,7 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_arguments(c)
     c.set_defaults(func=cmd_chat)
 
-    rn = sub.add_parser("run", help="answer a query through the runtime graph (router, experts, judge, memory)")
+    rn = sub.add_parser("run", help="answer a query through the runtime graph (router, experts, judge, memory)",
+                        epilog="Every answer is checked by a node of the graph (the fast path's cheap verifier, the "
+                               "slow path's judge: the calculator plan recomputed and using the question's numbers, "
+                               "the program re-run, the JSON validated and its values found in the query, the "
+                               "retrieved passage's support). Exit status: 0 verified (the answer alone on stdout); "
+                               "3 unverified (no check could decide, e.g. chat; stdout 'ANSWER (unverified)') or "
+                               "abstained (the system declines: nothing relevant retrieved, or a check rejected the "
+                               "answer; stdout '(abstained: WHY)'), with a one-line reason on stderr; 1 the run failed; 2 bad input. --format json "
+                               "includes \"status\" and each task's verdict.")
     rn.add_argument("query")
     rn.add_argument("--json", action="store_true", help="a JSON answer (needs --schema)")
     rn.add_argument("--schema", help="the schema id of the JSON answer (data/schemas/)")

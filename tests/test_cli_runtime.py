@@ -22,14 +22,21 @@ from test_runtime_ollama import server  # noqa: F401 - the fake Ollama server fi
 @pytest.fixture
 def doubles(monkeypatch):
     """from_profile builds test doubles (and records the profile it was asked for)."""
+    import neuro_lib.runtime.router_model as router_model
+    from neuro_lib.runtime.router import KeywordRouter
+
     made = {}
 
     def fake(cls, profile="smoke", graph="default", memory=None, router=None, extra_experts=None, **kw):
         made["profile"] = profile
+        made["router"] = router
         made["experts"] = {**experts(), **(extra_experts or {})}
-        return cls(graph, made["experts"], router, ScriptedJudge(), memory, **kw)
+        # the doubles' answers are checked by scripted verdicts on both paths (the verify node's and the judge's)
+        return cls(graph, made["experts"], router, ScriptedJudge(), memory, verifier=ScriptedJudge(), **kw)
 
     monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(fake))
+    # the default router is the trained classifier: a keyword router stands in, so nothing trains here
+    monkeypatch.setattr(router_model, "cached_router", lambda sizes, **kw: KeywordRouter())
     return made
 
 
@@ -45,7 +52,9 @@ def test_run_prints_the_answer_and_the_trace(doubles, capsys):
     lines = out.splitlines()
     assert lines[0] == "general: hello there"
     assert lines[1].startswith("route: fast path, skills chat, complexity")
-    assert [ln.split()[1] for ln in lines[3:6]] == ["route", "answer", "done"] and lines[-1].endswith("ok")
+    assert [ln.split()[1] for ln in lines[3:7]] == ["route", "answer", "check", "done"]
+    assert lines[7].endswith("ms, verified") and lines[8] == "step 2 general (chat): general: hello there"
+    assert "verdict chat: passed by recomputed" in out and lines[-1] == "status: verified"
     code, out, _ = _run(capsys, "run", COMPOUND, "--format", "json", "--profile", "bench")
     r = json.loads(out)
     assert code == 0 and r["ok"] and r["route"]["path"] == "slow" and len(r["trace"]) == 7
@@ -66,7 +75,7 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
     bad.write_text(yaml.safe_dump({"name": "b", "entry": "a", "nodes": [{"id": "a", "kind": "wizard"}], "edges": []}))
     code, _, err = _run(capsys, "run", "x", "--graph", str(bad))
     assert code == 2 and err == "neuro: error: graph bad.yaml: node 'a' has unknown kind 'wizard'; kinds are " \
-                                "router, expert, tool, judge, memory, combine, exit\n"
+                                "router, expert, tool, judge, verify, memory, combine, exit\n"
     # a run that fails (an expert crashes) prints its one sentence, and its trace when asked; exit 1
     crashing = experts(general=Echo("general", "chat", raises=ValueError("boom")))
     monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(
@@ -74,7 +83,8 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
         cls(graph, crashing, router, None, memory, **kw)))
     code, out, err = _run(capsys, "run", "hello", "--trace")
     assert code == 1 and err == "neuro: error: expert 'general' failed on skill chat: ValueError: boom\n"
-    assert " answer " in out and out.splitlines()[-1].endswith("failed")
+    assert " answer " in out and out.splitlines()[-2].endswith("failed")
+    assert out.splitlines()[-1] == "status: failed (expert 'general' failed on skill chat: ValueError: boom)"
 
 
 

@@ -99,16 +99,18 @@ def test_keyword_router_threshold_and_features():
 # -- paths, trace, combine ---------------------------------------------------------------------------------
 def test_fast_path_trace():
     ex = experts()
-    r = RuntimeEngine("default", ex, judge=ScriptedJudge()).run("hello there")
-    assert r.ok and r.error is None and r.answer == "general: hello there"
+    # the fast path's verify node checks with the engine's verifier (here a scripted one: it passes)
+    r = RuntimeEngine("default", ex, judge=ScriptedJudge(), verifier=ScriptedJudge()).run("hello there")
+    assert r.ok and r.status == "verified" and r.error is None and r.answer == "general: hello there"
     assert [(s.step, s.node, s.kind) for s in r.trace] == [(1, "route", "router"), (2, "answer", "expert"),
-                                                           (3, "done", "exit")]
+                                                           (3, "check", "verify"), (4, "done", "exit")]
+    assert r.trace[2].output == {"chat": {"passed": True, "score": 1.0, "method": "recomputed", "reason": ""}}
     assert r.route.path == "fast" and r.trace[0].output["path"] == "fast"
     ex_step = r.trace[1]
     assert (ex_step.tokens, ex_step.model_calls, ex_step.ok) == (5, 2, True)
     assert ex_step.input[0]["expert"] == "general" and ex_step.output[0]["tool_calls"][0]["tool"] == "calc"
     assert all(s.seconds >= 0 for s in r.trace) and r.timings["total_s"] >= sum(s.seconds for s in r.trace)
-    assert set(r.timings) == {"total_s", "router_s", "expert_s", "exit_s"}
+    assert set(r.timings) == {"total_s", "router_s", "expert_s", "verify_s", "exit_s"}
     assert r.citations == [{"passage_id": "general"}] and r.to_dict()["route"]["path"] == "fast"
     assert not ex["reason-mini"].seen  # only the one expert was asked
 
@@ -156,7 +158,9 @@ def test_missing_skill_expert_falls_back_to_general():
     ex = experts()
     del ex["code-mini"]
     r = RuntimeEngine("fast", ex, router=Fixed("fast", ["code"])).run("write a function")
-    assert r.ok and r.answer.startswith("general")
+    # the fast graph's verify node checks the general model's answer as code: no program, so it is declined
+    assert r.status == "abstained" and not r.ok and r.answer.startswith("general")
+    assert r.error == "the check rejected the answer: code: no program to run"
     ex.pop("general")
     r = RuntimeEngine("fast", ex, router=Fixed("fast", ["code"])).run("write a function")
     assert not r.ok and "no expert serves skill 'code'" in r.error and r.trace[-1].ok is False
@@ -182,7 +186,8 @@ def test_spent_retries_return_the_best_answer_marked_failed():
     ex = experts()
     judge = ScriptedJudge(chat=[0.4, 0.1, 0.2])  # never passes; the first answer scores best
     r = RuntimeEngine("default", ex, judge=judge, router=Fixed("slow", ["chat"])).run("hi")
-    assert not r.ok and r.error == "the judge rejected the answer: chat: chat is wrong"
+    # the judge rejected every attempt: the run declines, keeping the best answer for the trace
+    assert not r.ok and r.status == "abstained" and r.error == "the check rejected the answer: chat: chat is wrong"
     assert [s.node for s in r.trace].count("solve") == 3  # first try + 2 retries
     assert r.trace[-3].node == "combine" and r.value == 1  # the first answer (value 1) was kept: best score
     assert r.answer == "general: hi"
@@ -221,7 +226,7 @@ def test_a_retry_without_progress_stops_retrying():
     assert [s.node for s in r.trace] == ["route", "recall", "solve", "gate", "solve", "gate", "combine", "remember",
                                          "done"]  # one retry, not two
     assert r.trace[4].note == "retry 1/2; no progress (same answers as the last attempt): no more retries"
-    assert not r.ok and r.error.startswith("the judge rejected the answer")
+    assert not r.ok and r.error.startswith("the check rejected the answer")
     doc = {"name": "r", "entry": "solve", "nodes": [
         {"id": "solve", "kind": "expert", "retries": 5}, {"id": "gate", "kind": "judge"}, {"id": "done", "kind": "exit"}],
         "edges": [{"from": "solve", "to": "gate"}, {"from": "gate", "to": "done", "when": "judge.passed"},
@@ -239,7 +244,7 @@ def test_no_judge_uses_the_experts_ok_flag():
 
 # -- failed results: never a traceback ---------------------------------------------------------------------
 def test_bad_input_is_a_failed_result():
-    eng = RuntimeEngine("default", experts(), judge=ScriptedJudge())
+    eng = RuntimeEngine("default", experts(), judge=ScriptedJudge(), verifier=ScriptedJudge())
     for query, kwargs, error in [("", {}, "the query is empty"), ("   \n", {}, "the query is empty"),
                                  ("a kettle", {"wants_json": True, "schema_id": "nope_v9"}, "unknown schema 'nope_v9'"),
                                  ("a kettle", {"wants_json": True}, "a JSON answer needs a schema id")]:
@@ -279,13 +284,14 @@ def _tool_graph(expression, failed_edge=False):
 
 def test_tool_node_and_tool_error_mid_graph():
     r = RuntimeEngine(_tool_graph("{query}"), experts()).run("17 * 23 + 4")
-    assert r.ok and r.value == 395 and r.answer == "395" and r.trace[1].output == 395
+    # a tool node's answer belongs to no expert task, so nothing verifies it
+    assert r.status == "unverified" and r.value == 395 and r.answer == "395" and r.trace[1].output == 395
     r = RuntimeEngine(_tool_graph("{query}"), experts()).run("17 * / 4")
     assert not r.ok and r.error.startswith("tool 'calc' at node 'calc' failed:") and "\n" not in r.error
     assert [(s.node, s.ok) for s in r.trace] == [("route", True), ("calc", False)]
     # an edge that says `failed` carries the failure on: here to a rescue expert
     r = RuntimeEngine(_tool_graph("{query}", failed_edge=True), experts()).run("17 * / 4")
-    assert r.ok and r.answer == "general: 17 * / 4" and [s.node for s in r.trace] == ["route", "calc", "rescue", "done"]
+    assert r.status == "unverified" and r.answer == "general: 17 * / 4" and [s.node for s in r.trace] == ["route", "calc", "rescue", "done"]
 
 
 class Const(Echo):

@@ -57,9 +57,14 @@ def test_math_judge_on_the_tool_loops_own_answers():
 
 # -- json: schema ---------------------------------------------------------------------------------------------
 def test_json_is_checked_against_the_querys_schema():
-    q = Query("kettle", wants_json=True, schema_id="product_v1")
+    q = Query("A blue kettle for $12.50.", wants_json=True, schema_id="product_v1")
     good = ExpertAnswer('{"name":"blue kettle","price":12.5,"currency":"USD"}')
     assert judge(q, good, "json").passed and judge(q, good, "json").method == "schema"
+    # valid but made up: a name and a price the description does not hold
+    for text, bad in (('{"name":"red keyboard","price":12.5,"currency":"USD"}', "'red keyboard'"),
+                      ('{"name":"blue kettle","price":125,"currency":"USD"}', "125")):
+        v = judge(q, ExpertAnswer(text), "json")
+        assert not v.passed and v.score == 0.5 and v.reason.endswith(f"{bad} is not in the input"), v
     for text in ('{"name":"blue kettle","price":-1,"currency":"USD"}', '{"name":"x"', "not json"):
         v = judge(q, ExpertAnswer(text), "json")
         assert not v.passed and v.score == 0.0 and v.reason
@@ -112,7 +117,8 @@ def test_judge_model_scores_gold_answers_above_corrupted_ones(tiny_index):
                         meta={"retrieved": [{"passage_id": passage.id, "start": passage.start, "end": passage.end}]})
     v = judge(Query(q.text), gold, "retrieval", m)
     assert v.method == "model" and 0.0 <= v.score <= 1.0
-    assert judge(Query(q.text), gold, "retrieval").method == "none"  # without a model: nothing to score with
+    # without a model: the support check; a passage with no retrieval score cannot clear its bar (undecided)
+    assert judge(Query(q.text), gold, "retrieval").method == "none"
 
 
 # -- pairwise -------------------------------------------------------------------------------------------------

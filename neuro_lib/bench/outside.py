@@ -7,8 +7,11 @@ the table `neuro bench runtime --eval outside` / `neuro bench experts --eval out
     rows = system_rows("routed (classifier)", scored)   # success per family, coverage, selective accuracy
 
 Per answer the scorer returns whether it is right; beside it the bench keeps whether the system marked it ok
-(ExpertAnswer.ok / Result.ok). From those two: success (right / all), coverage (marked ok / all), selective
-accuracy (right among marked ok) and the share of wrong answers marked ok. Checks:
+(ExpertAnswer.ok for an expert alone; for the engine Result.ok, which is True only for a verified answer).
+From those two, selective() (the one implementation, also used on the generators' held-out tasks by
+bench/runtime.py): success (right / all), coverage (marked ok / all), selective accuracy (right among marked ok)
+and the share of wrong answers marked ok (wrong and marked ok / all wrong; issue 21's goal: <= 5 %), plus the
+abstained share when the engine's statuses are given. Checks:
 - math: the last number of the answer equals the gold exactly (fractions; thousands commas ignored);
 - code: the printed output equals the gold stdout (surrounding whitespace ignored); a program can be run
   through the sandbox (tools/sandbox.py) first;
@@ -131,17 +134,32 @@ def expert_answer(expert, item: EvalItem) -> ExpertAnswer:
 
 
 # -- tables -------------------------------------------------------------------------------------------------------
-def summarise(items: list[EvalItem], right: list[bool], marked_ok: list[bool]) -> dict:
-    """Per family and overall: success, coverage, selective accuracy, share of wrong answers marked ok."""
+ANSWERED = ("verified", "unverified")  # Result.status of an answer shown to the user (abstained, failed: none)
+
+
+def selective(right: list[bool], marked_ok: list[bool], statuses: list[str] | None = None) -> dict:
+    """Selective accuracy of a list of answers: success (right / all), coverage (marked ok / all), selective
+    accuracy (right among marked ok; NaN when none is), wrong_marked_ok (wrong and marked ok / all wrong), and with
+    the engine's statuses the abstained share."""
+    if len(right) != len(marked_ok) or statuses is not None and len(statuses) != len(right):
+        raise ValueError(f"{len(right)} scores, {len(marked_ok)} marks and "
+                         f"{len(statuses) if statuses is not None else 'no'} statuses")
+    n, covered = len(right), sum(marked_ok)
+    wrong = [not x for x in right]
+    out = {"n": n, "success": float(np.mean(right)) if n else float("nan"),
+           "coverage": covered / n if n else float("nan"),
+           "selective_accuracy": sum(a and b for a, b in zip(right, marked_ok)) / covered if covered else float("nan"),
+           "wrong_marked_ok": (sum(w and b for w, b in zip(wrong, marked_ok)) / sum(wrong)) if any(wrong) else 0.0}
+    if statuses is not None:
+        out["abstained"] = statuses.count("abstained") / n if n else float("nan")
+    return out
+
+
+def summarise(items: list[EvalItem], right: list[bool], marked_ok: list[bool], statuses: list[str] | None = None) -> dict:
+    """Per family and overall: selective() of the family's answers."""
     def block(idx):
-        r = [right[i] for i in idx]
-        m = [marked_ok[i] for i in idx]
-        wrong = [not x for x in r]
-        covered = sum(m)
-        return {"n": len(idx), "success": float(np.mean(r)) if idx else float("nan"),
-                "coverage": covered / len(idx) if idx else float("nan"),
-                "selective_accuracy": sum(a and b for a, b in zip(r, m)) / covered if covered else float("nan"),
-                "wrong_marked_ok": (sum(w and b for w, b in zip(wrong, m)) / sum(wrong)) if any(wrong) else 0.0}
+        return selective([right[i] for i in idx], [marked_ok[i] for i in idx],
+                         None if statuses is None else [statuses[i] for i in idx])
     fams = sorted({it.family for it in items}, key=[it.family for it in items].index)
     out = {f: block([i for i, it in enumerate(items) if it.family == f]) for f in fams}
     out["all"] = block(list(range(len(items))))
@@ -153,7 +171,8 @@ def system_rows(system: str, table: dict) -> list[dict]:
     for fam, b in table.items():
         rows.append({"name": f"outside {system}: {fam} success", "value": _r(b["success"]), "unit": "ratio", "n": b["n"],
                      "coverage": _r(b["coverage"]), "selective_accuracy": _r(b["selective_accuracy"]),
-                     "wrong_marked_ok": _r(b["wrong_marked_ok"])})
+                     "wrong_marked_ok": _r(b["wrong_marked_ok"]),
+                     **({"abstained": _r(b["abstained"])} if "abstained" in b else {})})
     return rows
 
 
@@ -164,6 +183,34 @@ def _r(x: float) -> float | None:
 def oracle(right_by_system: dict[str, list[bool]]) -> list[bool]:
     """The oracle router: an item is right when any expert alone answered it right."""
     return [any(col) for col in zip(*right_by_system.values())]
+
+
+FAMILY_SKILL = {"math": "math", "code": "code", "json": "json", "retrieval": "retrieval"}
+FAMILY_EXPERT = {"math": "reason-mini", "code": "code-mini", "json": "struct-mini", "retrieval": "retrieval"}
+
+
+def judge_agreement(items: list[EvalItem], alone: dict, answers: dict, judge) -> dict:
+    """The judge (the engine's: rule checks, retrieval's support check) on each family's own expert's answers:
+    per family and overall, agreement of its verdict with the gold scorer and the share of wrong answers it
+    passes. `answers` holds each expert's ExpertAnswers over `items`, `alone` their gold scores; an answer the
+    expert declined (ok False) is left out (nothing to judge); compound has no single expert."""
+    rows: dict[str, list[tuple[bool, bool]]] = {}
+    for i, it in enumerate(items):
+        name = FAMILY_EXPERT.get(it.family)
+        if name not in answers:
+            continue
+        a = answers[name][i]
+        if not a.ok:
+            continue
+        passed = judge(query_for(it), a, FAMILY_SKILL[it.family]).passed
+        rows.setdefault(it.family, []).append((passed, alone[name]["right"][i]))
+    rows["all"] = [x for fam in list(rows) for x in rows[fam]]
+    out = {}
+    for fam, xs in rows.items():
+        wrong = [p for p, r in xs if not r]
+        out[fam] = {"n": len(xs), "agreement": float(np.mean([p == r for p, r in xs])) if xs else float("nan"),
+                    "wrong": len(wrong), "wrong_passed": float(np.mean(wrong)) if wrong else float("nan")}
+    return out
 
 
 def floor_answers(items: list[EvalItem], retrieval_floor=None) -> tuple[list[bool], list[bool], list[dict]]:

@@ -19,7 +19,10 @@ Parts (`--parts`, all by default):
   them), and the RuntimeEngine on the default graph with each router. Every task runs on the forced
   fast path and the forced slow path (the router's skills, its path overridden); a router's success is
   the path it picks, its APGR comes from the same two tables, and latency (Result.timings total_s) is
-  reported per path: a timing, re-measure it on a quiet machine. Judge agreement comes from
+  reported per path: a timing, re-measure it on a quiet machine. Success counts an answer shown (verified
+  or unverified) that is the gold one; selective accuracy (bench/outside.py's selective(): coverage = share
+  verified, accuracy of the verified answers, share of wrong answers marked verified) is reported per router
+  and path. Judge agreement comes from
   runtime/judge.py's evaluate_judge when that module exists.
 
 Quality figures use step budgets and fixed seeds, so they do not depend on the machine's load; the
@@ -42,13 +45,14 @@ from neuro_lib.runtime.expansion import Expander, compare_at_equal_calls, probe_
 from neuro_lib.runtime.router import KeywordRouter
 from neuro_lib.runtime.router_eval import (apgr, cost_quality_curve, evaluate_router, routes_for,
                                            slow_share_for_pgr)
-from neuro_lib.runtime.router_model import RandomRouter, RouterConfig, train_router
+from neuro_lib.runtime.router_model import RandomRouter, RouterConfig, train_router, training_queries
 from neuro_lib.runtime.sum_solver import train_sum_solver
 from neuro_lib.runtime.tasks import FAMILIES, answer_succeeds, family_tasks, router_examples, succeeded
 from neuro_lib.runtime.types import Query
 from neuro_lib.bench.flags import add_threads
-from neuro_lib.bench.outside import (add_eval, expert_answer, floor_answers, json_rows, json_scores, oracle,
-                                     outside_sizes, retrieval_rows, score, summarise, system_rows)
+from neuro_lib.bench.outside import (ANSWERED, add_eval, expert_answer, floor_answers, judge_agreement, json_rows,
+                                     json_scores, oracle, outside_sizes, retrieval_rows, score, selective, summarise,
+                                     system_rows)
 
 PARTS = ("router", "expansion", "runtime")
 METRICS = (("accuracy", "exact skill set"), ("micro_f1", "micro F1"), ("macro_f1", "macro F1"),
@@ -67,7 +71,7 @@ def add_arguments(p):
 # -- router -------------------------------------------------------------------------------------------------------
 def router_data(sizes: RouterSizes, seed: int) -> tuple[list, list]:
     """(training, held-out) labelled queries: data/queries.py's templates and the experts' generators."""
-    train = generate_queries(sizes.n_train, seed=seed) + router_examples(sizes.n_train // 2, seed, "train")
+    train = training_queries(sizes, seed)
     test = (generate_queries(sizes.n_test, seed=seed + 1000, split="heldout")
             + router_examples(sizes.n_test // 2, seed + 1000, "heldout"))
     return train, test
@@ -142,7 +146,7 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         return out
 
     single = {name: by_family([answer_succeeds(t, *_answer(e, t.query)) for t in tasks]) for name, e in experts.items()}
-    routed, tables, latency = {}, {}, {"fast": [], "slow": []}
+    routed, tables, latency, selectives = {}, {}, {"fast": [], "slow": []}, {}
     for name in ("classifier", "keywords"):
         r = routers[name]
         q = {}
@@ -150,6 +154,9 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
             engine = RuntimeEngine("default", experts, FixedPath(r, path), judge)
             results = [engine.run(t.query) for t in tasks]
             q[path] = [float(succeeded(t, res)) for t, res in zip(tasks, results)]
+            selectives[f"{name} {path}"] = selective(  # right = the shown answer is the gold one; marked = verified
+                [answer_succeeds(t, res.answer, res.value) and res.status in ANSWERED for t, res in zip(tasks, results)],
+                [res.ok for res in results], [res.status for res in results])
             if name == "classifier":
                 latency[path] = [1000 * res.timings["total_s"] for res in results]
         tables[name] = q
@@ -166,7 +173,8 @@ def runtime_part(experts: dict, tasks: list, routers: dict, judge=None) -> dict:
         tradeoff[name] = {"apgr": apgr(scores, q["fast"], q["slow"]) if gap else float("nan"),
                           "quality_fast": float(np.mean(q["fast"])), "quality_slow": float(np.mean(q["slow"]))}
     return {"families": fams, "single": single, "routed": routed, "tradeoff": tradeoff, "latency_ms": latency,
-            "n_tasks": len(tasks), "tables": tables, "task_families": [t.family for t in tasks]}
+            "n_tasks": len(tasks), "tables": tables, "task_families": [t.family for t in tasks],
+            "selective": selectives}
 
 
 def judge_rows(j: dict) -> list[tuple[str, float, int]]:
@@ -191,11 +199,11 @@ def _answer(expert, query: Query) -> tuple[str, object]:
 
 # -- the outside sets (data/eval/, issue 21) -----------------------------------------------------------------------
 def outside_experts(experts: dict, items: list) -> dict:
-    """Each expert alone on every outside item -> {name: {"right", "ok", "text", "json"}}."""
+    """Each expert alone on every outside item -> {name: {"answers", "right", "ok", "text", "json"}}."""
     out = {}
     for name, e in experts.items():
         answers = [expert_answer(e, it) for it in items]
-        out[name] = {"right": [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)],
+        out[name] = {"answers": answers, "right": [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)],
                      "ok": [a.ok for a in answers], "text": [a.text for a in answers],
                      "json": [json_scores(it, a.value if a.value is not None else a.text)
                               for it, a in zip(items, answers) if it.family == "json"]}
@@ -211,13 +219,19 @@ def outside_routed(experts: dict, items: list, router, judge) -> dict:
     for path in ("fast", "slow"):
         engine = RuntimeEngine("default", experts, FixedPath(router, path), judge)
         results = [engine.run(query_for(it)) for it in items]
-        by_path[path] = {"right": [score(it, r.answer, r.value, r.ok) for it, r in zip(items, results)],
-                         "ok": [bool(r.ok) for r in results], "text": [r.answer for r in results],
-                         "json": [json_scores(it, r.value if r.value is not None else r.answer)
-                                  for it, r in zip(items, results) if it.family == "json"],
+        # scored as shown (an unverified answer is still an answer; abstained/failed ones are refusals); marked
+        # ok only when verified
+        shown = [r.status in ANSWERED for r in results]
+        texts = [r.answer if a else "" for r, a in zip(results, shown)]
+        values = [r.value if a else None for r, a in zip(results, shown)]
+        by_path[path] = {"right": [score(it, t, v, a) for it, t, v, a in zip(items, texts, values, shown)],
+                         "ok": [bool(r.ok) for r in results], "shown": shown, "status": [r.status for r in results],
+                         "text": texts,
+                         "json": [json_scores(it, v if v is not None else t or None)
+                                  for it, t, v in zip(items, texts, values) if it.family == "json"],
                          "ms": [1000 * r.timings["total_s"] for r in results]}
     paths = [router.route(query_for(it)).path for it in items]
-    routed = {k: [by_path[p][k][i] for i, p in enumerate(paths)] for k in ("right", "ok", "text")}
+    routed = {k: [by_path[p][k][i] for i, p in enumerate(paths)] for k in ("right", "ok", "shown", "status", "text")}
     routed["json"] = [by_path[p]["json"][j] for j, p in enumerate(p for p, it in zip(paths, items) if it.family == "json")]
     routed["slow_share"] = paths.count("slow") / len(paths)
     return {"fast": by_path["fast"], "slow": by_path["slow"], "routed": routed}
@@ -225,7 +239,7 @@ def outside_routed(experts: dict, items: list, router, judge) -> dict:
 
 def outside_rows(system: str, items: list, r: dict) -> list[dict]:
     return (system_rows(system, summarise(items, r["right"], r["ok"])) + json_rows(system, r.get("json", []))
-            + retrieval_rows(system, items, r["text"], r["ok"]))
+            + retrieval_rows(system, items, r["text"], r.get("shown", r["ok"])))
 
 
 def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> tuple[list[dict], dict]:
@@ -239,6 +253,14 @@ def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> 
     results = []
     for name, r in alone.items():
         results += outside_rows(f"{name} alone", items, r)
+    agreement = {}
+    if judge is not None:  # the engine's judge on each family's expert's own answers, against the gold scorer
+        agreement = judge_agreement(items, alone, {n: r["answers"] for n, r in alone.items()}, judge)
+        for fam, a in agreement.items():
+            for key in ("agreement", "wrong_passed"):
+                if a[key] == a[key]:
+                    results.append({"name": f"outside judge: {fam} {key.replace('_', ' ')}", "unit": "ratio",
+                                    "value": round(a[key], 4), "n": a["n"] if key == "agreement" else a["wrong"]})
     right_oracle = oracle({n: r["right"] for n, r in alone.items()})
     results += system_rows("oracle router", summarise(items, right_oracle, right_oracle))
     index = getattr(experts.get("retrieval"), "index", None)
@@ -250,7 +272,8 @@ def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> 
                          for name in ("classifier", "keywords")})
     for name in ("classifier", "keywords"):
         for kind in ("routed", "fast", "slow"):
-            tables = [summarise(items, r[name][kind]["right"], r[name][kind]["ok"]) for r in per_seed]
+            tables = [summarise(items, r[name][kind]["right"], r[name][kind]["ok"], r[name][kind]["status"])
+                      for r in per_seed]
             system = f"routed ({name})" if kind == "routed" else f"routed ({name}, forced {kind})"
             for fam in tables[0]:
                 vals = {k: [t[fam][k] for t in tables] for k in tables[0][fam] if k != "n"}
@@ -261,7 +284,7 @@ def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> 
                                    for k, v in vals.items() if k != "success"}})
             if kind == "routed":
                 results += json_rows(system, per_seed[0][name][kind]["json"])
-                results += retrieval_rows(system, items, per_seed[0][name][kind]["text"], per_seed[0][name][kind]["ok"])
+                results += retrieval_rows(system, items, per_seed[0][name][kind]["text"], per_seed[0][name][kind]["shown"])
         results.append({"name": f"outside routed ({name}): slow share", "unit": "ratio",
                         "value": round(float(np.mean([r[name]["routed"]["slow_share"] for r in per_seed])), 4)})
     for path in ("fast", "slow"):
@@ -269,7 +292,7 @@ def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> 
         results.append({"name": f"outside latency {path} path p95", "value": round(percentile(xs, 95), 2),
                         "unit": "ms", "timing": True, "runs": len(xs)})
     details = {"items": [it.id for it in items], "alone_right": {n: r["right"] for n, r in alone.items()},
-               "floor_right": f_right, "judge": judge is not None}
+               "floor_right": f_right, "judge": judge is not None, "judge_agreement": agreement}
     return results, details
 
 
@@ -356,6 +379,11 @@ def run(args) -> dict:
         for name, t in rt["tradeoff"].items():
             results.append({"name": f"router {name} APGR (runtime)", "value": round(t["apgr"], 4), "unit": "ratio",
                             "quality_fast": round(t["quality_fast"], 4), "quality_slow": round(t["quality_slow"], 4)})
+        for system, sel in rt["selective"].items():  # coverage vs accuracy of the verified answers, per path
+            for key in ("coverage", "selective_accuracy", "wrong_marked_ok", "abstained"):
+                if sel[key] == sel[key]:  # NaN (nothing verified) is left out
+                    results.append({"name": f"engine ({system}): {key.replace('_', ' ')}", "value": round(sel[key], 4),
+                                    "unit": "ratio", "n": sel["n"]})
         for path, xs in rt["latency_ms"].items():
             for p in (50, 95):
                 results.append({"name": f"latency {path} path p{p}", "value": round(percentile(xs, p), 2),
@@ -366,7 +394,8 @@ def run(args) -> dict:
             j = evaluate_judge(profile, experts=experts)
             results += [{"name": name, "value": round(v, 4), "unit": "ratio", "n": n} for name, v, n in judge_rows(j)]
             details["judge"] = {k: v for k, v in j.items() if k != "examples"}
-        details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables", "task_families")}
+        details["runtime"] = {k: rt[k] for k in ("families", "single", "routed", "latency_ms", "tables", "task_families",
+                                                  "selective")}
     config = {"profile": args.profile, "parts": parts, "seeds": seeds, "router": asdict(rsizes), "expansion": asdict(esizes),
               "threads": torch.get_num_threads(), "missing": missing}
     report = make_report("runtime", config, results)

@@ -5,7 +5,9 @@
     asked.answer.text, asked.answer.citations, asked.retrieved
 
 The reader is the extractive "lite" rules (lite.py) unless a trained LM reader (reader.py, loaded with
-`load_reader`) is given. Tests: tests/test_rag.py.
+`load_reader`) is given. `ask` refuses (Asked.refused says why, the answer is empty) when the top passage holds
+at most MIN_SUPPORT of the question's content words: the corpus does not hold the question's subject, and a
+span copied from an unrelated passage would be an answer made up. Tests: tests/test_rag.py.
 """
 from __future__ import annotations
 
@@ -14,8 +16,23 @@ from dataclasses import dataclass
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import RagSizes
 from neuro_lib.rag.index import RagIndex
-from neuro_lib.rag.lite import Answer, lite_answer
+from neuro_lib.rag.lite import Answer, lite_answer, match_key, question_keys
 from neuro_lib.rag.reader import reader_answer
+
+
+# ask() refuses unless the top passage holds more than this share of the question's content words. Tuned ONLY on
+# generator data, never on data/eval/ (the outside sets only measure): on the smoke index, 3 of its 88 test-split
+# questions (rag/index.py's generated questions; 29 of 369 train) fall at or below 0.5, and 159 of 160 held-out
+# queries of the other skills' generators (runtime/tasks.py router_examples) do (docs/LOG.md 2026-12-03).
+MIN_SUPPORT = 0.5
+
+
+def support(data: bytes, passage, question: str) -> float:
+    """Share of the question's content words (rag/lite.py's keys) that the passage holds."""
+    keys = question_keys(question)
+    if not keys:
+        return 0.0
+    return len(keys & {match_key(w) for w in data[passage.start:passage.end].split()}) / len(keys)
 
 
 @dataclass
@@ -31,9 +48,12 @@ class Asked:
     question: str                # whitespace-normalised
     answer: Answer
     retrieved: list[dict]        # {"passage_id", "start", "end", "score"}, best first
+    support: float = 0.0         # share of the question's content words in the top passage
+    refused: str | None = None   # why there is no answer (the corpus does not hold the subject), else None
 
     def to_dict(self) -> dict:
-        return {"question": self.question, **self.answer.to_dict(), "retrieved": self.retrieved}
+        return {"question": self.question, **self.answer.to_dict(), "retrieved": self.retrieved,
+                "support": round(self.support, 4), "refused": self.refused}
 
 
 def load_reader(path, index: RagIndex) -> Reader:
@@ -46,17 +66,25 @@ def load_reader(path, index: RagIndex) -> Reader:
     return Reader(model, tok, RagSizes(**cfg["rag"]))
 
 
-def ask(index: RagIndex, question: str, retriever: str = "bm25", k: int = 3, reader: Reader | None = None) -> Asked:
-    """Retrieve `k` passages for `question` with `retriever` and answer from the top one."""
+def ask(index: RagIndex, question: str, retriever: str = "bm25", k: int = 3, reader: Reader | None = None,
+        min_support: float = MIN_SUPPORT) -> Asked:
+    """Retrieve `k` passages for `question` with `retriever` and answer from the top one, or refuse when the top
+    passage holds at most `min_support` of the question's content words (0 never refuses)."""
     question = " ".join(question.split())
     if not question:
         raise NeuroError("the question is empty")
     ids, scores = index.retriever(retriever).search([question], k)
     top = [index.passages[i] for i in ids[0]]
     data = index.corpus.data
+    retrieved = [{"passage_id": p.id, "start": p.start, "end": p.end, "score": float(s)} for p, s in zip(top, scores[0])]
+    share = support(data, top[0], question)
+    if min_support and share <= min_support:
+        keys = question_keys(question)
+        why = (f"the corpus does not hold the answer: the best passage has {round(share * len(keys))} of the "
+               f"question's {len(keys)} content words")
+        return Asked(question, Answer(""), retrieved, share, why)
     if reader is None:
         answer = lite_answer(data, top[0], question)
     else:
         answer = reader_answer(reader.model, reader.tokenizer, data, question, top[0], reader.sizes)
-    retrieved = [{"passage_id": p.id, "start": p.start, "end": p.end, "score": float(s)} for p, s in zip(top, scores[0])]
-    return Asked(question, answer, retrieved)
+    return Asked(question, answer, retrieved, share)

@@ -60,7 +60,7 @@ class ChatSession:
         recall = next((s.output for s in r.trace if s.kind == "memory" and isinstance(s.output, dict)
                        and "recalled" in s.output), {"recalled": [], "hit": None})
         meta = next((s.output[0].get("meta", {}) for s in reversed(r.trace) if s.kind == "expert" and s.output), {})
-        return {"reply": r.answer, "ok": r.ok, "error": r.error, "path": r.route.path if r.route else None,
+        return {"reply": r.answer, "ok": r.ok, "status": r.status, "error": r.error, "path": r.route.path if r.route else None,
                 "skills": r.route.skills if r.route else [], "recalled": [m["text"] for m in recall["recalled"]],
                 "from_memory": recall["hit"] is not None, **meta}
 
@@ -89,5 +89,14 @@ def format_turn(t: dict) -> str:
         notes.append(f"{len(t['recalled'])} memories recalled")
     if "intent" in t:
         notes.append(f"intent={t['intent']} answerable={t['answerable']}")
-    reply = t["reply"] if t["ok"] else f"{t['reply']} (failed: {t['error']})".strip()
+    status = t.get("status", "verified" if t["ok"] else "failed")
+    if status == "verified":
+        reply = t["reply"]
+    elif status == "failed":
+        reply = f"{t['reply']} (failed: {t['error']})".strip()
+    elif status == "abstained":  # declined: the reason, not the rejected text
+        reply = f"(abstained: {t['error']})"
+    else:  # unverified: shown, labelled, with the reason
+        notes.append(f"{status}: {t['error']}")
+        reply = f"{status}: {t['reply']}"
     return f"{reply}   [{', '.join(notes)}]"

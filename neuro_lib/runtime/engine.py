@@ -27,6 +27,17 @@ after the step in progress, and a tool that takes a timeout gets no more than th
 Result with ok=False, a one-sentence error and the trace so far. The graph is loaded
 and checked once, in the constructor; a run only walks it.
 
+Every answer is checked (issue 21, "honest answers") by a node of the graph: the slow path's judge node (the
+engine's judge, with retries) or the fast path's verify node (the cheap rule verifier, judge.py's `verify`: the
+calculator plan recomputed, the program re-run in the sandbox, the JSON validated and grounded in the query,
+the retrieved passage's support; no model call). A graph may use either or neither; an answer no node checked
+is not trusted. Result.status is then `verified` (every task's answer passed a real check, method not "none"),
+`unverified` (shown, but no check could decide: chat, a judge node with no judge, a graph without a check),
+`abstained` (the system declines: the expert did on purpose, ExpertAnswer.abstained, e.g. nothing relevant
+retrieved, or a check rejected the answer: a plan whose numbers are not the question's, a JSON value not in the
+input, a program that prints something else; Result.answer keeps the rejected text for the trace) or `failed`;
+Result.ok is True exactly when it is verified.
+
 Tests: tests/test_runtime_engine.py.
 """
 from __future__ import annotations
@@ -122,8 +133,9 @@ class RuntimeEngine:
     def __init__(self, graph: str | Graph = "default", experts: dict[str, Expert] | None = None,
                  router: Router | None = None, judge: Judge | None = None, memory: Memory | None = None,
                  skill_experts: dict[str, str] | None = None, fallback_expert: str = "general",
-                 step_budget: int | None = None, wall_s: float | None = None):
+                 step_budget: int | None = None, wall_s: float | None = None, verifier: Judge | None = None):
         self.graph = graph if isinstance(graph, Graph) else load_graph(graph)
+        self.verifier = verifier  # verify nodes' check; None: judge.py's rule verifier (imported on first use)
         self.experts = dict(experts or {})
         self.router = router or KeywordRouter()
         self.judge = judge
@@ -186,13 +198,7 @@ class RuntimeEngine:
         answer = run.answer
         if error is not None and run.best:  # cut short: the best judged answers, not an unjudged last attempt
             answer = join_answers({**run.answers, **{s: a for s, (a, _) in run.best.items()}})
-        ok = error is None and answer is not None and answer.ok
-        if error is None and answer is not None and not answer.ok:
-            error = sentence(answer.error or "the expert could not answer")
-        rejected = {s: v for s, v in run.verdicts.items() if not v.passed}
-        if error is None and rejected and not run.memory_hit:  # retries spent: the answer stays, marked failed
-            ok, error = False, "the judge rejected the answer: " + "; ".join(
-                f"{s}: {v.reason or v.method}" for s, v in rejected.items())
+        status, error = self._status(run, answer, error)
         if self.memory is not None and not refused:
             self.memory.short.add("user", q.text)
             if answer is not None:
@@ -200,9 +206,41 @@ class RuntimeEngine:
         timings = {"total_s": time.perf_counter() - t0}
         for s in trace:
             timings[f"{s.kind}_s"] = timings.get(f"{s.kind}_s", 0.0) + s.seconds
+        ok = status == "verified"
         return Result(query=q.text, answer=answer.text if answer else "", ok=ok, route=run.route, trace=trace,
                       timings=timings, value=answer.value if answer else None,
-                      citations=list(answer.citations) if answer else [], error=None if ok else sentence(error))
+                      citations=list(answer.citations) if answer else [], error=None if ok else sentence(error),
+                      status=status, verdicts={s: asdict(v) for s, v in run.verdicts.items()})
+
+    def _status(self, run: _Run, answer: ExpertAnswer | None, error: str | None) -> tuple[str, str | None]:
+        """(status, error sentence) from the run's end and the verdicts its judge/verify nodes gave: verified only
+        when a real check (method not "none") passed on every task's answer; an answer no node checked (a graph
+        without a judge or verify node) is unverified. The engine checks nothing itself here: the graph decides."""
+        if error is not None:  # cut short after the judge rejected every retry: declined, with the reason
+            rejected = run.best and not all(v.passed for _, v in run.best.values())
+            return ("abstained" if rejected and answer is not None and answer.ok else "failed"), error
+        if answer is None:
+            return "failed", "the run ended without an answer"
+        if not answer.ok:
+            parts = [a for a in run.answers.values() if not a.ok] or [answer]
+            why = sentence(answer.error or "the expert could not answer")
+            return ("abstained" if all(a.abstained for a in parts) else "failed"), why
+        if run.memory_hit:  # long-term memory returns only results that passed a real check when written
+            return "verified", None
+        if not run.answers:  # the answer came from a tool node, not an expert: no task to check it against
+            return "unverified", "nothing checked the answer (no expert task to verify it against)"
+        verdicts = {s: run.verdicts.get(s) or Verdict(False, 0.0, "none", "the graph has no judge or verify node "
+                                                      "on this path") for s in run.answers}
+        unchecked = {s: v for s, v in verdicts.items() if not v.passed or v.method == "none"}
+        if not unchecked:
+            return "verified", None
+        reasons = "; ".join(f"{s}: {v.reason or v.method}" for s, v in unchecked.items())
+        if any(not v.passed and v.method != "none" for v in unchecked.values()):
+            # a check decided against the answer (numbers not the question's, a value not in the input, a program
+            # that prints something else, no supporting passage): the system declines rather than show it as an
+            # answer; Result.answer keeps it for the trace
+            return "abstained", "the check rejected the answer: " + reasons
+        return "unverified", "nothing could check the answer: " + reasons
 
     def _check_input(self, q: Query) -> str | None:
         error = input_error(q, self._schemas_seen)
@@ -338,6 +376,27 @@ class RuntimeEngine:
         run.answer = join_answers(run.answers)
         return [{"skill": s, "text": a.text} for s, a in run.answers.items()], out, 0, 0
 
+    def _do_verify(self, node: Node, run: _Run):
+        """The cheap check of each task's answer not yet judged (the fast path's gate): rule checks only, no model
+        call and no retry; a crashing check verifies nothing (method "none")."""
+        if not run.answers:
+            raise _StepFailed(f"verify node {node.id!r} has no answer to check (put an expert node before it)")
+        if self.verifier is None:
+            from neuro_lib.runtime.judge import verify
+
+            self.verifier = verify
+        out = {}
+        for skill, ans in run.answers.items():
+            if skill in run.verdicts:
+                continue
+            try:
+                v = self.verifier(run.query, ans, skill)
+            except Exception as e:  # noqa: BLE001 - a checker that crashes verifies nothing
+                v = Verdict(False, 0.0, "none", f"the check failed: {type(e).__name__}: {e}")
+            run.verdicts[skill] = v
+            out[skill] = asdict(v)
+        return [{"skill": s, "text": a.text} for s, a in run.answers.items()], out, 0, 0
+
     def _do_combine(self, node: Node, run: _Run):
         if not run.answers:
             raise _StepFailed(f"combine node {node.id!r} has no answers to combine")
@@ -361,7 +420,8 @@ class RuntimeEngine:
             return run.query.text, {"recalled": items, "hit": hit}, 0, 0
         if run.answer is None:
             raise _StepFailed(f"memory node {node.id!r} has no answer to write (put it after an expert)")
-        passed = all(v.passed for v in run.verdicts.values()) if run.verdicts else run.answer.ok
+        # only a verified answer is stored as passing: a memory hit comes back verified (Result.status)
+        passed = bool(run.verdicts) and all(v.passed and v.method != "none" for v in run.verdicts.values())
         row = self.memory.write(run.query, run.answer, passed)
         return run.answer.text, {"stored": row, "passed": passed}, 0, 0
 

@@ -24,7 +24,8 @@ The format (data/graphs/graph.schema.json is the schema; README "Runtime" has an
 
 Node kinds: router (the engine's router), expert (`expert: NAME`, or the route's skills' experts:
 `skills: top|all`), tool (`tool: calc|python|fetch`, `args` with {query} / {answer} placeholders),
-judge, memory (`op: recall|write`, `k`), combine (`how: join|best`), exit. Conditions are atoms
+judge (the engine's judge, full checks), verify (the cheap rule verifier, judge.py's `verify`: no model call;
+the fast path's check), memory (`op: recall|write`, `k`), combine (`how: join|best`), exit. Conditions are atoms
 joined by "and": always, path == fast|slow, skill == S (the top skill), S in skills, compound,
 judge.passed, memory.hit, wants_json, ok, failed, each negatable with "not" (or != / not in).
 An edge into a node whose retry budget is spent is skipped, so the next matching edge is the
@@ -56,7 +57,7 @@ from neuro_lib.yamlfile import load_yaml
 
 GRAPH_DIR = REPO_ROOT / "data" / "graphs"
 SCHEMA_FILE = GRAPH_DIR / "graph.schema.json"
-KINDS = ("router", "expert", "tool", "judge", "memory", "combine", "exit")
+KINDS = ("router", "expert", "tool", "judge", "verify", "memory", "combine", "exit")
 # the fields a node kind may carry beyond id, kind, label, retries
 KIND_FIELDS = {"expert": {"expert", "skills"}, "tool": {"tool", "args"}, "memory": {"op", "k"}, "combine": {"how"}}
 DEFAULT_STEP_BUDGET = 32

@@ -6,6 +6,7 @@ random router it must beat.
     route = router.route(Query("write a python function that returns 12 + 30"))
     route.path, route.skills, route.complexity, route.scores      # "slow", ["code", "math"], 0.97, {...}
     RandomRouter(seed=0).route(query)                            # the floor: same query -> same route
+    cached_router(get_profile("smoke").tasks.router)             # `neuro run`'s: trained on first use, then loaded
 
 The model (our own, ~0.3M parameters at the default sizes): a query is lower-cased and cut into words
 (numbers become one "<num>" word), word unigrams and bigrams and character 3- and 4-grams (with word
@@ -139,6 +140,48 @@ def train_router(queries, cfg: RouterConfig | None = None, steps: int = 300, see
             opt.step()
             bar.update(1, loss=round(loss.item(), 4))
     return ClassifierRouter(net, cfg)
+
+
+def training_queries(sizes, seed: int = 0) -> list:
+    """The classifier's training set under RouterSizes `sizes`: data/queries.py's templates and the experts'
+    generators (runtime/tasks.py), train split. `neuro bench runtime` and cached_router train on the same."""
+    from neuro_lib.data.queries import generate_queries
+    from neuro_lib.runtime.tasks import router_examples
+
+    return generate_queries(sizes.n_train, seed=seed) + router_examples(sizes.n_train // 2, seed, "train")
+
+
+def cached_router(sizes, seed: int = 0, cache_dir=None, threshold: float | None = None) -> ClassifierRouter:
+    """The classifier trained on training_queries(sizes, seed) for sizes.steps steps, cached like the experts
+    under data/cache/runtime/router-<hash of sizes and seed>/ (safetensors + config): trained on first use, with
+    one line on stderr saying what is trained and about how long, then loaded. `threshold` (the complexity at
+    or above which the slow path is taken) is a setting of the returned router, not of the cached weights."""
+    import json
+    import sys
+    from dataclasses import asdict, replace
+    from pathlib import Path
+
+    from safetensors.torch import load_model, save_model
+
+    from neuro_lib.data.corpus import CACHE_DIR
+
+    cfg = RouterConfig()
+    key = json.dumps({"sizes": asdict(sizes), "seed": seed, "config": asdict(cfg)}, sort_keys=True)
+    path = Path(cache_dir or CACHE_DIR / "runtime") / f"router-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    weights = path / "router.safetensors"
+    if weights.exists():
+        net = RouterNet(cfg)
+        load_model(net, str(weights))
+        return ClassifierRouter(net, cfg if threshold is None else replace(cfg, threshold=threshold))
+    print(f"[router] training the router classifier on first use ({sizes.n_train + sizes.n_train // 2} queries, "
+          f"{sizes.steps} steps, a few seconds); cached in {path}", file=sys.stderr, flush=True)
+    router = train_router(training_queries(sizes, seed), cfg, steps=sizes.steps, seed=seed)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f"router.{id(router)}.tmp"
+    save_model(router.net, str(tmp))
+    (path / "config.json").write_text(key)
+    tmp.replace(weights)  # the weights file appears complete or not at all (two processes may race)
+    return router if threshold is None else ClassifierRouter(router.net, replace(cfg, threshold=threshold))
 
 
 class RandomRouter:

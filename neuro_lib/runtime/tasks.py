@@ -111,8 +111,9 @@ def answer_succeeds(task: Task, text: str, value) -> bool:
 
 
 def succeeded(task: Task, result) -> bool:
-    """A RuntimeEngine Result checked against the task's gold answer."""
-    return bool(result.ok) and answer_succeeds(task, result.answer, result.value)
+    """A RuntimeEngine Result checked against the task's gold answer: an answer shown (verified or unverified; the
+    label says how far to trust it, bench/runtime.py's selective_accuracy measures that) that is the gold one."""
+    return result.status in ("verified", "unverified") and answer_succeeds(task, result.answer, result.value)
 
 
 def router_examples(n: int, seed: int = 0, split: str = "train") -> list[LabelledQuery]:

@@ -16,6 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 
 SKILLS = ("math", "json", "code", "retrieval", "chat")  # the router's multi-label vocabulary
 PATHS = ("fast", "slow")                                  # fast: one expert, no plan/judge; slow: plan, tools, judge
+# what a Result's answer is worth: verified (a real check passed on every part: recomputed, re-run, schema and
+# grounding, retrieval support), unverified (shown, but no check could decide: chat, no check on the path),
+# abstained (the system declines: an expert on purpose, or a check rejected the answer), failed (no answer)
+STATUSES = ("verified", "unverified", "abstained", "failed")
+EXIT_CODES = {"verified": 0, "failed": 1, "unverified": 3, "abstained": 3}  # `neuro run`'s exit status (2: bad input)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class ExpertAnswer:
     tokens: int = 0                             # tokens generated
     error: str | None = None
     meta: dict = field(default_factory=dict)    # expert-specific details (the plan, the program, the schema id)
+    abstained: bool = False                     # with ok False: the expert declined on purpose (error says why)
 
 
 @runtime_checkable
@@ -101,7 +107,35 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)  # total_s and per node kind
     value: Any = None
     citations: list[dict] = field(default_factory=list)
-    error: str | None = None       # one sentence when ok is False
+    error: str | None = None       # one sentence when ok is False: why it is not verified, or why it failed
+    status: str = "failed"         # one of STATUSES; ok is True exactly when status is "verified"
+    verdicts: dict[str, dict] = field(default_factory=dict)  # skill -> the check's Verdict (asdict) on the answer
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; known: {', '.join(STATUSES)}")
+        if self.ok != (self.status == "verified"):
+            raise ValueError(f"a Result with status {self.status!r} cannot have ok={self.ok}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def explain(self) -> list[str]:
+        """Lines for --trace / --trace-out: each expert's answer (its program or plan when it has one) per attempt,
+        each task's verdict, and the status with its reason."""
+        lines = []
+        for s in self.trace:
+            if s.kind != "expert" or not isinstance(s.output, list):
+                continue
+            for o in s.output:
+                meta = o.get("meta") or {}
+                said = o["text"] if o.get("ok", True) else f"declined: {o.get('error')}"
+                lines.append(f"step {s.step} {o['expert']} ({o['skill']}): {' '.join(str(said).split())[:200]}")
+                for key in ("program", "plan"):
+                    if meta.get(key):
+                        lines.append(f"    {key}: " + " | ".join(str(meta[key]).strip().splitlines())[:300])
+        for skill, v in self.verdicts.items():
+            lines.append(f"verdict {skill}: {'passed' if v['passed'] else 'not passed'} by {v['method']} "
+                         f"(score {v['score']:.2f}): {v['reason']}")
+        lines.append(f"status: {self.status}" + (f" ({self.error})" if self.error else ""))
+        return lines

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from neuro_lib.runtime.graph import Graph
 
 KIND_COLOURS = {"router": "#f57f17", "expert": "#2e7d32", "tool": "#c2185b", "judge": "#ef6c00",
-                "memory": "#1565c0", "combine": "#7b1fa2", "exit": "#00695c"}
+                "verify": "#f9a825", "memory": "#1565c0", "combine": "#7b1fa2", "exit": "#00695c"}
 
 
 def back_edges(g: Graph) -> set[tuple[str, str]]:
@@ -152,7 +152,7 @@ def trace_figure(g: Graph, result, title: str | None = None) -> go.Figure:
         return _edge_traces(g, pos, taken) + [_node_trace(g, pos, text, colours, hover)]
 
     fig = go.Figure(state(len(steps)), frames=[go.Frame(data=state(k), name=str(k)) for k in range(1, len(steps) + 1)])
-    status = "ok" if result.ok else f"failed: {result.error}"
+    status = result.status if result.ok else f"{result.status}: {result.error}"
     fig = _layout_figure(fig, title or f"trace of {result.query!r} ({status})", g, pos)
     fig.update_layout(sliders=[dict(active=len(steps) - 1, currentvalue=dict(prefix="step "), pad=dict(t=30),
                                     steps=[dict(label=f"{k} {steps[k - 1].node}", method="animate",
@@ -176,8 +176,11 @@ def trace_timeline(result, title: str = "time per step") -> go.Figure:
 
 def trace_html(g: Graph, result) -> str:
     """One offline HTML page: the traced run on its graph (step slider) and its timeline."""
+    import html
+
     parts = [trace_figure(g, result).to_html(full_html=False, include_plotlyjs=True),
-             trace_timeline(result).to_html(full_html=False, include_plotlyjs=False)]
+             trace_timeline(result).to_html(full_html=False, include_plotlyjs=False),
+             "<pre>" + html.escape("\n".join(result.explain())) + "</pre>"]  # answers, programs, verdicts, status
     return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n" + "\n".join(parts) + \
         "\n</body></html>\n"
 

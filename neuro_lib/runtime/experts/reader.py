@@ -2,7 +2,9 @@
 the extractive "lite" reader (rag/lite.py); the answer cites the passage id and the exact byte span it copied.
 
 The reader is the rule reader, not the "reader" fine-tune of the family base: the recorded LM reader (0.27) is
-below the rule reader (0.60) at bench size (issue 21), so the runtime keeps the better one.
+below the rule reader (0.60) at bench size (issue 21), so the runtime keeps the better one. The expert abstains
+(ExpertAnswer.abstained) when rag/ask.py refuses (the top passage does not hold the question's subject) or the
+reader finds no span.
 
     expert = Retrieval(cached_index(get_profile("smoke").tasks.experts.rag))   # or build_experts(...)["retrieval"]
     expert.answer(Query("What does heapq.heappop return?")).citations
@@ -33,6 +35,9 @@ class Retrieval:
         except NeuroError as e:
             return ExpertAnswer("", ok=False, error=str(e))
         a, top_score = asked.answer, asked.retrieved[0]["score"]
+        meta = {"retrieved": asked.retrieved, "retriever": self.retriever, "support": asked.support}
+        if asked.refused or not a.text.strip():  # nothing relevant, or no answer span: declined, not failed
+            return ExpertAnswer("", ok=False, abstained=True, meta=meta,
+                                error=asked.refused or "the best passage holds no answer span for the question")
         cites = [dict(c, source=self.index.corpus.spec, score=top_score) for c in a.citations]
-        return ExpertAnswer(a.text, ok=bool(a.text.strip()), value=a.text, citations=cites,
-                            meta={"retrieved": asked.retrieved, "retriever": self.retriever})
+        return ExpertAnswer(a.text, value=a.text, citations=cites, meta=meta)

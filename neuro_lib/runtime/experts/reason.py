@@ -137,6 +137,9 @@ class ReasonMini:
         self.calc = get_tool("calc")
 
     def answer(self, query: Query) -> ExpertAnswer:
+        if not re.search(r"\d", query.text):  # a plan may only use the question's numbers, and it has none
+            return ExpertAnswer("", ok=False, abstained=True,
+                                error="the question holds no numbers (in digits) to plan a calculation with")
         write = self.write
         if query.attempt and self.sample_retries:
             write = model_writer(self.model, self.budget, RETRY_TEMPERATURE, seed=query.attempt)
