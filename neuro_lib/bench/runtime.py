@@ -48,7 +48,7 @@ from neuro_lib.runtime.tasks import FAMILIES, answer_succeeds, family_tasks, rou
 from neuro_lib.runtime.types import Query
 from neuro_lib.bench.flags import add_threads
 from neuro_lib.bench.outside import (add_eval, expert_answer, floor_answers, json_rows, json_scores, oracle,
-                                     outside_sizes, retrieval_rows, score, summarise, system_rows)
+                                     outside_sizes, retrieval_rows, score, splitter_rows, summarise, system_rows)
 
 PARTS = ("router", "expansion", "runtime")
 METRICS = (("accuracy", "exact skill set"), ("micro_f1", "micro F1"), ("macro_f1", "macro F1"),
@@ -244,6 +244,7 @@ def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> 
     index = getattr(experts.get("retrieval"), "index", None)
     f_right, f_ok, f_json = floor_answers(items, Retrieval(index, "bm25") if index is not None else None)
     results += system_rows("rule floors", summarise(items, f_right, f_ok)) + json_rows("rule floors", f_json)
+    results += splitter_rows(items, {n: per_seed_routers[0][n] for n in ("keywords", "classifier")})  # issue 21 item 6
     per_seed = []
     for i, s in enumerate(seeds):
         per_seed.append({name: outside_routed(experts, items, per_seed_routers[i][name], judge)

@@ -24,9 +24,14 @@ The format (data/graphs/graph.schema.json is the schema; README "Runtime" has an
 
 Node kinds: router (the engine's router), expert (`expert: NAME`, or the route's skills' experts:
 `skills: top|all`), tool (`tool: calc|python|fetch`, `args` with {query} / {answer} placeholders),
-judge, memory (`op: recall|write`, `k`), combine (`how: join|best`), exit. Conditions are atoms
-joined by "and": always, path == fast|slow, skill == S (the top skill), S in skills, compound,
-judge.passed, memory.hit, wants_json, ok, failed, each negatable with "not" (or != / not in).
+judge, memory (`op: recall|write`, `k`), combine (`how: join|best`), decompose (`max_steps`, `step_retries`:
+a compound query cut into ordered sub-tasks, each routed to its expert and judged, the later steps given the
+earlier results, the answers composed; runtime/decompose.py), expand (`n`: the rejected tasks solved again by
+recursive expansion or best-of-N, runtime/expansion.py), exit. Conditions are atoms
+joined by "and": always, path == fast|slow, skill == S (the top skill), S in skills, compound (several
+skills), multistep (the router node's splitter, runtime/decompose.py, cuts the query into ordered steps),
+decomposed (a decompose node solved it step by step), judge.passed,
+memory.hit, wants_json, ok, failed, each negatable with "not" (or != / not in).
 An edge into a node whose retry budget is spent is skipped, so the next matching edge is the
 fallback. A failed step (an expert that raised, a tool error) ends the run unless an edge out of it
 says `failed`.
@@ -56,9 +61,10 @@ from neuro_lib.yamlfile import load_yaml
 
 GRAPH_DIR = REPO_ROOT / "data" / "graphs"
 SCHEMA_FILE = GRAPH_DIR / "graph.schema.json"
-KINDS = ("router", "expert", "tool", "judge", "memory", "combine", "exit")
+KINDS = ("router", "expert", "tool", "judge", "memory", "combine", "decompose", "expand", "exit")
 # the fields a node kind may carry beyond id, kind, label, retries
-KIND_FIELDS = {"expert": {"expert", "skills"}, "tool": {"tool", "args"}, "memory": {"op", "k"}, "combine": {"how"}}
+KIND_FIELDS = {"expert": {"expert", "skills"}, "tool": {"tool", "args"}, "memory": {"op", "k"}, "combine": {"how"},
+               "decompose": {"max_steps", "step_retries"}, "expand": {"n"}}
 DEFAULT_STEP_BUDGET = 32
 
 
@@ -119,7 +125,8 @@ _ATOMS: list[tuple[re.Pattern, Callable]] = [
     (re.compile(r"path\s*(==|!=)\s*(\w+)"), lambda m: _compare(m, "path", PATHS, lambda f: f["path"])),
     (re.compile(r"skill\s*(==|!=)\s*(\w+)"), lambda m: _compare(m, "skill", SKILLS, lambda f: f["skill"])),
     (re.compile(r"(\w+)\s+(in|not in)\s+skills"), lambda m: _member(m)),
-    (re.compile(r"(not\s+)?(compound|judge\.passed|memory\.hit|wants_json|ok|failed)"), lambda m: _flag(m)),
+    (re.compile(r"(not\s+)?(compound|multistep|decomposed|judge\.passed|memory\.hit|wants_json|ok|failed)"),
+     lambda m: _flag(m)),
 ]
 
 
@@ -139,7 +146,7 @@ def _member(m):
 
 def _flag(m):
     negate, name = bool(m.group(1)), m.group(2)
-    key = {"judge.passed": "judge_passed", "memory.hit": "memory_hit"}.get(name, name)
+    key = {"judge.passed": "judge_passed", "memory.hit": "memory_hit"}.get(name, name)  # the rest are facts' keys
     return lambda f: bool(f[key]) != negate
 
 
