@@ -8,8 +8,10 @@ The README lines are read from README.md, so an example added there without a go
 use into data/cache/runtime/, then loaded); they are built once for the whole file (build_experts memoised),
 as is the RAG index the `neuro rag ask` example reads (`neuro rag index` into a temporary runs/idx).
 
-Cases that answer wrong with exit 0 on this branch are marked xfail (not strict) until the verifier (branch
-honest) marks unverified answers not ok; the lead removes the marks after merging.
+Cases that answer wrong with exit 0 on this branch (the kettle documents: valid, wrong, marked ok) are marked
+xfail (not strict) until the verifier (branch honest) marks unverified answers not ok; the lead removes the
+marks after merging. At smoke size no example answers right; the others pass because their run fails (exit 1)
+or their answer holds the gold.
 """
 from __future__ import annotations
 
@@ -24,8 +26,6 @@ from neuro_lib.bench.outside import final_output, is_refusal
 from neuro_lib.cli import main
 from neuro_lib.data.eval_sets import parse_number
 from neuro_lib.paths import REPO_ROOT
-
-pytestmark = pytest.mark.slow  # the first run on a fresh checkout trains the smoke family (a few minutes)
 
 README = REPO_ROOT / "README.md"
 EXAMPLE = re.compile(r"^(?:neuro init \S+ && )?neuro (?:run|json --schema|rag ask) .*")
@@ -78,7 +78,7 @@ def compound_right(out: str) -> bool:
 # the README line -> (gold check on stdout, a mark for this branch or None, a note)
 GOLD = {
     'neuro run "A shop sells pens at 3 dollars each. How much do 17 pens cost?" --trace':
-        (number_is(51), NEEDS_VERIFIER),
+        (number_is(51), None),
     'neuro run "a blue kettle for 12 dollars" --json --schema product_v1 --format json':
         (lambda out: run_json_value(out) == KETTLE, NEEDS_VERIFIER),
     'neuro run "compute 17 * 23 + 4, then write a python function that prints it" --trace-out trace.html':
@@ -86,12 +86,12 @@ GOLD = {
     'neuro run "compute 48 / 4, then multiply it by 7" --graph expand --trace':
         (lambda out: parse_number(final_output(answer_of(out))) == 84, None),
     'neuro init myproject && neuro run --config myproject/neuro.yaml "what is 2 + 3?"':
-        (number_is(5), NEEDS_VERIFIER),
+        (number_is(5), None),
     'neuro json --schema product_v1 --prompt "The blue kettle costs \\$12."':
         (lambda out: json_doc(out) == KETTLE, NEEDS_VERIFIER),
     'neuro rag ask runs/idx "In gzip, which exception is raised if the underlying file object doesn\'t support '
     'fileno()?"':
-        (lambda out: "attributeerror" in out.splitlines()[0].lower() if out.strip() else False, NEEDS_VERIFIER),
+        (lambda out: "attributeerror" in out.splitlines()[0].lower() if out.strip() else False, None),
 }
 
 
@@ -146,6 +146,7 @@ def test_every_readme_example_has_a_gold():
     assert sorted(found) == sorted(GOLD)
 
 
+@pytest.mark.slow  # under a minute with the smoke family cached; a fresh checkout trains it first
 @pytest.mark.parametrize("line", [pytest.param(k, marks=[m] if m else [], id=k.split('"')[1][:40] or k[:40])
                                   for k, (_, m) in GOLD.items()])
 def test_readme_example_is_right_or_not_ok(line, shared_experts, rag_dir, monkeypatch, capsys):
