@@ -449,3 +449,14 @@ def test_rejected_steps_are_not_resampled_by_expand_after_a_decomposition():
     assert not r.ok and r.trace[-2].note == "best-of-2 on nothing resampleable"
     assert len(ex["reason-mini"].seen) == 2  # the two steps, asked once each
 
+
+
+@pytest.mark.parametrize("unit", [" ", "[", "(", "if ", ", ", "the ", "'", " and", ", then", "if x then "])
+def test_splitter_on_a_hostile_query_of_the_longest_length(unit):
+    """Every rule scans the text once (no rule backtracks from each start): the engine's longest query splits."""
+    from neuro_lib.runtime.engine import MAX_QUERY_CHARS
+
+    text = "x" + unit * (MAX_QUERY_CHARS // len(unit) - 10) + " then y"
+    steps = split_query(text)
+    assert 1 <= len(steps) <= 4 and steps[-1].text.endswith("y")  # nothing dropped, at most MAX_STEPS pieces
+    assert hand_off(text, "5").count("5") <= 1

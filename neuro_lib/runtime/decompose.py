@@ -43,9 +43,10 @@ CUT = re.compile(
     r"|(?:[.?!;]\s+|,\s*(?:and\s+)?)(?:after that|afterwards|next|finally|also)\b,?\s*"  # ". After that,"
     r"|,?\s+and\s+(?=" + _IMPERATIVE + r"\b)",                                  # "... and write ..."
     re.I)
-# a "then" that closes an "if" in its own clause is a condition, not a sequence
-_FALSE_THEN = re.compile(r"\bif\b[^,.;]*$", re.I)
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]|\([^)]*\)|\{[^}]*\}")
+# a "then" that closes an "if" in its own clause is a condition, not a sequence (the clause: after the last , . ;)
+_IF = re.compile(r"\bif\b", re.I)
+# a bracket's body stops at the next opening bracket too, so a text of many unclosed "[" is scanned once (linear)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\[[^\[\]]*\]|\([^()]*\)|\{[^{}]*\}")
 
 _NOUNS = (r"(?:result|answer|value|number|output|total|sum|product|quotient|difference|remainder|count|average|"
           r"figure|amount|word|string|text|list|item|element|record|document)")
@@ -69,7 +70,8 @@ def split_query(text: str, max_steps: int = MAX_STEPS) -> list[Step]:
     masked, pieces, start = _masked(text), [], 0
     for m in CUT.finditer(masked):
         head = text[start:m.start()]
-        if not head.strip() or "then" in m.group().lower() and _FALSE_THEN.search(head):
+        clause = head[max(head.rfind(c) for c in ",.;") + 1:]
+        if not head.strip() or "then" in m.group().lower() and _IF.search(clause):
             continue
         pieces.append(head)
         start = m.end()
