@@ -27,11 +27,11 @@ Node kinds: router (the engine's router), expert (`expert: NAME`, or the route's
 judge, memory (`op: recall|write`, `k`), combine (`how: join|best`), decompose (`max_steps`, `step_retries`:
 a compound query cut into ordered sub-tasks, each routed to its expert and judged, the later steps given the
 earlier results, the answers composed; runtime/decompose.py), expand (`n`: the rejected tasks solved again by
-recursive expansion or best-of-N, runtime/expansion.py), exit. Conditions are atoms
-joined by "and": always, path == fast|slow, skill == S (the top skill), S in skills, compound (several
-skills), multistep (the router node's splitter, runtime/decompose.py, cuts the query into ordered steps),
-decomposed (a decompose node solved it step by step), judge.passed,
-memory.hit, wants_json, ok, failed, each negatable with "not" (or != / not in).
+recursive expansion or best-of-N, runtime/expansion.py), exit. Conditions are atoms joined by "and":
+always, path == fast|slow, skill == S (the top skill), S in skills, compound (several skills), multistep
+(the router node's splitter, runtime/decompose.py, cuts the query into ordered steps), decomposed (a
+decompose node solved it step by step), judge.passed, memory.hit, wants_json, ok, failed, each negatable
+with "not" (or != / not in).
 An edge into a node whose retry budget is spent is skipped, so the next matching edge is the
 fallback. A failed step (an expert that raised, a tool error) ends the run unless an edge out of it
 says `failed`.
@@ -146,7 +146,7 @@ def _member(m):
 
 def _flag(m):
     negate, name = bool(m.group(1)), m.group(2)
-    key = {"judge.passed": "judge_passed", "memory.hit": "memory_hit"}.get(name, name)  # the rest are facts' keys
+    key = {"judge.passed": "judge_passed", "memory.hit": "memory_hit"}.get(name, name)
     return lambda f: bool(f[key]) != negate
 
 
