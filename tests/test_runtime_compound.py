@@ -233,6 +233,14 @@ def test_a_failed_step_stops_the_chain_and_the_result_is_not_ok():
     assert r.trace[2].note == "2 steps: math (stopped after step 1)"
 
 
+def test_a_failed_step_does_not_stop_an_independent_one():
+    ex = team(**{"reason-mini": Never("reason-mini", "math")})
+    r = RuntimeEngine("default", ex, judge=passing_judge).run("What is 6 * 7? Also, write code that prints 'hi'.")
+    assert not r.ok and r.error == "step 1 (math): reason-mini cannot do this"
+    assert r.answer == "[math] (failed: reason-mini cannot do this)\n[code] program:\n    def show():\n" \
+                       "        print('hi')\n    \n    show()\n[code] hi"
+
+
 def test_a_rejected_step_is_retried_with_the_reason_then_marked_failed():
     seen = []
 

@@ -398,8 +398,8 @@ class RuntimeEngine:
 
     def _solve_steps(self, node: Node, steps: list, run: _Run, retries: int) -> tuple[list, list]:
         """Each step routed to its expert in order, judged, re-asked up to `retries` times when rejected; a step
-        that names an earlier result gets it written in (decompose.hand_off). Stops at a step that could not
-        answer (the later ones need its result). -> ([(skill, answer)], [verdict]); run.substeps gets a trace
+        that names an earlier result gets it written in (decompose.hand_off). Stops before a step that needs the
+        result of one that could not answer (an independent step still runs). -> ([(skill, answer)], [verdict]); run.substeps gets a trace
         step per sub-task."""
         from neuro_lib.runtime.decompose import hand_off
 
@@ -408,6 +408,8 @@ class RuntimeEngine:
             t0 = time.perf_counter()
             text, got = step.text, ""
             prev = done[-1][1] if done else None
+            if prev is not None and not prev.ok and step.refers:
+                break  # this step needs the result the last one could not give
             if prev is not None and (step.refers or isinstance(prev.value, dict)):  # a record hands on its fields
                 text = hand_off(step.text, prev.value if isinstance(prev.value, (dict, list)) else prev.text, prev.text)
                 got = f"; given step {i - 1}'s result"
@@ -440,8 +442,6 @@ class RuntimeEngine:
                                           f"step {i}/{len(steps)}: {skill} -> {name}{got}; "
                                           f"{'passed' if v.passed else 'rejected'}"
                                           + (f" after {tries} tries" if tries > 1 else "")))
-            if not ans.ok:
-                break
             if time.monotonic() >= run.deadline and i < len(steps):
                 break
         return done, verdicts
