@@ -1,7 +1,7 @@
 """Progress reporting that suits where the code runs.
 
 tqdm (notebook widget in JupyterLab, a bar in a terminal) when someone is watching;
-plain periodic log lines when headless (papermill, nbval, CI, a pipe), never a line per
+plain periodic log lines on stderr when headless (papermill, nbval, CI, a pipe), never a line per
 update. `NEURO_PROGRESS=bar|log|off` overrides the guess.
 """
 from __future__ import annotations
@@ -56,7 +56,8 @@ class Progress:
             self._last = time.time()
             done = f"{self.n:.0f}/{self.total:.0f}" if self.total else f"{self.n:.0f}"
             extras = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in postfix.items())
-            print(f"[{self.desc}] {done} {extras} ({time.time() - self._start:.0f}s)", flush=True)
+            # stderr: a command's stdout is its result (`neuro run --format json` must stay one JSON document)
+            print(f"[{self.desc}] {done} {extras} ({time.time() - self._start:.0f}s)", file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:

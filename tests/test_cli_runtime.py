@@ -75,7 +75,7 @@ def test_run_failures(doubles, capsys, tmp_path, monkeypatch):
     bad.write_text(yaml.safe_dump({"name": "b", "entry": "a", "nodes": [{"id": "a", "kind": "wizard"}], "edges": []}))
     code, _, err = _run(capsys, "run", "x", "--graph", str(bad))
     assert code == 2 and err == "neuro: error: graph bad.yaml: node 'a' has unknown kind 'wizard'; kinds are " \
-                                "router, expert, tool, judge, verify, memory, combine, exit\n"
+                                "router, expert, tool, judge, verify, memory, combine, decompose, expand, exit\n"
     # a run that fails (an expert crashes) prints its one sentence, and its trace when asked; exit 1
     crashing = experts(general=Echo("general", "chat", raises=ValueError("boom")))
     monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(

@@ -66,7 +66,9 @@ class Fixed:
         return copy.deepcopy(self.r)
 
 
-COMPOUND = "compute 17 * 23 + 4, then write a python function that prints the result"
+# several skills in one task (no "then": the splitter leaves it whole, so it takes the slow path's experts; the
+# decompose node has its own tests in test_runtime_compound.py)
+COMPOUND = "compute 17 * 23 + 4 in a python function that prints the result"
 
 
 # -- the keyword router ------------------------------------------------------------------------------------

@@ -255,6 +255,30 @@ def retrieval_rows(system: str, items: list[EvalItem], texts: list[str], oks: li
     return rows
 
 
+def splitter_rows(items: list[EvalItem], routers: dict) -> list[dict]:
+    """The rule splitter (runtime/decompose.py) on the compound items, scored against the gold structure in their
+    type ("math_then_code": two steps, math then code): the share cut into the right number of steps, and per
+    router the share whose steps also get the right skills (the decompose node's choice: a record step is json,
+    else the router's top skill on the step alone)."""
+    from neuro_lib.runtime.decompose import split_query, step_skill
+    from neuro_lib.structured.schemas import list_schemas
+
+    chains = [it for it in items if it.family == "compound" and "_then_" in it.type]
+    if not chains:
+        return []
+    schemas = list_schemas()
+    golds = [it.type.split("_then_") for it in chains]
+    steps = [split_query(it.input) for it in chains]
+    count = [len(s) == len(g) for s, g in zip(steps, golds)]
+    rows = [{"name": "outside splitter (rules): compound right step count", "value": _r(np.mean(count)),
+             "unit": "ratio", "n": len(chains)}]
+    for name, router in routers.items():
+        right = [c and [step_skill(x.text, router, schemas)[0] for x in s] == g for c, s, g in zip(count, steps, golds)]
+        rows.append({"name": f"outside splitter (rules) + {name} router: compound right steps and skills",
+                     "value": _r(np.mean(right)), "unit": "ratio", "n": len(chains)})
+    return rows
+
+
 def json_rows(system: str, scores: list[dict]) -> list[dict]:
     if not scores:
         return []

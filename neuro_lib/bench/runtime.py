@@ -51,8 +51,8 @@ from neuro_lib.runtime.tasks import FAMILIES, answer_succeeds, family_tasks, rou
 from neuro_lib.runtime.types import Query
 from neuro_lib.bench.flags import add_threads
 from neuro_lib.bench.outside import (ANSWERED, add_eval, expert_answer, floor_answers, judge_agreement, json_rows,
-                                     json_scores, oracle, outside_sizes, retrieval_rows, score, selective, summarise,
-                                     system_rows)
+                                     json_scores, oracle, outside_sizes, retrieval_rows, score, selective, splitter_rows,
+                                     summarise, system_rows)
 
 PARTS = ("router", "expansion", "runtime")
 METRICS = (("accuracy", "exact skill set"), ("micro_f1", "micro F1"), ("macro_f1", "macro F1"),
@@ -244,6 +244,7 @@ def outside_rows(system: str, items: list, r: dict) -> list[dict]:
 
 def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> tuple[list[dict], dict]:
     """Rows of every system on the outside sets; routers per seed, experts and floors once (greedy, no seed)."""
+    from neuro_lib.data.eval_sets import load_set
     from neuro_lib.runtime.experts import Retrieval, build_experts
 
     items = [it for fam in outside_sizes(profile.tasks.outside_eval, args.n_outside).values() for it in fam]
@@ -266,6 +267,8 @@ def run_outside(args, profile: Profile, per_seed_routers: list, seeds: list) -> 
     index = getattr(experts.get("retrieval"), "index", None)
     f_right, f_ok, f_json = floor_answers(items, Retrieval(index, "bm25") if index is not None else None)
     results += system_rows("rule floors", summarise(items, f_right, f_ok)) + json_rows("rule floors", f_json)
+    # issue 21 item 6: the rule splitter on every compound item (cheap: no model runs), against its gold structure
+    results += splitter_rows(load_set("compound"), {n: per_seed_routers[0][n] for n in ("keywords", "classifier")})
     per_seed = []
     for i, s in enumerate(seeds):
         per_seed.append({name: outside_routed(experts, items, per_seed_routers[i][name], judge)

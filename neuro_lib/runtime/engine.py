@@ -15,7 +15,11 @@ their answers) or the top skill only; on re-entry (a retry after the judge faile
 failed tasks are asked again (`Query.attempt` counts the retries, the judge's reason is added to the
 context), and the judge keeps each task's best-scored answer. A retry whose answers equal the last
 attempt's is a loop without progress: the node takes no further retries (deterministic experts that
-ignore the feedback would only repeat themselves). The conversation window (short-term memory) is put into every query's
+ignore the feedback would only repeat themselves). A decompose node cuts a compound query into ordered
+sub-tasks (runtime/decompose.py), routes each to its expert with the earlier step's result written in, judges
+each, and composes the answers (a trace step per sub-task, named NODE.1, NODE.2, ...); an expand node solves
+the tasks the judge still rejects again (runtime/expansion.py: recursive steps or best-of-N). The
+conversation window (short-term memory) is put into every query's
 context and the turn is added to it after the run; memory nodes recall from and write to long-term memory.
 
 A trace step's `ok` says whether its node did its work (an expert that raised, a tool error: not ok); an
@@ -103,11 +107,15 @@ class _Run:
     stalled: set[str] = field(default_factory=set)                   # nodes whose retry changed nothing
     note: str = ""                                                   # a node's remark for its trace step
     deadline: float = float("inf")                                   # time.monotonic() when the run is cut
+    multistep: bool = False                                          # the splitter cuts the query into steps
+    decomposed: bool = False                                         # a decompose node solved it step by step
+    substeps: list = field(default_factory=list)                     # trace steps of a node's sub-tasks
 
     def facts(self, ok: bool) -> dict:
         skills = self.route.skills if self.route else []
         return {"path": self.route.path if self.route else "fast", "skill": skills[0] if skills else None,
-                "skills": skills, "compound": len(skills) > 1, "wants_json": self.query.wants_json,
+                "skills": skills, "compound": len(skills) > 1, "multistep": self.multistep,
+                "decomposed": self.decomposed, "wants_json": self.query.wants_json,
                 "judge_passed": bool(self.verdicts) and all(v.passed for v in self.verdicts.values()),
                 "memory_hit": self.memory_hit, "ok": ok, "failed": not ok}
 
@@ -260,6 +268,10 @@ class RuntimeEngine:
             run.visits[node.id] += 1
             step, failure = self._step(node, run, len(trace) + 1)
             trace.append(step)
+            if run.substeps:  # a decompose / expand node's sub-tasks, each its own step (their time not counted twice)
+                step.seconds = max(step.seconds - sum(s.seconds for s in run.substeps), 0.0)
+                trace += [replace(s, step=len(trace) + i) for i, s in enumerate(run.substeps, 1)]
+                run.substeps = []
             if node.kind == "exit":
                 return failure
             if time.monotonic() >= run.deadline:  # also when the step failed because its tool got only the rest
@@ -307,7 +319,10 @@ class RuntimeEngine:
 
     # -- one method per node kind: (input, output, tokens, model calls) for the trace ----------------------
     def _do_router(self, node: Node, run: _Run):
+        from neuro_lib.runtime.decompose import split_query
+
         run.route = self.router.route(run.query)
+        run.multistep = len(split_query(run.query.text)) > 1
         return run.query.text, asdict(run.route), 0, 0
 
     def _tasks(self, node: Node, run: _Run) -> dict[str, str]:
@@ -400,12 +415,174 @@ class RuntimeEngine:
     def _do_combine(self, node: Node, run: _Run):
         if not run.answers:
             raise _StepFailed(f"combine node {node.id!r} has no answers to combine")
+        if run.decomposed:  # the steps' answers are composed in their order already (decompose.compose)
+            return sorted(run.answers), run.answer.text, 0, 0
         if node.params.get("how", "join") == "best":
             skill = max(run.answers, key=lambda s: run.verdicts[s].score if s in run.verdicts else 0.0)
             run.answer = run.answers[skill]
         else:
             run.answer = join_answers(run.answers)
         return sorted(run.answers), run.answer.text, 0, 0
+
+    # -- compound queries and expansion (runtime/decompose.py, runtime/expansion.py) -----------------------------
+    def _verdict(self, q: Query, ans: ExpertAnswer, skill: str) -> Verdict:
+        if self.judge is None:  # no judge given: the expert's own ok flag decides
+            return Verdict(ans.ok, float(ans.ok), "none", "no judge attached; the expert's ok flag")
+        try:
+            return self.judge(q, ans, skill)
+        except Exception as e:  # noqa: BLE001
+            raise _StepFailed(f"the judge failed on skill {skill}: {type(e).__name__}: {e}") from None
+
+    def _ask(self, name: str, skill: str, q: Query) -> ExpertAnswer:
+        try:
+            ans = self.experts[name].answer(q)
+        except Exception as e:  # noqa: BLE001 - an expert's crash is this step's failure
+            raise _StepFailed(f"expert {name!r} failed on skill {skill}: {type(e).__name__}: {e}") from None
+        if not isinstance(ans, ExpertAnswer):
+            raise _StepFailed(f"expert {name!r} returned {type(ans).__name__}, not an ExpertAnswer")
+        return ans
+
+    def _step_query(self, text: str, run: _Run, done: list) -> tuple[str, Query]:
+        """A sub-task's skill (the engine's router on the sub-task alone) and its query: a JSON step reads its
+        quoted description under the schema it names (else the run's schema); earlier steps go into the context."""
+        from neuro_lib.runtime.decompose import source_text, step_skill
+        from neuro_lib.structured.schemas import list_schemas
+
+        context = run.query.context + [{"role": "step", "text": f"step {i} ({s}): {a.text}"}
+                                       for i, (s, a) in enumerate(done, 1)]
+        skill, schema = step_skill(text, self.router, list_schemas(), run.query.schema_id, context)
+        if skill == "json":
+            return skill, Query(source_text(text), wants_json=True, schema_id=schema, context=context)
+        return skill, Query(text, context=context)
+
+    def _solve_steps(self, node: Node, steps: list, run: _Run, retries: int) -> tuple[list, list]:
+        """Each step routed to its expert in order, judged, re-asked up to `retries` times when rejected; a step
+        that names an earlier result gets it written in (decompose.hand_off). Stops before a step that needs the
+        result of one that could not answer (an independent step still runs). -> ([(skill, answer)], [verdict]); run.substeps gets a trace
+        step per sub-task."""
+        from neuro_lib.runtime.decompose import hand_off
+
+        done, verdicts = [], []
+        for i, step in enumerate(steps, 1):
+            t0 = time.perf_counter()
+            text, got = step.text, ""
+            prev = done[-1][1] if done else None
+            if prev is not None and not prev.ok and step.refers:
+                break  # this step needs the result the last one could not give
+            if prev is not None and (step.refers or isinstance(prev.value, dict)):  # a record hands on its fields
+                text = hand_off(step.text, prev.value if isinstance(prev.value, (dict, list)) else prev.text, prev.text)
+                got = f"; given step {i - 1}'s result"
+            skill, q = self._step_query(text, run, done)
+            name = self.expert_for(skill)
+            best, last, tries, calls, tokens = None, None, 0, 0, 0
+            for attempt in range(1 + retries):
+                if attempt and (time.monotonic() >= run.deadline or best[1].passed):
+                    break
+                qa = q if not attempt else replace(q, attempt=attempt, context=q.context + [
+                    {"role": "judge", "text": f"the previous answer was rejected: {best[1].reason or 'it failed'}"}])
+                ans = self._ask(name, skill, qa)
+                v = self._verdict(qa, ans, skill)
+                tries, calls, tokens = tries + 1, calls + ans.model_calls, tokens + ans.tokens
+                repeated = best is not None and ans.text == last
+                if best is None or (v.passed, v.score) > (best[1].passed, best[1].score):
+                    best = (ans, v)
+                last = ans.text
+                if repeated and not v.passed:
+                    break  # the same rejected answer again: more tries would only repeat it
+            ans, v = best
+            done.append((skill, ans))
+            verdicts.append(v)
+            run.substeps.append(TraceStep(0, f"{node.id}.{i}", "expert",
+                                          {"step": i, "of": len(steps), "text": q.text, "skill": skill, "expert": name,
+                                           "schema_id": q.schema_id},
+                                          {"text": ans.text, "ok": ans.ok, "error": ans.error, "verdict": asdict(v),
+                                           "program": ans.meta.get("program")},
+                                          time.perf_counter() - t0, tokens, calls, True,
+                                          f"step {i}/{len(steps)}: {skill} -> {name}{got}; "
+                                          f"{'passed' if v.passed else 'rejected'}"
+                                          + (f" after {tries} tries" if tries > 1 else "")))
+            if time.monotonic() >= run.deadline and i < len(steps):
+                break
+        return done, verdicts
+
+    def _adopt_steps(self, steps: list, done: list, verdicts: list, run: _Run) -> ExpertAnswer:
+        """The steps' answers become the run's tasks ("step 1 (math)", ...) and the composed answer its answer."""
+        from neuro_lib.runtime.decompose import compose
+
+        keys = [f"step {i} ({s})" for i, (s, _) in enumerate(done, 1)]
+        run.answers = {k: a for k, (_, a) in zip(keys, done)}
+        run.verdicts = dict(zip(keys, verdicts))
+        run.best = {k: (run.answers[k], run.verdicts[k]) for k in keys}
+        run.decomposed = True
+        run.answer = compose(done, len(steps))
+        return run.answer
+
+    def _do_decompose(self, node: Node, run: _Run):
+        """A compound query cut into ordered sub-tasks, each solved by its skill's expert and judged, the later
+        steps given the earlier results, and the answers composed (runtime/decompose.py). A query that does not
+        split passes through untouched (the graph's next edges send it on: `decomposed` is false)."""
+        from neuro_lib.runtime.decompose import MAX_STEPS, split_query
+
+        steps = split_query(run.query.text, node.params.get("max_steps", MAX_STEPS))
+        if len(steps) < 2:
+            run.note = "one task: not decomposed"
+            return run.query.text, {"steps": [s.text for s in steps]}, 0, 0
+        done, verdicts = self._solve_steps(node, steps, run, node.params.get("step_retries", 1))
+        answer = self._adopt_steps(steps, done, verdicts, run)
+        run.note = f"{len(steps)} steps: " + " -> ".join(s for s, _ in done) + (
+            f" (stopped after step {len(done)})" if len(done) < len(steps) else "")
+        # tokens and model calls are on the sub-tasks' own steps
+        return {"steps": [s.text for s in steps], "handed_on": [s.refers for s in steps]}, answer.text, 0, 0
+
+    def _do_expand(self, node: Node, run: _Run):
+        """The tasks the judge rejected, solved again with more effort (runtime/expansion.py): a query the splitter
+        cuts into steps is expanded recursively (every step solved and judged on its own, as a decompose node
+        does) when no node has done so yet; every other rejected task is asked `n` more times (best-of-N, sampled
+        retries seeded by the attempt) and the best judged answer kept. Within the run's wall-clock budget."""
+        from neuro_lib.runtime.decompose import split_query
+        from neuro_lib.runtime.expansion import best_of_n
+
+        if not run.answers:
+            raise _StepFailed(f"expand node {node.id!r} has no answers to expand (put an expert and a judge before it)")
+        for skill, ans in run.answers.items():  # an answer no judge node saw is judged here first
+            if skill not in run.verdicts and skill in self.skill_experts:
+                run.verdicts[skill] = self._verdict(run.query, ans, skill)
+                run.best.setdefault(skill, (ans, run.verdicts[skill]))
+        rejected = [s for s in run.answers if s not in run.verdicts or not run.verdicts[s].passed]
+        if not rejected:
+            run.note = "every answer passed: nothing to expand"
+            return sorted(run.answers), run.answer.text if run.answer else "", 0, 0
+        n = node.params.get("n", 4)
+        steps = split_query(run.query.text)
+        if len(steps) > 1 and not run.decomposed:
+            done, verdicts = self._solve_steps(node, steps, run, max(n - 1, 0))
+            if all(v.passed for v in verdicts) or not any(v.passed for s, v in run.verdicts.items()):
+                answer = self._adopt_steps(steps, done, verdicts, run)
+                run.note = f"recursive: {len(steps)} steps"
+                return {"rejected": rejected, "steps": [s.text for s in steps]}, answer.text, 0, 0  # costs: sub-steps
+        out, tokens, calls = {}, 0, 0
+        first = 1 + sum(run.visits[x.id] for x in self.graph.nodes.values() if x.kind == "expert")  # unused seeds
+        for skill in rejected:
+            if skill not in self.skill_experts:  # a decomposed step's key: its query is gone, nothing to resample
+                continue
+            name, q = self.expert_for(skill), run.query
+
+            def ask(k, name=name, skill=skill, q=q):
+                return self._ask(name, skill, replace(q, attempt=first + k))
+
+            ans, v, samples = best_of_n(ask, lambda a, skill=skill: self._verdict(run.query, a, skill), n,
+                                        run.deadline)
+            tokens += sum(a.tokens for a, _ in samples)
+            calls += sum(a.model_calls for a, _ in samples)
+            old = run.best.get(skill)
+            if old is None or (v.passed, v.score) >= (old[1].passed, old[1].score):  # ties: the vote of n samples
+                run.best[skill] = (ans, v)
+            run.answers[skill], run.verdicts[skill] = run.best[skill]
+            out[skill] = {"samples": [{"text": a.text, "passed": sv.passed, "score": sv.score} for a, sv in samples],
+                          "chosen": run.answers[skill].text, "passed": run.verdicts[skill].passed}
+        run.answer = join_answers(run.answers)
+        run.note = f"best-of-{n} on {', '.join(out) or 'nothing resampleable'}"
+        return {"rejected": rejected}, out, tokens, calls
 
     def _do_memory(self, node: Node, run: _Run):
         if self.memory is None:

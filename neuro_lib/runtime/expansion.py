@@ -21,12 +21,21 @@ mean log-probability alone. With N = 1 (a family that did not expand) best-of-1 
 answer, the same call as the direct one. A model call is one generation; the engine's
 sequence-steps are reported beside it.
 
-Tests: tests/test_runtime_expansion.py (a fake solver checks splitting, combining and call counts).
+In the runtime graph (the `expand` node, engine.py): after the judge rejected a task's answers and its retries
+are spent, `best_of_n` asks the task's expert again up to N times (sampled: Query.attempt seeds each try) until
+the judge passes one, else keeps the majority value; a query that splits into ordered steps
+(runtime/decompose.py) is expanded recursively instead, each step solved and judged on its own.
+
+Tests: tests/test_runtime_expansion.py (a fake solver checks splitting, combining and call counts),
+tests/test_runtime_compound.py (the expand node).
 """
 from __future__ import annotations
 
+import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from neuro_lib.errors import NeuroError
 from neuro_lib.progress import Progress
@@ -81,6 +90,32 @@ def select_vote(samples: list[tuple[int | None, float]]) -> int | None:
 def select_logprob(samples: list[tuple[int | None, float]]) -> int | None:
     """The sample with the highest mean log-probability (the first of equals)."""
     return max(samples, key=lambda s: s[1])[0]
+
+
+def best_of_n(ask: Callable, check: Callable, n: int, deadline: float = float("inf")) -> tuple:
+    """Ask up to `n` times (`ask(k)` for k = 0..n-1 -> an ExpertAnswer; `check(answer)` -> a Verdict), stopping at
+    the first answer the check passes (a verifier makes the rest of the N calls useless) or when the `deadline`
+    (time.monotonic()) has passed, after at least one call. Returns (answer, verdict, samples): the passing answer,
+    else the majority value over the answers that wrote one (select_vote, ties to the higher judge score) with its
+    verdict; samples are [(answer, verdict)] in asking order."""
+    if n < 1:
+        raise NeuroError(f"best-of-N needs n >= 1, got {n}")
+    samples = []
+    for k in range(n):
+        if k and time.monotonic() >= deadline:
+            break
+        a = ask(k)
+        samples.append((a, check(a)))
+        if samples[-1][1].passed:
+            return a, samples[-1][1], samples
+    keys = [json.dumps(a.value, sort_keys=True, default=str) if a.ok and a.value is not None else None
+            for a, _ in samples]
+    vote = select_vote([(key, v.score) for key, (_, v) in zip(keys, samples)])
+    if vote is None:  # no answer wrote a value: the best-scored sample
+        a, v = max(samples, key=lambda s: s[1].score)
+        return a, v, samples
+    a, v = max((s for key, s in zip(keys, samples) if key == vote), key=lambda s: s[1].score)
+    return a, v, samples
 
 
 def compare_at_equal_calls(solver, expander: Expander, problems_by_size: dict, seed: int = 0) -> list[dict]:

@@ -25,9 +25,14 @@ The format (data/graphs/graph.schema.json is the schema; README "Runtime" has an
 Node kinds: router (the engine's router), expert (`expert: NAME`, or the route's skills' experts:
 `skills: top|all`), tool (`tool: calc|python|fetch`, `args` with {query} / {answer} placeholders),
 judge (the engine's judge, full checks), verify (the cheap rule verifier, judge.py's `verify`: no model call;
-the fast path's check), memory (`op: recall|write`, `k`), combine (`how: join|best`), exit. Conditions are atoms
-joined by "and": always, path == fast|slow, skill == S (the top skill), S in skills, compound,
-judge.passed, memory.hit, wants_json, ok, failed, each negatable with "not" (or != / not in).
+the fast path's check), memory (`op: recall|write`, `k`), combine (`how: join|best`), decompose (`max_steps`,
+`step_retries`: a compound query cut into ordered sub-tasks, each routed to its expert and judged, the later
+steps given the earlier results, the answers composed; runtime/decompose.py), expand (`n`: the rejected tasks
+solved again by recursive expansion or best-of-N, runtime/expansion.py), exit. Conditions are atoms joined by
+"and": always, path == fast|slow, skill == S (the top skill), S in skills, compound (several skills),
+multistep (the router node's splitter, runtime/decompose.py, cuts the query into ordered steps), decomposed
+(a decompose node solved it step by step), judge.passed, memory.hit, wants_json, ok, failed, each negatable
+with "not" (or != / not in).
 An edge into a node whose retry budget is spent is skipped, so the next matching edge is the
 fallback. A failed step (an expert that raised, a tool error) ends the run unless an edge out of it
 says `failed`.
@@ -57,9 +62,10 @@ from neuro_lib.yamlfile import load_yaml
 
 GRAPH_DIR = REPO_ROOT / "data" / "graphs"
 SCHEMA_FILE = GRAPH_DIR / "graph.schema.json"
-KINDS = ("router", "expert", "tool", "judge", "verify", "memory", "combine", "exit")
+KINDS = ("router", "expert", "tool", "judge", "verify", "memory", "combine", "decompose", "expand", "exit")
 # the fields a node kind may carry beyond id, kind, label, retries
-KIND_FIELDS = {"expert": {"expert", "skills"}, "tool": {"tool", "args"}, "memory": {"op", "k"}, "combine": {"how"}}
+KIND_FIELDS = {"expert": {"expert", "skills"}, "tool": {"tool", "args"}, "memory": {"op", "k"}, "combine": {"how"},
+               "decompose": {"max_steps", "step_retries"}, "expand": {"n"}}
 DEFAULT_STEP_BUDGET = 32
 
 
@@ -120,7 +126,8 @@ _ATOMS: list[tuple[re.Pattern, Callable]] = [
     (re.compile(r"path\s*(==|!=)\s*(\w+)"), lambda m: _compare(m, "path", PATHS, lambda f: f["path"])),
     (re.compile(r"skill\s*(==|!=)\s*(\w+)"), lambda m: _compare(m, "skill", SKILLS, lambda f: f["skill"])),
     (re.compile(r"(\w+)\s+(in|not in)\s+skills"), lambda m: _member(m)),
-    (re.compile(r"(not\s+)?(compound|judge\.passed|memory\.hit|wants_json|ok|failed)"), lambda m: _flag(m)),
+    (re.compile(r"(not\s+)?(compound|multistep|decomposed|judge\.passed|memory\.hit|wants_json|ok|failed)"),
+     lambda m: _flag(m)),
 ]
 
 

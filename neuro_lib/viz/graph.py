@@ -22,7 +22,8 @@ import plotly.graph_objects as go
 from neuro_lib.runtime.graph import Graph
 
 KIND_COLOURS = {"router": "#f57f17", "expert": "#2e7d32", "tool": "#c2185b", "judge": "#ef6c00",
-                "verify": "#f9a825", "memory": "#1565c0", "combine": "#7b1fa2", "exit": "#00695c"}
+                "verify": "#f9a825", "memory": "#1565c0", "combine": "#7b1fa2", "decompose": "#5d4037",
+                "expand": "#455a64", "exit": "#00695c"}
 
 
 def back_edges(g: Graph) -> set[tuple[str, str]]:
@@ -137,13 +138,14 @@ def trace_figure(g: Graph, result, title: str | None = None) -> go.Figure:
     each visited node labelled with its step numbers; hover gives the step's time, tokens and note."""
     pos = layout(g)
     steps = result.trace
+    node_of = {s.step: s.node.split(".")[0] for s in steps}  # a sub-task's step "split.2" is drawn on node split
 
     def state(k: int) -> list[go.Scatter]:
         done = steps[:k]
-        taken = {(a.node, b.node) for a, b in zip(done, done[1:])}
+        taken = {(node_of[a.step], node_of[b.step]) for a, b in zip(done, done[1:])}
         visits: dict[str, list] = {}
         for s in done:
-            visits.setdefault(s.node, []).append(s)
+            visits.setdefault(node_of[s.step], []).append(s)
         text = {n: f"{n} ({','.join(str(s.step) for s in v)})" for n, v in visits.items()}
         colours = {n: ("#d32f2f" if not v[-1].ok else KIND_COLOURS[g.nodes[n].kind]) for n, v in visits.items()}
         colours.update({n: "#e0e0e0" for n in g.nodes if n not in visits})

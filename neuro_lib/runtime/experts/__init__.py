@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -83,12 +84,28 @@ def cached_index(sizes: RagSizes, callback=None) -> RagIndex:
     return index
 
 
+def announce_first_use(profile: Profile, names=EXPERT_NAMES) -> bool:
+    """One line on stderr, before anything trains, when the profile's experts are not in the cache yet: what will be
+    trained and about how long (profiles.py's about_pretrain / about_finetune). True when it printed."""
+    missing = [n for n in names
+               if n in TASK_OF and not any(RUNTIME_CACHE.glob(f"{n}-{profile.name}-*/checkpoint.json"))]
+    if not missing:
+        return False
+    fam = profile.tasks.family
+    print(f"[neuro] first use of the {profile.name} experts: pretraining the family base if it is not cached "
+          f"({fam.about_pretrain}), then fine-tuning {', '.join(missing)} from it ({fam.about_finetune} each) and "
+          f"building the RAG index if needed; cached in {RUNTIME_CACHE}, later runs load them", file=sys.stderr,
+          flush=True)
+    return True
+
+
 def build_experts(profile: Profile, names=EXPERT_NAMES, callback=None) -> dict[str, Expert]:
     """The experts by name, fine-tuned from the profile's base (first time) or loaded from data/cache/runtime/."""
     unknown = sorted(set(names) - set(EXPERT_NAMES))
     if unknown:
         raise NeuroError(f"unknown expert {unknown[0]!r}; known experts: {', '.join(EXPERT_NAMES)}")
     tasks, experts = profile.tasks, {}
+    announce_first_use(profile, names)
     for name in names:
         if name == "retrieval":
             rag = tasks.experts.rag
