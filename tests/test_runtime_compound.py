@@ -100,7 +100,7 @@ def team(**over):
 
 
 def passing_judge(query, answer, skill):
-    return Verdict(answer.ok, float(answer.ok), "none", "" if answer.ok else "failed")
+    return Verdict(answer.ok, float(answer.ok), "stub", "" if answer.ok else "failed")  # a real check (not "none"): verifies
 
 
 # -- the splitter ------------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_a_rejected_step_is_retried_with_the_reason_then_marked_failed():
 
     ex = team()
     r = RuntimeEngine("default", ex, judge=judge).run("compute 3 * 3, then write code that prints it")
-    assert not r.ok and r.error == "the judge rejected the answer: step 2 (code): the program does not use 9"
+    assert not r.ok and r.error == "the check rejected the answer: step 2 (code): the program does not use 9"
     retry = ex["code-mini"].seen[1]
     assert retry.attempt == 1 and retry.context[-1]["text"] == "the previous answer was rejected: the program " \
                                                                "does not use 9"
@@ -265,7 +265,7 @@ def test_one_task_queries_keep_their_old_paths():
     r = RuntimeEngine("default", ex, judge=passing_judge).run("compute 17 * 23 + 4 in a python function")
     assert [s.node for s in r.trace][:3] == ["route", "recall", "solve"]  # several skills, one step: no split
     fast = RuntimeEngine("default", ex, judge=passing_judge).run("what is 2 + 3?")
-    assert [s.node for s in fast.trace] == ["route", "answer", "done"] and fast.answer == "5"
+    assert [s.node for s in fast.trace] == ["route", "answer", "check", "done"] and fast.answer == "5"
 
 
 def test_decompose_with_the_real_sandbox_and_judge():
@@ -379,7 +379,7 @@ def test_expand_node_finds_a_passing_answer_after_retries():
 def test_expand_node_votes_when_nothing_passes_and_stays_not_ok():
     ex = team(**{"reason-mini": Guess([1, 2, 7, 7, 9, 7])})
     r = RuntimeEngine("expand", ex, judge=judge_value(100), router=_Always()).run("what is 2 ** 3?")
-    assert not r.ok and "the judge rejected the answer" in r.error
+    assert not r.ok and "the check rejected the answer" in r.error
     widen = next(s for s in r.trace if s.node == "widen")
     assert widen.model_calls == 4 and [x["text"] for x in widen.output["math"]["samples"]] == ["7", "9", "7", "7"]
     assert widen.output["math"]["chosen"] == "7" and r.answer == "7"  # the majority, still marked failed
