@@ -427,7 +427,8 @@ class MergeSizes:
 # The architecture shoot-out (`neuro bench lm --sizes matched`, notebook 02): `matched` holds config overrides on
 # the profile's model sizes that bring every arch to the GPT's parameter count within 10 % (counted in
 # tests/test_shootout.py); `corpus_bytes` caps a corpus to its first bytes before the 90/10 split (absent = all);
-# `curve_points` validations spread over each arm's budget draw its bpb curve; `seconds` per arm in notebook 02.
+# `curve_points` validations spread over each arm's budget draw its bpb curve; notebook 02 trains each arm
+# `seconds` and scores the first `eval_bytes` of each validation split (0 = all).
 @dataclass(frozen=True)
 class ShootoutSizes:
     matched: dict = field(default_factory=lambda: {"aeron": dict(d_ff=400), "mamba": dict(d_model=168),
@@ -435,6 +436,7 @@ class ShootoutSizes:
     corpus_bytes: dict = field(default_factory=lambda: {"stdlib-src": 5_000_000})
     curve_points: int = 6
     seconds: float = 60.0
+    eval_bytes: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -552,9 +554,9 @@ SHOOTOUT = ShootoutSizes()
 # smoke: RNK's smoke size already has the smoke GPT's count (1.06x); every corpus cut small so anchors take a moment
 SHOOTOUT_SMOKE = replace(SHOOTOUT, matched={"aeron": dict(d_ff=400), "mamba": dict(d_model=168)},
                          corpus_bytes={"stdlib-docs": 300_000, "shakespeare": 300_000, "stdlib-src": 300_000},
-                         curve_points=3, seconds=2.0)
+                         curve_points=2, seconds=2.0, eval_bytes=4_000)
 SHOOTOUT_FULL = replace(SHOOTOUT, matched={"aeron": dict(d_ff=1280), "mamba": dict(d_model=448)}, corpus_bytes={},
-                        curve_points=10, seconds=600.0)
+                        curve_points=10, seconds=600.0, eval_bytes=0)
 
 PROFILES = {
     "smoke": Profile(

