@@ -104,15 +104,14 @@ _STEPS = "--sizes matched --max-steps 200 --eval-bytes 50000 --curve-points 4 --
 _TIME = "--time-budget 60 --eval-bytes 50000 --curve-points 4 --profile bench --threads 2 --seed 0"
 # The bench-size records notebook 02 reads: kind -> (title, [(file stem in data/reference/, the command writing it)]).
 # Equal steps measure quality per step and per FLOP on any machine (one file per corpus for the attention arms, so
-# the three run side by side; Mamba and RNK, ten times slower a step on the CPU, in a file of their own); the two
+# the three run side by side; Mamba and RNK, ten times slower a step on the CPU, in files of their own); the two
 # equal wall-clock records need a quiet machine.
 RECORDS = {
     "steps": ("equal steps (200), equal parameters", [
-        *[(f"shootout_steps_{short}", f"neuro bench lm --arch {_ATTN} --corpus {corpus} {_STEPS} "
-                                      f"--out data/reference/shootout_steps_{short}.json")
-          for short, corpus in (("docs", "stdlib-docs"), ("plays", "shakespeare"), ("src", "stdlib-src"))],
-        ("shootout_steps_ssm", f"neuro bench lm --arch mamba,rnk --corpus {_CORPORA} {_STEPS} "
-                               "--out data/reference/shootout_steps_ssm.json")]),
+        *[(f"shootout_steps_{arms}{short}", f"neuro bench lm --arch {arch} --corpus {corpus} {_STEPS} "
+                                            f"--out data/reference/shootout_steps_{arms}{short}.json")
+          for arms, arch in (("", _ATTN), ("ssm_", "mamba,rnk"))
+          for short, corpus in (("docs", "stdlib-docs"), ("plays", "shakespeare"), ("src", "stdlib-src"))]]),
     "time": ("equal wall-clock (60 s), each arch at its own size", [
         ("shootout_time", f"neuro bench lm --arch {_ALL} --corpus {_CORPORA} --sizes profile {_TIME} "
                           "--out data/reference/shootout_time.json")]),
