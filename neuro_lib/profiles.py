@@ -424,6 +424,21 @@ class MergeSizes:
                                                    density=[0.2, 0.5], p=[0.5, 0.9], layerwise=[0.0, 0.5, 1.0, 1.5]))
 
 
+# The architecture shoot-out (`neuro bench lm --sizes matched`, notebook 02): `matched` holds config overrides on
+# the profile's model sizes that bring every arch to the GPT's parameter count within 10 % (counted in
+# tests/test_shootout.py); `corpus_bytes` caps a corpus to its first bytes before the 90/10 split (absent = all);
+# `curve_points` validations spread over each arm's budget draw its bpb curve; notebook 02 trains each arm
+# `seconds` and scores the first `eval_bytes` of each validation split (0 = all).
+@dataclass(frozen=True)
+class ShootoutSizes:
+    matched: dict = field(default_factory=lambda: {"aeron": dict(d_ff=400), "mamba": dict(d_model=168),
+                                                   "rnk": dict(d_model=112, d_plan=112, d_dec=128)})
+    corpus_bytes: dict = field(default_factory=lambda: {"stdlib-src": 5_000_000})
+    curve_points: int = 6
+    seconds: float = 60.0
+    eval_bytes: int = 50_000
+
+
 @dataclass(frozen=True)
 class Tasks:
     """One typed section per task-specific run; every profile fills every section."""
@@ -446,6 +461,7 @@ class Tasks:
     outside_eval: OutsideEvalSizes
     rnk_plan: RnkPlanSizes
     vq_context: VqContextSizes
+    shootout: ShootoutSizes
 
 
 @dataclass(frozen=True)
@@ -534,6 +550,13 @@ OUTSIDE_EVAL = OutsideEvalSizes()
 RNK_PLAN = RnkPlanSizes()
 VQ_CONTEXT = VqContextSizes()
 VQ_CONTEXT_SMOKE = replace(VQ_CONTEXT, train=dict(steps=20, batch_size=128, lr=2e-3))
+SHOOTOUT = ShootoutSizes()
+# smoke: RNK's smoke size already has the smoke GPT's count (1.06x); every corpus cut small so anchors take a moment
+SHOOTOUT_SMOKE = replace(SHOOTOUT, matched={"aeron": dict(d_ff=400), "mamba": dict(d_model=168)},
+                         corpus_bytes={"stdlib-docs": 300_000, "shakespeare": 300_000, "stdlib-src": 300_000},
+                         curve_points=2, seconds=2.0, eval_bytes=4_000)
+SHOOTOUT_FULL = replace(SHOOTOUT, matched={"aeron": dict(d_ff=1280), "mamba": dict(d_model=448)}, corpus_bytes={},
+                        curve_points=10, seconds=600.0, eval_bytes=0)
 
 PROFILES = {
     "smoke": Profile(
@@ -568,7 +591,7 @@ PROFILES = {
             export=replace(EXPORT, model=dict(GPT_CPU, n_layer=2, block_size=64), window=64, train_s=15,
                            eval_bytes=8_000, prompt_len=32, new_tokens=16, repeats=2),
             outside_eval=replace(OUTSIDE_EVAL, n_per_family=20), rnk_plan=replace(RNK_PLAN, steps=400),
-            vq_context=VQ_CONTEXT_SMOKE),
+            vq_context=VQ_CONTEXT_SMOKE, shootout=SHOOTOUT_SMOKE),
     ),
     "bench": Profile(
         name="bench",
@@ -601,7 +624,7 @@ PROFILES = {
                          eval_every=50),
             reason_mini=REASON_MINI, code_mini=CODE_MINI, experts=EXPERTS, aeron_modules=AERON_MODULES, ddp=DDP,
             export=EXPORT, family=FAMILY, merge=MERGE, outside_eval=OUTSIDE_EVAL, rnk_plan=RNK_PLAN,
-            vq_context=VQ_CONTEXT),
+            vq_context=VQ_CONTEXT, shootout=SHOOTOUT),
     ),
     "full": Profile(
         name="full",
@@ -657,7 +680,8 @@ PROFILES = {
                          ppo_steps=1000, rloo_steps=500, pair_prompts=10_000, eval_prompts=512, bon_prompts=256,
                          eval_every=100),
             merge=replace(MERGE, steps=2000), outside_eval=OUTSIDE_EVAL, rnk_plan=replace(RNK_PLAN, steps=3000, n_eval=700),
-            vq_context=replace(VQ_CONTEXT, train=dict(steps=3000, batch_size=1024, lr=2e-3))),
+            vq_context=replace(VQ_CONTEXT, train=dict(steps=3000, batch_size=1024, lr=2e-3)),
+            shootout=SHOOTOUT_FULL),
     ),
 }
 

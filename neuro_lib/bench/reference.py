@@ -72,9 +72,10 @@ def value(ref: dict, name: str) -> float:
 
 
 def command(ref: dict) -> str:
-    """The command that produced the figures (recorded in provenance, or rebuilt from the suite)."""
+    """The command that produced the figures (recorded in provenance or in the config by the suite, else the
+    suite's name alone)."""
     prov = ref.get("provenance") or {}
-    return prov.get("command") or f"neuro bench {ref['suite']}"
+    return prov.get("command") or ref["config"].get("command") or f"neuro bench {ref['suite']}"
 
 
 def label(ref: dict) -> str:

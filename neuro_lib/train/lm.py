@@ -59,6 +59,7 @@ class TrainResult:
     tokenizer: Tokenizer
     history: list = field(default_factory=list)
     out_dir: Path | None = None
+    config: TrainConfig | None = None   # the training config it ran under (batch shape, optimiser, budget)
 
     @property
     def val_bpb(self) -> float:
@@ -126,4 +127,4 @@ def train_lm(arch: str, corpus: str | Corpus = "stdlib-docs", tokenizer: str | T
     trainer = Trainer(model, tok, config, batches, evaluate, out_dir=out_dir,
                       extra_config={"corpus_sha256": corpus.sha256, "profile": prof.name}, info={"corpus": corpus.spec})
     history = trainer.fit(callback=callback)
-    return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None)
+    return TrainResult(model.eval(), tok, history, Path(out_dir) if out_dir else None, config)

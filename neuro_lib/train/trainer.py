@@ -72,6 +72,7 @@ class TrainConfig:
     max_steps: int = 0            # budget in optimiser steps (0 = use time_budget_s)
     time_budget_s: float = 0.0    # budget in training seconds (evaluation time excluded)
     eval_every: int = 250         # steps between validations (0 = only at the end)
+    eval_every_s: float = 0.0     # or training seconds between validations (0 = by steps; a curve over seconds)
     eval_bytes: int = 0           # validation bytes scored (0 = the whole split)
     ckpt_every: int = 0           # steps between checkpoints (0 = by time only)
     ckpt_every_s: float = 120.0   # wall-clock seconds between checkpoints (0 = by steps only)
@@ -87,7 +88,8 @@ class TrainConfig:
     decay_frac: float = 0.2       # wsd: the last fraction of the budget spent decaying
 
     def __post_init__(self):
-        floats = {k: getattr(self, k) for k in ("lr", "time_budget_s", "ckpt_every_s", "grad_clip", "weight_decay")}
+        floats = {k: getattr(self, k) for k in ("lr", "time_budget_s", "ckpt_every_s", "grad_clip", "weight_decay",
+                                                "eval_every_s")}
         bad = [k for k, v in floats.items() if not math.isfinite(v)]
         if bad:
             raise NeuroError(f"{bad[0]} must be a finite number, got {floats[bad[0]]}")
@@ -99,6 +101,8 @@ class TrainConfig:
             raise NeuroError("batch_size and block_size must be positive")
         if self.ckpt_every < 0 or self.ckpt_every_s < 0:
             raise NeuroError("ckpt_every and ckpt_every_s must not be negative")
+        if self.eval_every < 0 or self.eval_every_s < 0:
+            raise NeuroError("eval_every and eval_every_s must not be negative")
         if not 0 <= self.seed < 2**63:  # torch's generators take a signed 64-bit seed
             raise NeuroError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.precision not in ("fp32", "bf16"):
@@ -127,7 +131,8 @@ class TrainConfig:
         for k in ("device", "ckpt_every", "ckpt_every_s"):
             key.pop(k)
         for k, default in (("grad_accum", 1), ("comm_hook", ""), ("optimizer", "adamw"), ("muon_lr_scale", 1.0),
-                           ("schedule", "cosine"), ("decay_frac", 0.2)):  # at their defaults: keys of runs before them
+                           ("schedule", "cosine"), ("decay_frac", 0.2),
+                           ("eval_every_s", 0.0)):  # at their defaults: keys of runs before them
             if key[k] == default:
                 key.pop(k)
         return key
@@ -406,7 +411,10 @@ class Trainer:
                     self._log({"step": self.step, "elapsed_s": round(self.elapsed, 3), "kind": "train",
                                "loss": loss_val, "lr": lr, "grad_norm": grad_norm,
                                "tokens_per_s": n_tok / max(dt, 1e-9), **parts}, callback)
-                if c.eval_every and self.step % c.eval_every == 0 and not self._done():
+                # by seconds: when the training seconds pass the next multiple of eval_every_s (also after a resume)
+                due_eval = (c.eval_every and self.step % c.eval_every == 0) or (
+                    c.eval_every_s and self.elapsed // c.eval_every_s > (self.elapsed - dt) // c.eval_every_s)
+                if due_eval and not self._done():
                     self._validate(callback)
                     self.model.train()
                 if self._done():
