@@ -8,10 +8,8 @@ The README lines are read from README.md, so an example added there without a go
 use into data/cache/runtime/, then loaded); they are built once for the whole file (build_experts memoised),
 as is the RAG index the `neuro rag ask` example reads (`neuro rag index` into a temporary runs/idx).
 
-Cases that answer wrong with exit 0 on this branch (the kettle documents: valid, wrong, marked ok) are marked
-xfail (not strict) until the verifier (branch honest) marks unverified answers not ok; the lead removes the
-marks after merging. At smoke size no example answers right; the others pass because their run fails (exit 1)
-or their answer holds the gold.
+At smoke size no example answers right: they pass because their result is not ok (exit 1 failed, exit 3
+unverified or abstained, a refusal) or their answer holds the gold.
 """
 from __future__ import annotations
 
@@ -29,7 +27,6 @@ from neuro_lib.paths import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 EXAMPLE = re.compile(r"^(?:neuro init \S+ && )?neuro (?:run|json --schema|rag ask) .*")
-NEEDS_VERIFIER = pytest.mark.xfail(strict=False, reason="needs the verifier (branch honest)")
 KETTLE = {"name": "blue kettle", "price": 12, "currency": "USD"}
 
 
@@ -80,7 +77,7 @@ GOLD = {
     'neuro run "A shop sells pens at 3 dollars each. How much do 17 pens cost?" --trace':
         (number_is(51), None),
     'neuro run "a blue kettle for 12 dollars" --json --schema product_v1 --format json':
-        (lambda out: run_json_value(out) == KETTLE, NEEDS_VERIFIER),
+        (lambda out: run_json_value(out) == KETTLE, None),
     'neuro run "compute 17 * 23 + 4, then write a python function that prints it" --trace-out trace.html':
         (compound_right, None),
     'neuro run "compute 48 / 4, then multiply it by 7" --graph expand --trace':
@@ -88,7 +85,7 @@ GOLD = {
     'neuro init myproject && neuro run --config myproject/neuro.yaml "what is 2 + 3?"':
         (number_is(5), None),
     'neuro json --schema product_v1 --prompt "The blue kettle costs \\$12."':
-        (lambda out: json_doc(out) == KETTLE, NEEDS_VERIFIER),
+        (lambda out: json_doc(out) == KETTLE, None),
     'neuro rag ask runs/idx "In gzip, which exception is raised if the underlying file object doesn\'t support '
     'fileno()?"':
         (lambda out: "attributeerror" in out.splitlines()[0].lower() if out.strip() else False, None),
@@ -166,4 +163,4 @@ def test_readme_example_is_right_or_not_ok(line, shared_experts, rag_dir, monkey
     out, err = capsys.readouterr()
     ok, right = ok_of(argv, code, out), check(out)
     assert right or not ok, f"{line!r} answered wrong with exit {code} and marked ok:\n{out}\n{err}"
-    assert code in (0, 1), err  # a run that answers or fails, never a usage error
+    assert code in (0, 1, 3), err  # answered, failed, or unverified/abstained; never a usage error (2)

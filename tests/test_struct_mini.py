@@ -54,7 +54,7 @@ def test_expert_trains_and_constrained_output_is_always_valid(kind, tmp_path, ca
     # the saved expert through the CLI: its own prompt layout, constrained output valid
     code, out, _ = _run(capsys, "json", "--run", str(tmp_path / kind), "--schema", "event_v1", "--prompt",
                         "Lunch on May 3, 2026 with Ana.", "--max-new-tokens", "120")
-    assert code == 0 and out.splitlines()[1] == "valid against event_v1"
+    assert code in (0, 3) and out.splitlines()[1] == "valid against event_v1"  # 3: valid, a value not in the prompt
     assert verify_text(out.splitlines()[0], load_schema("event_v1"))[1] == []
 
 
@@ -81,12 +81,12 @@ def test_cli_json_from_a_byte_run_is_valid(tmp_path, text_corpus, capsys):
     assert _run(capsys, "train", "--corpus", text_corpus, "--steps", "2", "--out", str(run), *tiny)[0] == 0
     code, out, _ = _run(capsys, "json", "--run", str(run), "--schema", "weather_v1", "--prompt", "Oslo, rain",
                         "--temperature", "1.0", "--max-new-tokens", "120")
-    assert code == 0
+    assert code in (0, 3)  # 3: valid but unverified (a value the prompt does not hold)
     doc_line, verdict = out.splitlines()[:2]
     assert verify_text(doc_line, load_schema("weather_v1"))[1] == [] and verdict == "valid against weather_v1"
     code, out, _ = _run(capsys, "json", "--run", str(run), "--schema", "weather_v1", "--prompt", "x",
                         "--no-constraint", "--max-new-tokens", "20")
-    assert code == 0 and ("invalid:" in out or "valid against" in out)
+    assert code in (0, 1, 3) and ("invalid:" in out or "valid against" in out)
 
 
 def test_cli_json_refuses_a_run_without_byte_mapping(tmp_path, text_corpus, capsys):

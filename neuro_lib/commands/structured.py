@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from neuro_lib.argtypes import number, positive, seed
@@ -40,11 +41,23 @@ def cmd_json(a):
                grounded=not a.no_grounding)
     print(r["text"])
     print(f"valid against {a.schema}" if r["valid"] else "invalid:\n" + "\n".join(f"  {e}" for e in r["errors"]))
-    if r["repair"] is not None:
-        rep = r["repair"]
+    rep, doc = r["repair"], None
+    if rep is not None:
         print(("repaired:" if rep.ok else "unrepairable; attempted:") + "".join(f"\n  {c}" for c in rep.changes))
         if rep.ok:
             print(json.dumps(rep.doc, ensure_ascii=False))
+            doc = rep.doc
+    if r["valid"]:
+        doc = verify_text(r["text"], load_schema(a.schema))[0]
+    if doc is None:
+        return 1
+    # valid is not right: the same grounding check as the runtime's verifier (issue 21, honest answers)
+    from neuro_lib.runtime.judge import ungrounded
+
+    bad = ungrounded(doc, a.prompt, load_schema(a.schema))
+    if bad:
+        print(f"neuro: unverified: {bad[0]!r} is not in the prompt", file=sys.stderr)
+        return 3
     return 0
 
 
