@@ -40,20 +40,22 @@ def test_chain_batch_is_a_pure_function_of_its_rng(ask):
     assert not torch.equal(a["src"], c["src"])
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
-def test_depth_labels_and_answers_follow_the_bindings(split):
-    b = T.chain_batch(random.Random(0), 200, 4, split=split, ask="decoder")
+@pytest.mark.parametrize("split, chains", [("train", 2), ("test", 2), ("train", 4)])
+def test_depth_labels_and_answers_follow_the_bindings(split, chains):
+    b = T.chain_batch(random.Random(0), 200, 4, split=split, ask="decoder", chains=chains)
     assert set(b["depth"].tolist()) == {1, 2, 3, 4}
     for (src, ans), depth in zip(_rows(b), b["depth"].tolist()):
-        assert len(src) == 2 * depth * 3 + 2 and src[-2] == T.ASK
+        assert len(src) == chains * depth * 3 + 2 and src[-2] == T.ASK
         digit, hops = _resolve(src, src[-1])
         assert digit == ans and hops == depth
-        # the distractor: the other chain's end is as deep and ends in another digit
+        # the distractors: every other chain's end is as deep and ends in another digit
         heads = {src[i] for i in range(0, len(src) - 2, 3)}
         ends = heads - {src[i + 2] for i in range(0, len(src) - 2, 3)} - {src[-1]}
-        (other,) = ends
-        other_digit, other_hops = _resolve(src, other)
-        assert other_hops == depth and other_digit != digit
+        others = [_resolve(src, e) for e in ends]
+        assert len(others) == chains - 1 and all(h == depth for _, h in others)
+        assert len({digit, *(d for d, _ in others)}) == chains
+    with pytest.raises(ValueError, match="chains"):
+        T.chain_batch(random.Random(0), 2, 4, chains=5)                     # 5 chains of depth 4 need 20 names
 
 
 def test_question_in_the_decoder_and_the_answer_at_the_last_position():

@@ -53,19 +53,19 @@ def _answer_batch(src: list[list[int]], answers: list[int]) -> dict:
 
 
 # -- variable chains ---------------------------------------------------------------------------
-def chain_problem(rng: random.Random, depth: int) -> tuple[list[int], int]:
-    """Two chains of `depth` assignments "a = 3 ; b = a ; c = b", statements shuffled, and the question
-    "? c" about the end of one -> (src ids, answer id). Following the chain takes `depth` lookups; the
-    other chain (another digit) is the distractor."""
-    names = rng.sample(range(N_NAMES), 2 * depth)
-    digits = rng.sample(range(10), 2)
+def chain_problem(rng: random.Random, depth: int, chains: int = 2) -> tuple[list[int], int]:
+    """`chains` chains (each ending in its own digit) of `depth` assignments "a = 3 ; b = a ; c = b", statements
+    shuffled, and the question "? c" about the end of one -> (src ids, answer id). Following the chain takes
+    `depth` lookups; the other chains are the distractors (chance 1 / chains)."""
+    names = rng.sample(range(N_NAMES), chains * depth)
+    digits = rng.sample(range(10), chains)
     stmts = []
-    for c in range(2):
+    for c in range(chains):
         chain = names[c * depth:(c + 1) * depth]
         stmts.append([NAME0 + chain[0], EQ, DIGIT0 + digits[c]])
         stmts += [[NAME0 + chain[i], EQ, NAME0 + chain[i - 1]] for i in range(1, depth)]
     rng.shuffle(stmts)
-    q = rng.randrange(2)
+    q = rng.randrange(chains)
     return [t for st in stmts for t in st] + [ASK, NAME0 + names[q * depth + depth - 1]], DIGIT0 + digits[q]
 
 
@@ -92,23 +92,23 @@ def chain_split(src: list[int]) -> str:
 
 
 def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: int | None = None,
-                split: str | None = None, ask: str = "src") -> dict:
+                split: str | None = None, ask: str = "src", chains: int = 2) -> dict:
     """Depths uniform in 1..max_depth (or all `depth`) -> batch with "depth" (B,).
     `split`: None draws any problem (the first record's); "train" / "test" redraws until the problem falls in
     that split (chain_split), so the two never share a problem. `ask`: "src" puts the question in the source
     only (the decoder reads [BOS]: tokens and targets (B, 1)); "decoder" also feeds it to the decoder,
     tokens [BOS, ASK, name] (B, 3), the answer at the last position (targets (B, 3), "loss_mask" on the last),
     so the decoder's own cross-attention can look the name up."""
-    if not 1 <= (depth or max_depth) <= N_NAMES // 2:
-        raise ValueError(f"depth must be in 1..{N_NAMES // 2}")
+    if not 2 <= chains <= 10 or not 1 <= (depth or max_depth) <= N_NAMES // chains:
+        raise ValueError(f"need 2 <= chains <= 10 and depth in 1..{N_NAMES // max(chains, 1)}, got chains={chains}")
     if split not in (None, "train", "test") or ask not in ("src", "decoder"):
         raise ValueError(f"split must be None, 'train' or 'test' and ask 'src' or 'decoder', got {split!r}, {ask!r}")
     depths = [depth or rng.randint(1, max_depth) for _ in range(batch_size)]
     probs = []
     for d in depths:
-        p = chain_problem(rng, d)
+        p = chain_problem(rng, d, chains)
         while split is not None and chain_split(p[0]) != split:
-            p = chain_problem(rng, d)
+            p = chain_problem(rng, d, chains)
         probs.append(p)
     batch = _answer_batch([p[0] for p in probs], [p[1] for p in probs])
     if ask == "decoder":
