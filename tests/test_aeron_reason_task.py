@@ -40,9 +40,12 @@ def test_chain_batch_is_a_pure_function_of_its_rng(ask):
     assert not torch.equal(a["src"], c["src"])
 
 
-@pytest.mark.parametrize("split, chains", [("train", 2), ("test", 2), ("train", 4)])
-def test_depth_labels_and_answers_follow_the_bindings(split, chains):
-    b = T.chain_batch(random.Random(0), 200, 4, split=split, ask="decoder", chains=chains)
+@pytest.mark.parametrize("split, chains, names", [("train", 2, "narrow"), ("test", 2, "narrow"), ("train", 4, "narrow"),
+                                                 ("test", 3, "wide")])
+def test_depth_labels_and_answers_follow_the_bindings(split, chains, names):
+    b = T.chain_batch(random.Random(0), 200, 4, split=split, ask="decoder", chains=chains, names=names)
+    pool = set(T.CHAIN_NAMES[names])
+    assert all(t in pool for s, _ in _rows(b) for t in s[0:-2:3])            # every statement's left side is a name
     assert set(b["depth"].tolist()) == {1, 2, 3, 4}
     for (src, ans), depth in zip(_rows(b), b["depth"].tolist()):
         assert len(src) == chains * depth * 3 + 2 and src[-2] == T.ASK
@@ -56,6 +59,16 @@ def test_depth_labels_and_answers_follow_the_bindings(split, chains):
         assert len({digit, *(d for d, _ in others)}) == chains
     with pytest.raises(ValueError, match="chains"):
         T.chain_batch(random.Random(0), 2, 4, chains=5)                     # 5 chains of depth 4 need 20 names
+    with pytest.raises(ValueError, match="names"):
+        T.chain_batch(random.Random(0), 2, 4, names="huge")
+
+
+def test_wide_names_keep_the_narrow_stream_and_reach_beyond_the_name_symbols():
+    # the default ("narrow") draws exactly what the first record drew; "wide" also uses the entity symbols
+    rng_a, rng_b = random.Random(7), random.Random(7)
+    assert T.chain_problem(rng_a, 3) == T.chain_problem(rng_b, 3, 2, "narrow")
+    wide = T.chain_batch(random.Random(8), 300, 1, names="wide")
+    assert wide["src"].max() >= T.ENT0 and wide["src"].max() < T.VOCAB
 
 
 def test_question_in_the_decoder_and_the_answer_at_the_last_position():

@@ -1,7 +1,8 @@
 """Reasoning engine (complexity gate -> tree of thought -> scratchpad) on variable chains, with a depth curriculum.
 
 Task (data/aeron_tasks.py): "a = 3 ; b = a ; c = b" and `chains - 1` distractor chains, shuffled, then "? c":
-depth 1..max_depth lookups, chance 1 / chains. `ask` "decoder" also feeds the question to the decoder. Training
+depth 1..max_depth lookups, chance 1 / chains. `ask` "decoder" also feeds the question to the decoder; `names`
+"wide" draws the variables from 80 symbols instead of 16 (too many depth-1 problems to learn by heart). Training
 follows a depth curriculum (depth 1 first, one more level every `ramp / max_depth` of the budget, `depth_cap`) on
 the "train" split; held-out problems, uniform over 1..max_depth, come from the "test" split, which shares no
 problem with training (`chain_split`). Three arms from the same backbone weights and batches:
@@ -62,7 +63,7 @@ def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModu
     s = sizes
     r = s.reasoning
     depth = r["max_depth"]
-    task = dict(ask=r["ask"], chains=r["chains"])
+    task = dict(ask=r["ask"], chains=r["chains"], names=r["names"])
     batches = lambda rng, frac: chain_batch(rng, s.batch_size, depth_cap(frac, depth, r["ramp"]),  # noqa: E731
                                             split="train", **task)
     held = chain_batch(random.Random(10_000 + seed), s.n_eval, depth, split="test", **task)
