@@ -286,7 +286,8 @@ class AeronModulesSizes:
     lr: float
     warmup: int
     n_eval: int
-    reasoning: dict          # max_depth, gate_penalty, engine (ReasoningConfig), thresholds
+    reasoning: dict          # max_depth, gate_penalty, ramp, ask ("src" / "decoder"), chains, names ("narrow" / "wide"),
+                             # engine (ReasoningConfig), thresholds
     episodic: dict           # n_facts, window, memory (EpisodicConfig)
     kg: dict                 # KnowledgeGraph task sizes
     ewc: EwcSizes
@@ -501,7 +502,7 @@ AERON_MODULES = AeronModulesSizes(
     model=dict(d_model=64, n_head=4, n_kv_head=2, n_encoder_layer=2, n_decoder_layer=1, d_ff=170, block_size=64,
                rope_theta=10_000.0),
     steps=1500, batch_size=64, lr=3e-3, warmup=30, n_eval=1024,
-    reasoning=dict(max_depth=4, gate_penalty=0.0, ramp=0.5,
+    reasoning=dict(max_depth=4, gate_penalty=0.0, ramp=1.0, ask="decoder", chains=2, names="wide",
                    engine=dict(n_branches=4, keep=2, rounds=2, n_slots=16, threshold=0.3),
                    thresholds=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01]),
     episodic=dict(n_facts=8, window=0, memory=dict(n_slots=16, memory_dim=32, top_k=4, n_head=4),

@@ -9,6 +9,8 @@ adds. Everything is a pure function of its seed.
   then "? c": the answer needs every intermediate binding (depth 1..max_depth lookups).
       chain_batch(rng, 64, max_depth=4) -> batch with "depth" (B,)
       chain_batch(rng, 64, depth_cap(frac, 4, ramp=0.5))   # the depth curriculum at budget share frac
+      chain_batch(rng, 64, 4, split="train", ask="decoder")  # issue 26's layout: held-out problems never
+                                                          # trained on, and the question fed to the decoder too
 - Episodic facts: an episode of `n_facts` facts "k1 k2 = v" (fresh random names and digits), then a
   question "k1 k2 ?" about one of them; the question's context window holds only the last `window`
   facts, so the others must come from memory. "facts" (B, n_facts, 4) are the earlier episode.
@@ -27,6 +29,7 @@ Tests: tests/test_aeron_modules.py.
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -50,20 +53,27 @@ def _answer_batch(src: list[list[int]], answers: list[int]) -> dict:
 
 
 # -- variable chains ---------------------------------------------------------------------------
-def chain_problem(rng: random.Random, depth: int) -> tuple[list[int], int]:
-    """Two chains of `depth` assignments "a = 3 ; b = a ; c = b", statements shuffled, and the question
-    "? c" about the end of one -> (src ids, answer id). Following the chain takes `depth` lookups; the
-    other chain (another digit) is the distractor."""
-    names = rng.sample(range(N_NAMES), 2 * depth)
-    digits = rng.sample(range(10), 2)
+# variable names of the chains: the 16 name symbols, or ("wide") those and the 64 entity symbols, which the chains
+# task does not otherwise use: 80 names make depth-1 problems too many to learn by heart (16 names give 21,600)
+CHAIN_NAMES = {"narrow": list(range(NAME0, NAME0 + N_NAMES)),
+               "wide": list(range(NAME0, NAME0 + N_NAMES)) + list(range(ENT0, ENT0 + N_ENT_TOKENS))}
+
+
+def chain_problem(rng: random.Random, depth: int, chains: int = 2, names: str = "narrow") -> tuple[list[int], int]:
+    """`chains` chains (each ending in its own digit) of `depth` assignments "a = 3 ; b = a ; c = b", statements
+    shuffled, and the question "? c" about the end of one -> (src ids, answer id). Following the chain takes
+    `depth` lookups; the other chains are the distractors (chance 1 / chains)."""
+    pool = CHAIN_NAMES[names]
+    ids = rng.sample(pool, chains * depth) if names == "wide" else [NAME0 + i for i in rng.sample(range(N_NAMES), chains * depth)]
+    digits = rng.sample(range(10), chains)
     stmts = []
-    for c in range(2):
-        chain = names[c * depth:(c + 1) * depth]
-        stmts.append([NAME0 + chain[0], EQ, DIGIT0 + digits[c]])
-        stmts += [[NAME0 + chain[i], EQ, NAME0 + chain[i - 1]] for i in range(1, depth)]
+    for c in range(chains):
+        chain = ids[c * depth:(c + 1) * depth]
+        stmts.append([chain[0], EQ, DIGIT0 + digits[c]])
+        stmts += [[chain[i], EQ, chain[i - 1]] for i in range(1, depth)]
     rng.shuffle(stmts)
-    q = rng.randrange(2)
-    return [t for st in stmts for t in st] + [ASK, NAME0 + names[q * depth + depth - 1]], DIGIT0 + digits[q]
+    q = rng.randrange(chains)
+    return [t for st in stmts for t in st] + [ASK, ids[q * depth + depth - 1]], DIGIT0 + digits[q]
 
 
 def depth_cap(frac: float, max_depth: int, ramp: float) -> int:
@@ -77,13 +87,45 @@ def depth_cap(frac: float, max_depth: int, ramp: float) -> int:
     return min(max_depth, 1 + int(frac / ramp * max_depth))
 
 
-def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: int | None = None) -> dict:
-    """Depths uniform in 1..max_depth (or all `depth`) -> batch with "depth" (B,)."""
-    if not 1 <= (depth or max_depth) <= N_NAMES // 2:
-        raise ValueError(f"depth must be in 1..{N_NAMES // 2}")
+HELD_OUT = 8   # one problem in HELD_OUT (by a hash of its content) is the "test" split, never trained on
+
+
+def chain_split(src: list[int]) -> str:
+    """"train" or "test": a stable hash of the problem's content (its statements as a set, and the question),
+    so the same problem with its statements in another order falls in the same split."""
+    stmts = sorted(tuple(src[i:i + 3]) for i in range(0, len(src) - 2, 3))
+    key = bytes([t for st in stmts for t in st] + src[-2:])
+    return "test" if zlib.crc32(key) % HELD_OUT == 0 else "train"
+
+
+def chain_batch(rng: random.Random, batch_size: int, max_depth: int = 4, depth: int | None = None,
+                split: str | None = None, ask: str = "src", chains: int = 2, names: str = "narrow") -> dict:
+    """Depths uniform in 1..max_depth (or all `depth`) -> batch with "depth" (B,).
+    `split`: None draws any problem (the first record's); "train" / "test" redraws until the problem falls in
+    that split (chain_split), so the two never share a problem. `ask`: "src" puts the question in the source
+    only (the decoder reads [BOS]: tokens and targets (B, 1)); "decoder" also feeds it to the decoder,
+    tokens [BOS, ASK, name] (B, 3), the answer at the last position (targets (B, 3), "loss_mask" on the last),
+    so the decoder's own cross-attention can look the name up."""
+    if names not in CHAIN_NAMES:
+        raise ValueError(f"names must be one of {', '.join(CHAIN_NAMES)}, got {names!r}")
+    n_names = len(CHAIN_NAMES[names])
+    if not 2 <= chains <= 10 or not 1 <= (depth or max_depth) <= n_names // chains:
+        raise ValueError(f"need 2 <= chains <= 10 and depth in 1..{n_names // max(chains, 1)}, got chains={chains}")
+    if split not in (None, "train", "test") or ask not in ("src", "decoder"):
+        raise ValueError(f"split must be None, 'train' or 'test' and ask 'src' or 'decoder', got {split!r}, {ask!r}")
     depths = [depth or rng.randint(1, max_depth) for _ in range(batch_size)]
-    probs = [chain_problem(rng, d) for d in depths]
+    probs = []
+    for d in depths:
+        p = chain_problem(rng, d, chains, names)
+        while split is not None and chain_split(p[0]) != split:
+            p = chain_problem(rng, d, chains, names)
+        probs.append(p)
     batch = _answer_batch([p[0] for p in probs], [p[1] for p in probs])
+    if ask == "decoder":
+        asked = torch.tensor([p[0][-1] for p in probs])                           # (B,) the name asked for
+        batch["tokens"] = torch.stack([torch.full_like(asked, BOS), torch.full_like(asked, ASK), asked], 1)
+        batch["targets"] = batch["targets"].expand(-1, 3).clone()                 # (B, 3); only the last is scored
+        batch["loss_mask"] = torch.tensor([[False, False, True]]).expand(len(probs), -1).clone()
     batch["depth"] = torch.tensor(depths)
     return batch
 

@@ -60,8 +60,9 @@ def train(model: torch.nn.Module, batches: Callable[..., dict], loss: Callable[[
 
 
 def correct(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-    """(B,) bool: the answer token is the argmax."""
-    return logits[:, 0].argmax(-1) == batch["targets"][:, 0]
+    """(B,) bool: the answer token is the argmax at the last decoder position (the only one: [BOS] -> answer, or
+    the question fed to the decoder, [BOS, ASK, name] -> answer)."""
+    return logits[:, -1].argmax(-1) == batch["targets"][:, -1]
 
 
 def params_of(model: torch.nn.Module) -> int:

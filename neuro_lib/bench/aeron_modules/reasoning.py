@@ -1,9 +1,11 @@
 """Reasoning engine (complexity gate -> tree of thought -> scratchpad) on variable chains, with a depth curriculum.
 
-Task (data/aeron_tasks.py): "a = 3 ; b = a ; c = b" and a distractor chain, shuffled, then "? c": depth
-1..max_depth lookups, chance 0.5 (the two chains' digits). Training follows a depth curriculum (depth 1 first,
-one more level every `ramp / max_depth` of the budget, `depth_cap`), so the backbone learns the lookup at all;
-held-out problems are uniform over 1..max_depth. Three arms from the same backbone weights and batches:
+Task (data/aeron_tasks.py): "a = 3 ; b = a ; c = b" and `chains - 1` distractor chains, shuffled, then "? c":
+depth 1..max_depth lookups, chance 1 / chains. `ask` "decoder" also feeds the question to the decoder; `names`
+"wide" draws the variables from 80 symbols instead of 16 (too many depth-1 problems to learn by heart). Training
+follows a depth curriculum (depth 1 first, one more level every `ramp / max_depth` of the budget, `depth_cap`) on
+the "train" split; held-out problems, uniform over 1..max_depth, come from the "test" split, which shares no
+problem with training (`chain_split`). Three arms from the same backbone weights and batches:
   without   the backbone
   with      + the ReasoningEngine with its learned gate (the seed's threshold); the verdict's arm
   open      + the same engine with the gate forced open (every row runs, the update unscaled): whether the
@@ -61,8 +63,10 @@ def run(seed: int, steps: int, seconds: float | None = None, *, sizes: AeronModu
     s = sizes
     r = s.reasoning
     depth = r["max_depth"]
-    batches = lambda rng, frac: chain_batch(rng, s.batch_size, depth_cap(frac, depth, r["ramp"]))  # noqa: E731
-    held = chain_batch(random.Random(10_000 + seed), s.n_eval, depth)
+    task = dict(ask=r["ask"], chains=r["chains"], names=r["names"])
+    batches = lambda rng, frac: chain_batch(rng, s.batch_size, depth_cap(frac, depth, r["ramp"]),  # noqa: E731
+                                            split="train", **task)
+    held = chain_batch(random.Random(10_000 + seed), s.n_eval, depth, split="test", **task)
     out, extra = {}, {"curve": {}, "ramp": r["ramp"], "threshold": r["engine"]["threshold"]}
     for arm, model in arms(seed, s).items():
         rows_before = model.reasoning.rows_processed if model.reasoning is not None else 0
