@@ -98,10 +98,10 @@ def merged(refs: list[dict]) -> dict:
 
 
 _ATTN = "gpt@best,gpt,aeron,nanogpt"
-_ALL = "gpt@best,gpt,aeron,mamba,rnk,nanogpt"
+_ALL = "gpt@best,aeron@best,aeron,mamba,rnk,nanogpt"  # each arch with its best screened recipe; Aeron also plain
 _CORPORA = "stdlib-docs,shakespeare,stdlib-src"
 _STEPS = "--sizes matched --max-steps 200 --eval-bytes 50000 --curve-points 4 --profile bench --threads 1 --seed 0"
-_TIME = "--time-budget 60 --eval-bytes 50000 --curve-points 4 --profile bench --threads 2 --seed 0"
+_TIME = "--time-budget 45 --eval-bytes 50000 --curve-points 4 --profile bench --threads 2 --seed 0"
 # The bench-size records notebook 02 reads: kind -> (title, [(file stem in data/reference/, the command writing it)]).
 # Equal steps measure quality per step and per FLOP on any machine (one file per corpus for the attention arms, so
 # the three run side by side; Mamba and RNK, ten times slower a step on the CPU, in files of their own); the two
@@ -112,10 +112,10 @@ RECORDS = {
                                             f"--out data/reference/shootout_steps_{arms}{short}.json")
           for arms, arch in (("", _ATTN), ("ssm_", "mamba,rnk"))
           for short, corpus in (("docs", "stdlib-docs"), ("plays", "shakespeare"), ("src", "stdlib-src"))]]),
-    "time": ("equal wall-clock (60 s), each arch at its own size", [
+    "time": ("equal wall-clock (45 s), each arch at its own size", [
         ("shootout_time", f"neuro bench lm --arch {_ALL} --corpus {_CORPORA} --sizes profile {_TIME} "
                           "--out data/reference/shootout_time.json")]),
-    "params": ("equal wall-clock (60 s), equal parameters", [
+    "params": ("equal wall-clock (45 s), equal parameters", [
         ("shootout_params", f"neuro bench lm --arch {_ALL} --corpus {_CORPORA} --sizes matched {_TIME} "
                             "--out data/reference/shootout_params.json")]),
 }
