@@ -119,9 +119,10 @@ def test_chat_cli_round_trip(tmp_path, capsys):
                  "--model", "d_model=32", "n_layer=1", "d_state=4", "expand=1", "d_plan=16", "hrm_steps=1",
                  "d_dec=24"]) == 0
     capsys.readouterr()
-    assert main(["chat", str(out), "--prompt", "What is 2 + 2?", "--max-new-bytes", "8", "--json"]) == 0
+    code = main(["chat", str(out), "--prompt", "What is 2 + 2?", "--max-new-bytes", "8", "--json"])
     r = json.loads(capsys.readouterr().out)
-    assert set(r) >= {"reply", "intent", "answerable"}
+    assert set(r) >= {"reply", "intent", "answerable", "status"}
+    assert code == {"verified": 0, "unverified": 3, "abstained": 3}[r["status"]]  # a 2-step model's reply: not ok
     assert main(["train", "--arch", "gpt", "--task", "chat", "--steps", "2", "--out", str(tmp_path / "g")]) == 2
     bad = tmp_path / "bad.jsonl"
     write_chat_jsonl(bad, generate_chat(2))

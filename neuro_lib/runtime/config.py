@@ -108,12 +108,11 @@ def build_engine(cfg: RuntimeConfig, experts: dict | None = None):
     from neuro_lib.runtime.engine import RuntimeEngine
     from neuro_lib.runtime.graph import load_graph
     from neuro_lib.runtime.memory import Memory
+
     profile = get_profile(cfg.profile)
     graph = load_graph(cfg.graph)  # a bad graph fails before any expert is built
-    router = build_router(cfg, profile)
-    memory = Memory(cfg.memory, cfg.window)
-    kwargs = dict(memory=memory, router=router, step_budget=cfg.step_budget, wall_s=cfg.wall_s)
-    extra = {}
+    memory = Memory(cfg.memory, cfg.window)  # settings are all checked before the router trains on first use
+    extra, skill_experts = {}, {}
     if cfg.ollama:
         from neuro_lib.runtime.ollama import OllamaConfig, OllamaExpert
 
@@ -122,7 +121,11 @@ def build_engine(cfg: RuntimeConfig, experts: dict | None = None):
                                            skills=tuple(o.get("skills", ("chat",))),
                                            timeout_s=o.get("timeout_s", OllamaConfig.timeout_s)))
         extra[ollama.name] = ollama
-        kwargs["skill_experts"] = {s: ollama.name for s in ollama.skills}
+        skill_experts = {s: ollama.name for s in ollama.skills}
+    router = build_router(cfg, profile)
+    kwargs = dict(memory=memory, router=router, step_budget=cfg.step_budget, wall_s=cfg.wall_s)
+    if skill_experts:
+        kwargs["skill_experts"] = skill_experts
     if experts is None:
         return RuntimeEngine.from_profile(profile, graph, extra_experts=extra, **kwargs)
     from neuro_lib.runtime.judge import judge
