@@ -409,9 +409,12 @@ def test_a_refused_sqlite_file_is_not_touched(capsys, place, no_experts, table):
 
 def test_trace_out_failure_leaves_no_file_and_a_rerun_works(capsys, tmp_path, monkeypatch):
     import neuro_lib.viz.graph as viz
+    from neuro_lib.runtime import router_model
     from neuro_lib.runtime.engine import RuntimeEngine
+    from neuro_lib.runtime.router import KeywordRouter
     from tests.test_cli_runtime import COMPOUND, ScriptedJudge, experts  # test-double experts: nothing trains
 
+    monkeypatch.setattr(router_model, "cached_router", lambda sizes, **kw: KeywordRouter())  # nor the router
     monkeypatch.setattr(RuntimeEngine, "from_profile", classmethod(
         lambda cls, profile="smoke", graph="default", memory=None, router=None, extra_experts=None, **kw:
         cls(graph, experts(), router, ScriptedJudge(), memory, **kw)))
