@@ -26,7 +26,7 @@ def cmd_json(a):
     from neuro_lib.checkpoint import load_checkpoint
     from neuro_lib.structured.expert import answer
 
-    load_schema(a.schema)  # an unknown or broken schema fails before any model work
+    schema = load_schema(a.schema)  # an unknown or broken schema fails before any model work
     if a.run:
         model, tok, cfg = load_checkpoint(a.run)
     else:
@@ -48,13 +48,13 @@ def cmd_json(a):
             print(json.dumps(rep.doc, ensure_ascii=False))
             doc = rep.doc
     if r["valid"]:
-        doc = verify_text(r["text"], load_schema(a.schema))[0]
+        doc = verify_text(r["text"], schema)[0]
     if doc is None:
         return 1
     # valid is not right: the same grounding check as the runtime's verifier (issue 21, honest answers)
     from neuro_lib.runtime.judge import ungrounded
 
-    bad = ungrounded(doc, a.prompt, load_schema(a.schema))
+    bad = ungrounded(doc, a.prompt, schema)
     if bad:
         print(f"neuro: unverified: {bad[0]!r} is not in the prompt", file=sys.stderr)
         return 3
