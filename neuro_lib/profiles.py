@@ -147,6 +147,8 @@ class RagSizes:
     finetune_steps: int = 60
     reader_retriever: str = "bm25"
     n_eval: int = 30
+    corpus: str = "stdlib-docs"    # the corpus the runtime's retrieval expert indexes (runtime/experts cached_index)
+    reader_extract: str = "span"   # the rule reader's extract there (rag/lite.py EXTRACTS: span | sentence)
 
 
 # Runtime router (runtime/router_model.py, data/queries.py): training and held-out query counts, Adam steps, math

@@ -40,7 +40,8 @@ def cmd_rag_ask(a):
     if not a.question.strip():
         raise NeuroError("the question is empty")  # before the index is read
     idx = load_index(a.index, corpus=a.corpus)
-    asked = ask(idx, a.question, a.retriever, a.k, load_reader(a.reader, idx) if a.reader else None)
+    asked = ask(idx, a.question, a.retriever, a.k, load_reader(a.reader, idx) if a.reader else None,
+                extract=a.extract)
     ans = asked.answer
     out = asked.to_dict()
     out["retrieved"] = [dict(r, score=round(r["score"], 4)) for r in out["retrieved"]]
@@ -65,7 +66,8 @@ def register(sub) -> None:
     rg = sub.add_parser("rag", help="retrieval-augmented answers: build an index, ask it questions")
     rsub = rg.add_subparsers(dest="rag_command", required=True)
     ri = rsub.add_parser("index", help="chunk a corpus, generate questions, build BM25 + dense indexes")
-    ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs or text:PATH")
+    ri.add_argument("--corpus", default="stdlib-docs", help="stdlib-docs, stdlib-api (one passage per documented "
+                                                            "object, named) or text:PATH")
     ri.add_argument("--out", required=True, help="a new directory for the index")
     ri.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks.rag)")
     ri.add_argument("--seed", type=seed, default=0)
@@ -84,10 +86,13 @@ def register(sub) -> None:
     ra.add_argument("index")
     ra.add_argument("question")
     # the best measured retriever (data/reference/rag_smoke.json: BM25 recall@1 0.77, hybrid 0.43, dense 0.37)
-    ra.add_argument("--retriever", default="bm25", choices=["bm25", "dense", "dense-faiss", "hybrid"],
-                    help="default bm25, the best measured (recall@1 0.77 vs hybrid 0.43, data/reference/rag_smoke.json)")
+    ra.add_argument("--retriever", default="bm25", choices=["bm25", "names", "dense", "dense-faiss", "hybrid"],
+                    help="default bm25, the best measured (recall@1 0.77 vs hybrid 0.43, data/reference/rag_smoke.json); "
+                         "names: BM25 with the passages of the objects the question names first")
     ra.add_argument("--k", type=positive(int), default=3, help="passages retrieved (the reader reads the first)")
     ra.add_argument("--corpus", help="refuse the index unless it was built on this corpus")
     ra.add_argument("--reader", help="an LM reader checkpoint (neuro rag train-reader); default: the lite rules")
+    ra.add_argument("--extract", default="span", choices=["span", "sentence"],
+                    help="the rule reader's answer: span (rule 2's clause, default) or sentence (the best sentence)")
     ra.add_argument("--json", action="store_true")
     ra.set_defaults(func=cmd_rag_ask)
