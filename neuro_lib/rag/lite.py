@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from bm25s.stopwords import STOPWORDS_EN
 
-from neuro_lib.rag.passages import Passage, paragraphs, sentences
+from neuro_lib.rag.passages import Passage, object_name, paragraphs, sentences
 
 _TOKEN = re.compile(rb"\S+")
 _STRIP = b".,;:!?\"'()[]{}`"
@@ -122,8 +122,12 @@ def clause(data: bytes, start: int, end: int, question: str, max_bytes: int = MA
 
 
 def best_passage_sentence(data: bytes, passage: Passage, question: str) -> tuple[int, int]:
-    """Rule 1 over the passage's sentences, none crossing a paragraph break."""
+    """Rule 1 over the passage's sentences, none crossing a paragraph break; a titled passage's signature line
+    ("capwords(s [,sep]) -> string", an old docstring's first line) is not a sentence."""
     spans = [x for a, b in paragraphs(data, passage.start, passage.end) for x in sentences(data, a, b)]
+    if passage.title:
+        call = (object_name(passage.title).rsplit(".", 1)[-1] + "(").encode()
+        spans = [(s, e) for s, e in spans if not data[s:e].lstrip().startswith(call)] or spans
     return _best(data, spans or [(passage.start, passage.end)], question_keys(question))
 
 

@@ -17,8 +17,9 @@ table is empty and the "names" retriever ranks as BM25 does):
   `NameTable.documents(name)` says whether the corpus documents a name's module at all (rag/ask.py refuses a
   question whose named objects the corpus lacks).
 
-`NamedRetriever` ranks passages by (name level, BM25 score): every passage of a named object first, best BM25
-among them first; the rest by BM25.
+`NamedRetriever` ranks passages by name level, then by the BM25 score of the question's other words (the name
+chose the object, the other words choose among its passages; on a tie the earlier passage, the docstring's
+opening), then document order; the scores it returns are each passage's BM25 score for the whole question.
 
     table = NameTable(index.passages); table.lookup("heapq.heappop")   # {passage index: 3, ...}
     ids, scores = NamedRetriever(index.bm25, table, index.passages).search(["What does heapq.heappop return?"], 5)
@@ -74,6 +75,10 @@ def question_names(question: str) -> list[str]:
     return out
 
 
+def _without_names(question: str) -> str:
+    return _TICKED.sub(" ", _NAME.sub(" ", question))
+
+
 class NameTable:
     """Qualified names of the titled passages, for lookups by a name a question uses."""
 
@@ -113,14 +118,15 @@ class NameTable:
 
 
 class NamedRetriever:
-    """BM25 over name tokens, passages of the objects a question names first (by level, then BM25 score)."""
+    """BM25 over name tokens, passages of the objects a question names first (by level, then the BM25 score of
+    the question's other words)."""
     name = "names"
 
     def __init__(self, bm25, table: NameTable):
         self.bm25, self.table = bm25, table
 
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """-> (passage indices (Q, k), BM25 scores (Q, k)), named passages first."""
+        """-> (passage indices (Q, k), BM25 scores of the whole question (Q, k)), named passages first."""
         ids, scores = self.bm25.search(queries, k)
         if not self.table:
             return ids, scores
@@ -136,9 +142,10 @@ class NamedRetriever:
                 continue
             named = np.fromiter(levels, dtype=np.int64)
             full = self.bm25.scores(q)
+            rest = self.bm25.scores(_without_names(q))  # the name chose the object; the other words, its piece
             cand = np.unique(np.concatenate([named, row_ids]))
             lv = np.array([levels.get(int(i), 0) for i in cand])
-            order = np.lexsort((-full[cand], -lv))[:len(row_ids)]  # level first, then score
+            order = np.lexsort((cand, -rest[cand], -lv))[:len(row_ids)]  # level, rest score, document order
             out_ids.append(cand[order])
             out_scores.append(full[cand[order]].astype(np.float32))
         return np.stack(out_ids), np.stack(out_scores)
