@@ -301,9 +301,13 @@ def test_cli_index_and_ask(doc_corpus, tmp_path, capsys, monkeypatch):
     code, stdout, _ = _run(capsys, "rag", "index", "--corpus", doc_corpus, "--out", out)
     assert code == 0 and "passages" in stdout
     code, stdout, _ = _run(capsys, "rag", "ask", out, "In bufferlib, which exception is raised if the buffer "
-                           "handle was closed before the call?", "--retriever", "bm25", "--json")
+                           "handle was closed before the call?", "--retriever", "bm25", "--extract", "span", "--json")
     r = json.loads(stdout)
     assert code == 0 and r["answer"] == "ValueError" and r["citations"][0]["passage_id"].startswith("bufferlib#")
+    code, stdout, _ = _run(capsys, "rag", "ask", out, "In bufferlib, which exception is raised if the buffer "
+                           "handle was closed before the call?", "--json")  # the defaults: names, the sentence
+    r = json.loads(stdout)
+    assert code == 0 and r["answer"] == "Raises ValueError if the buffer handle was closed before the call."
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     for argv, msg in [(("rag", "ask", out, "   "), "the question is empty"),
                       (("rag", "ask", tmp_path / "missing", "q"), "is not a RAG index"),
