@@ -253,3 +253,18 @@ def test_dev_set_golds_are_in_the_corpus():
     assert not missing
     assert all(json.loads(line)["id"].startswith("dev-") for line in
                (REPO / "data" / "rag_dev" / "retrieval.jsonl").read_text().splitlines())
+
+
+def test_outside_arm_scores_fact_refusals_recall_and_length(api_index):
+    """`neuro bench rag --eval outside|dev` scores each arm through rag.ask (three hand-made items here)."""
+    from neuro_lib.bench.rag import outside_arm
+    from neuro_lib.data.eval_sets import EvalItem
+
+    items = [EvalItem("a", "retrieval", "names_function", "What does heapy.heappop return?", "smallest item"),
+             EvalItem("b", "retrieval", "names_function", "What does randy.randint return?", "both end points"),
+             EvalItem("c", "retrieval", "absent", "What does math.sqrt return?", None, refuse=True)]
+    m = outside_arm(api_index, items, "names", "sentence")
+    assert (m["fact"], m["refused_answerable"], m["refused_absent"], m["recall1"]) == (1.0, 0.0, 1.0, 1.0)
+    assert m["n_answerable"] == 2 and m["n_absent"] == 1 and 0 < m["bytes_p50"] <= m["bytes_max"] <= MAX_ANSWER_BYTES
+    span = outside_arm(api_index, items, "names", "span")
+    assert span["recall1"] == 1.0 and span["bytes_max"] < m["bytes_max"]  # same passages, shorter answers
