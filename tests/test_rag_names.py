@@ -178,6 +178,7 @@ def test_sentence_extract_is_a_short_cited_sentence(api_index):
     c = asked.answer.citations[0]
     assert c["passage_id"] == "heapy.heappop#0"
     assert " ".join(data[c["start"]:c["end"]].decode().split()) == asked.answer.text
+    assert data[c["start"]:c["start"] + 3] == b"Pop"  # the cited bytes start at the answer, not its indentation
     raised = ask(api_index, "When does heapy.heappop raise IndexError?", "names", 3, extract="sentence")
     assert raised.answer.text == "Raises IndexError if the heap is empty."  # the sentence sharing most words
     # a long sentence is cut to its clause sharing the most question words, never past MAX_ANSWER_BYTES

@@ -137,6 +137,7 @@ def lite_answer(data: bytes, passage: Passage, question: str, extract: str = "sp
         raise ValueError(f"unknown extract {extract!r}; known: {EXTRACTS}")
     if extract == "sentence":
         a, b = clause(data, *best_passage_sentence(data, passage, question), question)
+        a += len(data[a:b]) - len(data[a:b].lstrip())  # a docstring's indentation is not part of the answer
         return Answer(" ".join(data[a:b].decode("utf-8", errors="replace").split()),
                       [{"passage_id": passage.id, "start": a, "end": b}])
     s, e = best_sentence(data, passage, question)
