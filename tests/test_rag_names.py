@@ -16,7 +16,7 @@ from neuro_lib.rag.ask import MIN_SUPPORT, ask
 from neuro_lib.rag.index import build_index, load_index
 from neuro_lib.rag.lite import MAX_ANSWER_BYTES, clause, lite_answer
 from neuro_lib.rag.names import NameTable, name_tokens, question_names
-from neuro_lib.rag.passages import api_entries, chunk_corpus, object_name
+from neuro_lib.rag.passages import api_entries, chunk_corpus, object_name, sections
 from neuro_lib.rag.questions import generate_questions
 from tests.conftest import SIZES
 
@@ -110,6 +110,7 @@ def test_one_titled_passage_per_object_with_exact_offsets():
     parts = chunk_corpus(Corpus("stdlib-api", api_text(long)), 400)
     assert [x.id for x in parts] == ["big.f#0", "big.f#1"] and all(x.end - x.start <= 400 for x in parts)
     assert [e[:2] for e in api_entries(api_text(long))] == [("big", "big"), ("big", "big.f()")]
+    assert [name for name, _, _ in sections(corpus)] == ["heapy", "pathy.posixpath", "randy"]
 
 
 def test_generated_questions_name_the_object(api_index):

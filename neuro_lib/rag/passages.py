@@ -107,11 +107,14 @@ def api_entries(data: bytes) -> list[tuple[str, str, int, int]]:
 def sections(corpus: Corpus) -> list[tuple[str, int, int]]:
     """(name, body start, body end) for each section; text before the first heading is section "(preamble)"."""
     data = corpus.data
-    if corpus.spec == API_SPEC:  # a module from its name line to the next module's
-        entries = api_entries(data)
-        starts = [(mod, s) for i, (mod, _, s, _) in enumerate(entries) if i == 0 or mod != entries[i - 1][0]]
-        return [(mod, s, starts[i + 1][1] if i + 1 < len(starts) else len(data)) for i, (mod, s) in enumerate(starts)
-                if data[s:starts[i + 1][1] if i + 1 < len(starts) else len(data)].strip()]
+    if corpus.spec == API_SPEC:  # a module: from its first entry's body to the last entry's end
+        out: list[tuple[str, int, int]] = []
+        for module, _, s, e in api_entries(data):
+            if out and out[-1][0] == module:
+                out[-1] = (module, out[-1][1], e)
+            else:
+                out.append((module, s, e))
+        return [(n, s, e) for n, s, e in out if data[s:e].strip()]
     paras = paragraphs(data)
     if corpus.spec == "stdlib-docs":
         names = _stdlib_headings()
