@@ -147,6 +147,8 @@ class RagSizes:
     finetune_steps: int = 60
     reader_retriever: str = "bm25"
     n_eval: int = 30
+    corpus: str = "stdlib-docs"    # the corpus the runtime's retrieval expert indexes (runtime/experts cached_index)
+    reader_extract: str = "span"   # the rule reader's extract there (rag/lite.py EXTRACTS: span | sentence)
 
 
 # Runtime router (runtime/router_model.py, data/queries.py): training and held-out query counts, Adam steps, math
@@ -185,7 +187,9 @@ class ExpansionSizes:
 class ExpertsSizes:
     general_steps: int = 300
     general_tokens: int = 80
-    rag: RagSizes = RagSizes()
+    # the retrieval expert: stdlib-api (a passage per documented object), the names retriever and the sentence
+    # extract, measured best on questions that name a function (data/reference/rag_outside.json, issue 21)
+    rag: RagSizes = RagSizes(corpus="stdlib-api", reader_retriever="names", reader_extract="sentence")
     n_judge: int = 600
     judge_eval: int = 200
 
@@ -659,7 +663,10 @@ PROFILES = {
             expansion=replace(EXPANSION, model=dict(GPT_CPU, block_size=24), steps=6000, problems=400),
             reason_mini=replace(REASON_MINI, n_eval=1000),
             code_mini=replace(CODE_MINI, n_eval=1000),
-            experts=replace(EXPERTS, general_steps=5000, rag=RAG_FULL, n_judge=3000, judge_eval=1000),
+            experts=replace(EXPERTS, general_steps=5000, rag=replace(RAG_FULL, corpus="stdlib-api",
+                                                                     reader_retriever="names",
+                                                                     reader_extract="sentence"),
+                            n_judge=3000, judge_eval=1000),
             aeron_modules=replace(AERON_MODULES, model=dict(AERON_MODULES.model, d_model=128, n_encoder_layer=4,
                                                             n_decoder_layer=2, d_ff=341),
                                   steps=5000, batch_size=128, n_eval=4096,

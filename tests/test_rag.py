@@ -273,13 +273,15 @@ def test_one_ask_for_the_cli_and_the_retrieval_expert(tiny_index):
 def test_experiment_end_to_end(tiny_index):
     torch.manual_seed(0)
     r = run_rag_experiment(get_profile("smoke"), index=tiny_index, sizes=SIZES)
-    assert set(r["retrieval"]) == {"bm25", "dense", "dense-faiss", "hybrid"}
+    assert set(r["retrieval"]) == {"bm25", "names", "dense", "dense-faiss", "hybrid"}
+    assert r["retrieval"]["names"]["recall"] == r["retrieval"]["bm25"]["recall"]  # no titles: BM25's ranking
     for m in r["retrieval"].values():
         recalls = [m["recall"][k] for k in range(1, 21)]
         assert recalls == sorted(recalls) and 0 <= m["mrr"] <= 1
     assert r["retrieval"]["bm25"]["recall"][5] > 0.5
-    assert set(r["readers"]) == {"lite", "none", "retrieval", "oracle"}
+    assert set(r["readers"]) == {"lite", "lite-sentence", "none", "retrieval", "oracle"}
     assert all(0 <= m["em"] <= m["f1"] + 1e-9 <= 1 + 1e-9 for m in r["readers"].values())
+    assert all(m["em"] <= m["fact"] <= 1 and m["bytes_p50"] <= m["bytes_max"] for m in r["readers"].values())
     assert len(r["examples"]) == r["n_questions"]["test"] > 0
 
 
@@ -299,9 +301,13 @@ def test_cli_index_and_ask(doc_corpus, tmp_path, capsys, monkeypatch):
     code, stdout, _ = _run(capsys, "rag", "index", "--corpus", doc_corpus, "--out", out)
     assert code == 0 and "passages" in stdout
     code, stdout, _ = _run(capsys, "rag", "ask", out, "In bufferlib, which exception is raised if the buffer "
-                           "handle was closed before the call?", "--retriever", "bm25", "--json")
+                           "handle was closed before the call?", "--retriever", "bm25", "--extract", "span", "--json")
     r = json.loads(stdout)
     assert code == 0 and r["answer"] == "ValueError" and r["citations"][0]["passage_id"].startswith("bufferlib#")
+    code, stdout, _ = _run(capsys, "rag", "ask", out, "In bufferlib, which exception is raised if the buffer "
+                           "handle was closed before the call?", "--json")  # the defaults: names, the sentence
+    r = json.loads(stdout)
+    assert code == 0 and r["answer"] == "Raises ValueError if the buffer handle was closed before the call."
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     for argv, msg in [(("rag", "ask", out, "   "), "the question is empty"),
                       (("rag", "ask", tmp_path / "missing", "q"), "is not a RAG index"),

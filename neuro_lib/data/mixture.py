@@ -27,7 +27,6 @@ README's table and `neuro pretrain`'s first line give both the shares and the by
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib
 import re
@@ -40,7 +39,8 @@ import numpy as np
 import torch
 
 from neuro_lib.atomic import disk_error, write_atomic
-from neuro_lib.data.corpus import _SKIP_DIRS, CACHE_DIR, VAL_FRACTION
+from neuro_lib.data.apidocs import indented, stdlib_api, stdlib_files
+from neuro_lib.data.corpus import CACHE_DIR, VAL_FRACTION
 from neuro_lib.data.sft import MARK, layout, task_pairs
 
 VERSION = 1  # bump when a source's text changes: it is part of every cache key built on the mixture
@@ -54,55 +54,12 @@ _SKIP_C = re.compile(r"^(_|xx|test|nis$|spwd$|ossaudiodev$|audioop$|readline$|po
 _MACHINE_DATA = {"sys"}  # DATA sections that describe this process (argv, path, executable): cut
 
 
-def _stdlib_files() -> list[Path]:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    return sorted(p for p in root.rglob("*.py") if not (set(p.relative_to(root).parts[:-1]) & _SKIP_DIRS))
-
-
-def _module_name(path: Path) -> str:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    parts = path.relative_to(root).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _api_entries(tree: ast.Module, module: str) -> list[str]:
-    """`module.qualname(signature)` + docstring for each documented public class and function, in source order."""
-    out = []
-    doc = ast.get_docstring(tree, clean=True)
-    if doc:
-        out.append(f"{module}\n{doc}")
-
-    def visit(body, prefix: str):
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                if node.name.startswith("_") and node.name != "__init__":
-                    continue
-                name = f"{prefix}.{node.name}"
-                if isinstance(node, ast.ClassDef):
-                    bases = ", ".join(ast.unparse(b) for b in node.bases)
-                    head = f"class {name}({bases})" if bases else f"class {name}"
-                else:
-                    head = f"{name}({ast.unparse(node.args)})"
-                    if node.returns is not None:
-                        head += f" -> {ast.unparse(node.returns)}"
-                d = ast.get_docstring(node, clean=True)
-                if d:
-                    out.append(head + "\n" + "\n".join("    " + line if line else "" for line in d.splitlines()))
-                if isinstance(node, ast.ClassDef):
-                    visit(node.body, name)
-
-    visit(tree.body, module)
-    return out
-
-
 def build_api_docs() -> list[bytes]:
+    """One document per module: its docstring under its bare name, each object's heading and indented docstring
+    (data/apidocs.py reads them; the format is fixed by VERSION)."""
     docs = []
-    for path in _stdlib_files():
-        try:
-            tree = ast.parse(path.read_bytes())
-        except (SyntaxError, ValueError):
-            continue
-        entries = _api_entries(tree, _module_name(path))
+    for module, objects in stdlib_api():
+        entries = [f"{o.name}\n{o.doc}" if o.kind == "module" else o.head + "\n" + indented(o.doc) for o in objects]
         if entries:
             docs.append("\n\n".join(entries).encode("utf-8"))
     return docs
@@ -137,7 +94,7 @@ def build_c_docs() -> list[bytes]:
 
 
 def build_stdlib_src() -> list[bytes]:
-    return [p.read_bytes() for p in _stdlib_files()]
+    return [p.read_bytes() for p in stdlib_files()]
 
 
 def build_prose() -> list[bytes]:

@@ -4,10 +4,15 @@
     asked = ask(load_index("runs/idx"), "which exception is raised if ...", retriever="bm25", k=3)
     asked.answer.text, asked.answer.citations, asked.retrieved
 
-The reader is the extractive "lite" rules (lite.py) unless a trained LM reader (reader.py, loaded with
-`load_reader`) is given. `ask` refuses (Asked.refused says why, the answer is empty) when the top passage holds
-at most MIN_SUPPORT of the question's content words: the corpus does not hold the question's subject, and a
-span copied from an unrelated passage would be an answer made up. Tests: tests/test_rag.py.
+The reader is the extractive "lite" rules (lite.py; `extract` "span": rule 2's clause, or "sentence": the best
+sentence) unless a trained LM reader (reader.py, loaded with `load_reader`) is given. `ask` refuses (Asked.refused
+says why, the answer is empty) when the corpus does not hold the question's subject, and a span copied from an
+unrelated passage would be an answer made up:
+- on a corpus whose passages name what they document (stdlib-api), a question naming objects (`heapq.heappop`,
+  rag/names.py) is answered when one of them is documented, and refused when none is ("math.sqrt": the corpus
+  has no module math);
+- otherwise, when the top passage (its text and title) holds at most MIN_SUPPORT of the question's content words.
+Tests: tests/test_rag.py, tests/test_rag_names.py.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import RagSizes
 from neuro_lib.rag.index import RagIndex
 from neuro_lib.rag.lite import Answer, lite_answer, match_key, question_keys
+from neuro_lib.rag.names import question_names
 from neuro_lib.rag.reader import reader_answer
 
 
@@ -28,11 +34,12 @@ MIN_SUPPORT = 0.5
 
 
 def support(data: bytes, passage, question: str) -> float:
-    """Share of the question's content words (rag/lite.py's keys) that the passage holds."""
+    """Share of the question's content words (rag/lite.py's keys) that the passage (text and title) holds."""
     keys = question_keys(question)
     if not keys:
         return 0.0
-    return len(keys & {match_key(w) for w in data[passage.start:passage.end].split()}) / len(keys)
+    words = data[passage.start:passage.end].split() + passage.title.encode("utf-8").split()
+    return len(keys & {match_key(w) for w in words}) / len(keys)
 
 
 @dataclass
@@ -66,10 +73,23 @@ def load_reader(path, index: RagIndex) -> Reader:
     return Reader(model, tok, RagSizes(**cfg["rag"]))
 
 
+def unnamed(index: RagIndex, question: str) -> str | None:
+    """Why the corpus lacks what the question names (the objects it names, none documented), else None; None too
+    when the question names nothing or the corpus carries no names."""
+    names = question_names(question) if index.names else []
+    if not names or any(index.names.lookup(n) for n in names):
+        return None
+    n = names[0]
+    if "." in n and not index.names.documents(n):
+        return f"the corpus does not hold the answer: it documents no module {n.split('.')[0]!r} (asked: {n})"
+    return f"the corpus does not hold the answer: it documents no {n!r}"
+
+
 def ask(index: RagIndex, question: str, retriever: str = "bm25", k: int = 3, reader: Reader | None = None,
-        min_support: float = MIN_SUPPORT) -> Asked:
-    """Retrieve `k` passages for `question` with `retriever` and answer from the top one, or refuse when the top
-    passage holds at most `min_support` of the question's content words (0 never refuses)."""
+        min_support: float = MIN_SUPPORT, extract: str = "span") -> Asked:
+    """Retrieve `k` passages for `question` with `retriever` and answer from the top one (the lite reader's
+    `extract`, or `reader`), or refuse when the corpus lacks what the question names or the top passage holds at
+    most `min_support` of the question's content words (0 never refuses)."""
     question = " ".join(question.split())
     if not question:
         raise NeuroError("the question is empty")
@@ -78,13 +98,16 @@ def ask(index: RagIndex, question: str, retriever: str = "bm25", k: int = 3, rea
     data = index.corpus.data
     retrieved = [{"passage_id": p.id, "start": p.start, "end": p.end, "score": float(s)} for p, s in zip(top, scores[0])]
     share = support(data, top[0], question)
-    if min_support and share <= min_support:
+    named = bool(question_names(question)) and bool(index.names)
+    why = unnamed(index, question) if min_support else None
+    if min_support and not named and share <= min_support:
         keys = question_keys(question)
         why = (f"the corpus does not hold the answer: the best passage has {round(share * len(keys))} of the "
                f"question's {len(keys)} content words")
+    if why:
         return Asked(question, Answer(""), retrieved, share, why)
     if reader is None:
-        answer = lite_answer(data, top[0], question)
+        answer = lite_answer(data, top[0], question, extract)
     else:
         answer = reader_answer(reader.model, reader.tokenizer, data, question, top[0], reader.sizes)
     return Asked(question, answer, retrieved, share)

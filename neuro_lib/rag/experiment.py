@@ -5,9 +5,10 @@
    dense (exact), dense-faiss (HNSW) and hybrid (RRF); the HNSW graph's recall of the
    exact top-20; per-query latency p50/p95 (one query at a time).
 3. Readers on the same held-out questions: "lite" (rules on the top passage of
-   `reader_retriever`), and our LM pre-trained on the corpus for `pretrain_steps`, then
+   `reader_retriever`; "lite-sentence": rule 1 only, the best sentence), and our LM pre-trained on the corpus for `pretrain_steps`, then
    fine-tuned for the same `finetune_steps` three ways: without retrieval, with the
-   retriever's top-1 passage, with the gold passage (oracle). EM and token F1 each.
+   retriever's top-1 passage, with the gold passage (oracle). EM, token F1, the share
+   holding the gold fact, and the answers' length in bytes, each.
 
     r = run_rag_experiment(get_profile("smoke"), arch="gpt")
     r["retrieval"]["bm25"]["recall"][5], r["readers"]["oracle"]["em"], r["examples"][:3]
@@ -27,7 +28,7 @@ from neuro_lib.data.corpus import load_corpus
 from neuro_lib.profiles import Profile, RagSizes
 from neuro_lib.rag.index import RETRIEVERS, RagIndex, build_index
 from neuro_lib.rag.lite import lite_answer
-from neuro_lib.rag.metrics import exact_match, gold_ranks, mrr, recall_at, token_f1
+from neuro_lib.rag.metrics import exact_match, gold_ranks, holds_fact, mrr, recall_at, token_f1
 from neuro_lib.rag.reader import CONDITIONS, finetune_reader, fit_prompt, reader_answer
 from neuro_lib.checkpoint import save_checkpoint
 from neuro_lib.train.lm import train_lm
@@ -91,9 +92,13 @@ def eval_retrieval(index: RagIndex, questions, k_max: int = K_MAX, n_latency: in
 
 
 def eval_answers(answers, questions) -> dict:
+    """EM, token F1, the share holding the gold fact, and the answers' length in bytes (median, 90th pct, max)."""
+    sizes = [len(a.text.encode("utf-8")) for a in answers] or [0]
     return {"em": float(np.mean([exact_match(a.text, q.answer) for a, q in zip(answers, questions)])),
             "f1": float(np.mean([token_f1(a.text, q.answer) for a, q in zip(answers, questions)])),
-            "n": len(questions)}
+            "fact": float(np.mean([holds_fact(a.text, q.answer) for a, q in zip(answers, questions)])),
+            "bytes_p50": float(np.percentile(sizes, 50)), "bytes_p90": float(np.percentile(sizes, 90)),
+            "bytes_max": int(max(sizes)), "n": len(questions)}
 
 
 def top_passages(index: RagIndex, retriever: str, questions) -> list:
@@ -124,7 +129,8 @@ def run_rag_experiment(profile: Profile, arch: str | None = None, corpus: str = 
               "retrieval": eval_retrieval(index, test)}
     retrieved = top_passages(index, sizes.reader_retriever, test)
     gold = [index.passages[index.by_id[q.passage_id]] for q in test]
-    answers = {"lite": [lite_answer(data, p, q.text) for p, q in zip(retrieved, test)]}
+    answers = {"lite": [lite_answer(data, p, q.text) for p, q in zip(retrieved, test)],
+               "lite-sentence": [lite_answer(data, p, q.text, "sentence") for p, q in zip(retrieved, test)]}
     if readers:
         base = pretrain_base(index, arch, profile, sizes, seed, callback)
         result["pretrain_val_bpb"] = base.val_bpb

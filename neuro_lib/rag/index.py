@@ -37,13 +37,14 @@ from neuro_lib.progress import Progress
 from neuro_lib.rag.bm25 import BM25Retriever
 from neuro_lib.rag.dense import DenseRetriever, EncoderConfig, HashEncoder, contrastive_batches
 from neuro_lib.rag.fusion import HybridRetriever
+from neuro_lib.rag.names import NamedRetriever, NameTable
 from neuro_lib.rag.passages import Passage, chunk_corpus, sentences
 from neuro_lib.rag.questions import Question, generate_questions, section_split
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.train.trainer import TrainConfig, Trainer
 
 FORMAT = 1
-RETRIEVERS = ("bm25", "dense", "dense-faiss", "hybrid")
+RETRIEVERS = ("bm25", "names", "dense", "dense-faiss", "hybrid")
 
 
 @dataclass
@@ -57,15 +58,17 @@ class RagIndex:
 
     def __post_init__(self):
         self.by_id = {p.id: i for i, p in enumerate(self.passages)}
+        self.names = NameTable(self.passages)
 
     def doc(self, i: int) -> str:
-        """What the retrievers index: section name, newline, passage text."""
-        p = self.passages[i]
-        return f"{p.section}\n{p.text(self.corpus.data)}"
+        """What the retrievers index: section name, the title where there is one, the passage text."""
+        return indexed_text(self.corpus.data, self.passages[i])
 
     def retriever(self, name: str):
         if name == "bm25":
             return self.bm25
+        if name == "names":
+            return NamedRetriever(self.bm25, self.names)
         if name == "dense":
             return self.dense
         if name == "dense-faiss":
@@ -94,6 +97,12 @@ class RagIndex:
         return path
 
 
+def indexed_text(data: bytes, p: Passage) -> str:
+    """Section name, the title where there is one (the object documented), newline, the passage text."""
+    head = f"{p.section}\n{p.title}" if p.title else p.section
+    return f"{head}\n{p.text(data)}"
+
+
 def ict_pairs(corpus: Corpus, passages: list[Passage], train_sections: set[str]) -> list[tuple[str, int]]:
     """Inverse-cloze pairs: (section name + one sentence of a passage, that passage's index)."""
     out = []
@@ -115,7 +124,7 @@ def train_encoder(corpus: Corpus, passages: list[Passage], questions: list[Quest
     train_sections = {p.section for p in passages if section_split(p.section, sizes.test_fraction) == "train"}
     q_pairs = [(q.text, by_id[q.passage_id]) for q in questions if q.split == "train"]
     pairs = q_pairs * sizes.question_repeat + ict_pairs(corpus, passages, train_sections)
-    docs = [f"{p.section}\n{p.text(corpus.data)}" for p in passages]
+    docs = [indexed_text(corpus.data, p) for p in passages]
     config = TrainConfig(batch_size=sizes.encoder_batch, block_size=1, lr=sizes.encoder_lr, warmup_steps=10,
                          weight_decay=0.0, max_steps=sizes.encoder_steps, eval_every=0, log_every=10, seed=seed)
     trainer = Trainer(encoder, ByteTokenizer(), config, contrastive_batches(encoder, docs, pairs, config.batch_size,
@@ -124,8 +133,9 @@ def train_encoder(corpus: Corpus, passages: list[Passage], questions: list[Quest
     return encoder.eval(), history
 
 
-def build_index(corpus: Corpus, sizes: RagSizes, seed: int = 0, callback=None) -> RagIndex:
-    """Chunk, generate questions, index BM25, train and apply the encoder, build the HNSW graph."""
+def build_index(corpus: Corpus, sizes: RagSizes, seed: int = 0, callback=None, tokenizer: str | None = None) -> RagIndex:
+    """Chunk, generate questions, index BM25, train and apply the encoder, build the HNSW graph. BM25's tokenizer
+    (bm25.TOKENIZERS) defaults to "names" on a corpus whose passages carry titles (stdlib-api), else "words"."""
     seconds = {}
     t0 = time.perf_counter()
     passages = chunk_corpus(corpus, sizes.chunk_bytes)
@@ -133,10 +143,11 @@ def build_index(corpus: Corpus, sizes: RagSizes, seed: int = 0, callback=None) -
         raise NeuroError(f"corpus {corpus.spec!r} has no text to index")
     questions = generate_questions(corpus, passages, sizes.test_fraction)
     seconds["chunk_and_questions"] = time.perf_counter() - t0
-    docs = [f"{p.section}\n{p.text(corpus.data)}" for p in passages]
+    docs = [indexed_text(corpus.data, p) for p in passages]
+    tokenizer = tokenizer or ("names" if any(p.title for p in passages) else "words")
     with Progress(4, desc="rag index", unit="stage", every_s=0) as bar:
         t0 = time.perf_counter()
-        bm25 = BM25Retriever.build(docs)
+        bm25 = BM25Retriever.build(docs, tokenizer=tokenizer)
         seconds["bm25"] = time.perf_counter() - t0
         bar.update(1, stage="bm25")
         t0 = time.perf_counter()
@@ -153,6 +164,7 @@ def build_index(corpus: Corpus, sizes: RagSizes, seed: int = 0, callback=None) -
         bar.update(1, stage="hnsw")
     meta = {"format": FORMAT, "kind": "neuro-rag-index", "corpus": corpus.spec, "corpus_sha256": corpus.sha256,
             "n_passages": len(passages), "n_questions": len(questions), "sizes": asdict(sizes), "seed": seed,
+            "bm25_tokenizer": tokenizer,
             "build_seconds": {k: round(v, 3) for k, v in seconds.items()},
             "encoder_final": next((r for r in reversed(history) if r.get("kind") == "train"), {})}
     return RagIndex(corpus, passages, questions, bm25, dense.with_backend("exact"), meta)

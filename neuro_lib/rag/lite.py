@@ -11,6 +11,12 @@ Rules (seeds/nanorag.md describes nanorag_lite as rules plus retrieval; these ar
 
 The answer cites the passage id and the exact byte span it copied.
 
+`extract="sentence"` stops after rule 1 for questions that do not restate a clause ("What does heapq.heappop
+return?"): the answer is the best sentence itself (sentences never cross a paragraph break there), or, when
+that sentence is longer than MAX_ANSWER_BYTES, its clause (cut at , ; :) sharing the most question words, cut
+at a word boundary if still too long: always a short extract, never a passage. Its text is the cited bytes with
+whitespace collapsed (a docstring's line breaks and indentation).
+
     a = lite_answer(corpus.data, passage, "In posixpath, what is returned if the path is absolute?")
     a.text, a.citations   # "True", [{"passage_id": ..., "start": ..., "end": ...}]
 
@@ -23,11 +29,14 @@ from dataclasses import dataclass, field
 
 from bm25s.stopwords import STOPWORDS_EN
 
-from neuro_lib.rag.passages import Passage, sentences
+from neuro_lib.rag.passages import Passage, object_name, paragraphs, sentences
 
 _TOKEN = re.compile(rb"\S+")
 _STRIP = b".,;:!?\"'()[]{}`"
 STOP = frozenset(STOPWORDS_EN) | {"what", "which", "does", "do", "when"}  # + question words
+EXTRACTS = ("span", "sentence")
+MAX_ANSWER_BYTES = 240  # a sentence mode answer longer than this is cut to a clause
+_CLAUSE_END = re.compile(rb"[,;:](?=\s)")
 
 
 @dataclass
@@ -51,10 +60,8 @@ def question_keys(question: str) -> set[str]:
 
 def best_sentence(data: bytes, passage: Passage, question: str) -> tuple[int, int]:
     """Byte span of the passage sentence sharing the most (non-stop) question words."""
-    keys = question_keys(question)
-    spans = sentences(data, passage.start, passage.end) or [(passage.start, passage.end)]
-    scores = [len(keys & {match_key(w) for w in data[s:e].split()}) for s, e in spans]
-    return spans[scores.index(max(scores))]
+    return _best(data, sentences(data, passage.start, passage.end) or [(passage.start, passage.end)],
+                 question_keys(question))
 
 
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:
@@ -90,8 +97,49 @@ def extract_span(data: bytes, start: int, end: int, question: str) -> tuple[int,
     return s, e
 
 
-def lite_answer(data: bytes, passage: Passage, question: str) -> Answer:
-    """Rules 1 and 2 on one passage (the top retrieved one)."""
+def _best(data: bytes, spans: list[tuple[int, int]], keys: set[str]) -> tuple[int, int]:
+    """The span sharing the most question keys; the earlier one on a tie."""
+    scores = [len(keys & {match_key(w) for w in data[s:e].split()}) for s, e in spans]
+    return spans[scores.index(max(scores))]
+
+
+def clause(data: bytes, start: int, end: int, question: str, max_bytes: int = MAX_ANSWER_BYTES) -> tuple[int, int]:
+    """data[start:end] if short enough, else its clause sharing the most question words, cut to max_bytes at a
+    word boundary (never inside a UTF-8 character)."""
+    if end - start <= max_bytes:
+        return start, end
+    cuts = [start] + [m.end() for m in _CLAUSE_END.finditer(data, start, end)] + [end]
+    spans = [(a + len(data[a:b]) - len(data[a:b].lstrip()), b) for a, b in zip(cuts, cuts[1:])]
+    s, e = _best(data, [x for x in spans if x[1] > x[0]] or [(start, end)], question_keys(question))
+    if e - s > max_bytes:
+        cut = data.rfind(b" ", s + 1, s + max_bytes)
+        e = cut if cut > s else s + max_bytes
+        while e > s and e < len(data) and data[e] & 0xC0 == 0x80:
+            e -= 1
+    while e > s and data[e - 1:e] in (b",", b";", b":", b" ", b"\n"):
+        e -= 1
+    return s, e
+
+
+def best_passage_sentence(data: bytes, passage: Passage, question: str) -> tuple[int, int]:
+    """Rule 1 over the passage's sentences, none crossing a paragraph break; a titled passage's signature line
+    ("capwords(s [,sep]) -> string", an old docstring's first line) is not a sentence."""
+    spans = [x for a, b in paragraphs(data, passage.start, passage.end) for x in sentences(data, a, b)]
+    if passage.title:
+        call = (object_name(passage.title).rsplit(".", 1)[-1] + "(").encode()
+        spans = [(s, e) for s, e in spans if not data[s:e].lstrip().startswith(call)] or spans
+    return _best(data, spans or [(passage.start, passage.end)], question_keys(question))
+
+
+def lite_answer(data: bytes, passage: Passage, question: str, extract: str = "span") -> Answer:
+    """Rules 1 and 2 on one passage (the top retrieved one); extract="sentence": rule 1 only, a short extract."""
+    if extract not in EXTRACTS:
+        raise ValueError(f"unknown extract {extract!r}; known: {EXTRACTS}")
+    if extract == "sentence":
+        a, b = clause(data, *best_passage_sentence(data, passage, question), question)
+        a += len(data[a:b]) - len(data[a:b].lstrip())  # a docstring's indentation is not part of the answer
+        return Answer(" ".join(data[a:b].decode("utf-8", errors="replace").split()),
+                      [{"passage_id": passage.id, "start": a, "end": b}])
     s, e = best_sentence(data, passage, question)
     a, b = extract_span(data, s, e, question)
     return Answer(data[a:b].decode("utf-8", errors="replace"),

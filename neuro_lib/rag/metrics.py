@@ -3,7 +3,9 @@
 Retrieval: Recall@k (the gold passage is among the top k) and MRR (mean of 1/rank of
 the gold passage, 0 when it is not retrieved within the depth searched).
 Answers: exact match and token F1 after SQuAD's normalisation (Rajpurkar et al. 2016:
-lower case, punctuation and the articles a/an/the removed, whitespace collapsed).
+lower case, punctuation and the articles a/an/the removed, whitespace collapsed), and
+"holds the fact" (the outside sets' check, bench/outside.py): the gold occurs in the
+answer, case, whitespace and backquotes ignored.
 
 Tests: tests/test_rag.py (hand-computed cases).
 """
@@ -36,6 +38,15 @@ def token_f1(pred: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(p), common / len(g)
     return 2 * precision * recall / (precision + recall)
+
+
+def fact_norm(text: str) -> str:
+    return " ".join(str(text).replace("`", "").lower().split())
+
+
+def holds_fact(pred: str, gold: str) -> bool:
+    """The gold fact occurs in the answer (case, whitespace and backquotes ignored)."""
+    return fact_norm(gold) in fact_norm(pred)
 
 
 def gold_ranks(ranked: np.ndarray, gold: np.ndarray) -> np.ndarray:

@@ -8,6 +8,11 @@ whitespace as a last resort). A passage's id is `"{section}#{n}"` (the n-th chun
 section), so ids do not change when another section changes; `start`/`end` are byte
 offsets into `corpus.data`, so every answer can cite the exact bytes it came from.
 
+The `stdlib-api` corpus (data/apidocs.py) is cut by what it documents instead: a section per module, one
+passage per documented object (its docstring, cut into several only when longer than `max_bytes`), with the
+object's heading as the passage's `title` ("heapq.heappop(heap)") and id `"{qualified name}#{n}"`; the span is
+the docstring, the title is what the retrievers index beside it (the heading line sits just before the span).
+
     passages = chunk_corpus(load_corpus("stdlib-docs"), max_bytes=600)
     passages[0].id, passages[0].start, passages[0].end, passages[0].text(corpus.data)
 
@@ -27,6 +32,8 @@ _PARA = re.compile(rb"\n[ \t]*\n+")                 # blank line(s) between para
 _SENT_END = re.compile(rb"(?<=[.!?])[\"')\]]?\s+")   # a sentence ends at . ! ? (+ closing quote) and whitespace
 _HEADING = re.compile(rb"[^\n]{1,80}")             # text:PATH heading: one short line ...
 _MODULE = re.compile(rb"[A-Za-z_][\w.\-]*")         # stdlib-docs heading: a topic or dotted module name
+_API_HEAD = re.compile(rb"^(?=\S)[^\n]+", re.M)       # stdlib-api: a heading is any line at column 0
+API_SPEC = "stdlib-api"
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,18 @@ class Passage:
     section: str   # module / topic / heading the passage belongs to (the held-out split is by section)
     start: int     # byte offsets into corpus.data: data[start:end] is the passage
     end: int
+    title: str = ""  # stdlib-api: the heading of the object documented ("heapq.heappop(heap)"); else empty
 
     def text(self, data: bytes) -> str:
         return data[self.start:self.end].decode("utf-8", errors="replace")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def object_name(title: str) -> str:
+    """The qualified name in a heading: "class json.JSONDecoder(object)" -> "json.JSONDecoder"."""
+    return title.removeprefix("class ").split("(", 1)[0].split(" ", 1)[0]
 
 
 @lru_cache(maxsize=1)
@@ -76,9 +89,32 @@ def sentences(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
     return [s for s in spans if s[1] > s[0]]
 
 
+def api_entries(data: bytes) -> list[tuple[str, str, int, int]]:
+    """(module, heading, body start, body end) for each heading of a stdlib-api text; a module's name line (a
+    bare dotted name) opens its section and heads the module docstring."""
+    heads = list(_API_HEAD.finditer(data))
+    out, module = [], "(preamble)"
+    for i, m in enumerate(heads):
+        head = m.group().decode("utf-8", errors="replace").rstrip()
+        if _MODULE.fullmatch(m.group().rstrip()) and b"-" not in m.group():
+            module = head
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(data)
+        body_start = min(m.end() + 1, end)
+        out.append((module, head, body_start, body_start + len(data[body_start:end].rstrip())))
+    return out
+
+
 def sections(corpus: Corpus) -> list[tuple[str, int, int]]:
     """(name, body start, body end) for each section; text before the first heading is section "(preamble)"."""
     data = corpus.data
+    if corpus.spec == API_SPEC:  # a module: from its first entry's body to the last entry's end
+        out: list[tuple[str, int, int]] = []
+        for module, _, s, e in api_entries(data):
+            if out and out[-1][0] == module:
+                out[-1] = (module, out[-1][1], e)
+            else:
+                out.append((module, s, e))
+        return [(n, s, e) for n, s, e in out if data[s:e].strip()]
     paras = paragraphs(data)
     if corpus.spec == "stdlib-docs":
         names = _stdlib_headings()
@@ -111,25 +147,33 @@ def _pieces(data: bytes, start: int, end: int, max_bytes: int) -> list[tuple[int
     return out
 
 
+def _packed(data: bytes, s0: int, e0: int, max_bytes: int) -> list[tuple[int, int]]:
+    """data[s0:e0]'s paragraphs packed greedily into spans of at most max_bytes."""
+    pieces = [p for s, e in paragraphs(data, s0, e0) for p in _pieces(data, s, e, max_bytes)]
+    out: list[list[int]] = []
+    for s, e in pieces:
+        if out and e - out[-1][0] <= max_bytes:
+            out[-1][1] = e
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
 def chunk_corpus(corpus: Corpus, max_bytes: int = 600) -> list[Passage]:
-    """Passages of at most max_bytes (whole paragraphs packed together where they fit)."""
+    """Passages of at most max_bytes (whole paragraphs packed together where they fit); stdlib-api: per object."""
     if max_bytes < 32:
         raise ValueError(f"max_bytes must be at least 32, got {max_bytes}")
     data, out, seen = corpus.data, [], {}
+    if corpus.spec == API_SPEC:
+        for module, head, s0, e0 in api_entries(data):
+            name = object_name(head)
+            key = name if name not in seen else f"{name}~{seen[name]}"  # a name defined twice stays distinct
+            seen[name] = seen.get(name, 1) + 1
+            out += [Passage(f"{key}#{n}", module, s, e, head) for n, (s, e) in enumerate(_packed(data, s0, e0,
+                                                                                                 max_bytes))]
+        return out
     for name, s0, e0 in sections(corpus):
         key = name if name not in seen else f"{name}~{seen[name]}"  # repeated headings stay distinct
         seen[name] = seen.get(name, 1) + 1
-        pieces = [p for s, e in paragraphs(data, s0, e0) for p in _pieces(data, s, e, max_bytes)]
-        cur: list[int] | None = None
-        n = 0
-        for s, e in pieces:
-            if cur is not None and e - cur[0] <= max_bytes:
-                cur[1] = e
-                continue
-            if cur is not None:
-                out.append(Passage(f"{key}#{n}", key, cur[0], cur[1]))
-                n += 1
-            cur = [s, e]
-        if cur is not None:
-            out.append(Passage(f"{key}#{n}", key, cur[0], cur[1]))
+        out += [Passage(f"{key}#{n}", key, s, e) for n, (s, e) in enumerate(_packed(data, s0, e0, max_bytes))]
     return out

@@ -9,7 +9,8 @@ Each sentence of each passage is matched against three patterns of docstring fac
 - default: "The timeout defaults to None."  ->
            "In socket, what does the timeout default to?"  / "None"
 
-The section (module or topic) names the document, as a user would; the answer is the
+The section (module or topic) names the document, as a user would (on a corpus whose passages
+carry titles, stdlib-api, the object's qualified name does: "In heapq.heappop, ..."); the answer is the
 span the pattern captured, with its byte offsets in the corpus (the gold citation). The
 split is by section: a stable hash puts `test_fraction` of the sections (and all their
 questions) in "test", so evaluation asks about documents no trained component saw.
@@ -26,7 +27,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from neuro_lib.data.corpus import Corpus
-from neuro_lib.rag.passages import Passage, sentences
+from neuro_lib.rag.passages import Passage, object_name, sentences
 
 _EXC = r"[A-Z][A-Za-z]*(?:Error|Exception|Warning|Exit|Interrupt|Iteration)"
 _COND = r"(?:if|when|unless|on|for|in case|whenever)"
@@ -110,7 +111,7 @@ def generate_questions(corpus: Corpus, passages: list[Passage], test_fraction: f
             raw = data[s:e].decode("utf-8", errors="replace")
             sent = raw.replace("\n", " ")  # same length: offsets in sent are offsets in raw
             for kind, ans, at, fields in _sentence_questions(sent):
-                text = TEMPLATES[kind].format(section=p.section, **fields)
+                text = TEMPLATES[kind].format(section=object_name(p.title) if p.title else p.section, **fields)
                 if n >= max_per_passage or text in asked:
                     continue
                 asked.add(text)

@@ -44,7 +44,7 @@ from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
 from neuro_lib.rag.lite import match_key, question_keys
-from neuro_lib.rag.metrics import exact_match, normalize_answer
+from neuro_lib.rag.metrics import holds_fact, normalize_answer
 from neuro_lib.runtime.experts.reason import parse_plan
 from neuro_lib.runtime.types import ExpertAnswer, Query, Verdict
 from neuro_lib.structured.schemas import load_schema
@@ -394,7 +394,7 @@ def judge_cases(experts: dict, n: int, seed: int = 0) -> list[dict]:
     for x in rng.sample(test, min(n, len(test))):
         a = experts["retrieval"].answer(Query(x.text))
         other = rng.choice([y.answer for y in test if normalize_answer(y.answer) != normalize_answer(x.answer)])
-        add("retrieval", Query(x.text), a, a.ok and exact_match(a.text, x.answer), other)
+        add("retrieval", Query(x.text), a, a.ok and holds_fact(a.text, x.answer), other)
     return cases
 
 

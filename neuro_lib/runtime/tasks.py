@@ -13,7 +13,8 @@ Families and their checks (the experts' own evaluations use the same ones):
 - json: Struct-mini's descriptions (structured/task.py), asked with wants_json and the schema id; the
   document equals the gold document;
 - retrieval: questions generated from the documentation's passages (rag/questions.py, the index's
-  test sections); the answer matches the gold span after SQuAD normalisation (rag/metrics.py);
+  test sections); the answer holds the gold span (rag/metrics.py holds_fact, the outside sets' check: the
+  retrieval expert answers with a sentence, issue 21);
 - compound: a word problem and a programming task in one query ("... Also, ..."); it succeeds only when
   both answers are right, which needs both experts (the slow path's `skills: all` and combine).
 Chat has no gold answer, so it has no family here.
@@ -32,7 +33,7 @@ from typing import Any
 
 from neuro_lib.data.queries import MODULES, LabelledQuery
 from neuro_lib.data.word_problems import make_code_tasks, make_problems
-from neuro_lib.rag.metrics import exact_match
+from neuro_lib.rag.metrics import holds_fact
 from neuro_lib.rag.questions import TEMPLATES as RAG_TEMPLATES
 from neuro_lib.runtime.types import Query
 from neuro_lib.structured.task import make_examples
@@ -93,7 +94,7 @@ def _same(family: str, text: str, value, gold) -> bool:
         return text.strip() == gold
     if family == "json":
         return value == gold
-    return bool(exact_match(text, gold))
+    return holds_fact(text, gold)  # retrieval: the answer holds the gold fact (the outside sets' check)
 
 
 def answer_succeeds(task: Task, text: str, value) -> bool:

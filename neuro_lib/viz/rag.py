@@ -24,10 +24,13 @@ def recall_curves(result: dict) -> go.Figure:
 def reader_bars(result: dict) -> go.Figure:
     names = list(result["readers"])
     fig = go.Figure()
-    for metric in ("em", "f1"):
-        fig.add_bar(x=names, y=[result["readers"][n][metric] for n in names], name=metric.upper(),
+    for metric, label in (("em", "EM"), ("f1", "F1"), ("fact", "holds the fact")):
+        if not all(metric in result["readers"][n] for n in names):  # a result recorded before "fact" existed
+            continue
+        fig.add_bar(x=names, y=[result["readers"][n][metric] for n in names], name=label,
                     text=[f"{result['readers'][n][metric]:.2f}" for n in names], textposition="outside")
-    fig.update_layout(title="readers on held-out questions: exact match and token F1", barmode="group",
+    fig.update_layout(title="readers on held-out questions: exact match, token F1, answer holds the gold",
+                      barmode="group",
                       yaxis_range=[0, 1.1], height=400)
     return fig
 

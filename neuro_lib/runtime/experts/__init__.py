@@ -70,13 +70,13 @@ def cached_model(name: str, profile: Profile, callback=None):
 
 
 def cached_index(sizes: RagSizes, callback=None) -> RagIndex:
-    """The RAG index of stdlib-docs under `sizes` from data/cache/runtime/, built on first use. The folder is named
-    by a hash of the sizes, so profiles with the same index sizes share it."""
+    """The RAG index of `sizes.corpus` under `sizes` from data/cache/runtime/, built on first use. The folder is
+    named by a hash of the sizes, so profiles with the same index sizes share it."""
     digest = hashlib.sha256(json.dumps(asdict(sizes), sort_keys=True).encode()).hexdigest()[:12]
     path = RUNTIME_CACHE / f"rag-index-{digest}"
     if (path / "index.json").exists():
         return load_index(path)
-    index = build_index(load_corpus("stdlib-docs"), sizes, seed=0, callback=callback)
+    index = build_index(load_corpus(sizes.corpus), sizes, seed=0, callback=callback)
     try:
         index.save(path)
     except NeuroError:  # another process saved it first: theirs is the same build
@@ -109,7 +109,7 @@ def build_experts(profile: Profile, names=EXPERT_NAMES, callback=None) -> dict[s
     for name in names:
         if name == "retrieval":
             rag = tasks.experts.rag
-            experts[name] = Retrieval(cached_index(rag, callback), rag.reader_retriever)
+            experts[name] = Retrieval(cached_index(rag, callback), rag.reader_retriever, extract=rag.reader_extract)
             continue
         model, tok, _ = cached_model(name, profile, callback)
         if name == "reason-mini":

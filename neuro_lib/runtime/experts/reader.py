@@ -26,12 +26,12 @@ class Retrieval:
     contract = {"input": "a question about the Python standard library documentation",
                 "output": "a span copied from the top passage, cited by passage id and byte span"}
 
-    def __init__(self, index: RagIndex, retriever: str = "bm25", k: int = 3):
-        self.index, self.retriever, self.k = index, retriever, k
+    def __init__(self, index: RagIndex, retriever: str = "bm25", k: int = 3, extract: str = "span"):
+        self.index, self.retriever, self.k, self.extract = index, retriever, k, extract
 
     def answer(self, query: Query) -> ExpertAnswer:
         try:
-            asked = ask(self.index, query.text, self.retriever, self.k)
+            asked = ask(self.index, query.text, self.retriever, self.k, extract=self.extract)
         except NeuroError as e:
             return ExpertAnswer("", ok=False, error=str(e))
         a, top_score = asked.answer, asked.retrieved[0]["score"]
