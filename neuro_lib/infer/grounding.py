@@ -8,8 +8,11 @@ and one way to use a tool while decoding.
     generate(model, tok, prompt, processor=chain(tool, nums), eos_id=256)
 
 - `GroundedJson` wraps a grammar processor (structured/constrain.JsonConstraint): inside the value of a field
-  marked "span", every prefix of the string is a substring of the source (a name is copied, never invented); in
-  a field marked "number", the number is one written in the source, digit for digit ($42 stays 42). Where the
+  marked "span", every prefix of the string is a substring of the source (a name is copied, never invented),
+  and with `bounded` (the default) the span starts and ends on a word boundary of the source (no "desk lam", no
+  "kettle,"); in a field marked "number", the number is one written in the source, digit for digit ($42 stays
+  42), also without its thousands commas (1,299 -> 1299) or spelled out (four -> 4, source_numbers); a field
+  marked "minutes" also takes a number of hours times 60 ("1.5 hours" -> 90, "an hour" -> 60). Where the
   source offers nothing the grammar also allows (an integer field whose only number in the text is 12.50, a SKU
   pattern the copied bytes leave), that position is left to the grammar and the field is listed in `ungrounded`:
   grounding never makes a document invalid. A number's candidates are checked whole against the grammar first
@@ -39,6 +42,45 @@ NUM_BYTES = frozenset(b"0123456789.-+eE")
 def numbers_in(text: bytes) -> set[bytes]:
     """Number literals as written in `text` (b"12.50", b"-3", b"375")."""
     return set(NUM_RE.findall(text))
+
+
+COMMA_NUM_RE = re.compile(rb"(?<![\d.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+SPELLED = {w.encode(): str(i).encode() for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+SPELLED_RE = re.compile(rb"\b(" + b"|".join(SPELLED) + rb"|a dozen)\b", re.I)
+HOUR_RE = re.compile(rb"\b(?:an|one|a) (?:hour|hr)\b", re.I)
+HALF_HOUR_RE = re.compile(rb"\bhalf an hour\b", re.I)
+
+
+def source_numbers(text: bytes) -> set[bytes]:
+    """The numbers a description states: literals as written, those written with thousands commas without them
+    (b"1,299.00" -> b"1299.00"), and small numbers spelled out (b"four" -> b"4", "a dozen" -> 12)."""
+    out = numbers_in(text) | {m.replace(b",", b"") for m in COMMA_NUM_RE.findall(text)}
+    return out | {SPELLED.get(m.lower(), b"12") for m in SPELLED_RE.findall(text)}
+
+
+def minutes_in(text: bytes) -> set[bytes]:
+    """Durations in minutes a description states: its numbers (as minutes) and each of them times 60 (as hours),
+    60 for "an hour", 30 for "half an hour"."""
+    nums = source_numbers(text)
+    out = set(nums)
+    for n in nums:
+        try:
+            v = float(n) * 60
+        except ValueError:
+            continue
+        if v == int(v) and v >= 0:
+            out.add(str(int(v)).encode())
+    if HOUR_RE.search(text):
+        out.add(b"60")
+    if HALF_HOUR_RE.search(text):
+        out.add(b"30")
+    return out
+
+
+def _wordish(c: int) -> bool:
+    """A byte that is part of a word: ASCII letters and digits, and every byte of a non-ASCII UTF-8 character."""
+    return c >= 0x80 or chr(c).isalnum()
 
 
 def _text(ids) -> bytes:
@@ -121,15 +163,23 @@ class _JsonScan:
             self.want_value = False
 
 
-class GroundedJson:
-    """A grammar processor whose "span" fields copy from `source` and whose "number" fields are numbers in it."""
+KINDS = ("span", "number", "minutes")
+SPAN_END = frozenset(b")%+")  # besides letters and digits, the bytes a bounded span may end with
 
-    def __init__(self, inner, source: bytes, fields: dict[str, str]):
-        bad = sorted(set(fields.values()) - {"span", "number"})
+
+class GroundedJson:
+    """A grammar processor whose "span" fields copy from `source` and whose "number" ("minutes") fields are numbers
+    in it (or hours in it, times 60)."""
+
+    def __init__(self, inner, source: bytes, fields: dict[str, str], bounded: bool = True):
+        bad = sorted(set(fields.values()) - set(KINDS))
         if bad:
-            raise ValueError(f"a grounded field is 'span' or 'number', got {bad[0]!r}")
-        self.inner, self.source, self.fields = inner, source, dict(fields)
-        self.literals = numbers_in(source)
+            raise ValueError(f"a grounded field is one of {', '.join(map(repr, KINDS))}, got {bad[0]!r}")
+        self.inner, self.source, self.fields, self.bounded = inner, source, dict(fields), bounded
+        self.candidates = {"number": source_numbers(source), "minutes": minutes_in(source)}
+        self.literals = self.candidates["number"]
+        # where a bounded span may start: a word byte with no word byte before it
+        self._starts = {i for i in range(len(source)) if _wordish(source[i]) and (i == 0 or not _wordish(source[i - 1]))}
         self.eos_id = getattr(inner, "eos_id", None)
         self.scan = _JsonScan()
         self.fallbacks = 0  # positions left to the grammar because the source offered nothing it allows
@@ -149,17 +199,27 @@ class GroundedJson:
         if kind == "span" and s.in_str and not s.is_key:
             if s.esc:
                 return set()
-            nxt = {self.source[i + len(s.buf)] for i in _find_all(self.source, s.buf)
-                   if i + len(s.buf) < len(self.source)}
-            nxt -= {0x22, 0x5C}  # a quote or backslash would need an escape: not a plain span
-            return nxt | ({0x22} if s.buf else set())
-        if kind == "number" and s.in_num:
-            return _number_mask(s.buf, self._viable[1] if self._viable else self.literals, True)
-        if kind == "number" and s.want_value and not s.in_str:
+            return self._span_next(s.buf)
+        if kind in self.candidates and s.in_num:
+            return _number_mask(s.buf, self._viable[1] if self._viable else self.candidates[kind], True)
+        if kind in self.candidates and s.want_value and not s.in_str:
             if self._viable is None or self._viable[0] != s.n:
-                self._viable = (s.n, self._grammar_takes(self.literals))
+                self._viable = (s.n, self._grammar_takes(self.candidates[kind]))
             return _number_mask(b"", self._viable[1], False)
         return None
+
+    def _span_next(self, buf: bytes) -> set[int]:
+        """The bytes that may follow `buf` inside a span value (the closing quote when the span may end here)."""
+        n, src = len(buf), self.source
+        at = [i for i in _find_all(src, buf) if not self.bounded or i in self._starts]
+        nxt = {src[i + n] for i in at if i + n < len(src)}
+        nxt -= {0x22, 0x5C}  # a quote or backslash would need an escape: not a plain span
+        if not buf:
+            return nxt
+        if not self.bounded:
+            return nxt | {0x22}
+        ends = any(i + n == len(src) or not _wordish(src[i + n]) for i in at)
+        return nxt | ({0x22} if ends and (_wordish(buf[-1]) or buf[-1] in SPAN_END) else set())
 
     def _grammar_takes(self, literals: set[bytes]) -> set[bytes]:
         """The literals the grammar accepts here as a whole value (a range such as duration <= 600 refuses 2026,
