@@ -98,7 +98,11 @@ def test_a_field_the_source_cannot_fill_is_left_to_the_grammar():
 def test_source_numbers_and_minutes():
     assert source_numbers(b"$1,299.00 or 12.50, serves four, a dozen eggs") == {
         b"1", b"299.00", b"1299.00", b"12.50", b"4", b"12"}
+    assert {b"1.5", b"0.75", b"-4", b"0.5", b"2.25"} <= source_numbers(
+        "1 1/2 cups, 3/4 tsp, minus 4 degrees, half a lemon, 2 ¼ kg".encode())
+    assert source_numbers(b"on 2026/05/03, open 24/7") == {b"2026", b"05", b"03", b"24", b"7"}
     assert minutes_in(b"lasts 1.5 hours") == {b"1.5", b"90"}
+    assert b"90" in minutes_in(b"an hour and a half")
     assert {b"60", b"30"} <= minutes_in(b"an hour, then half an hour")
     assert minutes_in(b"45 min") == {b"45", b"2700"}  # the model picks; the grammar's range refuses 2700 later
 

@@ -11,8 +11,9 @@ and one way to use a tool while decoding.
   marked "span", every prefix of the string is a substring of the source (a name is copied, never invented),
   and with `bounded` (the default) the span starts and ends on a word boundary of the source (no "desk lam", no
   "kettle,"); in a field marked "number", the number is one written in the source, digit for digit ($42 stays
-  42), also without its thousands commas (1,299 -> 1299) or spelled out (four -> 4, source_numbers); a field
-  marked "minutes" also takes a number of hours times 60 ("1.5 hours" -> 90, "an hour" -> 60). Where the
+  42), also without its thousands commas (1,299 -> 1299), spelled out (four -> 4), as a fraction (1/2 -> 0.5) or
+  as "minus 5" (source_numbers); a field marked "minutes" also takes a number of hours times 60 ("1.5 hours" ->
+  90, "an hour" -> 60). Where the
   source offers nothing the grammar also allows (an integer field whose only number in the text is 12.50, a SKU
   pattern the copied bytes leave), that position is left to the grammar and the field is listed in `ungrounded`:
   grounding never makes a document invalid. A number's candidates are checked whole against the grammar first
@@ -50,13 +51,30 @@ SPELLED = {w.encode(): str(i).encode() for i, w in enumerate(
 SPELLED_RE = re.compile(rb"\b(" + b"|".join(SPELLED) + rb"|a dozen)\b", re.I)
 HOUR_RE = re.compile(rb"\b(?:an|one|a) (?:hour|hr)\b", re.I)
 HALF_HOUR_RE = re.compile(rb"\bhalf an hour\b", re.I)
+HOUR_AND_HALF_RE = re.compile(rb"\b(?:an|one|a) hour and a half\b", re.I)
+FRACTION_RE = re.compile(rb"(?<![\d/.])(?:(\d+) )?(\d{1,2})/(\d{1,2})(?![\d/])")
+VULGAR = {"½".encode(): 0.5, "¼".encode(): 0.25, "¾".encode(): 0.75}
+VULGAR_RE = re.compile(rb"(?:(\d+) ?)?(" + b"|".join(VULGAR) + rb")")
+MINUS_RE = re.compile(rb"\bminus (\d+(?:\.\d+)?)", re.I)
+HALF_RE = re.compile(rb"\bhalf (?:a|an)\b", re.I)
+
+
+def _decimal(x: float) -> bytes:
+    return (str(int(x)) if x == int(x) else repr(x)).encode()
 
 
 def source_numbers(text: bytes) -> set[bytes]:
     """The numbers a description states: literals as written, those written with thousands commas without them
-    (b"1,299.00" -> b"1299.00"), and small numbers spelled out (b"four" -> b"4", "a dozen" -> 12)."""
+    (b"1,299.00" -> b"1299.00"), small numbers spelled out (b"four" -> b"4", "a dozen" -> 12), fractions as
+    decimals ("1/2", "1 1/2", "½", "half a" -> 0.5, 1.5) and "minus 5" -> -5."""
     out = numbers_in(text) | {m.replace(b",", b"") for m in COMMA_NUM_RE.findall(text)}
-    return out | {SPELLED.get(m.lower(), b"12") for m in SPELLED_RE.findall(text)}
+    out |= {SPELLED.get(m.lower(), b"12") for m in SPELLED_RE.findall(text)}
+    for whole, num, den in FRACTION_RE.findall(text):
+        if int(den) in (2, 4, 8) and int(num) < int(den):  # a cooking fraction, not a date or a score
+            out.add(_decimal(int(whole or 0) + int(num) / int(den)))
+    out |= {_decimal(int(whole or 0) + VULGAR[v]) for whole, v in VULGAR_RE.findall(text)}
+    out |= {b"-" + m for m in MINUS_RE.findall(text)}
+    return out | ({b"0.5"} if HALF_RE.search(text) else set())
 
 
 def minutes_in(text: bytes) -> set[bytes]:
@@ -75,6 +93,8 @@ def minutes_in(text: bytes) -> set[bytes]:
         out.add(b"60")
     if HALF_HOUR_RE.search(text):
         out.add(b"30")
+    if HOUR_AND_HALF_RE.search(text):
+        out.add(b"90")
     return out
 
 

@@ -208,17 +208,21 @@ def _clock(rng: random.Random, split: str) -> tuple[str, str]:
     forms = [hhmm, f"{h12}:{mi:02d} {ampm}", f"{h12}:{mi:02d}{ampm}", f"{h}:{mi:02d}",
              f"{h12}:{mi:02d} {ampm.upper()}", f"{h:02d}.{mi:02d}", f"{h12}{ampm}" if mi == 0 else f"{h12}.{mi:02d}{ampm}",
              f"{h:02d}{mi:02d} hours"]
+    if (h, mi) == (12, 0) and _maybe(rng, 0.5):
+        return hhmm, rng.choice(["noon", "midday", "12 noon"])
     return hhmm, _pick(rng, forms, split)
 
 
 def _minutes(rng: random.Random, minutes: int, split: str) -> str:
     hours = minutes / 60
-    forms = [f"{minutes} minutes", f"{minutes} min", f"{minutes}-minute", f"{minutes} mins"]
+    forms = [f"{minutes} minutes", f"{minutes} min", f"{minutes} minutes", f"{minutes} mins"]
     if hours == int(hours) or hours * 2 == int(hours * 2):
         h = f"{hours:g}"
         forms += [f"{h} hour" + ("s" if hours != 1 else ""), f"{h} hr" + ("s" if hours != 1 else "")]
         if hours == 1:
             forms.append(rng.choice(["one hour", "an hour"]))
+        if hours in (0.5, 1.5):
+            forms.append("half an hour" if hours == 0.5 else rng.choice(["an hour and a half", "one hour and a half"]))
     return _pick(rng, forms, split) if rng.random() < 0.5 else forms[rng.randrange(2)]
 
 
@@ -300,7 +304,7 @@ def _weather(rng: random.Random, split: str):
             wind["direction"] = rng.choice(list(DIRECTIONS))
         doc["wind"] = wind
     c = _pick(rng, CONDITION_WORDS[cond], split)
-    ts = str(t)
+    ts = f"minus {-t}" if t < 0 and _maybe(rng, 0.2) else str(t)
     temp = _pick(rng, [f"{ts}°C", f"{ts} degrees", f"{ts} °C", f"{ts} degrees Celsius", f"{ts}C", f"{ts} C",
                        f"{ts} deg C", f"{ts}°"], split)
     head = _pick(rng, [f"In {city} it is {temp} with {c}", f"{city}: {c}, {temp}", f"Weather for {city} - {c} and {temp}",
@@ -491,7 +495,7 @@ def _person_doc(rng: random.Random, split: str):
 
 UNIT_WORDS = {"g": ["g", "grams", "gram", "gr"], "kg": ["kg", "kilograms", "kilo", "kilos"],
               "ml": ["ml", "millilitres", "milliliters", "mL"], "l": ["l", "litres", "liters", "litre"],
-              "cup": ["cup", "cups", "cup of", "cups of"], "tbsp": ["tbsp", "tablespoons", "tablespoon", "Tbsp"],
+              "cup": ["cup", "cups", "cup", "cups"], "tbsp": ["tbsp", "tablespoons", "tablespoon", "Tbsp"],
               "tsp": ["tsp", "teaspoons", "teaspoon", "tsp."], "piece": ["piece", "pieces", "pcs", "whole"]}
 
 
@@ -527,11 +531,17 @@ def _recipe(rng: random.Random, split: str):
 
     def ing(i):
         a = f"{i['amount']:g}"
+        if i["amount"] != int(i["amount"]) and i["unit"] in ("cup", "tbsp", "tsp", "kg", "l") and _maybe(rng, 0.35):
+            whole, frac = int(i["amount"]), i["amount"] - int(i["amount"])
+            f = rng.choice([{0.5: "1/2", 0.25: "1/4", 0.75: "3/4"}, {0.5: "½", 0.25: "¼", 0.75: "¾"}])[frac]
+            a = f"{whole} {f}" if whole else (f if f not in ("1/2", "½") or _maybe(rng, 0.6) else "half a")
         if i["unit"] == "piece" and _maybe(rng, 0.5):
             return f"{_small(i['amount'], rng, 0.2)} {i['name']}"  # "3 eggs": pieces, the unit left unsaid
         u = _pick(rng, UNIT_WORDS[i["unit"]], split)
-        sep = "" if len(u) <= 2 and u.islower() and _maybe(rng, 0.4) else " "
-        return _pick(rng, [f"{a}{sep}{u} {i['name']}", f"{a}{sep}{u} of {i['name']}" if not u.endswith("of") else f"{a} {u} {i['name']}",
+        if a == "half a":
+            u = {"cup": "cup", "tbsp": "tablespoon", "tsp": "teaspoon", "kg": "kilo", "l": "litre"}[i["unit"]]
+        sep = "" if len(u) <= 2 and u.islower() and a[-1].isdigit() and _maybe(rng, 0.4) else " "
+        return _pick(rng, [f"{a}{sep}{u} {i['name']}", f"{a}{sep}{u} of {i['name']}",
                            f"{i['name']} ({a}{sep}{u})", f"{i['name']}: {a}{sep}{u}", f"{i['name']} {a}{sep}{u}"], split)
 
     ing_list = _listing([ing(i) for i in ings], rng, split)
