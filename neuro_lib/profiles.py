@@ -344,9 +344,6 @@ class FinetuneSizes:
     n_train: int = 20_000
     n_val: int = 64
     eval_every: int = 0
-    # a task's own step budget where it differs from `steps` (part of that child's recipe): struct reads the broad
-    # generator's open vocabulary (structured/broad.py), which takes longer to learn than the templates
-    task_steps: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

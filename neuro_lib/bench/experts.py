@@ -90,12 +90,14 @@ def outside_rows(experts: dict, sizes: OutsideEvalSizes, n: int) -> list[dict]:
         right = [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)]
         rows += system_rows(name, summarise(items, right, [a.ok for a in answers]))
         rows += json_rows(name, [json_scores(it, a.value if a.value is not None else a.text)
-                                 for it, a in zip(items, answers) if it.family == "json"])
+                                 for it, a in zip(items, answers) if it.family == "json"],
+                          [it.schema for it in items if it.family == "json"])
         rows += retrieval_rows(name, items, [a.text for a in answers], [a.ok for a in answers])
     items = [it for f in sets.values() for it in f]
     floor = Retrieval(experts["retrieval"].index, "bm25") if "retrieval" in experts else None
     right, ok, js = floor_answers(items, floor)
-    rows += system_rows("rule floors", summarise(items, right, ok)) + json_rows("rule floors", js)
+    rows += system_rows("rule floors", summarise(items, right, ok))
+    rows += json_rows("rule floors", js, [it.schema for it in items if it.family == "json"])
     rows += retrieval_rows("rule floors", items, [expert_answer(floor, it).text if it.family == "retrieval" else ""
                                                    for it in items], [True] * len(items))
     return rows

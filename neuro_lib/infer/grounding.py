@@ -10,7 +10,10 @@ and one way to use a tool while decoding.
 - `GroundedJson` wraps a grammar processor (structured/constrain.JsonConstraint): inside the value of a field
   marked "span", every prefix of the string is a substring of the source (a name is copied, never invented),
   and with `bounded` (the default) the span starts and ends on a word boundary of the source (no "desk lam", no
-  "kettle,"); in a field marked "number", the number is one written in the source, digit for digit ($42 stays
+  "kettle,"), and with `distinct` (the default) a span field never repeats a value it already holds (a second
+  attendee or SKU is another one) nor runs on past a clause mark (", ", "; ", " / ", " ("); a field marked
+  "date" or "time" is one of the dates or clock times the text states, as ISO date or 24-hour HH:MM ("May 3rd,
+  2026" -> "2026-05-03", "3:30 pm" -> "15:30"; dates_in, times_in); in a field marked "number", the number is one written in the source, digit for digit ($42 stays
   42), also without its thousands commas (1,299 -> 1299), spelled out (four -> 4), as a fraction (1/2 -> 0.5) or
   as "minus 5" (source_numbers); a field marked "minutes" also takes a number of hours times 60 ("1.5 hours" ->
   90, "an hour" -> 60). Where the
@@ -98,6 +101,64 @@ def minutes_in(text: bytes) -> set[bytes]:
     return out
 
 
+_MONTH = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+DATE_RES = [(re.compile(r"\b(\d{4})[-/](\d{1,2})[-/](\d{1,2})\b"), "ymd"),
+            (re.compile(r"\b" + _MONTH + r"\s+" + _DAY + r",?\s+(\d{4})\b", re.I), "mdy"),
+            (re.compile(r"\b" + _DAY + r"\s+(?:of\s+)?" + _MONTH + r",?\s+(\d{4})\b", re.I), "dmy"),
+            (re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4})\b"), "ambiguous")]
+TIME_RE = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*([ap])\.?m\b\.?|\b(\d{1,2}):(\d{2})\b|\b(\d{2})\.(\d{2})\b"
+                     r"|\b(\d{2})(\d{2}) hours\b|\b(noon|midday|midnight)\b", re.I)
+
+
+def _month(name: str) -> int:
+    return ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"].index(name[:3].lower()) + 1
+
+
+def dates_in(text: bytes) -> set[bytes]:
+    """The calendar dates a description states, as ISO strings (b"2026-05-03" for "May 3rd, 2026", "3 May 2026",
+    "the 3rd of May 2026", "2026-05-03"; "03/05/2026" gives both readings)."""
+    import datetime
+
+    t = text.decode("utf-8", "replace")
+    out = set()
+    for pattern, order in DATE_RES:
+        for m in pattern.finditer(t):
+            a, b, c = m.groups()
+            if order == "ymd":
+                ymd = [(a, b, c)]
+            elif order == "mdy":
+                ymd = [(c, _month(a), b)]
+            elif order == "dmy":
+                ymd = [(c, _month(b), a)]
+            else:
+                ymd = [(c, b, a), (c, a, b)]
+            for y, mo, d in ymd:
+                try:
+                    out.add(datetime.date(int(y), int(mo), int(d)).isoformat().encode())
+                except ValueError:
+                    continue
+    return out
+
+
+def times_in(text: bytes) -> set[bytes]:
+    """The clock times a description states, as 24-hour HH:MM (b"15:30" for "3:30 pm", "3.30pm", "15:30", "15.30",
+    "1530 hours"; "noon" -> 12:00, "3 pm" -> 15:00)."""
+    out = set()
+    for m in TIME_RE.finditer(text.decode("utf-8", "replace")):
+        h12, m12, ap, h24, m24, hd, md, hh, mh, word = m.groups()
+        if word:
+            h, mi = (0, 0) if word.lower() == "midnight" else (12, 0)
+        elif ap:
+            h, mi = int(h12) % 12 + (12 if ap.lower() == "p" else 0), int(m12 or 0)
+        else:
+            h, mi = (int(h24), int(m24)) if h24 else (int(hd), int(md)) if hd else (int(hh), int(mh))
+        if 0 <= h <= 23 and 0 <= mi <= 59 and not (ap and not 1 <= int(h12) <= 12):
+            out.add(f"{h:02d}:{mi:02d}".encode())
+    return out
+
+
 def _wordish(c: int) -> bool:
     """A byte that is part of a word: ASCII letters and digits, and every byte of a non-ASCII UTF-8 character."""
     return c >= 0x80 or chr(c).isalnum()
@@ -131,6 +192,7 @@ class _JsonScan:
         self.want_value = False              # after ":" in an object, after "[" or "," in an array
         self.buf = b""
         self.n = 0
+        self.closed: dict[str | None, set[bytes]] = {}  # key -> the string values written for it so far
 
     @property
     def key(self) -> str | None:
@@ -151,6 +213,8 @@ class _JsonScan:
                 self.in_str = False
                 if self.is_key:
                     self.stack[-1][1] = self.buf.decode("utf-8", "replace")
+                else:
+                    self.closed.setdefault(self.key, set()).add(self.buf)
             else:
                 self.buf += bytes([c])
             return
@@ -183,20 +247,24 @@ class _JsonScan:
             self.want_value = False
 
 
-KINDS = ("span", "number", "minutes")
+KINDS = ("span", "number", "minutes", "date", "time")
 SPAN_END = frozenset(b")%+")  # besides letters and digits, the bytes a bounded span may end with
+CLAUSE_END = frozenset(b",;:!?")  # a bounded span does not run on past one of these and a space
+LIST_MARK = frozenset(b"/+-|(")  # nor take one of these after a space ("Ana / Ben", "lamp (red)")
 
 
 class GroundedJson:
     """A grammar processor whose "span" fields copy from `source` and whose "number" ("minutes") fields are numbers
     in it (or hours in it, times 60)."""
 
-    def __init__(self, inner, source: bytes, fields: dict[str, str], bounded: bool = True):
+    def __init__(self, inner, source: bytes, fields: dict[str, str], bounded: bool = True, distinct: bool = True):
         bad = sorted(set(fields.values()) - set(KINDS))
         if bad:
             raise ValueError(f"a grounded field is one of {', '.join(map(repr, KINDS))}, got {bad[0]!r}")
-        self.inner, self.source, self.fields, self.bounded = inner, source, dict(fields), bounded
+        self.inner, self.source, self.fields = inner, source, dict(fields)
+        self.bounded, self.distinct = bounded, distinct
         self.candidates = {"number": source_numbers(source), "minutes": minutes_in(source)}
+        self.choices = {"date": dates_in(source), "time": times_in(source)}  # strings read from the text
         self.literals = self.candidates["number"]
         # where a bounded span may start: a word byte with no word byte before it
         self._starts = {i for i in range(len(source)) if _wordish(source[i]) and (i == 0 or not _wordish(source[i - 1]))}
@@ -219,7 +287,16 @@ class GroundedJson:
         if kind == "span" and s.in_str and not s.is_key:
             if s.esc:
                 return set()
-            return self._span_next(s.buf)
+            nxt = self._span_next(s.buf)
+            if self.distinct and s.buf in s.closed.get(s.key, ()):  # the same value again: not a second item
+                nxt.discard(0x22)
+            return nxt
+        if kind in self.choices and s.in_str and not s.is_key:
+            if not self.choices[kind]:  # the text states no date (time): left to the grammar
+                self.ungrounded.add(s.key)
+                return None
+            return {c[len(s.buf)] for c in self.choices[kind] if c.startswith(s.buf) and len(c) > len(s.buf)} | (
+                {0x22} if s.buf in self.choices[kind] else set())
         if kind in self.candidates and s.in_num:
             return _number_mask(s.buf, self._viable[1] if self._viable else self.candidates[kind], True)
         if kind in self.candidates and s.want_value and not s.in_str:
@@ -238,6 +315,10 @@ class GroundedJson:
             return nxt
         if not self.bounded:
             return nxt | {0x22}
+        if buf[-1] in CLAUSE_END:
+            nxt.discard(0x20)
+        elif buf[-1] == 0x20:
+            nxt -= LIST_MARK
         ends = any(i + n == len(src) or not _wordish(src[i + n]) for i in at)
         return nxt | ({0x22} if ends and (_wordish(buf[-1]) or buf[-1] in SPAN_END) else set())
 

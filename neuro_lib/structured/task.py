@@ -38,12 +38,13 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 
 # What the task grounds in the description (infer/grounding.GroundedJson), for all six schemas (keys at any depth:
 # an order's items' "sku", a person's address "city"): "span" values are copied from it byte for byte (array items
-# too), "number" values are numbers written in it, "minutes" numbers written in it or hours times 60. Dates, clock
-# times and enums are not: the text says "May 3, 2026", "3:30 pm" or "yen" where the document holds "2026-05-03",
-# "15:30" or "JPY".
+# too), "number" values are numbers written in it, "minutes" numbers written in it or hours times 60, "date" and
+# "time" one of the dates / clock times it states ("May 3, 2026" -> "2026-05-03", "3:30 pm" -> "15:30"). Enums and
+# booleans are the model's: the text says "yen" or "sold out" where the document holds "JPY" or false.
 GROUNDED = {"product_v1": {"name": "span", "sku": "span", "tags": "span", "price": "number"},
             "weather_v1": {"city": "span", "temperature_c": "number", "humidity": "number", "speed_kmh": "number"},
-            "event_v1": {"title": "span", "attendees": "span", "duration_min": "minutes"},
+            "event_v1": {"title": "span", "attendees": "span", "duration_min": "minutes", "date": "date",
+                         "start": "time"},
             "order_v1": {"order_id": "span", "sku": "span", "quantity": "number", "unit_price": "number"},
             "person_v1": {"name": "span", "age": "number", "email": "span", "street": "span", "city": "span",
                           "postcode": "span"},

@@ -118,7 +118,7 @@ def finetune(base: str | Path, task: str, out: str | Path, *, steps: int | None 
     if steps is not None and steps <= 0:
         raise NeuroError(f"steps must be positive, got {steps}")
     sizes = profile.tasks.family.finetune
-    steps = steps or sizes.task_steps.get(task, sizes.steps)
+    steps = steps or sizes.steps
     base, out = Path(base), Path(out)
     check_base(base)
     method = "lora" if lora_rank else "finetune"
