@@ -6,8 +6,8 @@
 Tasks (TASKS), each with a training split and a held-out one that fine-tuning never sees:
 - reason: word problem -> calculator plan (data/word_problems.py; held-out phrasings);
 - code:   task -> Python program (data/word_problems.py; held-out phrasings);
-- struct: "schema_id: description" -> the JSON document: by default structured/broad.py's make_struct_examples (all
-  six schemas, open vocabularies, held-out wordings; a quarter from the narrow templates); variant "templates" is structured/task.py's narrow generator (three schemas,
+- struct: "schema_id: description" -> the JSON document: by default structured/broad.py (all six schemas, open
+  vocabularies, held-out wordings); variant "templates" is structured/task.py's narrow generator (three schemas,
   closed word lists), which the base's pretraining mixture keeps (data/mixture.py: its bytes are in the base's key);
 - chat:   user turn -> reply (data/chat.py; held-out phrasings);
 - reader: question + its gold passage -> the answer span (rag/questions.py over stdlib-docs; held-out sections),
@@ -36,7 +36,7 @@ READER = dict(chunk_bytes=600, test_fraction=0.25, ctx_bytes=200, prompt_budget=
 # generator's data carries DATA_VERSION, which goes into every fine-tune's recipe (train/finetune.py) and the
 # runtime's cache folder name, so a child trained on the old data is never reused for the new.
 VARIANTS = {"struct": ("broad", "templates")}
-DATA_VERSION = {"struct": "broad-2"}
+DATA_VERSION = {"struct": "broad-1"}
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def task_pairs(task: str, n: int, seed: int = 0, split: str = "train", variant: 
     if task == "chat":
         return [Pair(e.user.encode(), e.reply.encode(), e) for e in generate_chat(n, seed=seed, split=split)]
     if task == "struct":
-        from neuro_lib.structured.broad import make_struct_examples
+        from neuro_lib.structured.broad import make_broad_examples
         from neuro_lib.structured.task import make_examples
-        make = make_struct_examples if variant == "broad" else make_examples
+        make = make_broad_examples if variant == "broad" else make_examples
         return [Pair(e.source, e.target, e) for e in make(n, seed=seed, split=split)]
     return _reader_pairs(n, seed, split)
 

@@ -595,18 +595,6 @@ def _draw(schema_id: str, rng: random.Random, split: str) -> Example:
     return Example(schema_id, _join(parts, rng, at), doc)
 
 
-def make_struct_examples(n: int, seed: int = 0, split: str = "train", templates_share: float = 0.25) -> list[Example]:
-    """Struct-mini's fine-tuning data: the broad examples with `templates_share` of task.py's narrow templates
-    interleaved (every 1/share-th example), so that the fine-tune keeps the phrasings the runtime's held-out JSON
-    tasks and the base were built from."""
-    from neuro_lib.structured.task import make_examples
-
-    every = round(1 / templates_share) if templates_share else 0
-    k = n // every if every else 0
-    broad, narrow = iter(make_broad_examples(n - k, seed, split)), iter(make_examples(k, seed, split))
-    return [next(narrow) if every and i % every == every - 1 and i // every < k else next(broad) for i in range(n)]
-
-
 def make_broad_examples(n: int, seed: int = 0, split: str = "train", schemas=SCHEMAS) -> list[Example]:
     """n examples cycling over `schemas`; split "train" or "heldout" (held-out wordings)."""
     if split not in ("train", "heldout"):
