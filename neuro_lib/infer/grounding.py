@@ -13,8 +13,8 @@ and one way to use a tool while decoding.
   "kettle,"), and with `distinct` (the default) a span field never repeats a value it already holds (a second
   attendee or SKU is another one) nor runs on past a clause mark (", ", "; ", " / ", " ("); a field marked
   "date" or "time" is one of the dates or clock times the text states, as ISO date or 24-hour HH:MM ("May 3rd,
-  2026" -> "2026-05-03", "3:30 pm" -> "15:30"; dates_in, times_in); in a field marked "number", the number is one written in the source, digit for digit ($42 stays
-  42), also without its thousands commas (1,299 -> 1299), spelled out (four -> 4), as a fraction (1/2 -> 0.5) or
+  2026" -> "2026-05-03", "3:30 pm" -> "15:30"; dates_in, times_in); in a field marked "number", the number is
+  one written in the source, digit for digit ($42 stays 42), also without its thousands commas (1,299 -> 1299), spelled out (four -> 4), as a fraction (1/2 -> 0.5) or
   as "minus 5" (source_numbers); a field marked "minutes" also takes a number of hours times 60 ("1.5 hours" ->
   90, "an hour" -> 60). Where the
   source offers nothing the grammar also allows (an integer field whose only number in the text is 12.50, a SKU

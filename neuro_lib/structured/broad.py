@@ -451,8 +451,10 @@ def _person_doc(rng: random.Random, split: str):
     doc = {"name": name, "age": age}
     first = name.split()[0].lower()
     if _maybe(rng, 0.45):
-        user = rng.choice([first, name.replace(" ", ".").lower(), first + str(rng.randint(1, 99)), first[0] + name.split()[-1].lower()])
-        doc["email"] = f"{user}@{rng.choice([_pool_word(rng), _coined(rng).lower(), 'example', 'mail'])}.{rng.choice(['com', 'org', 'net', 'io', 'de', 'fr'])}"
+        user = rng.choice([first, name.replace(" ", ".").lower(), first + str(rng.randint(1, 99)),
+                           first[0] + name.split()[-1].lower()])
+        host = rng.choice([_pool_word(rng), _coined(rng).lower(), "example", "mail"])
+        doc["email"] = f"{user}@{host}.{rng.choice(['com', 'org', 'net', 'io', 'de', 'fr'])}"
     address = None
     if _maybe(rng, 0.55):
         address = {}
