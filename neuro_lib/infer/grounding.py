@@ -7,16 +7,16 @@ and one way to use a tool while decoding.
     tool = ToolInjector(re.compile(rb"CALL calc\\((.*)\\) -> $"), run, eos_id=256)   # the result, as forced tokens
     generate(model, tok, prompt, processor=chain(tool, nums), eos_id=256)
 
-- `GroundedJson` wraps a grammar processor (structured/constrain.JsonConstraint): inside the value of a field
-  marked "span", every prefix of the string is a substring of the source (a name is copied, never invented),
-  and with `bounded` (the default) the span starts and ends on a word boundary of the source (no "desk lam", no
-  "kettle,"), and with `distinct` (the default) a span field never repeats a value it already holds (a second
-  attendee or SKU is another one) nor runs on past a clause mark (", ", "; ", " / ", " ("); a field marked
-  "date" or "time" is one of the dates or clock times the text states, as ISO date or 24-hour HH:MM ("May 3rd,
-  2026" -> "2026-05-03", "3:30 pm" -> "15:30"; dates_in, times_in); in a field marked "number", the number is
-  one written in the source, digit for digit ($42 stays 42), also without its thousands commas (1,299 -> 1299), spelled out (four -> 4), as a fraction (1/2 -> 0.5) or
-  as "minus 5" (source_numbers); a field marked "minutes" also takes a number of hours times 60 ("1.5 hours" ->
-  90, "an hour" -> 60). Where the
+- `GroundedJson` wraps a grammar processor (structured/constrain.JsonConstraint), by field kind:
+  "span": every prefix of the string is a substring of the source (a name is copied, never invented); with
+  `bounded` (the default) it starts and ends on a word boundary ("desk lam" and "kettle," are refused) and does
+  not run on past a clause mark (", ", "; ", " / ", " ("); with `distinct` (the default) a field never repeats
+  one of its values (a second attendee or SKU is another one).
+  "number": one written in the source, digit for digit ($42 stays 42), also without thousands commas
+  (1,299 -> 1299), spelled out (four -> 4), as a fraction (1/2 -> 0.5) or as "minus 5" (source_numbers).
+  "minutes": such a number, or a number of hours times 60 ("1.5 hours" -> 90, "an hour" -> 60; minutes_in).
+  "date" / "time": one of the dates or clock times the text states, written ISO or 24-hour ("May 3rd, 2026" ->
+  "2026-05-03", "3:30 pm" -> "15:30"; dates_in, times_in). Where the
   source offers nothing the grammar also allows (an integer field whose only number in the text is 12.50, a SKU
   pattern the copied bytes leave), that position is left to the grammar and the field is listed in `ungrounded`:
   grounding never makes a document invalid. A number's candidates are checked whole against the grammar first
