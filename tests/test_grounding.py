@@ -8,7 +8,8 @@ import torch
 
 from neuro_lib.data.sft import MARK, prompt_ids
 from neuro_lib.infer.engine import Engine, Sampling, generate
-from neuro_lib.infer.grounding import GroundedJson, NumbersFrom, ToolInjector, chain, numbers_in
+from neuro_lib.infer.grounding import (GroundedJson, NumbersFrom, ToolInjector, chain, dates_in, minutes_in,
+                                      numbers_in, source_numbers, times_in)
 from neuro_lib.models import build_model
 from neuro_lib.runtime.experts.reason import CALL_TRIGGER, allowed_numbers, calc_injector
 from neuro_lib.structured.constrain import JsonConstraint
@@ -68,16 +69,18 @@ def test_grounded_json_values_are_spans_and_numbers_of_the_description(seed):
                        processor=g, eos_id=MARK)
         doc = json.loads(out)
         assert c.accepts(out, tok)
-        literals = numbers_in(ex.text.encode())
         raw = out.decode()
         for field, value in _grounded_values(doc, fields):
             if field in g.ungrounded:  # the grammar refused every candidate the text offers: left to it
                 continue
             if fields[field] == "span":
                 assert isinstance(value, str) and value in ex.text, (field, value, ex.text)
+            elif fields[field] in ("date", "time"):
+                assert value.encode() in g.choices[fields[field]], (field, value, ex.text)
             else:
                 written = re.search(rf'"{field}":(-?[\d.]+)', raw).group(1)
-                assert written.encode() in literals, (field, written, ex.text)
+                assert written.encode() in g.candidates[fields[field]], (field, written, ex.text)
+                assert fields[field] == "minutes" or written.encode() in numbers_in(ex.text.encode())
             checked += 1
     assert checked > 10
 
@@ -90,8 +93,78 @@ def test_a_field_the_source_cannot_fill_is_left_to_the_grammar():
     out = generate(tiny_decoder(), tok, prompt_ids(b"product_v1: a red lamp"), max_new_tokens=200, temperature=1.0,
                    seed=0, processor=g, eos_id=MARK)
     assert c.accepts(out, tok) and g.fallbacks >= 1
-    with pytest.raises(ValueError, match="'span' or 'number'"):
+    with pytest.raises(ValueError, match="one of 'span', 'number', 'minutes'"):
         GroundedJson(c, b"x", {"name": "copy"})
+
+
+def test_source_numbers_and_minutes():
+    assert source_numbers(b"$1,299.00 or 12.50, serves four, a dozen eggs") == {
+        b"1", b"299.00", b"1299.00", b"12.50", b"4", b"12"}
+    assert {b"1.5", b"0.75", b"-4", b"0.5", b"2.25"} <= source_numbers(
+        "1 1/2 cups, 3/4 tsp, minus 4 degrees, half a lemon, 2 ¼ kg".encode())
+    assert source_numbers(b"on 2026/05/03, open 24/7") == {b"2026", b"05", b"03", b"24", b"7"}
+    assert minutes_in(b"lasts 1.5 hours") == {b"1.5", b"90"}
+    assert b"90" in minutes_in(b"an hour and a half")
+    assert {b"60", b"30"} <= minutes_in(b"an hour, then half an hour")
+    assert minutes_in(b"45 min") == {b"45", b"2700"}  # the model picks; the grammar's range refuses 2700 later
+
+
+def test_dates_and_times_the_text_states():
+    assert dates_in(b"On 7 Sep 2024; the 15th of May 2024; July 23rd, 2025; 2026-05-03; Dec. 1 2025") == {
+        b"2024-09-07", b"2024-05-15", b"2025-07-23", b"2026-05-03", b"2025-12-01"}
+    assert dates_in(b"03/05/2026") == {b"2026-05-03", b"2026-03-05"} and dates_in(b"on Feb 30, 2026") == set()
+    assert times_in(b"3:30 pm, 3.30pm, 09.15, 1530 hours, noon, 3 pm, 12am, 7:05 AM") == {
+        b"15:30", b"09:15", b"12:00", b"15:00", b"00:00", b"07:05"}
+
+
+def test_spans_stop_at_clause_marks_and_date_fields_take_stated_dates():
+    c = JsonConstraint(load_schema("event_v1"), ByteTokenizer(), budget=200, name="event_v1")
+    g = GroundedJson(c, b"Lunch on May 3rd, 2026 with Ana / Ben; Kugi, runs 2 hrs, at 3 pm.", GROUNDED["event_v1"])
+    assert " " not in _span_mask(g, b"Kugi,") and "/" not in _span_mask(g, b"Ana ")
+    assert g.choices == {"date": {b"2026-05-03"}, "time": {b"15:00"}}
+    out = generate(tiny_decoder(2), ByteTokenizer(), prompt_ids(b"event_v1: x"), max_new_tokens=200, temperature=1.0,
+                   seed=2, processor=g, eos_id=MARK)
+    doc = json.loads(out)
+    assert doc["date"] == "2026-05-03" and doc.get("start", "15:00") == "15:00"
+    assert str(doc.get("duration_min", 120)).encode() in g.candidates["minutes"]  # a number of it, or its hours
+
+
+def _span_mask(g, buf):
+    return {chr(c) for c in g._span_next(buf)}
+
+
+def test_bounded_spans_start_and_end_on_word_boundaries():
+    c = JsonConstraint(load_schema("product_v1"), ByteTokenizer(), budget=200, name="product_v1")
+    src = b"The Aurora desk lamp costs $29, SKU LMP-2041."
+    bounded, loose = GroundedJson(c, src, GROUNDED["product_v1"]), GroundedJson(c, src, GROUNDED["product_v1"], bounded=False)
+    assert _span_mask(bounded, b"") == {"T", "A", "d", "l", "c", "S", "L", "2"}  # word starts only
+    assert "u" in _span_mask(loose, b"") and "u" not in _span_mask(bounded, b"")
+    assert '"' not in _span_mask(bounded, b"Aurora desk la") and '"' in _span_mask(loose, b"Aurora desk la")
+    assert '"' in _span_mask(bounded, b"Aurora desk lamp")
+    assert '"' not in _span_mask(bounded, b"Aurora desk lamp ")  # no trailing space
+    assert _span_mask(bounded, b"LMP-2041") == {'"', "."}
+
+
+def test_grounded_decoding_copies_whole_words():
+    """An untrained model, bounded spans: every grounded string of the broad generator's documents is a whole-word
+    span of the description."""
+    from neuro_lib.structured.broad import make_broad_examples
+
+    model, tok = tiny_decoder(1), ByteTokenizer()
+    checked = 0
+    for ex in make_broad_examples(12, seed=4, split="heldout"):
+        fields = GROUNDED[ex.schema_id]
+        c = JsonConstraint(load_schema(ex.schema_id), tok, budget=300, name=ex.schema_id)
+        g = GroundedJson(c, ex.text.encode(), fields)
+        out = generate(model, tok, prompt_ids(ex.source), max_new_tokens=300, temperature=1.0, seed=1,
+                       processor=g, eos_id=MARK)
+        assert c.accepts(out, tok)
+        for field, value in _grounded_values(json.loads(out), fields):
+            if field in g.ungrounded or fields[field] != "span":
+                continue
+            assert re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", ex.text), (field, value, ex.text)
+            checked += 1
+    assert checked > 5
 
 
 def test_calculator_numbers_come_from_the_question():

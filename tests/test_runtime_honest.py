@@ -166,6 +166,10 @@ def test_grounding_finds_made_up_values_and_accepts_read_ones():
     assert ungrounded({"date": "2026-02-19"}, "on 19 January 2026", schema) == ["2026-02-19"]
     assert ungrounded({"n": 3.5, "ok": True, "x": None, "tags": ["blue"]}, "3.5 blue", None) == []
     assert ungrounded({"n": 35, "tags": ["red"]}, "3.5 blue", None) == [35, "red"]
+    product = load_schema("product_v1")  # a currency sign names its enum value: "$12" is not EUR
+    assert ungrounded({"currency": "EUR"}, "The kettle costs $12.", product) == ["EUR"]
+    assert ungrounded({"currency": "USD"}, "The kettle costs $12.", product) == []
+    assert ungrounded({"currency": "USD"}, "The kettle costs 12.", product) == []
 
 
 # -- the doors: exit status and labels ---------------------------------------------------------------------------

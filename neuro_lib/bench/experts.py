@@ -2,6 +2,7 @@
 
     neuro bench experts --profile smoke --json
     neuro bench experts --profile bench --struct-profile smoke --threads 2 --out data/reference/experts_bench.json
+    neuro bench experts --profile bench --eval outside --experts struct-mini --out data/reference/experts_outside_bench_struct.json
 
 Quality only (step budgets, machine-independent): Reason-mini exact match on held-out-template word problems
 with the calculator and without it (the model's own arithmetic), per family; Code-mini accuracy (the program's
@@ -9,7 +10,8 @@ sandboxed output equals the reference) on held-out-template tasks; judge agreeme
 held-out expert outputs (overall, per method, right answers passed, wrong answers failed), the judge model's
 held-out accuracy, pairwise accuracy and swap consistency. Experts are trained on first use and cached
 (runtime/experts.py); `--struct-profile` picks Struct-mini's sizes separately (its bench budget is the
-longest to train). `neuro bench runtime` calls the same evaluate_* functions.
+longest to train). `neuro bench runtime` calls the same evaluate_* functions. With `--eval outside`, `--experts`
+names the experts to score (the others are neither trained nor loaded) and the rule floors run on their families only.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ def add_arguments(p):
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks reason_mini, code_mini, experts)")
     p.add_argument("--struct-profile", default=None, help="Struct-mini's profile for the judge cases (default: --profile)")
     p.add_argument("--n", type=int, default=0, help="held-out problems per expert (0 = the profile's n_eval)")
+    p.add_argument("--experts", default="",
+                   help=f"with --eval outside: comma-separated experts to score, from {', '.join(OUTSIDE_FAMILIES)} "
+                        "(default: all)")
     add_eval(p)
     add_threads(p)
     add_seed(p, 0)
@@ -72,23 +77,27 @@ def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:
 
 
 def outside_rows(experts: dict, sizes: OutsideEvalSizes, n: int) -> list[dict]:
-    """Each expert on its families of the outside sets, and the rule floors on the same items."""
+    """Each expert of `experts` on its families of the outside sets, and the rule floors on the same families."""
     from neuro_lib.runtime.experts import Retrieval
 
     sets = outside_sizes(sizes, n)
+    names = [name for name in OUTSIDE_FAMILIES if name in experts]
+    sets = {f: v for f, v in sets.items() if any(f in OUTSIDE_FAMILIES[name] for name in names)}
     rows = []
-    for name, fams in OUTSIDE_FAMILIES.items():
-        items = [it for f in fams for it in sets[f]]
+    for name in names:
+        items = [it for f in OUTSIDE_FAMILIES[name] for it in sets[f]]
         answers = [expert_answer(experts[name], it) for it in items]
         right = [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)]
         rows += system_rows(name, summarise(items, right, [a.ok for a in answers]))
         rows += json_rows(name, [json_scores(it, a.value if a.value is not None else a.text)
-                                 for it, a in zip(items, answers) if it.family == "json"])
+                                 for it, a in zip(items, answers) if it.family == "json"],
+                          [it.schema for it in items if it.family == "json"])
         rows += retrieval_rows(name, items, [a.text for a in answers], [a.ok for a in answers])
     items = [it for f in sets.values() for it in f]
-    floor = Retrieval(experts["retrieval"].index, "bm25")
+    floor = Retrieval(experts["retrieval"].index, "bm25") if "retrieval" in experts else None
     right, ok, js = floor_answers(items, floor)
-    rows += system_rows("rule floors", summarise(items, right, ok)) + json_rows("rule floors", js)
+    rows += system_rows("rule floors", summarise(items, right, ok))
+    rows += json_rows("rule floors", js, [it.schema for it in items if it.family == "json"])
     rows += retrieval_rows("rule floors", items, [expert_answer(floor, it).text if it.family == "retrieval" else ""
                                                    for it in items], [True] * len(items))
     return rows
@@ -107,10 +116,18 @@ def run(args) -> dict:
     struct_profile = args.struct_profile or args.profile
     profile, struct = get_profile(args.profile), get_profile(struct_profile)  # an unknown one fails before any work
     n = args.n or None
-    experts = build_experts(profile, ("reason-mini", "code-mini", "retrieval"))
-    experts["struct-mini"] = StructMini(cached_model("struct-mini", struct)[0], struct.tasks.struct_mini.budget)
+    chosen = [x.strip() for x in getattr(args, "experts", "").split(",") if x.strip()] or list(OUTSIDE_FAMILIES)
+    bad = [x for x in chosen if x not in OUTSIDE_FAMILIES]
+    if bad:
+        raise NeuroError(f"unknown expert {bad[0]!r} for --experts; choose from {', '.join(OUTSIDE_FAMILIES)}")
+    if args.eval != "outside" and len(chosen) < len(OUTSIDE_FAMILIES):
+        raise NeuroError("--experts applies to --eval outside; the held-out evaluation scores every expert")
+    experts = build_experts(profile, [x for x in ("reason-mini", "code-mini", "retrieval") if x in chosen])
+    if "struct-mini" in chosen:
+        experts["struct-mini"] = StructMini(cached_model("struct-mini", struct)[0], struct.tasks.struct_mini.budget)
     if args.eval == "outside":  # the hand-written sets (data/eval/) instead of the generators' held-out phrasings
         config = {"profile": args.profile, "struct_profile": struct_profile, "eval": "outside (data/eval/)",
+                  "experts": chosen,
                   "outside": outside_sizes(profile.tasks.outside_eval, args.n_outside, counts=True)}
         return make_report("experts", config, outside_rows(experts, profile.tasks.outside_eval, args.n_outside))
     reason = evaluate_reason_mini(profile, experts["reason-mini"].model, n, args.seed)

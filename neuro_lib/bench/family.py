@@ -25,7 +25,7 @@ from neuro_lib.bench.report import make_report
 from neuro_lib.checkpoint import checkpoint_id, load_checkpoint, read_config
 from neuro_lib.data.corpus import CACHE_DIR
 from neuro_lib.data.mixture import MIXTURE_SPEC
-from neuro_lib.data.sft import MARK, prompt_ids, task_pairs
+from neuro_lib.data.sft import MARK, data_tag, prompt_ids, task_pairs
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.train.finetune import finetune
@@ -65,11 +65,11 @@ def score(model, task: str, profile: Profile, n: int, seed: int) -> dict:
         from neuro_lib.bench.expert_eval import evaluate_code_mini
         r = evaluate_code_mini(profile, model, n, seed)
         return {"score": r["accuracy"], "ran_ok": r["ran_ok"]}
-    if task == "struct":
+    if task == "struct":  # the fine-tune's own generator's held-out wordings (data/sft.py: structured/broad.py)
         from neuro_lib.structured.expert import evaluate_expert
-        from neuro_lib.structured.task import make_examples
-        r = evaluate_expert(model, make_examples(n, seed=seed + 7, split="heldout"),
-                            profile.tasks.struct_mini.budget, modes=("unconstrained", "constrained", "grounded"))
+        examples = [p.meta for p in task_pairs("struct", n, seed=seed + 7, split="heldout")]
+        r = evaluate_expert(model, examples, profile.tasks.struct_mini.budget,
+                            modes=("unconstrained", "constrained", "grounded"))
         c, g = r["constrained"], r["grounded"]
         return {"score": c["field_accuracy"], "exact_documents": c["exact_match"],
                 "grounded_field_accuracy": g["field_accuracy"], "grounded_exact_documents": g["exact_match"],
@@ -117,7 +117,8 @@ def run(args) -> dict:
     for task in tasks:
         for seed in seeds:
             for arm, (parent, rank) in arms.items():
-                out = root / f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}-{arm.replace(' ', '-')}-s{seed}-{steps}"
+                out = root / (f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}-{arm.replace(' ', '-')}-s{seed}-{steps}"
+                              f"{data_tag(task)}")
                 child = finetune(parent, task, out, steps=steps, lora_rank=rank, seed=seed, profile=profile)
                 model = load_checkpoint(child)[0]
                 s = score(model, task, profile, n, seed)

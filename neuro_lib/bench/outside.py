@@ -276,11 +276,17 @@ def splitter_rows(items: list[EvalItem], routers: dict) -> list[dict]:
     return rows
 
 
-def json_rows(system: str, scores: list[dict]) -> list[dict]:
+def json_rows(system: str, scores: list[dict], schemas: list[str] | None = None) -> list[dict]:
+    """Exact, field accuracy and validity of the JSON items; with `schemas` (each score's schema) also per schema."""
     if not scores:
         return []
-    return [{"name": f"outside {system}: json {k}", "unit": "ratio", "n": len(scores),
+    rows = [{"name": f"outside {system}: json {k}", "unit": "ratio", "n": len(scores),
              "value": _r(np.mean([s[k] for s in scores]))} for k in ("exact", "field_accuracy", "valid")]
+    for schema in sorted(set(schemas or ())):
+        sub = [s for s, x in zip(scores, schemas) if x == schema]
+        rows += [{"name": f"outside {system}: json {schema} {k}", "unit": "ratio", "n": len(sub),
+                  "value": _r(np.mean([s[k] for s in sub]))} for k in ("exact", "field_accuracy", "valid")]
+    return rows
 
 
 # -- flags and sizes ------------------------------------------------------------------------------------------------

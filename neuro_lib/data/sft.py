@@ -6,7 +6,9 @@
 Tasks (TASKS), each with a training split and a held-out one that fine-tuning never sees:
 - reason: word problem -> calculator plan (data/word_problems.py; held-out phrasings);
 - code:   task -> Python program (data/word_problems.py; held-out phrasings);
-- struct: "schema_id: description" -> the JSON document (structured/task.py; held-out phrasings);
+- struct: "schema_id: description" -> the JSON document: by default structured/broad.py (all six schemas, open
+  vocabularies, held-out wordings); variant "templates" is structured/task.py's narrow generator (three schemas,
+  closed word lists), which the base's pretraining mixture keeps (data/mixture.py: its bytes are in the base's key);
 - chat:   user turn -> reply (data/chat.py; held-out phrasings);
 - reader: question + its gold passage -> the answer span (rag/questions.py over stdlib-docs; held-out sections),
   in the RAG reader's prompt format (rag/reader.py `fit_prompt`).
@@ -30,6 +32,11 @@ TOKENIZER = "byte"   # every task is byte-level: a base must use this tokenizer
 MARK = 256           # the one extra token: answer start and end of document (train/seq2seq.py START = END)
 VOCAB = 257
 READER = dict(chunk_bytes=600, test_fraction=0.25, ctx_bytes=200, prompt_budget=320)
+# a task's generators by variant name; the first is the task's default. A task whose default is not its first
+# generator's data carries DATA_VERSION, which goes into every fine-tune's recipe (train/finetune.py) and the
+# runtime's cache folder name, so a child trained on the old data is never reused for the new.
+VARIANTS = {"struct": ("broad", "templates")}
+DATA_VERSION = {"struct": "broad-1"}
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,21 @@ def check_task(task: str) -> str:
     return task
 
 
-def task_pairs(task: str, n: int, seed: int = 0, split: str = "train") -> list[Pair]:
-    """`n` pairs of `task` (fewer for reader when the corpus holds fewer questions), deterministic in (seed, split)."""
+def data_tag(task: str) -> str:
+    """A suffix for the run folders of `task`'s fine-tunes: "" for a task on its first data, "-broad-1" after."""
+    return f"-{DATA_VERSION[task]}" if task in DATA_VERSION else ""
+
+
+def task_pairs(task: str, n: int, seed: int = 0, split: str = "train", variant: str | None = None) -> list[Pair]:
+    """`n` pairs of `task` (fewer for reader when the corpus holds fewer questions), deterministic in (seed, split);
+    `variant` picks one of the task's generators (VARIANTS; None: its default)."""
     check_task(task)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    variants = VARIANTS.get(task, ("default",))
+    variant = variant or variants[0]
+    if variant not in variants:
+        raise NeuroError(f"task {task!r} has no variant {variant!r}; choose one of {', '.join(variants)}")
     if task == "reason":
         return [Pair(p.source, p.target, p) for p in make_problems(n, seed=seed, split=split)]
     if task == "code":
@@ -57,8 +74,10 @@ def task_pairs(task: str, n: int, seed: int = 0, split: str = "train") -> list[P
     if task == "chat":
         return [Pair(e.user.encode(), e.reply.encode(), e) for e in generate_chat(n, seed=seed, split=split)]
     if task == "struct":
+        from neuro_lib.structured.broad import make_broad_examples
         from neuro_lib.structured.task import make_examples
-        return [Pair(e.source, e.target, e) for e in make_examples(n, seed=seed, split=split)]
+        make = make_broad_examples if variant == "broad" else make_examples
+        return [Pair(e.source, e.target, e) for e in make(n, seed=seed, split=split)]
     return _reader_pairs(n, seed, split)
 
 

@@ -93,11 +93,19 @@ def _has_words(text: str, value: str) -> bool:
     return bool(re.search(r"\w", v)) and re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", text) is not None
 
 
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}  # an enum value a text names by its sign
+
+
+def _names(text: str, value: str) -> bool:
+    """Does the text name this enum value, as a word or by its sign ("$12" names USD)?"""
+    return _has_words(text, value) or (value in SYMBOLS and SYMBOLS[value] in text)
+
+
 def ungrounded(doc, source: str, schema: dict | None = None) -> list:
     """The values of a JSON document that the source text does not hold (empty: every value is grounded).
     Strings must occur in the text as whole words (case and spacing ignored); a value the schema enumerates
-    passes when the text names it, or names no value of its enum (a default, "USD" for "$42"), but not when the
-    text names another ("cloudy" for "snow"); numbers must equal one of the text's numbers; an ISO date needs
+    passes when the text names it (a currency also by its sign: "$42" names USD), or names no value of its enum,
+    but not when the text names another ("cloudy" for "snow", "EUR" for "$42"); numbers must equal one of the text's numbers; an ISO date needs
     its year, its day and its month (name or number) in the text; booleans and nulls are not checked."""
     enums = _enums(schema or {}, [])
     text = " ".join(source.lower().split())
@@ -106,7 +114,7 @@ def ungrounded(doc, source: str, schema: dict | None = None) -> list:
     bad: list = []
 
     def chosen(v: str) -> bool:  # an enum value the text does not contradict
-        return any(v in e and not any(_has_words(text, x) for x in e if x != v) for e in enums)
+        return any(v in e and not any(_names(text, x) for x in e if x != v) for e in enums)
 
     def walk(v):
         if isinstance(v, dict):

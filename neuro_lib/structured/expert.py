@@ -58,32 +58,41 @@ def check_description(text: str, schema_id: str, block_size: int) -> None:
 
 
 def write_json(model, text: str, schema_id: str, constrained: bool = True, budget: int = 256,
-               temperature: float = 0.0, seed: int = 0, grounded: bool = False) -> tuple[bytes, JsonConstraint | None]:
+               temperature: float = 0.0, seed: int = 0, grounded: bool = False, bounded: bool = True,
+               distinct: bool = True) -> tuple[bytes, JsonConstraint | None]:
     """One document from a Struct-mini expert: (output bytes, the constraint used or None). `grounded` (with
-    `constrained`) adds infer/grounding.GroundedJson over task.GROUNDED's fields of the schema."""
+    `constrained`) adds infer/grounding.GroundedJson over task.GROUNDED's fields of the schema; `bounded`: its spans
+    start and end on word boundaries; `distinct`: a span field never repeats one of its values."""
     tok = ByteTokenizer()
     c = JsonConstraint(load_schema(schema_id), tok, budget=budget, name=schema_id) if constrained else None
     check_description(text, schema_id, model.config.block_size)
-    processor = GroundedJson(c, text.encode(), GROUNDED.get(schema_id, {})) if c is not None and grounded else c
+    processor = (GroundedJson(c, text.encode(), GROUNDED.get(schema_id, {}), bounded=bounded, distinct=distinct)
+                 if c is not None and grounded else c)
     prompt, src = prompt_for(model, f"{schema_id}: {text}".encode())
     out = generate(model, tok, prompt, max_new_tokens=budget, temperature=temperature, seed=seed,
                    processor=processor, eos_id=END, src=src)
     return out, c
 
 
-MODES = {"unconstrained": (False, False), "constrained": (True, False), "grounded": (True, True)}
+# mode -> (grammar, grounding, word-bounded spans, distinct span values)
+MODES = {"unconstrained": (False, False, False, False), "constrained": (True, False, False, False),
+         "grounded": (True, True, True, True), "grounded_unbounded": (True, True, False, True),
+         "grounded_repeats": (True, True, True, False)}
 
 
 def evaluate_expert(model, examples: list[Example], budget: int = 256, modes=("unconstrained", "constrained")) -> dict:
     """Validity, exact match and field accuracy on `examples` (greedy) per mode: unconstrained, constrained (the
-    grammar) and grounded (the grammar and task.GROUNDED's spans/numbers)."""
+    grammar), grounded (the grammar and task.GROUNDED's spans/numbers, spans on word boundaries, no span value
+    twice in a field), grounded_unbounded (spans may start or end inside a word) and grounded_repeats (a span
+    value may repeat)."""
     out = {}
     for mode in modes:
-        constrained, grounded = MODES[mode]
+        constrained, grounded, bounded, distinct = MODES[mode]
         valid, exact, fields, per_field, mask_us, secs, n_tok = 0, 0, [], {}, [], [], 0
         for ex in examples:
             t0 = time.perf_counter()
-            text, c = write_json(model, ex.text, ex.schema_id, constrained, budget, grounded=grounded)
+            text, c = write_json(model, ex.text, ex.schema_id, constrained, budget, grounded=grounded, bounded=bounded,
+                                 distinct=distinct)
             secs.append(time.perf_counter() - t0)
             n_tok += len(text) + 1
             doc, errs = verify_text(text, load_schema(ex.schema_id))

@@ -36,12 +36,20 @@ CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
 
-# What the task grounds in the description (infer/grounding.GroundedJson): "span" values are copied from it byte
-# for byte (array items too), "number" values are numbers written in it. Dates and enums are not: the text
-# says "May 3, 2026" or "yen" where the document holds "2026-05-03" or "JPY".
+# What the task grounds in the description (infer/grounding.GroundedJson), for all six schemas (keys at any depth:
+# an order's items' "sku", a person's address "city"): "span" values are copied from it byte for byte (array items
+# too), "number" values are numbers written in it, "minutes" numbers written in it or hours times 60, "date" and
+# "time" one of the dates / clock times it states ("May 3, 2026" -> "2026-05-03", "3:30 pm" -> "15:30"). Enums and
+# booleans are the model's: the text says "yen" or "sold out" where the document holds "JPY" or false.
 GROUNDED = {"product_v1": {"name": "span", "sku": "span", "tags": "span", "price": "number"},
             "weather_v1": {"city": "span", "temperature_c": "number", "humidity": "number", "speed_kmh": "number"},
-            "event_v1": {"title": "span", "attendees": "span", "start": "span", "duration_min": "number"}}
+            "event_v1": {"title": "span", "attendees": "span", "duration_min": "minutes", "date": "date",
+                         "start": "time"},
+            "order_v1": {"order_id": "span", "sku": "span", "quantity": "number", "unit_price": "number"},
+            "person_v1": {"name": "span", "age": "number", "email": "span", "street": "span", "city": "span",
+                          "postcode": "span"},
+            "recipe_v1": {"title": "span", "servings": "number", "name": "span", "amount": "number",
+                          "prep_minutes": "minutes"}}
 
 
 @dataclass

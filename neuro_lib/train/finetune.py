@@ -33,7 +33,7 @@ from safetensors.torch import save as save_safetensors
 from neuro_lib.atomic import write_atomic
 from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, check_lineage, lineage, load_checkpoint,
                                   read_config, save_checkpoint)
-from neuro_lib.data.sft import TOKENIZER, VOCAB, check_task, task_pairs
+from neuro_lib.data.sft import DATA_VERSION, TOKENIZER, VOCAB, check_task, task_pairs
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.lora import TARGETS, apply_lora, lora_state, merge_lora
 from neuro_lib.profiles import Profile
@@ -69,6 +69,8 @@ def recipe(task: str, profile: Profile, steps: int, lora_rank: int, seed: int) -
          "lr": s.lora_lr if lora_rank else s.lr}
     if lora_rank:
         r.update(lora_alpha=s.lora_alpha, lora_targets=list(TARGETS))
+    if task in DATA_VERSION:  # the task's training data changed since its first generator: a new child
+        r["data"] = DATA_VERSION[task]
     return r
 
 

@@ -11,7 +11,7 @@ shared recipe (train/finetune.py); the retrieval expert is an index and a rule r
     experts = build_experts(get_profile("smoke"))  # pretrains the base and fine-tunes on first use, then loads
     experts["code-mini"].answer(Query("factorial of 6")).text
 
-Each child is data/cache/runtime/NAME-PROFILE-<base id>/, a checkpoint whose `parent` records the base's id
+Each child is data/cache/runtime/NAME-PROFILE-<base id>[-<data version>]/ (data/sft.data_tag), a checkpoint whose `parent` records the base's id
 (checkpoint.lineage): a rebuilt base gets new children, and a child whose parent changed is refused in one
 sentence (checkpoint.check_lineage) before it is loaded. Task generators live in data/ (data/sft.py), held-out
 evaluations in bench/ (bench/expert_eval.py, bench/family.py).
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from neuro_lib.checkpoint import check_lineage, checkpoint_id, load_checkpoint
 from neuro_lib.data.corpus import CACHE_DIR, load_corpus
+from neuro_lib.data.sft import data_tag
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import Profile, RagSizes
 from neuro_lib.rag.index import RagIndex, build_index, load_index
@@ -63,7 +64,7 @@ def cached_model(name: str, profile: Profile, callback=None):
     if name not in TASK_OF:
         raise NeuroError(f"no trained model for expert {name!r}; trained experts: {', '.join(TASK_OF)}")
     base = pretrain(profile, callback=callback)
-    out = RUNTIME_CACHE / f"{name}-{profile.name}-{checkpoint_id(base)[:12]}"
+    out = RUNTIME_CACHE / f"{name}-{profile.name}-{checkpoint_id(base)[:12]}{data_tag(TASK_OF[name])}"
     train_expert(name, base, out, profile, callback=callback)
     check_lineage(out)
     return load_checkpoint(out)
@@ -88,7 +89,7 @@ def announce_first_use(profile: Profile, names=EXPERT_NAMES) -> bool:
     """One line on stderr, before anything trains, when the profile's experts are not in the cache yet: what will be
     trained and about how long (profiles.py's about_pretrain / about_finetune). True when it printed."""
     missing = [n for n in names
-               if n in TASK_OF and not any(RUNTIME_CACHE.glob(f"{n}-{profile.name}-*/checkpoint.json"))]
+               if n in TASK_OF and not any(RUNTIME_CACHE.glob(f"{n}-{profile.name}-*{data_tag(TASK_OF[n])}/checkpoint.json"))]
     if not missing:
         return False
     fam = profile.tasks.family

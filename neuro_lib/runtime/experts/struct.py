@@ -1,7 +1,7 @@
 """Struct-mini: a description and a schema_id -> a JSON document valid against the schema, decoded under the JSON
 grammar (structured/constrain.py) and, with `grounded` (the default), infer/grounding.GroundedJson: the fields the
 task marks (structured/task.GROUNDED: names, SKUs, cities, attendees as spans of the description; prices,
-temperatures, durations as numbers written in it) are copied from the input. The family base fine-tuned on the
+temperatures, durations as numbers written in it; all six schemas) are copied from the input. The family base fine-tuned on the
 "struct" task (runtime/experts/).
 
     expert = StructMini(model)                # or build_experts()["struct-mini"]
@@ -22,7 +22,8 @@ class StructMini:
     name = "struct-mini"
     skills = ("json",)
     tools = ()
-    contract = {"input": "a description of a product, a weather report or an event, and a schema_id",
+    contract = {"input": "a description of a product, a weather report, an event, an order, a person or a recipe, "
+                         "and a schema_id",
                 "output": "a JSON document valid against the query's schema (constrained decoding)"}
 
     def __init__(self, model, budget: int = 256, grounded: bool = True):

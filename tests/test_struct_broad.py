@@ -1,0 +1,110 @@
+"""Struct-mini's broad generator (structured/broad.py), its place in data/sft.py, and the base it must not change."""
+import argparse
+import hashlib
+import json
+import re
+import sys
+
+import pytest
+
+from neuro_lib.data.sft import DATA_VERSION, data_tag, task_pairs
+from neuro_lib.errors import NeuroError
+from neuro_lib.infer.grounding import dates_in, minutes_in, source_numbers, times_in
+from neuro_lib.profiles import get_profile
+from neuro_lib.structured.broad import SCHEMAS, make_broad_examples, word_pool
+from neuro_lib.structured.schemas import load_schema
+from neuro_lib.structured.task import GROUNDED, make_examples
+from neuro_lib.structured.verify import verify_text
+
+# the base's pretraining task source (data/mixture.py build_tasks) as cached for base-bench-fd45ee937bbeafe9 and
+# base-smoke-6f7d85e1f0fd9116: sha256 of its uint16 tokens, Python 3.11's stdlib (the generators read none of it,
+# but the mixture's cache is per Python version)
+TASKS_SHA256 = "ff4d2c5fe66fd7733ff908ac45564f1dae76b51a2c994671d3e79df3c0426a27"
+
+
+def _grounded(doc, fields, key=None):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _grounded(v, fields, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _grounded(v, fields, key)
+    elif key in fields:
+        yield key, doc
+
+
+def test_examples_cover_six_schemas_and_are_valid():
+    train, held = make_broad_examples(240, seed=0), make_broad_examples(120, seed=0, split="heldout")
+    assert {e.schema_id for e in held} == set(SCHEMAS) == set(GROUNDED)
+    for ex in train + held:
+        assert verify_text(ex.target, load_schema(ex.schema_id))[1] == [], (ex.text, ex.target)
+        assert json.loads(ex.target) == ex.doc and ex.source.startswith(ex.schema_id.encode())
+        assert len(ex.source) + len(ex.target) + 2 <= get_profile("bench").tasks.family.finetune.max_len
+    assert make_broad_examples(7, seed=3) == make_broad_examples(7, seed=3)
+    assert make_broad_examples(7, seed=3) != make_broad_examples(7, seed=4)
+    with pytest.raises(ValueError, match="split"):
+        make_broad_examples(1, split="test")
+
+
+def test_vocabulary_is_open():
+    pool = word_pool()
+    assert len(pool) > 1000 and all(re.fullmatch(r"[a-z]{3,10}", w) for w in pool)
+    ex = make_broad_examples(600, seed=1)
+    names = {e.doc["name"] for e in ex if e.schema_id == "product_v1"}
+    cities = {e.doc["city"] for e in ex if e.schema_id == "weather_v1"}
+    assert len(names) > 90 and len(cities) > 80  # nearly every example its own value (the narrow generator: 100 / 10)
+
+
+def test_every_gold_value_is_reachable_under_grounding():
+    """What grounded decoding allows must include the gold: spans are whole-word substrings, numbers are stated."""
+    for ex in make_broad_examples(300, seed=2) + make_broad_examples(120, seed=2, split="heldout"):
+        src = ex.text.encode()
+        for field, value in _grounded(ex.doc, GROUNDED[ex.schema_id]):
+            kind = GROUNDED[ex.schema_id][field]
+            if kind == "span":
+                assert re.search(rb"(?<![\w\x80-\xff])" + re.escape(value.encode()) + rb"(?![\w\x80-\xff])", src), \
+                    (field, value, ex.text)
+            elif kind in ("date", "time"):
+                assert value.encode() in (dates_in if kind == "date" else times_in)(src), (field, value, ex.text)
+            else:
+                lits = source_numbers(src) if kind == "number" else minutes_in(src)
+                assert any(float(x) == value for x in lits), (field, value, ex.text)
+
+
+def test_heldout_wordings_are_unseen_in_training():
+    train = " ".join(e.text for e in make_broad_examples(1200, seed=5))
+    held = " ".join(e.text for e in make_broad_examples(300, seed=5, split="heldout"))
+    for marker in ("New in:", "Grandma's", "Over in ", "Invite ", "Ref ORD-", "New member ", "yours for"):
+        assert marker not in train and marker in held, marker
+
+
+def test_sft_struct_is_broad_and_the_mixture_keeps_the_templates():
+    assert [p.meta for p in task_pairs("struct", 5, seed=1)] == make_broad_examples(5, seed=1)
+    assert [p.meta for p in task_pairs("struct", 5, seed=1, variant="templates")] == make_examples(5, seed=1)
+    with pytest.raises(NeuroError, match="no variant 'wide'"):
+        task_pairs("struct", 1, variant="wide")
+    from neuro_lib.train.finetune import recipe
+    p = get_profile("smoke")
+    assert recipe("struct", p, 10, 0, 0)["data"] == DATA_VERSION["struct"] and "data" not in recipe("reason", p, 10, 0, 0)
+    assert data_tag("struct") == "-broad-1" and data_tag("code") == ""
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the cached base's mixture was built with Python 3.11")
+def test_the_bases_task_bytes_are_unchanged():
+    """The base's cache key covers the mixture's task documents: they hash as when the bench and smoke bases were
+    built, so the broad generator retrains no base."""
+    from neuro_lib.data.mixture import _tokens, build_tasks
+
+    assert hashlib.sha256(_tokens(build_tasks()).tobytes()).hexdigest() == TASKS_SHA256
+
+
+def test_bench_experts_refuses_an_unknown_expert_before_any_work():
+    from neuro_lib.bench.experts import run
+
+    args = argparse.Namespace(threads=0, n=0, eval="outside", n_outside=-1, profile="smoke", struct_profile=None,
+                              seed=0, experts="struct-mini,poet")
+    with pytest.raises(NeuroError, match="unknown expert 'poet'"):
+        run(args)
+    args.experts, args.eval = "struct-mini", "heldout"
+    with pytest.raises(NeuroError, match="--experts applies to --eval outside"):
+        run(args)
