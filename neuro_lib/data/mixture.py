@@ -11,7 +11,8 @@ Sources (each built deterministically from this Python and the package's own gen
 - ``stdlib-src``: the standard library's .py sources, sorted by path (tests and vendored folders excluded).
 - ``prose``: English prose: the Python reference manual's topic pages (``pydoc_data.topics``, in the stdlib).
   No general-English corpus is installed in the project's environment; this is the prose source that is.
-- ``tasks``: the task generators' *training* templates (data/sft.py: reason, code, struct, chat), laid out as
+- ``tasks``: the task generators' *training* templates (data/sft.py: reason, code, struct, chat; their original
+  "templated" variants, so a broader fine-tuning generator leaves the base unchanged), laid out as
   fine-tuning lays them out (``source <s> target <end>``), so the base has seen the format and the vocabulary.
   Held-out templates are never used. (The reader task's questions come from the docs already in the mix.)
 
@@ -149,7 +150,8 @@ def build_prose() -> list[bytes]:
 def build_tasks() -> list[list[int]]:
     docs = []
     for task, n in TASK_MIX.items():
-        docs += [layout(p) for p in task_pairs(task, n, seed=1_000, split="train")]  # seed apart from fine-tuning's
+        # seed apart from fine-tuning's; the original generators, whatever the fine-tunes use now (the base's key)
+        docs += [layout(p) for p in task_pairs(task, n, seed=1_000, split="train", variant="templated")]
     order = np.random.default_rng(1_000).permutation(len(docs))  # interleave the tasks
     return [docs[i] for i in order]
 

@@ -4,8 +4,9 @@
     generate(child, ByteTokenizer(), prompt_ids(pairs[0].source), eos_id=MARK, temperature=0)   # its answer
 
 Tasks (TASKS), each with a training split and a held-out one that fine-tuning never sees:
-- reason: word problem -> calculator plan (data/word_problems.py; held-out phrasings);
-- code:   task -> Python program (data/word_problems.py; held-out phrasings);
+- reason: word problem -> calculator plan (held-out phrasings; VARIANTS: "templated", data/word_problems.py, and
+  "broad", data/broad_problems.py, the current one);
+- code:   task -> Python program (held-out phrasings; the same two variants);
 - struct: "schema_id: description" -> the JSON document (structured/task.py; held-out phrasings);
 - chat:   user turn -> reply (data/chat.py; held-out phrasings);
 - reader: question + its gold passage -> the answer span (rag/questions.py over stdlib-docs; held-out sections),
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from neuro_lib.data.broad_code import make_broad_code_tasks
+from neuro_lib.data.broad_problems import make_broad_problems
 from neuro_lib.data.chat import generate_chat
 from neuro_lib.data.word_problems import make_code_tasks, make_problems
 from neuro_lib.errors import NeuroError
@@ -30,6 +33,9 @@ TOKENIZER = "byte"   # every task is byte-level: a base must use this tokenizer
 MARK = 256           # the one extra token: answer start and end of document (train/seq2seq.py START = END)
 VOCAB = 257
 READER = dict(chunk_bytes=600, test_fraction=0.25, ctx_bytes=200, prompt_budget=320)
+# generator variants per task, the current one last (tasks absent have one: "templated"). The base's pretraining
+# mixture pins "templated" (data/mixture.py), so a new variant changes the fine-tunes, never the base.
+VARIANTS = {"reason": ("templated", "broad"), "code": ("templated", "broad")}
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,29 @@ def check_task(task: str) -> str:
     return task
 
 
-def task_pairs(task: str, n: int, seed: int = 0, split: str = "train") -> list[Pair]:
-    """`n` pairs of `task` (fewer for reader when the corpus holds fewer questions), deterministic in (seed, split)."""
+def task_variant(task: str, variant: str | None = None) -> str:
+    """The generator variant of `task`: `variant` checked, or the task's current one (the last of VARIANTS)."""
+    known = VARIANTS.get(task, ("templated",))
+    if variant is None:
+        return known[-1]
+    if variant not in known:
+        raise NeuroError(f"task {task!r} has no {variant!r} variant; choose one of {', '.join(known)}")
+    return variant
+
+
+def task_pairs(task: str, n: int, seed: int = 0, split: str = "train", variant: str | None = None) -> list[Pair]:
+    """`n` pairs of `task` (fewer for reader when the corpus holds fewer questions), deterministic in (seed, split,
+    variant); `variant` None is the task's current generator (task_variant)."""
     check_task(task)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    variant = task_variant(task, variant)
     if task == "reason":
-        return [Pair(p.source, p.target, p) for p in make_problems(n, seed=seed, split=split)]
+        make = make_broad_problems if variant == "broad" else make_problems
+        return [Pair(p.source, p.target, p) for p in make(n, seed=seed, split=split)]
     if task == "code":
-        return [Pair(t.source, t.target, t) for t in make_code_tasks(n, seed=seed, split=split)]
+        make = make_broad_code_tasks if variant == "broad" else make_code_tasks
+        return [Pair(t.source, t.target, t) for t in make(n, seed=seed, split=split)]
     if task == "chat":
         return [Pair(e.user.encode(), e.reply.encode(), e) for e in generate_chat(n, seed=seed, split=split)]
     if task == "struct":

@@ -205,11 +205,15 @@ class NumbersFrom:
         self.fallbacks = 0
 
     def region(self, text: bytes) -> bytes | None:
-        """The text written inside the open region, or None outside one."""
+        """The text written inside the open region, or None outside one. When the opener ends in "(" and the closer
+        is ")", parentheses nest: "calc((45-40)/40*100" is still open after "(45-40)"."""
         i = text.rfind(self.opener)
-        if i < 0 or self.closer in text[i + len(self.opener):]:
+        if i < 0:
             return None
-        return text[i + len(self.opener):]
+        inside = text[i + len(self.opener):]
+        if self.opener.endswith(b"(") and self.closer == b")":
+            return inside if inside.count(b"(") >= inside.count(b")") else None
+        return None if self.closer in inside else inside
 
     def __call__(self, ids, logits: torch.Tensor) -> torch.Tensor:
         inside = self.region(_text(ids))
