@@ -444,7 +444,7 @@ REASON_FAMILIES: dict[str, Family] = {
         ("How many {t} are there altogether?", "How many {t} in total?", "What is the total number of {t}?",
          "Find how many {t} there are now.")),
     "share_exact": Family(_share_exact, (
-        _f("{n} has {T} {t}.", "There are {T} {t} in a pile.", "A bag holds {T} {t}."),
+        _f("{n} has {T} {t}.", "There are {T} {t} in a pile.", "{T} {t} have been collected."),
         _f("They are shared equally among {k} {g}.", "They get divided evenly between {k} {g}.",
            "Each of {k} {g} receives the same number of them.")),
         ("How many {t} does each get?", "How many {t} go to each one?", "What is each share?",
@@ -455,7 +455,7 @@ REASON_FAMILIES: dict[str, Family] = {
         ("How much does each pay?", "How much is one share?", "What does each of them get?",
          "Find the amount per person.")),
     "remainder": Family(_remainder, (
-        _f("{n} has {T} {t}.", "There are {T} {t}.", "A jar holds {T} {t}."),
+        _f("{n} has {T} {t}.", "There are {T} {t}.", "The collection counts {T} {t}."),
         _f("They are shared equally among {k} {g}, as many as possible each.",
            "{n} hands them out to {k} {g}, the same number to everyone, as many as possible.",
            "They are dealt evenly to {k} {g} until no full round is left.")),
@@ -472,8 +472,8 @@ REASON_FAMILIES: dict[str, Family] = {
         ("How many {C} are needed for all of them?", "What is the smallest number of {C} that holds them all?",
          "How many {C} must be used?", "Find the fewest {C} needed."), ordered=True),
     "percent_of": Family(_percent_of, (
-        _f("{n} has {x} {t}.", "There are {x} {t} in a box.", "A crate holds {x} {t}."),
-        _f("{p}% of them are red.", "Exactly {p} percent of them are broken.", "{p}% of the {t} are given away.")),
+        _f("{n} has {x} {t}.", "There are {x} {t} in a box.", "A carton is filled with {x} {t}."),
+        _f("{p}% of them are red.", "Exactly {p} percent of them are broken.", "A share of {p} percent is given away.")),
         ("How many is that?", "How many {t} is that percentage?", "Work out that number.",
          "What number does that percentage come to?"), ordered=True),
     "discount": Family(_discount, (
@@ -508,7 +508,7 @@ REASON_FAMILIES: dict[str, Family] = {
         ("What does one cost?", "How much is a single one?", "What is the price of each?",
          "Find the cost of one of them.")),
     "unit_price_scale": Family(_unit_price_scale, (
-        _f("{k} {item} cost {T}.", "{n} paid {T} for {k} {item}.", "The price of {k} {item} is {T}."),),
+        _f("{k} {item} cost {T}.", "{n} paid {T} for {k} {item}.", "{T} buys exactly {k} {item}."),),
         ("How much would {m} of them cost?", "What do {m} cost at the same price each?",
          "At that rate, what is the price of {m}?", "Find the cost of {m} of them at the same rate.")),
     "speed": Family(_speed, (
@@ -570,7 +570,7 @@ REASON_FAMILIES: dict[str, Family] = {
         "How many {big} is {a} {small}?", "Convert {a} {small} to {big}.", "What is {a} {small} in {big}?",
         "Express {a} {small} as {big}.", "{a} {small} makes how many {big}?", "Turn {a} {small} into {big}.")),
     "speed_convert": Family(_speed_convert, (
-        _f("A {v} goes {a} kilometers per hour.", "A {v} holds {a} km per hour."),
+        _f("A {v} goes {a} kilometers per hour.", "A {v} keeps up a speed of {a} kilometers every hour."),
         _f("It travels for {b} hours.", "The journey lasts {b} hours.")),
         ("How many meters does it travel?", "What distance is that in meters?", "How far is that, in meters?",
          "Give the distance in meters.")),

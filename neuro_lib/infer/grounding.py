@@ -221,11 +221,13 @@ class NumbersFrom:
             return logits
         m = re.search(rb"[\d.]*$", inside)
         written = m.group(0)
-        if written:
-            allowed = _number_mask(written, self.allowed, True)
+        others = set(range(logits.size(-1))) - set(b"0123456789.")
+        if written:  # inside a number: continue an allowed literal; once it is complete, an operator may follow
+            allowed = {lit[len(written)] for lit in self.allowed if lit.startswith(written) and len(lit) > len(written)}
+            if written in self.allowed:  # (not _number_mask: in an expression "+", "-" and "e" end a number)
+                allowed |= others
         else:  # not in a number: a digit may only start an allowed literal; other bytes are the model's
-            starts = {lit[0] for lit in self.allowed if lit}
-            allowed = starts | (set(range(logits.size(-1))) - set(b"0123456789."))
+            allowed = {lit[0] for lit in self.allowed if lit} | others
         y = _keep_only(logits, allowed)
         if torch.isinf(y).all():
             self.fallbacks += 1
