@@ -346,7 +346,7 @@ class FinetuneSizes:
     eval_every: int = 0
     # task -> multiple of `steps` (default 1): the broad reason/code generators (data/broad_problems.py) have many
     # more families and wordings than the templated ones, and 600 steps (9,600 pairs) see each family few times
-    task_scale: dict = field(default_factory=lambda: {"reason": 3, "code": 3})
+    task_scale: dict = field(default_factory=lambda: {"reason": 2, "code": 2})
 
 
 @dataclass(frozen=True)
@@ -360,7 +360,7 @@ class FamilySizes:
     bench_seeds: list = field(default_factory=lambda: [0, 1, 2])
     # what the one progress line says about the duration (an estimate from tokens/s on 2 quiet cores, not a budget)
     about_pretrain: str = "about 20 min on 2 quiet cores"
-    about_finetune: str = "2-3 min on 2 quiet cores (reason and code: three times that)"
+    about_finetune: str = "2-3 min on 2 quiet cores (reason and code: twice that)"
 
 
 # Alignment (rlhf/, `neuro bench rlhf`, notebook 10) on the reviews task (data/reviews.py): a small byte GPT

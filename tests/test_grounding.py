@@ -117,6 +117,8 @@ def test_calculator_region_spans_nested_parentheses():
     assert nums.region(b"CALL calc((45-40)/40*100)") is None and nums.region(b"CALL calc(45) -> 45\n") is None
     mask = nums(list(b"CALL calc((45-40)/"), torch.zeros(257))
     assert mask[ord("4")] == 0 and mask[ord("7")] == float("-inf") and mask[ord(")")] == 0
+    after = nums(list(b"CALL calc(45"), torch.zeros(257))  # a complete number: any operator may follow it
+    assert all(after[ord(c)] == 0 for c in "+-*/)") and after[ord("7")] == float("-inf")
 
 
 def test_the_tools_result_is_injected_as_forced_tokens():
