@@ -67,7 +67,7 @@ def chosen_experts(text: str) -> tuple[str, ...]:
 
 def result_rows(reason: dict | None, code: dict | None, judge: dict | None) -> list[dict]:
     rows = []
-    for mode in ("with_tool", "without_tool") if reason else ():
+    for mode in ("with_tool", "grounded", "without_tool") if reason else ():  # grounded: the runtime's mode
         m = reason[mode]
         rows.append({"name": f"reason-mini exact match {mode.replace('_', ' ')}", "value": round(m["exact_match"], 4),
                      "unit": "fraction", "n": reason["n"]})
