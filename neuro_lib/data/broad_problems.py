@@ -160,20 +160,22 @@ def _remainder(rng):
     return dict(n=_pick(rng, NAMES), T=str(T), k=_count_text(rng, k), t=t_pl, g=_pick(rng, GROUPS)), [f"{T}%{k}"]
 
 
-def _whole_groups(rng):
-    k = rng.randint(3, 24)
-    T = k * rng.randint(2, 40) + rng.randint(0, k - 1)
+def _packing(rng, k_max: int, spare_min: int, plan: str):
+    """T things packed k to a container, T = k * whole + spare; `plan` formats T and k (whole groups, containers
+    needed)."""
+    k = rng.randint(3, k_max)
+    T = k * rng.randint(2, 40) + rng.randint(spare_min, k - 1)
     t_pl, _ = _pick(rng, THINGS)
     c_pl, c_sg = _pick(rng, CONTAINERS)
-    return dict(n=_pick(rng, NAMES), T=_big(rng, T), k=str(k), t=t_pl, C=c_pl, c=c_sg), [f"{T}//{k}"]
+    return dict(n=_pick(rng, NAMES), T=_big(rng, T), k=str(k), t=t_pl, C=c_pl, c=c_sg), [plan.format(T=T, k=k)]
+
+
+def _whole_groups(rng):
+    return _packing(rng, 24, 0, "{T}//{k}")
 
 
 def _containers_needed(rng):
-    k = rng.randint(3, 30)
-    T = k * rng.randint(2, 40) + rng.randint(1, k - 1)
-    t_pl, _ = _pick(rng, THINGS)
-    c_pl, c_sg = _pick(rng, CONTAINERS)
-    return dict(n=_pick(rng, NAMES), T=_big(rng, T), k=str(k), t=t_pl, C=c_pl, c=c_sg), [f"ceil({T}/{k})"]
+    return _packing(rng, 30, 1, "ceil({T}/{k})")
 
 
 def _percent_of(rng):
