@@ -348,6 +348,9 @@ class FinetuneSizes:
     n_train: int = 20_000
     n_val: int = 64
     eval_every: int = 0
+    # task -> multiple of `steps` (default 1): the broad reason/code generators (data/broad_problems.py) have many
+    # more families and wordings than the templated ones, and 600 steps (9,600 pairs) see each family few times
+    task_scale: dict = field(default_factory=lambda: {"reason": 2, "code": 2})
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,7 @@ class FamilySizes:
     bench_seeds: list = field(default_factory=lambda: [0, 1, 2])
     # what the one progress line says about the duration (an estimate from tokens/s on 2 quiet cores, not a budget)
     about_pretrain: str = "about 20 min on 2 quiet cores"
-    about_finetune: str = "2-3 min on 2 quiet cores"
+    about_finetune: str = "2-3 min on 2 quiet cores (reason and code: twice that)"
 
 
 # Alignment (rlhf/, `neuro bench rlhf`, notebook 10) on the reviews task (data/reviews.py): a small byte GPT
@@ -494,7 +497,7 @@ class Profile:
 
 STRUCT_MINI = MiniExpertSizes()
 REASON_MINI = ExpertDecodeSizes()
-CODE_MINI = replace(REASON_MINI, budget=100)
+CODE_MINI = replace(REASON_MINI, budget=240)  # the broad generator's longest programs (first primes, Fibonacci lists)
 RAG = RagSizes()
 RAG_FULL = replace(RAG, encoder=dict(buckets=1 << 18, dim=256), encoder_steps=3000, encoder_batch=256,
                    reader_model={"gpt": dict(block_size=768), "aeron": {}}, reader_block=768, ctx_bytes=512,

@@ -183,6 +183,17 @@ def test_calculator_numbers_come_from_the_question():
     assert checked > 0
 
 
+def test_calculator_region_spans_nested_parentheses():
+    """"calc((45-40)/40*100)": the region stays open after the inner ")", so numbers after it are grounded too."""
+    nums = NumbersFrom({b"45", b"40", b"100"})
+    assert nums.region(b"CALL calc((45-40)/") == b"(45-40)/" and nums.region(b"CALL calc(ceil(9/4)") == b"ceil(9/4)"
+    assert nums.region(b"CALL calc((45-40)/40*100)") is None and nums.region(b"CALL calc(45) -> 45\n") is None
+    mask = nums(list(b"CALL calc((45-40)/"), torch.zeros(257))
+    assert mask[ord("4")] == 0 and mask[ord("7")] == float("-inf") and mask[ord(")")] == 0
+    after = nums(list(b"CALL calc(45"), torch.zeros(257))  # a complete number: any operator may follow it
+    assert all(after[ord(c)] == 0 for c in "+-*/)") and after[ord("7")] == float("-inf")
+
+
 def test_the_tools_result_is_injected_as_forced_tokens():
     """The injector runs the calculator when the model writes `CALL calc(...) -> ` and the next tokens are the
     result, forced (no model choice), in the same decode."""

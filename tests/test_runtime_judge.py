@@ -150,7 +150,8 @@ def test_pairwise_breaks_equal_verdicts_by_cost_and_is_swap_consistent():
 
 
 # -- the bench suite's refusals (its full run trains the experts: `neuro bench experts`) ----------------------
-@pytest.mark.parametrize("argv,msg", [(["--n", "-1"], "--n"), (["--profile", "huge"], "unknown profile")])
+@pytest.mark.parametrize("argv,msg", [(["--n", "-1"], "--n"), (["--profile", "huge"], "unknown profile"),
+                                      (["--experts", "reason,vision"], "unknown expert 'vision'")])
 def test_bench_experts_refuses_bad_arguments_before_any_work(argv, msg):
     import argparse
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from neuro_lib.data.sft import DATA_VERSION, data_tag, task_pairs
+from neuro_lib.data.sft import task_pairs
 from neuro_lib.errors import NeuroError
 from neuro_lib.infer.grounding import dates_in, minutes_in, source_numbers, times_in
 from neuro_lib.profiles import get_profile
@@ -80,13 +80,12 @@ def test_heldout_wordings_are_unseen_in_training():
 
 def test_sft_struct_is_broad_and_the_mixture_keeps_the_templates():
     assert [p.meta for p in task_pairs("struct", 5, seed=1)] == make_broad_examples(5, seed=1)
-    assert [p.meta for p in task_pairs("struct", 5, seed=1, variant="templates")] == make_examples(5, seed=1)
-    with pytest.raises(NeuroError, match="no variant 'wide'"):
+    assert [p.meta for p in task_pairs("struct", 5, seed=1, variant="templated")] == make_examples(5, seed=1)
+    with pytest.raises(NeuroError, match="no 'wide' variant"):
         task_pairs("struct", 1, variant="wide")
     from neuro_lib.train.finetune import recipe
     p = get_profile("smoke")
-    assert recipe("struct", p, 10, 0, 0)["data"] == DATA_VERSION["struct"] and "data" not in recipe("reason", p, 10, 0, 0)
-    assert data_tag("struct") == "-broad-1" and data_tag("code") == ""
+    assert recipe("struct", p, 10, 0, 0)["data"] == "broad" and "data" not in recipe("chat", p, 10, 0, 0)
 
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the cached base's mixture was built with Python 3.11")

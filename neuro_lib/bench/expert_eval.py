@@ -1,16 +1,17 @@
 """Held-out evaluations of the runtime's model experts (runtime/experts/), outside the runtime: Reason-mini's exact
-answers with the calculator (grounded and not) and without it, Code-mini's sandboxed outputs. The problems are
-data/word_problems.py's held-out phrasing templates. `neuro bench family` and `neuro bench experts` call these.
+answers with the calculator (grounded and not) and without it, Code-mini's sandboxed outputs. The problems are the
+held-out phrasing templates of a generator variant (data/sft.VARIANTS: "broad", data/broad_problems.py, the
+current one; "templated", data/word_problems.py). `neuro bench family` and `neuro bench experts` call these.
 
     evaluate_reason_mini(get_profile("smoke"), model, n=50)  # {"with_tool": {...}, "grounded": {...}, ...}
-    evaluate_code_mini(get_profile("smoke"), model, n=50)    # {"accuracy", "ran_ok", "program_exact", "per_family"}
+    evaluate_code_mini(get_profile("smoke"), model, n=50, variant="templated")   # {"accuracy", "ran_ok", ...}
 
 `model` defaults to the runtime's cached expert of the profile. Sizes: profiles.py tasks.reason_mini,
 .code_mini (n_eval, decode budget). Tests: tests/test_runtime_experts.py.
 """
 from __future__ import annotations
 
-from neuro_lib.data.word_problems import make_code_tasks, make_problems
+from neuro_lib.data.sft import task_pairs
 from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
 from neuro_lib.runtime.experts.code import CodeMini
@@ -21,14 +22,14 @@ REASON_MODES = {"with_tool": (True, False), "grounded": (True, True), "without_t
 
 
 def evaluate_reason_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0,
-                         problems=None) -> dict:
+                         problems=None, variant: str | None = None) -> dict:
     """Exact match on held-out-template problems: with the calculator, with it and the question's numbers only
     (grounded), and without it (the model's own numbers); per family too."""
     if model is None:
         from neuro_lib.runtime.experts import cached_model
         model = cached_model("reason-mini", profile)[0]
     s = profile.tasks.reason_mini
-    problems = problems or make_problems(n or s.n_eval, seed=seed + 7, split="heldout")
+    problems = problems or [p.meta for p in task_pairs("reason", n or s.n_eval, seed + 7, "heldout", variant)]
     out = {"n": len(problems), "profile": profile.name, "seed": seed}
     write = model_writer(model, s.budget)
     for mode, (use_tool, grounded) in REASON_MODES.items():
@@ -47,14 +48,15 @@ def evaluate_reason_mini(profile: Profile, model=None, n: int | None = None, see
     return out
 
 
-def evaluate_code_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0, tasks=None) -> dict:
+def evaluate_code_mini(profile: Profile, model=None, n: int | None = None, seed: int = 0, tasks=None,
+                       variant: str | None = None) -> dict:
     """Share of held-out-template tasks whose program, run in the sandbox, prints the reference output; also the
     share that ran at all (exit 0), and per family."""
     if model is None:
         from neuro_lib.runtime.experts import cached_model
         model = cached_model("code-mini", profile)[0]
     s = profile.tasks.code_mini
-    tasks = tasks or make_code_tasks(n or s.n_eval, seed=seed + 7, split="heldout")
+    tasks = tasks or [p.meta for p in task_pairs("code", n or s.n_eval, seed + 7, "heldout", variant)]
     expert = CodeMini(model, s.budget)
     right, ran, fam, exact_program = [], [], {}, []
     with Progress(len(tasks), desc="code-mini", unit="task") as bar:

@@ -2,7 +2,8 @@
 
     neuro bench experts --profile smoke --json
     neuro bench experts --profile bench --struct-profile smoke --threads 2 --out data/reference/experts_bench.json
-    neuro bench experts --profile bench --eval outside --experts struct-mini --out data/reference/experts_outside_bench_struct.json
+    neuro bench experts --profile bench --experts reason,code --eval outside --n-outside 0   # two experts only
+    neuro bench experts --profile bench --experts reason,code --variant templated   # the original held-out split
 
 Quality only (step budgets, machine-independent): Reason-mini exact match on held-out-template word problems
 with the calculator and without it (the model's own arithmetic), per family; Code-mini accuracy (the program's
@@ -10,8 +11,10 @@ sandboxed output equals the reference) on held-out-template tasks; judge agreeme
 held-out expert outputs (overall, per method, right answers passed, wrong answers failed), the judge model's
 held-out accuracy, pairwise accuracy and swap consistency. Experts are trained on first use and cached
 (runtime/experts.py); `--struct-profile` picks Struct-mini's sizes separately (its bench budget is the
-longest to train). `neuro bench runtime` calls the same evaluate_* functions. With `--eval outside`, `--experts`
-names the experts to score (the others are neither trained nor loaded) and the rule floors run on their families only.
+longest to train). `--experts` picks some of reason, code, struct, rag (the judge needs all four; with fewer
+its rows are left out, and on the outside sets only the chosen experts' families and their floors are scored);
+`--variant` picks the generator whose held-out phrasings Reason-mini and Code-mini are scored on (data/sft.VARIANTS;
+default: the current one, which they are trained on). `neuro bench runtime` calls the same evaluate_* functions.
 """
 from __future__ import annotations
 
@@ -34,21 +37,39 @@ OUTSIDE_FAMILIES = {"reason-mini": ("math", "compound"), "code-mini": ("code", "
                     "struct-mini": ("json",), "retrieval": ("retrieval",)}
 
 
+EXPERT_FLAG = {"reason": "reason-mini", "code": "code-mini", "struct": "struct-mini", "rag": "retrieval"}
+
+
 def add_arguments(p):
     p.add_argument("--profile", default="smoke", help="sizes from profiles.py (tasks reason_mini, code_mini, experts)")
+    p.add_argument("--experts", default=",".join(EXPERT_FLAG),
+                   help=f"comma-separated experts to score, from {', '.join(EXPERT_FLAG)} (default: all; the judge "
+                        "is scored only with all four)")
+    p.add_argument("--variant", choices=("templated", "broad"), default=None,
+                   help="the generator whose held-out phrasings reason and code are scored on (default: the current "
+                        "one, data/sft.VARIANTS)")
     p.add_argument("--struct-profile", default=None, help="Struct-mini's profile for the judge cases (default: --profile)")
     p.add_argument("--n", type=int, default=0, help="held-out problems per expert (0 = the profile's n_eval)")
-    p.add_argument("--experts", default="",
-                   help=f"with --eval outside: comma-separated experts to score, from {', '.join(OUTSIDE_FAMILIES)} "
-                        "(default: all)")
     add_eval(p)
     add_threads(p)
     add_seed(p, 0)
 
 
-def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:
+def chosen_experts(text: str) -> tuple[str, ...]:
+    """--experts "reason,code" (or the experts' own names, "struct-mini") -> ("reason-mini", "code-mini"), or one
+    sentence naming the unknown one."""
+    full = {**EXPERT_FLAG, **{v: v for v in EXPERT_FLAG.values()}}
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in names if x not in full]
+    if bad or not names:
+        raise NeuroError(f"unknown expert {bad[0] if bad else text!r} for --experts; choose from "
+                         f"{', '.join(EXPERT_FLAG)}")
+    return tuple(dict.fromkeys(full[x] for x in names))
+
+
+def result_rows(reason: dict | None, code: dict | None, judge: dict | None) -> list[dict]:
     rows = []
-    for mode in ("with_tool", "without_tool"):
+    for mode in ("with_tool", "grounded", "without_tool") if reason else ():  # grounded: the runtime's mode
         m = reason[mode]
         rows.append({"name": f"reason-mini exact match {mode.replace('_', ' ')}", "value": round(m["exact_match"], 4),
                      "unit": "fraction", "n": reason["n"]})
@@ -56,10 +77,14 @@ def result_rows(reason: dict, code: dict, judge: dict) -> list[dict]:
                  for fam, v in m["per_family"].items()]
         rows.append({"name": f"reason-mini model calls {mode.replace('_', ' ')}",
                      "value": round(m["model_calls_per_problem"], 3), "unit": "calls/problem"})
-    rows.append({"name": "code-mini accuracy", "value": round(code["accuracy"], 4), "unit": "fraction", "n": code["n"]})
-    rows.append({"name": "code-mini programs ran ok", "value": round(code["ran_ok"], 4), "unit": "fraction"})
-    rows += [{"name": f"code-mini: {fam}", "value": round(v, 4), "unit": "fraction"}
-             for fam, v in code["per_family"].items()]
+    if code:
+        rows.append({"name": "code-mini accuracy", "value": round(code["accuracy"], 4), "unit": "fraction",
+                     "n": code["n"]})
+        rows.append({"name": "code-mini programs ran ok", "value": round(code["ran_ok"], 4), "unit": "fraction"})
+        rows += [{"name": f"code-mini: {fam}", "value": round(v, 4), "unit": "fraction"}
+                 for fam, v in code["per_family"].items()]
+    if not judge:
+        return rows
     for part in ("all", "experts_only"):
         m = judge[part]
         rows.append({"name": f"judge agreement ({part.replace('_', ' ')})", "value": round(m["agreement"], 4),
@@ -81,11 +106,11 @@ def outside_rows(experts: dict, sizes: OutsideEvalSizes, n: int) -> list[dict]:
     from neuro_lib.runtime.experts import Retrieval
 
     sets = outside_sizes(sizes, n)
-    names = [name for name in OUTSIDE_FAMILIES if name in experts]
-    sets = {f: v for f, v in sets.items() if any(f in OUTSIDE_FAMILIES[name] for name in names)}
     rows = []
-    for name in names:
-        items = [it for f in OUTSIDE_FAMILIES[name] for it in sets[f]]
+    for name, fams in OUTSIDE_FAMILIES.items():
+        if name not in experts:
+            continue
+        items = [it for f in fams for it in sets[f]]
         answers = [expert_answer(experts[name], it) for it in items]
         right = [score(it, a.text, a.value, a.ok) for it, a in zip(items, answers)]
         rows += system_rows(name, summarise(items, right, [a.ok for a in answers]))
@@ -93,13 +118,15 @@ def outside_rows(experts: dict, sizes: OutsideEvalSizes, n: int) -> list[dict]:
                                  for it, a in zip(items, answers) if it.family == "json"],
                           [it.schema for it in items if it.family == "json"])
         rows += retrieval_rows(name, items, [a.text for a in answers], [a.ok for a in answers])
-    items = [it for f in sets.values() for it in f]
+    scored = {f for name in experts for f in OUTSIDE_FAMILIES.get(name, ())}
+    items = [it for fam, f in sets.items() if fam in scored for it in f]
     floor = Retrieval(experts["retrieval"].index, "bm25") if "retrieval" in experts else None
     right, ok, js = floor_answers(items, floor)
     rows += system_rows("rule floors", summarise(items, right, ok))
     rows += json_rows("rule floors", js, [it.schema for it in items if it.family == "json"])
-    rows += retrieval_rows("rule floors", items, [expert_answer(floor, it).text if it.family == "retrieval" else ""
-                                                   for it in items], [True] * len(items))
+    if floor is not None:
+        rows += retrieval_rows("rule floors", items, [expert_answer(floor, it).text if it.family == "retrieval"
+                                                       else "" for it in items], [True] * len(items))
     return rows
 
 
@@ -116,28 +143,27 @@ def run(args) -> dict:
     struct_profile = args.struct_profile or args.profile
     profile, struct = get_profile(args.profile), get_profile(struct_profile)  # an unknown one fails before any work
     n = args.n or None
-    chosen = [x.strip() for x in getattr(args, "experts", "").split(",") if x.strip()] or list(OUTSIDE_FAMILIES)
-    bad = [x for x in chosen if x not in OUTSIDE_FAMILIES]
-    if bad:
-        raise NeuroError(f"unknown expert {bad[0]!r} for --experts; choose from {', '.join(OUTSIDE_FAMILIES)}")
-    if args.eval != "outside" and len(chosen) < len(OUTSIDE_FAMILIES):
-        raise NeuroError("--experts applies to --eval outside; the held-out evaluation scores every expert")
-    experts = build_experts(profile, [x for x in ("reason-mini", "code-mini", "retrieval") if x in chosen])
-    if "struct-mini" in chosen:
+    names = chosen_experts(getattr(args, "experts", ",".join(EXPERT_FLAG)))
+    variant = getattr(args, "variant", None)
+    experts = build_experts(profile, tuple(x for x in names if x != "struct-mini"))
+    if "struct-mini" in names:
         experts["struct-mini"] = StructMini(cached_model("struct-mini", struct)[0], struct.tasks.struct_mini.budget)
     if args.eval == "outside":  # the hand-written sets (data/eval/) instead of the generators' held-out phrasings
         config = {"profile": args.profile, "struct_profile": struct_profile, "eval": "outside (data/eval/)",
-                  "experts": chosen,
-                  "outside": outside_sizes(profile.tasks.outside_eval, args.n_outside, counts=True)}
+                  "scored": list(names), "outside": outside_sizes(profile.tasks.outside_eval, args.n_outside,
+                                                                    counts=True)}
         return make_report("experts", config, outside_rows(experts, profile.tasks.outside_eval, args.n_outside))
-    reason = evaluate_reason_mini(profile, experts["reason-mini"].model, n, args.seed)
-    code = evaluate_code_mini(profile, experts["code-mini"].model, n, args.seed)
-    judge = evaluate_judge(profile, experts, n, args.seed)
+    reason = evaluate_reason_mini(profile, experts["reason-mini"].model, n, args.seed, variant=variant) \
+        if "reason-mini" in experts else None
+    code = evaluate_code_mini(profile, experts["code-mini"].model, n, args.seed, variant=variant) \
+        if "code-mini" in experts else None
+    judge = evaluate_judge(profile, experts, n, args.seed) if len(names) == len(EXPERT_FLAG) else None
     tasks = profile.tasks
-    config = {"profile": args.profile, "struct_profile": struct_profile, "seed": args.seed,
-              "reason_mini": asdict(tasks.reason_mini), "code_mini": asdict(tasks.code_mini),
-              "experts": asdict(tasks.experts),
+    config = {"profile": args.profile, "struct_profile": struct_profile, "seed": args.seed, "scored": list(names),
+              "variant": variant or "current", "reason_mini": asdict(tasks.reason_mini),
+              "code_mini": asdict(tasks.code_mini), "experts": asdict(tasks.experts),
               "eval": "held-out phrasing templates; RAG test-split sections"}
     report = make_report("experts", config, result_rows(reason, code, judge))
-    report["examples"] = judge["examples"]
+    if judge:
+        report["examples"] = judge["examples"]
     return report

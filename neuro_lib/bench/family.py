@@ -25,7 +25,7 @@ from neuro_lib.bench.report import make_report
 from neuro_lib.checkpoint import checkpoint_id, load_checkpoint, read_config
 from neuro_lib.data.corpus import CACHE_DIR
 from neuro_lib.data.mixture import MIXTURE_SPEC
-from neuro_lib.data.sft import MARK, data_tag, prompt_ids, task_pairs
+from neuro_lib.data.sft import MARK, prompt_ids, task_pairs, task_variant
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import Profile, get_profile
 from neuro_lib.train.finetune import finetune
@@ -117,8 +117,9 @@ def run(args) -> dict:
     for task in tasks:
         for seed in seeds:
             for arm, (parent, rank) in arms.items():
-                out = root / (f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}-{arm.replace(' ', '-')}-s{seed}-{steps}"
-                              f"{data_tag(task)}")
+                data = "" if task_variant(task) == "templated" else f"-{task_variant(task)}"  # new data: new run
+                arm_name = arm.replace(" ", "-")
+                out = root / f"{args.profile}-{checkpoint_id(parent)[:12]}-{task}{data}-{arm_name}-s{seed}-{steps}"
                 child = finetune(parent, task, out, steps=steps, lora_rank=rank, seed=seed, profile=profile)
                 model = load_checkpoint(child)[0]
                 s = score(model, task, profile, n, seed)

@@ -11,11 +11,10 @@ Sources (each built deterministically from this Python and the package's own gen
 - ``stdlib-src``: the standard library's .py sources, sorted by path (tests and vendored folders excluded).
 - ``prose``: English prose: the Python reference manual's topic pages (``pydoc_data.topics``, in the stdlib).
   No general-English corpus is installed in the project's environment; this is the prose source that is.
-- ``tasks``: the task generators' *training* templates (data/sft.py: reason, code, struct, chat), laid out as
+- ``tasks``: the task generators' *training* templates (data/sft.py: reason, code, struct, chat; their original
+  "templated" variants, so a broader fine-tuning generator leaves the base unchanged), laid out as
   fine-tuning lays them out (``source <s> target <end>``), so the base has seen the format and the vocabulary.
   Held-out templates are never used. (The reader task's questions come from the docs already in the mix.)
-  Each task's generator is pinned (TASK_VARIANT): struct keeps the narrow templates of structured/task.py that the
-  base was pretrained on, while its fine-tune reads the broad generator (data/sft.py), so the base's key is unchanged.
 
 Documents are separated by the extra token 256 (data/sft.MARK); the vocabulary is 257. The last 10 % of each
 source is its validation split (DESIGN.md), scored in bits per byte.
@@ -51,7 +50,6 @@ SOURCES = ("api-docs", "c-docs", "stdlib-src", "prose", "tasks")
 # short run while source code, the biggest source, does not crowd them out
 MIXTURE_SPEC = {"api-docs": 0.30, "c-docs": 0.10, "stdlib-src": 0.20, "prose": 0.15, "tasks": 0.25}
 TASK_MIX = {"reason": 4000, "code": 4000, "struct": 3000, "chat": 3000}  # training-template pairs per task
-TASK_VARIANT = {"struct": "templates"}  # the generator each task's pretraining pairs come from (its bytes are keyed)
 # private, test and deprecated modules; posix is documented through os, and its DATA holds this process's environment
 _SKIP_C = re.compile(r"^(_|xx|test|nis$|spwd$|ossaudiodev$|audioop$|readline$|posix$)")
 _MACHINE_DATA = {"sys"}  # DATA sections that describe this process (argv, path, executable): cut
@@ -109,8 +107,8 @@ def build_prose() -> list[bytes]:
 def build_tasks() -> list[list[int]]:
     docs = []
     for task, n in TASK_MIX.items():
-        docs += [layout(p) for p in task_pairs(task, n, seed=1_000, split="train",  # seed apart from fine-tuning's
-                                               variant=TASK_VARIANT.get(task))]
+        # seed apart from fine-tuning's; the original generators, whatever the fine-tunes use now (the base's key)
+        docs += [layout(p) for p in task_pairs(task, n, seed=1_000, split="train", variant="templated")]
     order = np.random.default_rng(1_000).permutation(len(docs))  # interleave the tasks
     return [docs[i] for i in order]
 

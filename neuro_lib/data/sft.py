@@ -4,11 +4,11 @@
     generate(child, ByteTokenizer(), prompt_ids(pairs[0].source), eos_id=MARK, temperature=0)   # its answer
 
 Tasks (TASKS), each with a training split and a held-out one that fine-tuning never sees:
-- reason: word problem -> calculator plan (data/word_problems.py; held-out phrasings);
-- code:   task -> Python program (data/word_problems.py; held-out phrasings);
-- struct: "schema_id: description" -> the JSON document: by default structured/broad.py (all six schemas, open
-  vocabularies, held-out wordings); variant "templates" is structured/task.py's narrow generator (three schemas,
-  closed word lists), which the base's pretraining mixture keeps (data/mixture.py: its bytes are in the base's key);
+- reason: word problem -> calculator plan (held-out phrasings; VARIANTS: "templated", data/word_problems.py, and
+  "broad", data/broad_problems.py, the current one);
+- code:   task -> Python program (held-out phrasings; the same two variants);
+- struct: "schema_id: description" -> the JSON document (held-out phrasings; "templated", structured/task.py: three
+  schemas, closed word lists, and "broad", structured/broad.py: all six schemas, open vocabularies, the current one);
 - chat:   user turn -> reply (data/chat.py; held-out phrasings);
 - reader: question + its gold passage -> the answer span (rag/questions.py over stdlib-docs; held-out sections),
   in the RAG reader's prompt format (rag/reader.py `fit_prompt`).
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from neuro_lib.data.broad_code import make_broad_code_tasks
+from neuro_lib.data.broad_problems import make_broad_problems
 from neuro_lib.data.chat import generate_chat
 from neuro_lib.data.word_problems import make_code_tasks, make_problems
 from neuro_lib.errors import NeuroError
@@ -32,11 +34,9 @@ TOKENIZER = "byte"   # every task is byte-level: a base must use this tokenizer
 MARK = 256           # the one extra token: answer start and end of document (train/seq2seq.py START = END)
 VOCAB = 257
 READER = dict(chunk_bytes=600, test_fraction=0.25, ctx_bytes=200, prompt_budget=320)
-# a task's generators by variant name; the first is the task's default. A task whose default is not its first
-# generator's data carries DATA_VERSION, which goes into every fine-tune's recipe (train/finetune.py) and the
-# runtime's cache folder name, so a child trained on the old data is never reused for the new.
-VARIANTS = {"struct": ("broad", "templates")}
-DATA_VERSION = {"struct": "broad-1"}
+# generator variants per task, the current one last (tasks absent have one: "templated"). The base's pretraining
+# mixture pins "templated" (data/mixture.py), so a new variant changes the fine-tunes, never the base.
+VARIANTS = {"reason": ("templated", "broad"), "code": ("templated", "broad"), "struct": ("templated", "broad")}
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,29 @@ def check_task(task: str) -> str:
     return task
 
 
-def data_tag(task: str) -> str:
-    """A suffix for the run folders of `task`'s fine-tunes: "" for a task on its first data, "-broad-1" after."""
-    return f"-{DATA_VERSION[task]}" if task in DATA_VERSION else ""
+def task_variant(task: str, variant: str | None = None) -> str:
+    """The generator variant of `task`: `variant` checked, or the task's current one (the last of VARIANTS)."""
+    known = VARIANTS.get(task, ("templated",))
+    if variant is None:
+        return known[-1]
+    if variant not in known:
+        raise NeuroError(f"task {task!r} has no {variant!r} variant; choose one of {', '.join(known)}")
+    return variant
 
 
 def task_pairs(task: str, n: int, seed: int = 0, split: str = "train", variant: str | None = None) -> list[Pair]:
-    """`n` pairs of `task` (fewer for reader when the corpus holds fewer questions), deterministic in (seed, split);
-    `variant` picks one of the task's generators (VARIANTS; None: its default)."""
+    """`n` pairs of `task` (fewer for reader when the corpus holds fewer questions), deterministic in (seed, split,
+    variant); `variant` None is the task's current generator (task_variant)."""
     check_task(task)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    variants = VARIANTS.get(task, ("default",))
-    variant = variant or variants[0]
-    if variant not in variants:
-        raise NeuroError(f"task {task!r} has no variant {variant!r}; choose one of {', '.join(variants)}")
+    variant = task_variant(task, variant)
     if task == "reason":
-        return [Pair(p.source, p.target, p) for p in make_problems(n, seed=seed, split=split)]
+        make = make_broad_problems if variant == "broad" else make_problems
+        return [Pair(p.source, p.target, p) for p in make(n, seed=seed, split=split)]
     if task == "code":
-        return [Pair(t.source, t.target, t) for t in make_code_tasks(n, seed=seed, split=split)]
+        make = make_broad_code_tasks if variant == "broad" else make_code_tasks
+        return [Pair(t.source, t.target, t) for t in make(n, seed=seed, split=split)]
     if task == "chat":
         return [Pair(e.user.encode(), e.reply.encode(), e) for e in generate_chat(n, seed=seed, split=split)]
     if task == "struct":

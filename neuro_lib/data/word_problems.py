@@ -68,14 +68,43 @@ class Problem:
 # -- Reason-mini families: (phrasings, draw(rng) -> (slots, plan builder)) -------------------------------------
 UNITS = [("kilometers", "meters", 1000), ("meters", "centimeters", 100), ("hours", "minutes", 60),
          ("minutes", "seconds", 60), ("kilograms", "grams", 1000), ("days", "hours", 24)]
-ALIASES = {"km": "kilometer"}
+# every conversion a plan may bring (a superset of UNITS, which the templated generator draws from and must keep)
+FACTORS = UNITS + [("weeks", "days", 7), ("liters", "milliliters", 1000), ("feet", "inches", 12),
+                   ("yards", "feet", 3), ("pounds", "ounces", 16), ("centimeters", "millimeters", 10),
+                   ("years", "months", 12), ("dozens", "items", 12), ("gallons", "quarts", 4)]
+ALIASES = {"km": "kilometer", "kg": "kilogram", "cm": "centimeter", "mm": "millimeter", "ml": "milliliter",
+           "hr": "hour", "hrs": "hour", "min": "minute", "mins": "minute", "sec": "second", "secs": "second",
+           "ft": "feet", "foot": "feet", "inches": "inch", "yd": "yard", "oz": "ounce", "lb": "pound", "lbs": "pound"}
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve"]
+# words that bring a number with them: a percentage is out of 100, half divides by 2, ...
+WORD_CONSTANTS = {"percent": "100", "percentage": "100", "per cent": "100", "%": "100", "half": "2", "halves": "2",
+                  "twice": "2", "double": "2", "third": "3", "thirds": "3", "triple": "3", "quarter": "4",
+                  "quarters": "4", "fifth": "5", "fifths": "5", "tenth": "10", "tenths": "10", "dozen": "12"}
 
 
-def unit_factors(question: str) -> set[str]:
-    """The conversion factors a plan may bring without reading them: those of a unit pair the question names
-    (word by word, so "kilometers" does not name "meters")."""
-    words = {ALIASES.get(w, w).removesuffix("s") for w in re.findall(r"[a-z]+", question.lower())}
-    return {str(f) for big, small, f in UNITS if big.removesuffix("s") in words and small.removesuffix("s") in words}
+def _unit(word: str) -> str:
+    """A unit word in one form: "km" and "kilometers" -> "kilometer" ("feet" stays)."""
+    word = ALIASES.get(word, word)
+    return word if word in ("feet", "inch") else word.removesuffix("s")
+
+
+def plan_constants(question: str) -> set[str]:
+    """Numbers a plan may use that the question states without writing them as plain digits: the conversion factor
+    of a unit pair it names (word by word, so "kilometers" does not name "meters"), the number a word brings
+    (WORD_CONSTANTS: "15%" -> 100, "a third" -> 3), small counts written as words ("five" -> 5), numbers written
+    with thousands commas ("1,200" -> 1200), and for a mean the counts of numbers it may average (2 up to how many
+    numbers the question holds)."""
+    low = question.lower()
+    tokens = re.findall(r"[a-z]+", low)
+    units = {_unit(w) for w in tokens}
+    out = {str(f) for big, small, f in FACTORS if _unit(big) in units and _unit(small) in units}
+    out |= {v for k, v in WORD_CONSTANTS.items() if (k in tokens if k.isalpha() else k in low)}
+    out |= {str(NUMBER_WORDS.index(w)) for w in tokens if w in NUMBER_WORDS}
+    out |= {m.replace(",", "") for m in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", question)}
+    if re.search(r"\b(average|mean)\b", low):
+        out |= {str(k) for k in range(2, len(re.findall(r"\d+(?:\.\d+)?", question)) + 1)}
+    return out
 
 
 

@@ -366,11 +366,15 @@ class NumbersFrom:
         self.fallbacks = 0
 
     def region(self, text: bytes) -> bytes | None:
-        """The text written inside the open region, or None outside one."""
+        """The text written inside the open region, or None outside one. When the opener ends in "(" and the closer
+        is ")", parentheses nest: "calc((45-40)/40*100" is still open after "(45-40)"."""
         i = text.rfind(self.opener)
-        if i < 0 or self.closer in text[i + len(self.opener):]:
+        if i < 0:
             return None
-        return text[i + len(self.opener):]
+        inside = text[i + len(self.opener):]
+        if self.opener.endswith(b"(") and self.closer == b")":
+            return inside if inside.count(b"(") >= inside.count(b")") else None
+        return None if self.closer in inside else inside
 
     def __call__(self, ids, logits: torch.Tensor) -> torch.Tensor:
         inside = self.region(_text(ids))
@@ -378,11 +382,13 @@ class NumbersFrom:
             return logits
         m = re.search(rb"[\d.]*$", inside)
         written = m.group(0)
-        if written:
-            allowed = _number_mask(written, self.allowed, True)
+        others = set(range(logits.size(-1))) - set(b"0123456789.")
+        if written:  # inside a number: continue an allowed literal; once it is complete, an operator may follow
+            allowed = {lit[len(written)] for lit in self.allowed if lit.startswith(written) and len(lit) > len(written)}
+            if written in self.allowed:  # (not _number_mask: in an expression "+", "-" and "e" end a number)
+                allowed |= others
         else:  # not in a number: a digit may only start an allowed literal; other bytes are the model's
-            starts = {lit[0] for lit in self.allowed if lit}
-            allowed = starts | (set(range(logits.size(-1))) - set(b"0123456789."))
+            allowed = {lit[0] for lit in self.allowed if lit} | others
         y = _keep_only(logits, allowed)
         if torch.isinf(y).all():
             self.fallbacks += 1

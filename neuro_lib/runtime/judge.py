@@ -39,7 +39,7 @@ import re
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from neuro_lib.data.word_problems import fmt_number, make_code_tasks, make_problems, unit_factors
+from neuro_lib.data.word_problems import fmt_number, make_code_tasks, make_problems, plan_constants
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import Profile
 from neuro_lib.progress import Progress
@@ -186,7 +186,7 @@ def check_recomputed(query: Query, answer: ExpertAnswer, calc=None) -> Verdict:
     if not steps:
         return Verdict(False, 0.0, "recomputed", "no calculator steps to recompute")
     calc = calc or get_tool("calc")
-    known = set(NUMBER.findall(query.text)) | unit_factors(query.text)
+    known = set(NUMBER.findall(query.text)) | plan_constants(query.text)
     checks, reason = [], ""
     for i, (expr, used) in enumerate(steps):
         r = calc.call({"expression": expr})

@@ -33,7 +33,7 @@ from safetensors.torch import save as save_safetensors
 from neuro_lib.atomic import write_atomic
 from neuro_lib.checkpoint import (CKPT_RE, LOCK, METRICS, POINTER, TEMP_RE, check_lineage, lineage, load_checkpoint,
                                   read_config, save_checkpoint)
-from neuro_lib.data.sft import DATA_VERSION, TOKENIZER, VOCAB, check_task, task_pairs
+from neuro_lib.data.sft import TOKENIZER, VOCAB, check_task, task_pairs, task_variant
 from neuro_lib.errors import NeuroError
 from neuro_lib.models.lora import TARGETS, apply_lora, lora_state, merge_lora
 from neuro_lib.profiles import Profile
@@ -61,16 +61,24 @@ def check_base(base) -> dict:
     return cfg
 
 
+def default_steps(task: str, profile: Profile) -> int:
+    """The profile's fine-tuning steps for `task`: finetune.steps times the task's task_scale (default 1)."""
+    s = profile.tasks.family.finetune
+    return s.steps * s.task_scale.get(task, 1)
+
+
 def recipe(task: str, profile: Profile, steps: int, lora_rank: int, seed: int) -> dict:
-    """What makes a fine-tune this fine-tune (besides its parent): part of the child's identity."""
+    """What makes a fine-tune this fine-tune (besides its parent): part of the child's identity. The training data's
+    generator variant (data/sft.VARIANTS) is in it when it is not the original "templated" one (so children made
+    before variants existed keep their identity)."""
     s = profile.tasks.family.finetune
     r = {"version": RECIPE_VERSION, "task": task, "profile": profile.name, "steps": steps, "seed": seed,
          "lora_rank": lora_rank, "batch_size": s.batch_size, "n_train": s.n_train, "max_len": s.max_len,
          "lr": s.lora_lr if lora_rank else s.lr}
     if lora_rank:
         r.update(lora_alpha=s.lora_alpha, lora_targets=list(TARGETS))
-    if task in DATA_VERSION:  # the task's training data changed since its first generator: a new child
-        r["data"] = DATA_VERSION[task]
+    if task_variant(task) != "templated":
+        r["data"] = task_variant(task)
     return r
 
 
@@ -118,7 +126,7 @@ def finetune(base: str | Path, task: str, out: str | Path, *, steps: int | None 
     if steps is not None and steps <= 0:
         raise NeuroError(f"steps must be positive, got {steps}")
     sizes = profile.tasks.family.finetune
-    steps = steps or sizes.steps
+    steps = steps or default_steps(task, profile)
     base, out = Path(base), Path(out)
     check_base(base)
     method = "lora" if lora_rank else "finetune"

@@ -11,7 +11,8 @@ shared recipe (train/finetune.py); the retrieval expert is an index and a rule r
     experts = build_experts(get_profile("smoke"))  # pretrains the base and fine-tunes on first use, then loads
     experts["code-mini"].answer(Query("factorial of 6")).text
 
-Each child is data/cache/runtime/NAME-PROFILE-<base id>[-<data version>]/ (data/sft.data_tag), a checkpoint whose `parent` records the base's id
+Each child is data/cache/runtime/NAME-PROFILE-<base id>[-<recipe hash>]/ (the hash when its training data or steps
+are not the original recipe's), a checkpoint whose `parent` records the base's id
 (checkpoint.lineage): a rebuilt base gets new children, and a child whose parent changed is refused in one
 sentence (checkpoint.check_lineage) before it is loaded. Task generators live in data/ (data/sft.py), held-out
 evaluations in bench/ (bench/expert_eval.py, bench/family.py).
@@ -28,7 +29,6 @@ from pathlib import Path
 
 from neuro_lib.checkpoint import check_lineage, checkpoint_id, load_checkpoint
 from neuro_lib.data.corpus import CACHE_DIR, load_corpus
-from neuro_lib.data.sft import data_tag
 from neuro_lib.errors import NeuroError
 from neuro_lib.profiles import Profile, RagSizes
 from neuro_lib.rag.index import RagIndex, build_index, load_index
@@ -57,6 +57,16 @@ def train_expert(name: str, base: str | Path, out: str | Path, profile: Profile,
     return finetune(base, TASK_OF[name], out, steps=steps, seed=seed, profile=profile, callback=callback)
 
 
+def _recipe_tag(task: str, profile: Profile) -> str:
+    """"" for a child of the original recipe (its folder keeps its name), else "-" and a hash of the recipe (new
+    training data or steps make a new folder, never a clash with an old child)."""
+    from neuro_lib.train.finetune import default_steps, recipe
+    rec = recipe(task, profile, default_steps(task, profile), 0, 0)
+    if "data" not in rec and rec["steps"] == profile.tasks.family.finetune.steps:
+        return ""
+    return "-" + hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def cached_model(name: str, profile: Profile, callback=None):
     """A trained expert's (model, tokenizer, config): the profile's base (pretrained on first use) fine-tuned on
     the expert's task in data/cache/runtime/ (on first use), its lineage checked before it is loaded."""
@@ -64,7 +74,7 @@ def cached_model(name: str, profile: Profile, callback=None):
     if name not in TASK_OF:
         raise NeuroError(f"no trained model for expert {name!r}; trained experts: {', '.join(TASK_OF)}")
     base = pretrain(profile, callback=callback)
-    out = RUNTIME_CACHE / f"{name}-{profile.name}-{checkpoint_id(base)[:12]}{data_tag(TASK_OF[name])}"
+    out = RUNTIME_CACHE / f"{name}-{profile.name}-{checkpoint_id(base)[:12]}{_recipe_tag(TASK_OF[name], profile)}"
     train_expert(name, base, out, profile, callback=callback)
     check_lineage(out)
     return load_checkpoint(out)
@@ -88,8 +98,8 @@ def cached_index(sizes: RagSizes, callback=None) -> RagIndex:
 def announce_first_use(profile: Profile, names=EXPERT_NAMES) -> bool:
     """One line on stderr, before anything trains, when the profile's experts are not in the cache yet: what will be
     trained and about how long (profiles.py's about_pretrain / about_finetune). True when it printed."""
-    missing = [n for n in names
-               if n in TASK_OF and not any(RUNTIME_CACHE.glob(f"{n}-{profile.name}-*{data_tag(TASK_OF[n])}/checkpoint.json"))]
+    missing = [n for n in names if n in TASK_OF and not any(
+        RUNTIME_CACHE.glob(f"{n}-{profile.name}-*{_recipe_tag(TASK_OF[n], profile)}/checkpoint.json"))]
     if not missing:
         return False
     fam = profile.tasks.family

@@ -11,9 +11,10 @@ in ONE decode. With the tool, an infer/grounding.ToolInjector watches the text: 
 the expression through the calculator (neuro_lib.tools Calculator) and injects the true result as forced tokens,
 fed on the same cache (no re-prefill, no second generate); the model goes on from there (a later call copies it,
 like "135*1000"), and when it starts "ANSWER" the answer is the last tool result. With `grounded` (the default),
-infer/grounding.NumbersFrom keeps every number inside calc(...) to the question's numbers, the conversion factors
-of units the question names (data/word_problems.unit_factors) and earlier results. Without the tool the model writes
-every result and the answer itself: the same weights, so the difference is what the calculator buys.
+infer/grounding.NumbersFrom keeps every number inside calc(...) to the question's numbers, the numbers its words
+bring (data/word_problems.plan_constants: the factors of units it names, 100 for "15%", 5 for "five") and earlier
+results. Without the tool the model writes every result and the answer itself: the same weights, so the difference
+is what the calculator buys.
 
     expert = ReasonMini(model)                        # or build_experts()["reason-mini"]
     a = expert.answer(Query("Convert 7 hours to minutes."))
@@ -28,7 +29,7 @@ import re
 import time
 
 from neuro_lib.data.sft import MARK, prompt_ids
-from neuro_lib.data.word_problems import fmt_number, unit_factors
+from neuro_lib.data.word_problems import fmt_number, plan_constants
 from neuro_lib.infer.engine import generate
 from neuro_lib.infer.grounding import NumbersFrom, ToolInjector, chain, numbers_in
 from neuro_lib.runtime.types import ExpertAnswer, Query, ToolCall
@@ -69,8 +70,8 @@ def parse_plan(text: str) -> tuple[list[tuple[str, str]], str | None]:
 
 
 def allowed_numbers(question: str) -> set[bytes]:
-    """Numbers a plan may use before any call: the question's own and the factors of units it names."""
-    return numbers_in(question.encode()) | {f.encode() for f in unit_factors(question)}
+    """Numbers a plan may use before any call: the question's own and those its words bring (plan_constants)."""
+    return numbers_in(question.encode()) | {f.encode() for f in plan_constants(question)}
 
 
 def calc_injector(calc, allowed: set[bytes] | None = None) -> ToolInjector:
