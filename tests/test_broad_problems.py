@@ -119,13 +119,13 @@ def test_plan_constants_are_the_numbers_words_bring():
 
 
 def test_variants_pin_the_original_generators():
-    assert task_variant("reason") == VARIANTS["reason"][-1] == "broad" and task_variant("struct") == "templated"
+    assert task_variant("reason") == VARIANTS["reason"][-1] == "broad" and task_variant("chat") == "templated"
     old = task_pairs("reason", 5, seed=1, variant="templated")
     assert [p.meta for p in old] == make_problems(5, seed=1)
     assert [p.meta for p in task_pairs("code", 5, seed=1, variant="templated")] == make_code_tasks(5, seed=1)
     assert [p.meta for p in task_pairs("code", 5, seed=1)] == make_broad_code_tasks(5, seed=1)
     with pytest.raises(NeuroError, match="no 'broad' variant"):
-        task_pairs("struct", 1, variant="broad")
+        task_pairs("chat", 1, variant="broad")
 
 
 def test_the_base_mixtures_task_documents_are_unchanged():
@@ -140,7 +140,7 @@ def test_new_training_data_is_a_new_fine_tune():
     p = get_profile("smoke")
     s = p.tasks.family.finetune
     assert default_steps("reason", p) == s.steps * s.task_scale["reason"] and default_steps("struct", p) == s.steps
-    assert recipe("reason", p, 10, 0, 0)["data"] == "broad" and "data" not in recipe("struct", p, 10, 0, 0)
-    assert _recipe_tag("struct", p) == "" and _recipe_tag("chat", p) == ""  # old children keep their folders
+    assert recipe("reason", p, 10, 0, 0)["data"] == "broad" and "data" not in recipe("chat", p, 10, 0, 0)
+    assert _recipe_tag("chat", p) == ""  # children of the original data and steps keep their folders
     tag = _recipe_tag("reason", p)
     assert re.fullmatch(r"-[0-9a-f]{8}", tag) and tag != _recipe_tag("code", p)

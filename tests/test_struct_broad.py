@@ -1,9 +1,7 @@
-"""Struct-mini's broad generator (structured/broad.py), its place in data/sft.py, and the base it must not change."""
-import argparse
-import hashlib
+"""Struct-mini's broad generator (structured/broad.py) and its place in data/sft.py (that the base does not change
+is tests/test_broad_problems.py's)."""
 import json
 import re
-import sys
 
 import pytest
 
@@ -16,10 +14,6 @@ from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.task import GROUNDED, make_examples
 from neuro_lib.structured.verify import verify_text
 
-# the base's pretraining task source (data/mixture.py build_tasks) as cached for base-bench-fd45ee937bbeafe9 and
-# base-smoke-6f7d85e1f0fd9116: sha256 of its uint16 tokens, Python 3.11's stdlib (the generators read none of it,
-# but the mixture's cache is per Python version)
-TASKS_SHA256 = "ff4d2c5fe66fd7733ff908ac45564f1dae76b51a2c994671d3e79df3c0426a27"
 
 
 def _grounded(doc, fields, key=None):
@@ -86,24 +80,3 @@ def test_sft_struct_is_broad_and_the_mixture_keeps_the_templates():
     from neuro_lib.train.finetune import recipe
     p = get_profile("smoke")
     assert recipe("struct", p, 10, 0, 0)["data"] == "broad" and "data" not in recipe("chat", p, 10, 0, 0)
-
-
-@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the cached base's mixture was built with Python 3.11")
-def test_the_bases_task_bytes_are_unchanged():
-    """The base's cache key covers the mixture's task documents: they hash as when the bench and smoke bases were
-    built, so the broad generator retrains no base."""
-    from neuro_lib.data.mixture import _tokens, build_tasks
-
-    assert hashlib.sha256(_tokens(build_tasks()).tobytes()).hexdigest() == TASKS_SHA256
-
-
-def test_bench_experts_refuses_an_unknown_expert_before_any_work():
-    from neuro_lib.bench.experts import run
-
-    args = argparse.Namespace(threads=0, n=0, eval="outside", n_outside=-1, profile="smoke", struct_profile=None,
-                              seed=0, experts="struct-mini,poet")
-    with pytest.raises(NeuroError, match="unknown expert 'poet'"):
-        run(args)
-    args.experts, args.eval = "struct-mini", "heldout"
-    with pytest.raises(NeuroError, match="--experts applies to --eval outside"):
-        run(args)
