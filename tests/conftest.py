@@ -84,3 +84,15 @@ def tiny_index(tmp_path_factory):
     path = tmp_path_factory.mktemp("rag") / "docs.txt"
     path.write_bytes(_doc_text())
     return build_index(load_corpus(f"text:{path}"), SIZES, seed=0)
+
+
+def grounded_values(doc, fields, key=None):
+    """(field, value) for every value of a grounded field in a document (array items too)."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from grounded_values(v, fields, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from grounded_values(v, fields, key)
+    elif key in fields:
+        yield key, doc

@@ -18,6 +18,7 @@ from neuro_lib.structured.task import GROUNDED, make_examples
 from neuro_lib.tokenizers import ByteTokenizer
 from neuro_lib.tools import get_tool
 from neuro_lib.train.seq2seq import aeron_config
+from tests.conftest import grounded_values
 
 TINY = dict(vocab_size=257, d_model=32, n_head=2, n_kv_head=1, d_ff=64, rope_theta=10_000.0, dropout=0.0)
 
@@ -43,18 +44,6 @@ class Force:
         return logits
 
 
-def _grounded_values(doc, fields, key=None):
-    """(field, value) for every value of a grounded field in a document (array items too)."""
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _grounded_values(v, fields, k)
-    elif isinstance(doc, list):
-        for v in doc:
-            yield from _grounded_values(v, fields, key)
-    elif key in fields:
-        yield key, doc
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_grounded_json_values_are_spans_and_numbers_of_the_description(seed):
     """An untrained model sampled at temperature 1: whatever it writes, each grounded string is a span of the
@@ -70,7 +59,7 @@ def test_grounded_json_values_are_spans_and_numbers_of_the_description(seed):
         doc = json.loads(out)
         assert c.accepts(out, tok)
         raw = out.decode()
-        for field, value in _grounded_values(doc, fields):
+        for field, value in grounded_values(doc, fields):
             if field in g.ungrounded:  # the grammar refused every candidate the text offers: left to it
                 continue
             if fields[field] == "span":
@@ -159,7 +148,7 @@ def test_grounded_decoding_copies_whole_words():
         out = generate(model, tok, prompt_ids(ex.source), max_new_tokens=300, temperature=1.0, seed=1,
                        processor=g, eos_id=MARK)
         assert c.accepts(out, tok)
-        for field, value in _grounded_values(json.loads(out), fields):
+        for field, value in grounded_values(json.loads(out), fields):
             if field in g.ungrounded or fields[field] != "span":
                 continue
             assert re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", ex.text), (field, value, ex.text)

@@ -13,18 +13,7 @@ from neuro_lib.structured.broad import SCHEMAS, make_broad_examples, word_pool
 from neuro_lib.structured.schemas import load_schema
 from neuro_lib.structured.task import GROUNDED, make_examples
 from neuro_lib.structured.verify import verify_text
-
-
-
-def _grounded(doc, fields, key=None):
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _grounded(v, fields, k)
-    elif isinstance(doc, list):
-        for v in doc:
-            yield from _grounded(v, fields, key)
-    elif key in fields:
-        yield key, doc
+from tests.conftest import grounded_values
 
 
 def test_examples_cover_six_schemas_and_are_valid():
@@ -53,7 +42,7 @@ def test_every_gold_value_is_reachable_under_grounding():
     """What grounded decoding allows must include the gold: spans are whole-word substrings, numbers are stated."""
     for ex in make_broad_examples(300, seed=2) + make_broad_examples(120, seed=2, split="heldout"):
         src = ex.text.encode()
-        for field, value in _grounded(ex.doc, GROUNDED[ex.schema_id]):
+        for field, value in grounded_values(ex.doc, GROUNDED[ex.schema_id]):
             kind = GROUNDED[ex.schema_id][field]
             if kind == "span":
                 assert re.search(rb"(?<![\w\x80-\xff])" + re.escape(value.encode()) + rb"(?![\w\x80-\xff])", src), \
