@@ -1,14 +1,16 @@
 """Figures for notebook 08 (the runtime): the router's confusion matrix, the cost-quality curve (PGR
 against the share of slow calls), expansion vs best-of-N at equal calls, success by family and path,
-and latency by path.
+and latency by path; the experts against the rule floors and issue 21's goals on the outside sets (recorded).
 
 They take the dicts of bench/runtime.py's parts (router_part, expansion_part, runtime_part) or a
 recorded bench report's `details`.
 """
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 
+from neuro_lib.bench import reference
 from neuro_lib.runtime.types import SKILLS
 
 METHODS = {"direct": "direct (1 call)", "expansion": "recursive expansion", "bon_vote": "best-of-N, majority vote",
@@ -85,3 +87,41 @@ def latency_histogram(latency_ms: dict, label: str) -> go.Figure:
 
 def _mean(xs: list) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
+
+
+# (family, metric) -> (record, expert row, floor row, issue 21's goal): the outside sets (data/eval/), bench size
+OUTSIDE_RECORDS = {
+    ("math", "success"): ("experts_outside_bench_reason", "outside reason-mini: math success",
+                          "outside rule floors: math success", 0.7),
+    ("code", "success"): ("experts_outside_bench_reason", "outside code-mini: code success",
+                          "outside rule floors: code success", 0.8),
+    ("json", "field accuracy"): ("experts_outside_bench_struct", "outside struct-mini: json field_accuracy",
+                                 "outside rule floors: json field_accuracy", 0.85),
+    ("json", "exact"): ("experts_outside_bench_struct", "outside struct-mini: json exact",
+                        "outside rule floors: json exact", 0.6),
+    ("retrieval", "answer holds the fact"): ("rag_outside", "stdlib-api names sentence: answer holds the fact",
+                                             "stdlib-docs bm25 span: answer holds the fact", 0.6),
+}
+
+
+def outside_table() -> pd.DataFrame:
+    """The recorded outside-set figures (OUTSIDE_RECORDS) as rows: family, metric, expert, floor, goal, gap to the
+    goal, and the record's label."""
+    rows = []
+    for (family, metric), (name, expert, floor, goal) in OUTSIDE_RECORDS.items():
+        ref = reference.load_reference(name)
+        got = reference.value(ref, expert)
+        rows.append({"family": family, "metric": metric, "expert": got, "floor": reference.value(ref, floor),
+                     "goal": goal, "gap to goal": round(goal - got, 4), "recorded": reference.label(ref)})
+    return pd.DataFrame(rows)
+
+
+def outside_bars(table: pd.DataFrame) -> go.Figure:
+    """Expert vs floor vs goal per family and metric (outside_table's rows)."""
+    x = [f"{f}: {m}" for f, m in zip(table["family"], table["metric"])]
+    fig = go.Figure()
+    fig.add_bar(x=x, y=table["expert"], name="expert (a fine-tune of the base; retrieval: names + rule reader)")
+    fig.add_bar(x=x, y=table["floor"], name="floor (rule parser / regex / BM25 span over stdlib-docs)")
+    fig.add_scatter(x=x, y=table["goal"], mode="markers", marker_symbol="line-ew-open", marker_size=30, name="goal")
+    fig.update_layout(title="outside sets, bench size (recorded)", barmode="group", yaxis_range=[0, 1.05], height=420)
+    return fig
