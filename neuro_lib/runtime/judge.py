@@ -105,8 +105,9 @@ def ungrounded(doc, source: str, schema: dict | None = None) -> list:
     """The values of a JSON document that the source text does not hold (empty: every value is grounded).
     Strings must occur in the text as whole words (case and spacing ignored); a value the schema enumerates
     passes when the text names it (a currency also by its sign: "$42" names USD), or names no value of its enum,
-    but not when the text names another ("cloudy" for "snow", "EUR" for "$42"); numbers must equal one of the text's numbers; an ISO date needs
-    its year, its day and its month (name or number) in the text; booleans and nulls are not checked."""
+    but not when the text names another ("cloudy" for "snow", "EUR" for "$42"); numbers must equal one of the
+    text's numbers; an ISO date needs its year, its day and its month (name or number) in the text; booleans and
+    nulls are not checked."""
     enums = _enums(schema or {}, [])
     text = " ".join(source.lower().split())
     signed = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", source.replace(",", ""))]
