@@ -22,7 +22,7 @@ chose the object, the other words choose among its passages; on a tie the earlie
 opening), then document order; the scores it returns are each passage's BM25 score for the whole question.
 
     table = NameTable(index.passages); table.lookup("heapq.heappop")   # {passage index: 3, ...}
-    ids, scores = NamedRetriever(index.bm25, table, index.passages).search(["What does heapq.heappop return?"], 5)
+    ids, scores = NamedRetriever(index.bm25, table).search(["What does heapq.heappop return?"], 5)
 
 Tests: tests/test_rag_names.py.
 """
