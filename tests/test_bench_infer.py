@@ -48,7 +48,7 @@ def test_decode_scenarios_paged_holds_less_and_decodes_the_same():
         assert got[f"{kind} x4 paged allocated"] < got[f"{kind} x4 contiguous allocated"]
 
 
-def test_speculative_bench_refuses_a_target_no_better_than_its_draft(text_corpus, capsys, monkeypatch):
+def test_speculative_bench_refuses_a_target_no_better_than_its_draft(text_corpus, capsys, monkeypatch, tmp_path):
     """The smoke run trains both models; with a gap no model reaches, it fails in one sentence."""
     from dataclasses import replace
 
@@ -57,5 +57,36 @@ def test_speculative_bench_refuses_a_target_no_better_than_its_draft(text_corpus
     prof = profiles.get_profile("smoke")
     spec = replace(prof.tasks.speculative, min_gap_bpb=99.0, target_steps=2, draft_steps=2)
     monkeypatch.setitem(profiles.PROFILES, "smoke", replace(prof, tasks=replace(prof.tasks, speculative=spec)))
+    monkeypatch.setattr("neuro_lib.data.corpus.CACHE_DIR", tmp_path)
     code = main(["bench", "speculative", "--profile", "smoke", "--corpus", text_corpus, "--threads", "1"])
     assert code == 2 and "is not 99.0 bpb better than the draft" in capsys.readouterr().err
+
+
+def test_speculative_bench_reuses_its_trained_models_unless_told_to_retrain(text_corpus, tmp_path, monkeypatch):
+    """Models trained by steps are cached: a second run times the same models without training, --retrain trains."""
+    import json
+    from dataclasses import replace
+
+    from neuro_lib import profiles
+    from neuro_lib.bench import speculative
+    from neuro_lib.cli import main
+    prof = profiles.get_profile("smoke")
+    spec = replace(prof.tasks.speculative, min_gap_bpb=-99.0, target_steps=2, draft_steps=2, gammas=[2], prompts=1,
+                   new_tokens=8)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(prof, tasks=replace(prof.tasks, speculative=spec)))
+    monkeypatch.setattr("neuro_lib.data.corpus.CACHE_DIR", tmp_path)
+    trained = []
+    real_train = speculative.train_gpt
+    monkeypatch.setattr(speculative, "train_gpt", lambda *a, **k: trained.append(a[0]) or real_train(*a, **k))
+    args = ["bench", "speculative", "--profile", "smoke", "--corpus", text_corpus, "--threads", "1"]
+    reports = []
+    for extra in ([], [], ["--retrain"]):
+        out = tmp_path / f"run{len(reports)}.json"
+        assert main([*args, *extra, "--out", str(out)]) == 0
+        reports.append(json.loads(out.read_text()))
+    assert len(trained) == 4  # target and draft in the first run and again with --retrain, none in the second
+    bpb = [{r["name"]: r["value"] for r in rep["results"] if r["unit"] == "bits/byte"} for rep in reports]
+    assert bpb[0] == bpb[1] and set(bpb[0]) == {"target_val_bpb", "draft_val_bpb"}
+    cached = reports[1]["config"]["cached_models"]
+    assert set(cached) == {"target", "draft"} and all((tmp_path / "speculative" / name).is_dir()
+                                                       for name in cached.values())

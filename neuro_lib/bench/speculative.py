@@ -24,6 +24,9 @@ Per drafter (the draft model; the n-gram prompt-lookup drafter) and per gamma:
 - the accepted count of every round at gamma 4 ("acceptance along a generation").
 `--compile` adds plain greedy decoding through torch.compile(model.step): tokens/s, or the error.
 Timing rows measure the machine: on a shared one they measure contention.
+Models trained by steps are kept in data/cache/speculative (keyed by their sizes, recipe, corpus, seed and
+steps; `--retrain` ignores the cache): the training can run on a loaded machine and the timing again alone,
+and the report names the cached folders it used.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ def add_arguments(p):
     p.add_argument("--gammas", default="", help="comma-separated draft lengths (default: the profile's)")
     p.add_argument("--new-tokens", type=int, default=0, help="tokens per prompt (default: the profile's)")
     p.add_argument("--compile", action="store_true", help="also time plain decoding through torch.compile")
+    p.add_argument("--retrain", action="store_true", help="train the target and draft again, ignoring the cache")
     add_threads(p)
     add_seed(p, 1337)
 
@@ -79,6 +83,24 @@ def verify_seconds(engine: Engine, context: list[int], k: int, repeats: int = 8)
         state.rollback(start)
         engine.step(ids, state)
     return (time.perf_counter() - t0) / repeats
+
+
+def cached_gpt(role: str, model_cfg: dict, window: int, corpus, profile: Profile, seed: int, steps: int,
+               recipe: str = "current", retrain: bool = False):
+    """train_gpt by steps, kept in data/cache/speculative -> (model, tokenizer, val bpb, cache folder name)."""
+    from neuro_lib.checkpoint import POINTER, load_checkpoint, read_config, save_checkpoint
+    from neuro_lib.data.corpus import CACHE_DIR
+    from neuro_lib.train.pretrain import key_hash
+
+    key = {"role": role, "model": model_cfg, "window": window, "corpus": corpus.spec,
+           "corpus_sha256": corpus.sha256, "profile": profile.name, "seed": seed, "steps": steps, "recipe": recipe}
+    run = CACHE_DIR / "speculative" / f"{role}-{profile.name}-{key_hash(key)[:16]}"
+    if not retrain and (run / POINTER).exists() and read_config(run).get("speculative_key") == key:
+        model, tok, cfg = load_checkpoint(run)
+        return model, tok, cfg["val_bpb"], run.name
+    model, tok, bpb = train_gpt(model_cfg, 0, window, corpus, profile, seed, steps, recipe)
+    save_checkpoint(run, model, tok, extra={"speculative_key": key, "val_bpb": bpb})
+    return model, tok, bpb, run.name
 
 
 def _load(run: str):
@@ -198,7 +220,7 @@ def run(args) -> dict:
         raise NeuroError(f"--new-tokens must be positive, got {new_tokens}")
     corpus = load_corpus(args.corpus)
     torch.manual_seed(args.seed)
-    info = {}
+    info, cache = {}, {}
     if args.target:
         target, tok = _load(args.target)
         draft = _load(args.draft) if args.draft else None
@@ -208,10 +230,18 @@ def run(args) -> dict:
     else:
         if args.draft:
             raise NeuroError("--draft needs --target (without them both models are trained here)")
-        target, tok, info["target_val_bpb"] = train_gpt(sizes.target, sizes.target_s, sizes.window, corpus,
-                                                     profile, args.seed, sizes.target_steps, sizes.recipe)
-        draft, _, info["draft_val_bpb"] = train_gpt(sizes.draft, sizes.draft_s, sizes.window, corpus,
-                                                 profile, args.seed, sizes.draft_steps)
+        if sizes.target_steps and sizes.draft_steps:
+            target, tok, info["target_val_bpb"], cache["target"] = cached_gpt(
+                "target", sizes.target, sizes.window, corpus, profile, args.seed, sizes.target_steps, sizes.recipe,
+                args.retrain)
+            draft, _, info["draft_val_bpb"], cache["draft"] = cached_gpt(
+                "draft", sizes.draft, sizes.window, corpus, profile, args.seed, sizes.draft_steps, "current",
+                args.retrain)
+        else:  # a seconds budget gives a different model on every machine: never cached
+            target, tok, info["target_val_bpb"] = train_gpt(sizes.target, sizes.target_s, sizes.window, corpus,
+                                                         profile, args.seed, 0, sizes.recipe)
+            draft, _, info["draft_val_bpb"] = train_gpt(sizes.draft, sizes.draft_s, sizes.window, corpus,
+                                                     profile, args.seed, 0)
         gap = info["draft_val_bpb"] - info["target_val_bpb"]
         if gap < sizes.min_gap_bpb:
             raise NeuroError(f"the target ({info['target_val_bpb']:.3f} bpb) is not {sizes.min_gap_bpb} bpb better "
@@ -225,7 +255,7 @@ def run(args) -> dict:
     config = {"profile": args.profile, "corpus": args.corpus, "target": args.target or "trained here",
               "draft": args.draft or ("trained here" if not args.target else None), "gammas": gammas,
               "new_tokens": new_tokens, "prompts": len(prompts), "prompt_bytes": sizes.prompt_bytes,
-              "threads": torch.get_num_threads(), "seed": args.seed,
+              "threads": torch.get_num_threads(), "seed": args.seed, "cached_models": cache,
               "sizes": {k: v for k, v in asdict(sizes).items()
                         if k in ("target", "draft", "target_s", "draft_s", "window", "target_steps", "draft_steps",
                                  "recipe", "min_gap_bpb")}}

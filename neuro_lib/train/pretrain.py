@@ -54,13 +54,14 @@ def base_key(profile: Profile, mixture: Mixture, seed: int, steps: int | None, s
             "seconds": seconds, "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
 
 
-def _key_hash(key: dict) -> str:
+def key_hash(key: dict) -> str:
+    """A stable hash of a JSON-able cache key (the same key, the same folder name)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def cache_path(profile: Profile, key: dict) -> Path:
     """Where pretrain() keeps the base of `key` when no `out` is given."""
-    return CACHE_DIR / f"base-{profile.name}-{_key_hash(key)[:16]}"
+    return CACHE_DIR / f"base-{profile.name}-{key_hash(key)[:16]}"
 
 
 def _finished(run: Path, key: dict, steps: int, seconds: float | None) -> bool:
@@ -134,7 +135,7 @@ def scratch_base(profile: Profile, seed: int = 0) -> Path:
     from neuro_lib.checkpoint import save_checkpoint
     model_cfg = dict(profile.tasks.family.base, vocab_size=VOCAB, mode="decoder", n_encoder_layer=0)
     key = {"recipe": "family-scratch", "code_version": CODE_VERSION, "model": model_cfg, "seed": seed}
-    run = CACHE_DIR / f"scratch-{profile.name}-{_key_hash(key)[:16]}"
+    run = CACHE_DIR / f"scratch-{profile.name}-{key_hash(key)[:16]}"
     if (run / POINTER).exists() and read_config(run).get("scratch_key") == key:
         return run
     torch.manual_seed(seed)  # the same initialisation pretrain() starts from
